@@ -1,0 +1,142 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+/// Layout (DESIGN.md section 7): `Shared/` holds what more than one service uses, `Services/<Name>/`
+/// holds one service as a library (`Service/`) plus a thin executable (`Main/`).
+let package = Package(
+    name: "MarketplaceOnboarding",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "identity", targets: ["identity"]),
+        .executable(name: "organization", targets: ["organization"]),
+        .executable(name: "marketplace-link", targets: ["marketplace-link"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
+        .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+        .package(url: "https://github.com/adam-fowler/compress-nio.git", from: "1.5.0"),
+    ],
+    targets: [
+        // MARK: HTTP/2 engine: the only place that touches libnghttp2's C API.
+        .systemLibrary(
+            name: "CNGHTTP2",
+            path: "Shared/CNGHTTP2",
+            pkgConfig: "libnghttp2",
+            providers: [.apt(["libnghttp2-dev"])]
+        ),
+        .target(
+            name: "NGHTTP2",
+            dependencies: [
+                "CNGHTTP2",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            path: "Shared/NGHTTP2"
+        ),
+
+        // MARK: RPC core: method declarations, errors, call context, proto3 JSON. No HTTP/2 in here.
+        .target(
+            name: "RPCCore",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOFoundationCompat", package: "swift-nio"),
+            ],
+            path: "Shared/RPCCore"
+        ),
+
+        // MARK: The shared model: every RPC declared once, with its messages.
+        .target(
+            name: "Contracts",
+            dependencies: ["RPCCore"],
+            path: "Shared/Contracts"
+        ),
+
+        // MARK: Connect protocol over HTTP/2 (nghttp2) and HTTP/1.1 (NIOHTTP1), server and client.
+        .target(
+            name: "ConnectTransport",
+            dependencies: [
+                "NGHTTP2",
+                "RPCCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "CompressNIO", package: "compress-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ],
+            path: "Shared/ConnectTransport"
+        ),
+
+        // MARK: What every service process needs: configuration, logging, metrics, storage, lifecycle, health.
+        .target(
+            name: "ServiceRuntime",
+            dependencies: [
+                "ConnectTransport",
+                "Contracts",
+                "RPCCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            path: "Shared/ServiceRuntime"
+        ),
+
+        // MARK: Services: a library holding everything the service does, and a thin executable.
+        .target(name: "IdentityService", dependencies: ["ServiceRuntime", "Contracts"], path: "Services/Identity/Service"),
+        .executableTarget(name: "identity", dependencies: ["IdentityService", "ServiceRuntime"], path: "Services/Identity/Main"),
+        .target(name: "OrganizationService", dependencies: ["ServiceRuntime", "Contracts"], path: "Services/Organization/Service"),
+        .executableTarget(name: "organization", dependencies: ["OrganizationService", "ServiceRuntime"], path: "Services/Organization/Main"),
+        .target(name: "MarketplaceLinkService", dependencies: ["ServiceRuntime", "Contracts"], path: "Services/MarketplaceLink/Service"),
+        .executableTarget(name: "marketplace-link", dependencies: ["MarketplaceLinkService", "ServiceRuntime"], path: "Services/MarketplaceLink/Main"),
+
+        // MARK: Tests
+        .target(
+            name: "TestSupport",
+            dependencies: [
+                "ConnectTransport", "RPCCore", "Contracts", "ServiceRuntime",
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            path: "Tests/TestSupport"
+        ),
+        .testTarget(
+            name: "NGHTTP2Tests",
+            dependencies: ["NGHTTP2", .product(name: "NIOCore", package: "swift-nio")],
+            path: "Tests/NGHTTP2Tests"
+        ),
+        .testTarget(
+            name: "RPCCoreTests",
+            dependencies: ["RPCCore", "Contracts"],
+            path: "Tests/RPCCoreTests"
+        ),
+        .testTarget(
+            name: "ConnectTransportTests",
+            dependencies: ["ConnectTransport", "RPCCore", "Contracts", "TestSupport"],
+            path: "Tests/ConnectTransportTests"
+        ),
+        .testTarget(
+            name: "ServiceRuntimeTests",
+            dependencies: ["ServiceRuntime", "ConnectTransport", "Contracts", "TestSupport"],
+            path: "Tests/ServiceRuntimeTests"
+        ),
+        .testTarget(
+            name: "EndToEndTests",
+            dependencies: [
+                "TestSupport", "ConnectTransport", "Contracts",
+                "identity", "organization", "marketplace-link",
+            ],
+            path: "Tests/EndToEndTests"
+        ),
+    ]
+)

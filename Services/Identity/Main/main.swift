@@ -1,0 +1,4 @@
+import IdentityService
+import ServiceRuntime
+
+await ServiceMain.run(IdentityDefinition.make())

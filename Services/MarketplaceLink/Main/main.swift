@@ -1,0 +1,4 @@
+import MarketplaceLinkService
+import ServiceRuntime
+
+await ServiceMain.run(MarketplaceLinkDefinition.make())

@@ -1,0 +1,4 @@
+import OrganizationService
+import ServiceRuntime
+
+await ServiceMain.run(OrganizationDefinition.make())

@@ -1,0 +1,193 @@
+import Foundation
+import CompressNIO
+import Logging
+import NGHTTP2
+import NIOCore
+import NIOPosix
+import RPCCore
+
+/// Calls one upstream service with the Connect protocol (unary, JSON) over one multiplexed
+/// HTTP/2 connection, opened lazily and reopened with backoff.
+public final class ConnectClient: Sendable {
+    /// Where and how to call.
+    public struct Configuration: Sendable {
+        /// `http://host:port` (h2c, prior knowledge) or `https://host:port` (TLS, ALPN h2).
+        public var baseURL: String
+        public var tls: TLSClientSettings
+        /// Sent with every call, so internal-only methods accept them.
+        public var credential: ServiceCredential?
+        public var http2: HTTP2Limits
+        public var connectTimeout: TimeAmount
+        /// Attempts for a call the server did not start (refused, or cut off by GOAWAY).
+        public var maxAttempts: Int
+
+        public init(baseURL: String, tls: TLSClientSettings = TLSClientSettings(), credential: ServiceCredential? = nil,
+                    http2: HTTP2Limits = HTTP2Limits(maxBodyBytes: 16 << 20), connectTimeout: TimeAmount = .seconds(5),
+                    maxAttempts: Int = 3) {
+            self.baseURL = baseURL
+            self.tls = tls
+            self.credential = credential
+            self.http2 = http2
+            self.connectTimeout = connectTimeout
+            self.maxAttempts = maxAttempts
+        }
+    }
+
+    private let configuration: Configuration
+    private let pool: HTTP2ConnectionPool
+    private let authority: String
+    private let scheme: String
+
+    public init(configuration: Configuration, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) throws {
+        let target = try UpstreamAddress(parsing: configuration.baseURL)
+        self.configuration = configuration
+        self.authority = "\(target.host):\(target.port)"
+        self.scheme = target.secure ? "https" : "http"
+        self.pool = HTTP2ConnectionPool(target: target, configuration: configuration, group: group)
+    }
+
+    /// Per-call settings.
+    public struct CallOptions: Sendable {
+        /// The caller stops waiting after this long; sent as `connect-timeout-ms`.
+        public var timeout: Duration?
+        /// The end user's access token, sent as `authorization: Bearer`.
+        public var bearerToken: String?
+        /// More request headers (lowercase names).
+        public var headers: [(name: String, value: String)]
+
+        public init(timeout: Duration? = nil, bearerToken: String? = nil, headers: [(name: String, value: String)] = []) {
+            self.timeout = timeout
+            self.bearerToken = bearerToken
+            self.headers = headers
+        }
+    }
+
+    /// Calls `method`. Every failure is an `RPCError`: the server's own, or one inferred from the
+    /// HTTP status, or `unavailable` / `deadline_exceeded` / `canceled` from this side.
+    public func call<Request, Response>(_ method: RPCMethod<Request, Response>, _ request: Request,
+                                        options: CallOptions = CallOptions()) async throws(RPCError) -> Response {
+        let body: ByteBuffer
+        do {
+            body = try ProtoJSON.encode(request)
+        } catch {
+            throw RPCError(.internal, "cannot encode the request: \(error)")
+        }
+        let response = try await send(path: method.path, body: body, options: options)
+        return try Self.decode(Response.self, from: response)
+    }
+
+    /// Closes the connection.
+    public func close() async {
+        await pool.close()
+    }
+
+    // MARK: Sending
+
+    private func send(path: String, body: ByteBuffer, options: CallOptions) async throws(RPCError) -> HTTP2Message {
+        let deadline = options.timeout.map { NIODeadline.now() + TimeAmount.nanoseconds(Int64($0.components.seconds) * 1_000_000_000 + $0.components.attoseconds / 1_000_000_000) }
+        var headers = [
+            HTTPField(name: ":method", value: "POST"),
+            HTTPField(name: ":scheme", value: scheme),
+            HTTPField(name: ":authority", value: authority),
+            HTTPField(name: ":path", value: path),
+            HTTPField(name: "content-type", value: "application/json"),
+            HTTPField(name: "connect-protocol-version", value: "1"),
+            HTTPField(name: "accept-encoding", value: "gzip"),
+        ]
+        if let timeout = options.timeout {
+            let milliseconds = max(1, timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)
+            headers.append(HTTPField(name: "connect-timeout-ms", value: String(milliseconds)))
+        }
+        if let credential = configuration.credential {
+            headers.append(HTTPField(name: serviceCredentialHeader, value: credential.headerValue))
+        }
+        if let token = options.bearerToken {
+            headers.append(HTTPField(name: "authorization", value: "Bearer \(token)"))
+        }
+        for header in options.headers {
+            headers.append(HTTPField(name: header.name.lowercased(), value: header.value))
+        }
+
+        var attempt = 0
+        while true {
+            attempt += 1
+            if Task.isCancelled { throw RPCError(.canceled, "the call was canceled") }
+            if let deadline, deadline <= .now() {
+                throw RPCError(.deadlineExceeded, "the call did not finish before its deadline")
+            }
+            let connection = try await pool.connection()
+            switch try await connection.execute(headers: headers, body: body, deadline: deadline) {
+            case .response(let message):
+                return message
+            case .failed(let error):
+                throw error
+            case .refused:
+                // The server did not start this call; it is safe to send it again on a fresh connection.
+                pool.discard(connection)
+                if attempt >= configuration.maxAttempts {
+                    throw RPCError(.unavailable, "the server refused the call \(attempt) times (it may be shutting down)")
+                }
+            }
+        }
+    }
+
+    static func decode<Response: Decodable>(_ type: Response.Type, from message: HTTP2Message) throws(RPCError) -> Response {
+        var body = message.body
+        if message["content-encoding"]?.lowercased() == "gzip", body.readableBytes > 0 {
+            do {
+                body = try body.decompress(with: .gzip(), maxSize: 64 << 20)
+            } catch {
+                throw RPCError(.internal, "the server sent a corrupt gzip body")
+            }
+        }
+        let status = Int(message[":status"] ?? "") ?? 0
+        guard status == 200 else {
+            if message["content-type"]?.hasPrefix("application/json") == true,
+               let wire = try? ProtoJSON.decode(RPCError.WireBody.self, from: body),
+               let code = ConnectCode(rawValue: wire.code) {
+                throw RPCError(code, wire.message ?? "")
+            }
+            throw RPCError(ConnectCode.inferred(fromHTTPStatus: status), "HTTP status \(status) without a Connect error body")
+        }
+        do {
+            return try ProtoJSON.decode(Response.self, from: body)
+        } catch {
+            throw RPCError(.internal, "the server's response does not decode: \(error.message)")
+        }
+    }
+}
+
+/// Host, port and scheme of an upstream, parsed from its base URL.
+struct UpstreamAddress: Sendable {
+    var host: String
+    var port: Int
+    var secure: Bool
+
+    init(parsing url: String) throws {
+        let secure: Bool
+        let rest: Substring
+        if url.hasPrefix("https://") {
+            secure = true
+            rest = url.dropFirst(8)
+        } else if url.hasPrefix("http://") {
+            secure = false
+            rest = url.dropFirst(7)
+        } else {
+            throw ConfigurationError("upstream URL '\(url)' must start with http:// or https://")
+        }
+        let hostPort = rest.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
+        guard let colon = hostPort.lastIndex(of: ":"), let port = Int(hostPort[hostPort.index(after: colon)...]),
+              (1...65535).contains(port) else {
+            self.init(host: String(hostPort), port: secure ? 443 : 80, secure: secure)
+            guard !host.isEmpty else { throw ConfigurationError("upstream URL '\(url)' has no host") }
+            return
+        }
+        self.init(host: String(hostPort[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]")), port: port, secure: secure)
+    }
+
+    init(host: String, port: Int, secure: Bool) {
+        self.host = host
+        self.port = port
+        self.secure = secure
+    }
+}

@@ -1,0 +1,181 @@
+import NGHTTP2
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+import NIOSSL
+import RPCCore
+
+/// Keeps one HTTP/2 connection to an upstream: opens it on first use, replaces it after GOAWAY or
+/// close, and after a failed connect refuses calls fast until a growing, jittered backoff has passed.
+final class HTTP2ConnectionPool: Sendable {
+    private let target: UpstreamAddress
+    private let configuration: ConnectClient.Configuration
+    private let group: any EventLoopGroup
+    private let state = NIOLockedValueBox(State())
+
+    private struct State {
+        enum Phase {
+            case idle
+            case connecting(EventLoopFuture<HTTP2ClientConnection>)
+            case ready(HTTP2ClientConnection)
+            case backingOff(until: NIODeadline, error: RPCError)
+            case closed
+        }
+        var phase = Phase.idle
+        var failures = 0
+    }
+
+    init(target: UpstreamAddress, configuration: ConnectClient.Configuration, group: any EventLoopGroup) {
+        self.target = target
+        self.configuration = configuration
+        self.group = group
+    }
+
+    /// A connection to send on, opening one if needed.
+    func connection() async throws(RPCError) -> HTTP2ClientConnection {
+        let next: Result<EventLoopFuture<HTTP2ClientConnection>, RPCError> = state.withLockedValue { state in
+            switch state.phase {
+            case .ready(let connection):
+                return .success(connection.channel.eventLoop.makeSucceededFuture(connection))
+            case .connecting(let future):
+                return .success(future)
+            case .backingOff(let until, let error) where NIODeadline.now() < until:
+                return .failure(error)
+            case .closed:
+                return .failure(RPCError(.unavailable, "the client is closed"))
+            case .idle, .backingOff:
+                let future = connect()
+                state.phase = .connecting(future)
+                return .success(future)
+            }
+        }
+        let future = try next.get()
+        do {
+            return try await future.get()
+        } catch let error as RPCError {
+            throw error
+        } catch {
+            throw RPCError(.unavailable, "cannot reach \(target.host):\(target.port): \(error)")
+        }
+    }
+
+    /// Stops handing out `connection` (it is going away or refused a call).
+    func discard(_ connection: HTTP2ClientConnection) {
+        state.withLockedValue { state in
+            if case .ready(let current) = state.phase, current === connection {
+                state.phase = .idle
+            }
+        }
+    }
+
+    func close() async {
+        let phase = state.withLockedValue { state in
+            let phase = state.phase
+            state.phase = .closed
+            return phase
+        }
+        switch phase {
+        case .ready(let connection): try? await connection.channel.close()
+        case .connecting(let future): try? await future.get().channel.close()
+        default: break
+        }
+    }
+
+    private func connect() -> EventLoopFuture<HTTP2ClientConnection> {
+        let loop = group.next()
+        let limits = configuration.http2
+        let target = self.target
+        let sslContext: NIOSSLContext?
+        do {
+            sslContext = target.secure ? try configuration.tls.makeContext() : nil
+        } catch {
+            return loop.makeFailedFuture(RPCError(.unavailable, "TLS settings for \(target.host) are unusable: \(error)"))
+        }
+        let opened = NIOLockedValueBox<HTTP2ClientConnection?>(nil)
+        let onGoingAway: @Sendable () -> Void = { [weak self] in
+            if let connection = opened.withLockedValue({ $0 }) { self?.discard(connection) }
+        }
+        let future = ClientBootstrap(group: loop)
+            .connectTimeout(configuration.connectTimeout)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let operations = channel.pipeline.syncOperations
+                    if let sslContext {
+                        try operations.addHandler(NIOSSLClientHandler(context: sslContext, serverHostname: target.host.isIPAddress ? nil : target.host))
+                    }
+                    try operations.addHandler(HTTP2ClientHandler(limits: limits, onGoingAway: onGoingAway))
+                }
+            }
+            .connect(host: target.host, port: target.port)
+            .flatMapThrowing { channel -> HTTP2ClientConnection in
+                let handler = try channel.pipeline.syncOperations.handler(type: HTTP2ClientHandler.self)
+                let connection = HTTP2ClientConnection(channel: channel, handler: handler)
+                opened.withLockedValue { $0 = connection }
+                channel.closeFuture.whenComplete { [weak self] _ in self?.discard(connection) }
+                return connection
+            }
+        future.whenComplete { [weak self] result in
+            self?.connectFinished(result)
+        }
+        return future
+    }
+
+    private func connectFinished(_ result: Result<HTTP2ClientConnection, any Error>) {
+        state.withLockedValue { state in
+            guard case .connecting = state.phase else { return }
+            switch result {
+            case .success(let connection):
+                state.failures = 0
+                state.phase = connection.channel.isActive ? .ready(connection) : .idle
+            case .failure(let error):
+                state.failures += 1
+                // Full jitter over an exponential ceiling: 50 ms, 100 ms, ... up to 2 s.
+                let ceiling = min(2_000, 50 << min(state.failures - 1, 6))
+                let delay = TimeAmount.milliseconds(Int64.random(in: 0...Int64(ceiling)))
+                state.phase = .backingOff(until: .now() + delay,
+                                          error: RPCError(.unavailable, "cannot connect to \(target.host):\(target.port): \(error)"))
+            }
+        }
+    }
+}
+
+/// One open HTTP/2 connection to an upstream.
+final class HTTP2ClientConnection: Sendable {
+    let channel: any Channel
+    private let handler: NIOLoopBound<HTTP2ClientHandler>
+    private static let tokens = NIOLockedValueBox<UInt64>(0)
+
+    init(channel: any Channel, handler: HTTP2ClientHandler) {
+        self.channel = channel
+        self.handler = NIOLoopBound(handler, eventLoop: channel.eventLoop)
+    }
+
+    /// Sends one request and waits for its outcome; cancelling the task resets the stream.
+    func execute(headers: [HTTPField], body: ByteBuffer, deadline: NIODeadline?) async throws(RPCError) -> HTTP2ClientHandler.Outcome {
+        let token = Self.tokens.withLockedValue { value in
+            value &+= 1
+            return value
+        }
+        let loop = channel.eventLoop
+        let promise = loop.makePromise(of: HTTP2ClientHandler.Outcome.self)
+        let handler = self.handler
+        loop.execute {
+            handler.value.submit(headers: headers, body: body, deadline: deadline, token: token, promise: promise)
+        }
+        let outcome = await withTaskCancellationHandler {
+            try? await promise.futureResult.get()
+        } onCancel: {
+            loop.execute {
+                handler.value.abandon(token: token, with: RPCError(.canceled, "the call was canceled"))
+            }
+        }
+        return outcome ?? .failed(RPCError(.unavailable, "the call was lost"))
+    }
+}
+
+extension String {
+    fileprivate var isIPAddress: Bool {
+        (try? SocketAddress(ipAddress: self, port: 0)) != nil
+    }
+}

@@ -1,0 +1,56 @@
+import NIOCore
+
+/// A whole HTTP request as the Connect layer sees it, whatever HTTP version carried it.
+public struct HTTPRequest: Sendable {
+    public var method: String
+    /// Path and query, e.g. `/grpc.health.v1.Health/Check`.
+    public var target: String
+    /// Header fields, names lowercased, pseudo-headers removed.
+    public var headers: [(name: String, value: String)]
+    public var body: ByteBuffer
+    public var peerAddress: String?
+    /// The verified TLS client certificate's common name, when the connection has one.
+    public var tlsClientIdentity: String?
+
+    public init(method: String, target: String, headers: [(name: String, value: String)], body: ByteBuffer,
+                peerAddress: String? = nil, tlsClientIdentity: String? = nil) {
+        self.method = method
+        self.target = target
+        self.headers = headers
+        self.body = body
+        self.peerAddress = peerAddress
+        self.tlsClientIdentity = tlsClientIdentity
+    }
+
+    /// The first value of a header by lowercase name.
+    public func header(_ name: String) -> String? {
+        headers.first { $0.name == name }?.value
+    }
+
+    /// The target without its query string.
+    public var path: Substring {
+        target.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
+    }
+}
+
+/// A whole HTTP response.
+public struct HTTPResponse: Sendable {
+    public var status: Int
+    /// Header fields, names lowercased.
+    public var headers: [(name: String, value: String)]
+    public var body: ByteBuffer
+
+    public init(status: Int, headers: [(name: String, value: String)] = [], body: ByteBuffer = ByteBuffer()) {
+        self.status = status
+        self.headers = headers
+        self.body = body
+    }
+
+    /// A plain-text response, for the probe and metrics endpoints.
+    public static func text(_ status: Int, _ text: String, contentType: String = "text/plain; charset=utf-8") -> HTTPResponse {
+        HTTPResponse(status: status, headers: [("content-type", contentType)], body: ByteBuffer(string: text))
+    }
+}
+
+/// The handler of a plain HTTP `GET` route (`/healthz`, `/readyz`, `/metrics`).
+public typealias PlainRoute = @Sendable () async -> HTTPResponse

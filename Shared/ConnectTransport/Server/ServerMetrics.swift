@@ -1,0 +1,33 @@
+import Prometheus
+
+/// The RPC server's Prometheus series: calls by method and code, and call latency by method.
+public struct ServerMetrics: Sendable {
+    public let registry: PrometheusCollectorRegistry
+    private static let buckets: [Duration] = [
+        .microseconds(100), .microseconds(250), .microseconds(500), .milliseconds(1), .milliseconds(2.5),
+        .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100),
+        .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(2.5), .seconds(5), .seconds(10),
+    ]
+
+    public init(registry: PrometheusCollectorRegistry) {
+        self.registry = registry
+    }
+
+    /// Counts one finished call. `method` must be a registered path (or "unknown"), so the number of
+    /// series stays bounded whatever clients send.
+    func record(method: String, code: String, duration: Duration) {
+        let calls = MetricNameDescriptor(namespace: "rpc", subsystem: "server", metricName: "calls", unitName: "total",
+                                         helpText: "Finished RPC calls by method and Connect code (ok for success).")
+        let latency = MetricNameDescriptor(namespace: "rpc", subsystem: "server", metricName: "call_duration", unitName: "seconds",
+                                           helpText: "RPC call latency by method.")
+        registry.makeCounter(descriptor: calls, labels: [("method", method), ("code", code)]).increment()
+        registry.makeDurationHistogram(descriptor: latency, labels: [("method", method)], buckets: Self.buckets).record(duration)
+    }
+
+    /// The Prometheus text exposition of every series in the registry.
+    public func exposition() -> [UInt8] {
+        var bytes: [UInt8] = []
+        registry.emit(into: &bytes)
+        return bytes
+    }
+}

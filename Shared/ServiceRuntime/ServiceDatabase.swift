@@ -1,0 +1,39 @@
+import Foundation
+import GRDB
+
+/// A service's own SQLite database, in its own data directory, migrated when opened.
+public struct ServiceDatabase: Sendable {
+    /// The GRDB pool: WAL mode, one writer, concurrent readers.
+    public let pool: DatabasePool
+
+    /// Opens (creating if needed) `<directory>/<name>.sqlite` and applies every pending migration.
+    public init(directory: String, name: String, migrator: DatabaseMigrator) throws {
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(5)
+        configuration.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+        }
+        pool = try DatabasePool(path: (directory as NSString).appendingPathComponent("\(name).sqlite"), configuration: configuration)
+        try Self.runtimeMigrator.migrate(pool)
+        try migrator.migrate(pool)
+    }
+
+    /// Tables every service has, owned by the runtime.
+    private static var runtimeMigrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("runtime v1: service metadata") { db in
+            try db.create(table: "service_metadata") { table in
+                table.primaryKey("key", .text)
+                table.column("value", .text).notNull()
+            }
+            try db.execute(sql: "INSERT INTO service_metadata (key, value) VALUES ('created_at', datetime('now'))")
+        }
+        return migrator
+    }
+
+    /// True when the database answers a query (the readiness probe).
+    public func isReachable() async -> Bool {
+        (try? await pool.read { db in try Int.fetchOne(db, sql: "SELECT 1") }) == 1
+    }
+}

@@ -1,0 +1,120 @@
+import ArgumentParser
+import ConnectTransport
+import Foundation
+import Logging
+import NIOCore
+
+/// The flags every executable takes (DESIGN.md section 2). Each can also be given as its
+/// upper-snake environment variable (`--data-dir` as `DATA_DIR`); a flag wins over the variable.
+public struct ServiceOptions: ParsableArguments, Sendable {
+    @Option(help: "Address to listen on (HOST).") var host: String?
+    @Option(help: "Port to listen on (PORT).") var port: Int?
+    @Option(help: "Directory for this service's database (DATA_DIR).") var dataDir: String?
+    @Option(help: "Base URL of identity (IDENTITY_URL).") var identityURL: String?
+    @Option(help: "Base URL of organization (ORGANIZATION_URL).") var organizationURL: String?
+    @Option(help: "Base URL of marketplace-link (MARKETPLACE_LINK_URL).") var marketplaceLinkURL: String?
+    @Option(help: "AWS Marketplace API endpoint (AWS_MARKETPLACE_ENDPOINT).") var awsMarketplaceEndpoint: String?
+    @Option(help: "PEM certificate chain; enables TLS (TLS_CERT).") var tlsCert: String?
+    @Option(help: "PEM private key for --tls-cert (TLS_KEY).") var tlsKey: String?
+    @Option(help: "PEM CA bundle; requires client certificates (TLS_CLIENT_CA).") var tlsClientCA: String?
+    @Option(help: "Largest request body in bytes, also after decompression (MAX_BODY_BYTES).") var maxBodyBytes: Int?
+    @Option(help: "Max concurrent HTTP/2 streams per connection (MAX_CONCURRENT_STREAMS).") var maxConcurrentStreams: Int?
+    @Option(help: "Seconds before an idle connection is closed (IDLE_TIMEOUT_SECONDS).") var idleTimeoutSeconds: Int?
+    @Option(help: "trace, debug, info, notice, warning, error or critical (LOG_LEVEL).") var logLevel: String?
+    @Option(help: "This service's secret, presented when it calls other services (SERVICE_SECRET).") var serviceSecret: String?
+    @Option(help: "Services allowed to call internal-only methods: name=sha256hex,... (TRUSTED_SERVICES).") var trustedServices: String?
+
+    public init() {}
+
+    /// Resolves flags, then environment, then the service's defaults, and checks the result.
+    public func settings(service: ServiceIdentity, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> ServiceSettings {
+        func pick(_ flag: String?, _ variable: String) -> String? {
+            if let flag { return flag }
+            if let value = environment[variable], !value.isEmpty { return value }
+            return nil
+        }
+        func number(_ flag: Int?, _ variable: String) throws -> Int? {
+            if let flag { return flag }
+            guard let text = pick(nil, variable) else { return nil }
+            guard let value = Int(text) else { throw ConfigurationError("\(variable) must be a whole number, got '\(text)'") }
+            return value
+        }
+        let port = try number(port, "PORT") ?? service.defaultPort
+        guard (0...65535).contains(port) else { throw ConfigurationError("port \(port) is out of range 0-65535") }
+        let maxBody = try number(maxBodyBytes, "MAX_BODY_BYTES") ?? (1 << 20)
+        guard maxBody > 0 else { throw ConfigurationError("the body limit must be positive") }
+        let streams = try number(maxConcurrentStreams, "MAX_CONCURRENT_STREAMS") ?? 250
+        guard streams > 0 else { throw ConfigurationError("max concurrent streams must be positive") }
+        let idle = try number(idleTimeoutSeconds, "IDLE_TIMEOUT_SECONDS") ?? 300
+        guard idle > 0 else { throw ConfigurationError("the idle timeout must be positive") }
+
+        var tls: TLSFiles?
+        switch (pick(tlsCert, "TLS_CERT"), pick(tlsKey, "TLS_KEY")) {
+        case (let cert?, let key?):
+            tls = TLSFiles(certificatePath: cert, privateKeyPath: key, clientCAPath: pick(tlsClientCA, "TLS_CLIENT_CA"))
+        case (nil, nil):
+            if pick(tlsClientCA, "TLS_CLIENT_CA") != nil {
+                throw ConfigurationError("--tls-client-ca needs --tls-cert and --tls-key")
+            }
+        default:
+            throw ConfigurationError("--tls-cert and --tls-key go together")
+        }
+        let levelText = pick(logLevel, "LOG_LEVEL") ?? "info"
+        guard let level = Logger.Level(rawValue: levelText) else {
+            throw ConfigurationError("unknown log level '\(levelText)'")
+        }
+        return ServiceSettings(
+            service: service,
+            host: pick(host, "HOST") ?? "127.0.0.1",
+            port: port,
+            dataDirectory: pick(dataDir, "DATA_DIR") ?? "./data/\(service.name)",
+            peers: PeerURLs(
+                identity: pick(identityURL, "IDENTITY_URL") ?? "http://127.0.0.1:7101",
+                organization: pick(organizationURL, "ORGANIZATION_URL") ?? "http://127.0.0.1:7102",
+                marketplaceLink: pick(marketplaceLinkURL, "MARKETPLACE_LINK_URL") ?? "http://127.0.0.1:7103",
+                awsMarketplace: pick(awsMarketplaceEndpoint, "AWS_MARKETPLACE_ENDPOINT") ?? "http://127.0.0.1:7199"),
+            tls: tls,
+            maxBodyBytes: maxBody,
+            maxConcurrentStreams: UInt32(streams),
+            idleTimeout: .seconds(Int64(idle)),
+            logLevel: level,
+            credential: pick(serviceSecret, "SERVICE_SECRET").map { ServiceCredential(serviceName: service.name, secret: $0) },
+            trustedServices: try TrustedServices(parsing: pick(trustedServices, "TRUSTED_SERVICES") ?? ""))
+    }
+}
+
+/// A service's name and default port.
+public struct ServiceIdentity: Sendable {
+    public let name: String
+    public let defaultPort: Int
+
+    public init(name: String, defaultPort: Int) {
+        self.name = name
+        self.defaultPort = defaultPort
+    }
+}
+
+/// Where a service finds its peers.
+public struct PeerURLs: Sendable {
+    public var identity: String
+    public var organization: String
+    public var marketplaceLink: String
+    public var awsMarketplace: String
+}
+
+/// Everything a service process is configured with, resolved and checked.
+public struct ServiceSettings: Sendable {
+    public var service: ServiceIdentity
+    public var host: String
+    public var port: Int
+    public var dataDirectory: String
+    public var peers: PeerURLs
+    public var tls: TLSFiles?
+    public var maxBodyBytes: Int
+    public var maxConcurrentStreams: UInt32
+    public var idleTimeout: TimeAmount
+    public var logLevel: Logger.Level
+    /// What this service presents to others; nil when no secret is configured.
+    public var credential: ServiceCredential?
+    public var trustedServices: TrustedServices
+}

@@ -1,0 +1,94 @@
+import ConnectTransport
+import Contracts
+import Foundation
+import RPCCore
+import Testing
+import TestSupport
+
+/// The three executables as real processes.
+@Suite(.timeLimit(.minutes(3))) struct ExecutableTests {
+    static let services = ["identity", "organization", "marketplace-link"]
+
+    private func dataDirectory() -> String { NSTemporaryDirectory() + "e2e-\(UUID().uuidString)" }
+
+    @Test(arguments: services)
+    func startsQuicklyAndAnswersHealthProbesAndMetrics(service: String) async throws {
+        let launched = ContinuousClock.now
+        let process = try await ChildProcess(service: service, arguments: ["--port", "0", "--data-dir", dataDirectory()])
+        defer { Task { await process.stop() } }
+        let url = "http://127.0.0.1:\(process.port)"
+        let health = try await Curl.post(url + "/grpc.health.v1.Health/Check", body: "{}", extra: ["--http2-prior-knowledge"])
+        let ready = ContinuousClock.now - launched
+        #expect(health.status == 200 && health.body == #"{"status":"SERVING"}"#)
+        #expect(ready < .seconds(1), "\(service) took \(ready) to serve")
+        #expect(try await Curl.get(url + "/healthz").status == 200)
+        #expect(try await Curl.get(url + "/readyz").status == 200)
+        #expect(try await Curl.get(url + "/metrics").body.contains("rpc_server_calls_total"))
+    }
+
+    @Test func configurationComesFromEnvironmentVariables() async throws {
+        let directory = dataDirectory()
+        let process = try await ChildProcess(service: "organization", arguments: [],
+                                             environment: ["PORT": "0", "DATA_DIR": directory, "LOG_LEVEL": "debug"])
+        defer { Task { await process.stop() } }
+        #expect(FileManager.default.fileExists(atPath: directory + "/organization.sqlite"))
+        #expect(process.output.contains("debug") || process.output.contains("listening"))
+    }
+
+    @Test func badFlagsExitWithAMessage() async throws {
+        let binary = ChildProcess.productsDirectory.appendingPathComponent("identity").path
+        let result = try await ExternalCommand.run([binary, "--port", "99999"], timeout: .seconds(20))
+        #expect(result.status != 0)
+        #expect(result.stderr.contains("out of range"))
+    }
+
+    @Test func idleProcessStaysSmall() async throws {
+        let process = try await ChildProcess(service: "identity", arguments: ["--port", "0", "--data-dir", dataDirectory()])
+        defer { Task { await process.stop() } }
+        _ = try await Curl.post("http://127.0.0.1:\(process.port)/grpc.health.v1.Health/Check", body: "{}", extra: ["--http2-prior-knowledge"])
+        try await Task.sleep(for: .milliseconds(300))
+        let status = try String(contentsOfFile: "/proc/\(process.process.processIdentifier)/status", encoding: .utf8)
+        let line = status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") } ?? ""
+        let kilobytes = Int(line.split(separator: " ").dropFirst().first ?? "") ?? .max
+        #expect(kilobytes < 40 * 1024, "idle RSS is \(kilobytes) KiB")
+    }
+
+    @Test func sigtermUnderLoadCompletesOrRefusesEveryCallAndExitsWithinTenSeconds() async throws {
+        let process = try await ChildProcess(service: "identity", arguments: ["--port", "0", "--data-dir", dataDirectory()])
+        defer { Task { await process.stop() } }
+        let client = try ConnectClient(configuration: .init(baseURL: "http://127.0.0.1:\(process.port)"))
+        let load = (0..<32).map { _ in
+            Task { () -> (ok: Int, unexpected: [RPCError]) in
+                var ok = 0
+                var unexpected: [RPCError] = []
+                while !Task.isCancelled {
+                    do throws(RPCError) {
+                        _ = try await client.call(Health.check, HealthCheckRequest(), options: .init(timeout: .seconds(5)))
+                        ok += 1
+                    } catch {
+                        if error.code != .unavailable { unexpected.append(error) }
+                        break
+                    }
+                }
+                return (ok, unexpected)
+            }
+        }
+        try await Task.sleep(for: .milliseconds(500))
+        let signalled = ContinuousClock.now
+        process.signal(SIGTERM)
+        let status = await process.waitForExit(timeout: .seconds(10))
+        let took = ContinuousClock.now - signalled
+        #expect(status == 0, "exit status \(String(describing: status)), log:\n\(process.output)")
+        #expect(took < .seconds(10))
+        var total = 0
+        for task in load {
+            task.cancel()
+            let (ok, unexpected) = await task.value
+            total += ok
+            #expect(unexpected.isEmpty, "\(unexpected.prefix(3))")
+        }
+        #expect(total > 100, "only \(total) calls made it before SIGTERM")
+        #expect(process.output.contains("draining"))
+        await client.close()
+    }
+}

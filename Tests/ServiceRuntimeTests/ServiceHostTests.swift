@@ -1,0 +1,98 @@
+import ConnectTransport
+import Contracts
+import Foundation
+import GRDB
+import Logging
+import RPCCore
+import ServiceRuntime
+import Testing
+import TestSupport
+
+/// A service host run in-process: its database, its probes, its health and its metrics.
+@Suite(.timeLimit(.minutes(2))) struct ServiceHostTests {
+    private func makeHost() throws -> (ServiceHost, String) {
+        let directory = NSTemporaryDirectory() + "service-\(UUID().uuidString)"
+        let definition = ServiceDefinition(
+            identity: ServiceIdentity(name: "sample", defaultPort: 0), rpcServices: ["sample.v1.Sample"],
+            migrator: {
+                var migrator = DatabaseMigrator()
+                migrator.registerMigration("v1 things") { db in
+                    try db.create(table: "thing") { $0.autoIncrementedPrimaryKey("id") }
+                }
+                return migrator
+            }()
+        ) { router, _ in
+            Echo.register(in: &router)
+        }
+        let settings = try ServiceOptions.parse(["--port", "0", "--data-dir", directory]).settings(service: definition.identity, environment: [:])
+        var logger = Logger(label: "sample")
+        logger.logLevel = .warning
+        return (try ServiceHost(definition: definition, settings: settings, logger: logger), directory)
+    }
+
+    @Test func opensAndMigratesItsOwnDatabase() async throws {
+        let (host, directory) = try makeHost()
+        #expect(FileManager.default.fileExists(atPath: directory + "/sample.sqlite"))
+        let migrations = try await host.database.pool.read { db in try String.fetchAll(db, sql: "SELECT identifier FROM grdb_migrations") }
+        #expect(Set(migrations) == ["runtime v1: service metadata", "v1 things"])
+        // Opening again applies nothing twice.
+        let (again, _) = try makeHostReopening(directory)
+        #expect(try await again.database.pool.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM grdb_migrations") } == 2)
+    }
+
+    private func makeHostReopening(_ directory: String) throws -> (ServiceHost, String) {
+        let settings = try ServiceOptions.parse(["--port", "0", "--data-dir", directory])
+            .settings(service: ServiceIdentity(name: "sample", defaultPort: 0), environment: [:])
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1 things") { db in try db.create(table: "thing") { $0.autoIncrementedPrimaryKey("id") } }
+        let definition = ServiceDefinition(identity: settings.service, rpcServices: [], migrator: migrator) { _, _ in }
+        return (try ServiceHost(definition: definition, settings: settings, logger: Logger(label: "sample")), directory)
+    }
+
+    @Test func servesHealthProbesAndMetricsThenReportsDraining() async throws {
+        let (host, _) = try makeHost()
+        let port = try await host.start().port!
+        let client = try ConnectClient(configuration: .init(baseURL: "http://127.0.0.1:\(port)"))
+        #expect(try await client.call(Health.check, HealthCheckRequest()).status == .serving)
+        #expect(try await client.call(Health.check, HealthCheckRequest(service: "sample.v1.Sample")).status == .serving)
+        await #expect(throws: RPCError(.notFound, "unknown service 'other.v1.Other'")) {
+            try await client.call(Health.check, HealthCheckRequest(service: "other.v1.Other"))
+        }
+        #expect(try await Curl.get("http://127.0.0.1:\(port)/readyz").status == 200)
+        let metrics = try await Curl.get("http://127.0.0.1:\(port)/metrics")
+        #expect(metrics.body.contains(#"rpc_server_calls_total{method="/grpc.health.v1.Health/Check",code="ok"} 2"#), "\(metrics.body)")
+        #expect(metrics.body.contains("rpc_server_call_duration_seconds_bucket"))
+
+        host.health.startDraining()
+        #expect(try await client.call(Health.check, HealthCheckRequest()).status == .notServing)
+        #expect(try await Curl.get("http://127.0.0.1:\(port)/readyz").status == 503)
+        await client.close()
+        await host.shutdown(timeout: .seconds(2))
+    }
+
+    @Test func drainingLetsInFlightCallsFinishAndRefusesNewOnes() async throws {
+        let server = try await TestServer.start()
+        let client = try server.client()
+        let inFlight = (0..<50).map { index in
+            Task { () -> Result<EchoResponse, RPCError> in
+                do throws(RPCError) {
+                    return .success(try await client.call(Echo.echo, EchoRequest(text: "\(index)", sleepMs: 500)))
+                } catch { return .failure(error) }
+            }
+        }
+        try await Task.sleep(for: .milliseconds(150))
+        await server.stop()
+        var finished = 0
+        for task in inFlight {
+            if case .success = await task.result.get() { finished += 1 }
+        }
+        #expect(finished == 50)
+        do {
+            _ = try await client.call(Echo.echo, EchoRequest(text: "late"))
+            Issue.record("a call after shutdown succeeded")
+        } catch {
+            #expect(error.code == .unavailable)
+        }
+        await client.close()
+    }
+}

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs the Debian and Python packages this project needs, only those missing.
+#   install-packages.sh run    what building and running the services needs
+#   install-packages.sh test   that, plus the third-party peers the tests talk to
+set -euo pipefail
+mode=${1:-run}
+
+apt_packages=(pkg-config libnghttp2-dev libsqlite3-dev zlib1g-dev)
+python_modules=()
+if [ "$mode" = test ]; then
+  apt_packages+=(nghttp2-client nghttp2-server curl openssl gzip python3 python3-pip)
+  python_modules+=("h2:h2" "httpx:httpx[http2]")
+fi
+
+missing=()
+for package in "${apt_packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing: ${missing[*]}"
+  sudo_cmd=""
+  [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+  $sudo_cmd apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+for entry in "${python_modules[@]}"; do
+  module=${entry%%:*}
+  requirement=${entry#*:}
+  if ! python3 -c "import $module" 2>/dev/null; then
+    echo "installing python package: $requirement"
+    python3 -m pip install --quiet "$requirement" 2>/dev/null \
+      || python3 -m pip install --quiet --break-system-packages "$requirement"
+  fi
+done

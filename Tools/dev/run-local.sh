@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Runs the whole system locally: identity :7101, organization :7102, marketplace-link :7103,
+# data under ./data/<service>/. Ctrl-C stops everything (each service drains, then exits).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+Tools/dev/install-packages.sh run
+swift build -c release --product identity
+swift build -c release --product organization
+swift build -c release --product marketplace-link
+bin=$(swift build -c release --show-bin-path)
+mkdir -p data
+
+# Each service gets a secret to present to the others; each trusts the others by its digest.
+secrets=data/service-secrets.env
+if [ ! -f "$secrets" ]; then
+  umask 077
+  for name in IDENTITY ORGANIZATION MARKETPLACE_LINK; do
+    echo "${name}_SECRET=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+  done > "$secrets"
+fi
+# shellcheck disable=SC1090
+source "$secrets"
+digest() { printf '%s' "$1" | sha256sum | cut -d' ' -f1; }
+trusted_all="identity=$(digest "$IDENTITY_SECRET"),organization=$(digest "$ORGANIZATION_SECRET"),marketplace-link=$(digest "$MARKETPLACE_LINK_SECRET")"
+
+pids=()
+stop() {
+  trap - INT TERM
+  echo "stopping..."
+  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  wait
+  exit 0
+}
+trap stop INT TERM
+
+start() {  # name port secret
+  SERVICE_SECRET="$3" TRUSTED_SERVICES="$trusted_all" \
+    "$bin/$1" --port "$2" --data-dir "data/$1" &
+  pids+=($!)
+}
+start identity 7101 "$IDENTITY_SECRET"
+start organization 7102 "$ORGANIZATION_SECRET"
+start marketplace-link 7103 "$MARKETPLACE_LINK_SECRET"
+echo "running; Ctrl-C stops everything"
+wait
