@@ -96,17 +96,19 @@ import TestSupport
         let server = try await TestServer.start()
         defer { Task { await server.stop() } }
         let client = try server.client()
-        let call = Task { try await client.call(Echo.echo, EchoRequest(text: "forever", sleepMs: 10_000)) }
-        try await Task.sleep(for: .milliseconds(200))
+        let text = "forever \(UUID())"
+        let call = Task { try await client.call(Echo.echo, EchoRequest(text: text, sleepMs: 10_000)) }
+        for _ in 0..<500 where !Echo.hasStarted(text) { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(Echo.hasStarted(text))
         call.cancel()
         let result = await call.result
         #expect(throws: RPCError(.canceled, "the call was canceled")) { try result.get() }
         // The server saw the reset: its handler was cancelled, not left running.
         var exposition = ""
-        for _ in 0..<100 {
+        for _ in 0..<500 {
             exposition = String(decoding: server.metrics.exposition(), as: UTF8.self)
             if exposition.contains(#"code="canceled""#) { break }
-            try await Task.sleep(for: .milliseconds(20))
+            try await Task.sleep(for: .milliseconds(10))
         }
         #expect(exposition.contains(#"code="canceled""#))
         #expect(try await client.call(Echo.echo, EchoRequest(text: "after")).text == "after")
@@ -146,12 +148,12 @@ import TestSupport
         // nghttpd serves files, not Connect: a 404 without a Connect body is inferred as unimplemented.
         let root = NSTemporaryDirectory() + "nghttpd-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        let port = try await freePort()
         let nghttpd = try await ChildProcess(
             name: "nghttpd", executable: URL(fileURLWithPath: "/usr/sbin/nghttpd"),
-            arguments: ["--no-tls", "-d", root, "-a", "127.0.0.1", "0", "-v"], environment: [:], readyWithin: .seconds(10)
+            arguments: ["--no-tls", "-d", root, "-a", "127.0.0.1", String(port), "-v"], environment: [:], readyWithin: .seconds(10)
         ) { log in
-            // nghttpd -v logs "listen 127.0.0.1:<port>"
-            log.range(of: "listen 127.0.0.1:").flatMap { range in Int(log[range.upperBound...].prefix { $0.isNumber }) }
+            log.isEmpty ? nil : port  // nghttpd -v logs once it listens
         }
         defer { Task { await nghttpd.stop() } }
         let foreign = try ConnectClient(configuration: .init(baseURL: "http://127.0.0.1:\(nghttpd.port)"))

@@ -92,7 +92,7 @@ import TestSupport
         let reply = try await Curl.post(server.baseURL + Self.echo, bodyFile: plain + ".gz",
                                         extra: ["--http2-prior-knowledge", "-H", "content-encoding: gzip", "--compressed"])
         #expect(reply.status == 200)
-        #expect(reply.body.hasPrefix(#"{"text":"zipped"#))
+        #expect(reply.body.contains(#""text":"zipped"#))
         #expect(reply.headers.lowercased().contains("content-encoding: gzip"))
         // A small body stays 1 MiB compressed but grows past the limit once decompressed: refused.
         let bomb = try temporaryFile(Data(#"{"text":"\#(String(repeating: "b", count: 3 << 20))"}"#.utf8))

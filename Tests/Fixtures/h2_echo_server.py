@@ -17,6 +17,7 @@ import h2.config
 import h2.connection
 import h2.events
 import h2.settings
+from hyperframe.frame import GoAwayFrame
 
 
 class Connection:
@@ -27,6 +28,8 @@ class Connection:
         self.headers = {}
         self.requests = 0
         self.goaway_sent = False
+        self.last_stream_id = 0
+        self.pending = 0
 
     def flush(self):
         data = self.conn.data_to_send()
@@ -52,6 +55,9 @@ class Connection:
             self.writer.close()
 
     def handle(self, event):
+        stream_id = getattr(event, "stream_id", 0)
+        if self.goaway_sent and stream_id > self.last_stream_id:
+            return  # above our GOAWAY: never started; the client must retry it elsewhere
         if isinstance(event, h2.events.RequestReceived):
             self.headers[event.stream_id] = dict(event.headers)
             self.bodies[event.stream_id] = b""
@@ -60,11 +66,16 @@ class Connection:
             self.conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
         elif isinstance(event, h2.events.StreamEnded):
             self.requests += 1
+            self.pending += 1
             self.stats["started"] += 1
             asyncio.get_running_loop().create_task(self.respond(event.stream_id))
             if self.args.goaway_after and self.requests >= self.args.goaway_after and not self.goaway_sent:
+                # A graceful GOAWAY, written by hand: h2's close_connection() would forbid
+                # answering the streams we keep.
                 self.goaway_sent = True
-                self.conn.close_connection(last_stream_id=self.conn.highest_inbound_stream_id)
+                self.last_stream_id = self.conn.highest_inbound_stream_id
+                self.flush()
+                self.writer.write(GoAwayFrame(stream_id=0, last_stream_id=self.last_stream_id, error_code=0).serialize())
         elif isinstance(event, h2.events.StreamReset):
             self.bodies.pop(event.stream_id, None)
             self.stats["reset"] += 1
@@ -75,6 +86,7 @@ class Connection:
         except ValueError:
             request = {}
         await asyncio.sleep(request.get("sleepMs", 0) / 1000)
+        self.pending -= 1
         if stream_id not in self.headers:
             return
         body = json.dumps({"text": request.get("text", ""), "requestId": "py"}).encode()
@@ -85,7 +97,7 @@ class Connection:
         except Exception:  # the stream was reset meanwhile
             return
         self.flush()
-        if self.goaway_sent and not self.conn.open_inbound_streams:
+        if self.goaway_sent and self.pending == 0:
             self.writer.close()
 
 

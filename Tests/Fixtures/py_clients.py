@@ -60,7 +60,7 @@ def httpx_call(url, path, body, http2=False, cafile=None, cert=None):
 
 
 def garbage(host, port):
-    sock = socket.create_connection((host, int(port)), timeout=5)
+    sock = socket.create_connection((host, int(port)), timeout=1)
     sock.sendall(b"\x16\x03\x01GARBAGE-NOT-HTTP\r\n\r\n" * 4 + b"PRI * HTTP/2.0 nope\r\n\r\n")
     start = time.time()
     closed = False
@@ -70,9 +70,11 @@ def garbage(host, port):
             if not chunk:
                 closed = True
                 break
-    except (ConnectionResetError, socket.timeout):
+    except ConnectionResetError:
         closed = True
-    return {"closed": closed}
+    except socket.timeout:
+        pass
+    return {"closed": closed, "seconds": round(time.time() - start, 3)}
 
 
 def hangup(host, port, path, body):

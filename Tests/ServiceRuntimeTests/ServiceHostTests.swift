@@ -73,14 +73,15 @@ import TestSupport
     @Test func drainingLetsInFlightCallsFinishAndRefusesNewOnes() async throws {
         let server = try await TestServer.start()
         let client = try server.client()
-        let inFlight = (0..<50).map { index in
+        let texts = (0..<50).map { "drain \($0) \(UUID())" }
+        let inFlight = texts.map { text in
             Task { () -> Result<EchoResponse, RPCError> in
                 do throws(RPCError) {
-                    return .success(try await client.call(Echo.echo, EchoRequest(text: "\(index)", sleepMs: 500)))
+                    return .success(try await client.call(Echo.echo, EchoRequest(text: text, sleepMs: 500)))
                 } catch { return .failure(error) }
             }
         }
-        try await Task.sleep(for: .milliseconds(150))
+        for _ in 0..<500 where !texts.allSatisfy(Echo.hasStarted) { try await Task.sleep(for: .milliseconds(10)) }
         await server.stop()
         var finished = 0
         for task in inFlight {

@@ -1,4 +1,5 @@
 import Foundation
+import NIOPosix
 
 /// A program running as a real child process (one of our executables, or a third-party server),
 /// for tests where signals, crashes or a second process matter. Its output goes to a log file,
@@ -106,4 +107,13 @@ public final class ChildProcess: @unchecked Sendable {
 public struct ProcessFailure: Error, CustomStringConvertible {
     public let description: String
     public init(_ description: String) { self.description = description }
+}
+
+/// A port that was free a moment ago, for third-party servers that cannot report the port they bound.
+public func freePort() async throws -> Int {
+    let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+        .bind(host: "127.0.0.1", port: 0).get()
+    let port = channel.localAddress?.port ?? 0
+    try await channel.close()
+    return port
 }

@@ -1,13 +1,22 @@
 import RPCCore
+import Synchronization
 
 /// A test-only RPC service, so transport tests can ask for slow, large or internal-only answers.
 public enum Echo {
     public static let echo = RPCMethod<EchoRequest, EchoResponse>(service: "test.v1.Echo", name: "Echo")
     public static let internalEcho = RPCMethod<EchoRequest, EchoResponse>(service: "test.v1.Echo", name: "InternalEcho", access: .internalOnly)
 
+    private static let startedTexts = Mutex<Set<String>>([])
+
+    /// True once a handler has started on a request with this text (tests wait for it instead of sleeping).
+    public static func hasStarted(_ text: String) -> Bool {
+        startedTexts.withLock { $0.contains(text) }
+    }
+
     /// Registers both methods; `internalEcho` reports the calling service in `caller`.
     public static func register(in router: inout RPCRouter) {
         let handler: @Sendable (EchoRequest, CallContext) async throws -> EchoResponse = { request, context in
+            _ = startedTexts.withLock { $0.insert(request.text) }
             if request.sleepMs > 0 {
                 try await Task.sleep(for: .milliseconds(request.sleepMs))
             }
@@ -50,4 +59,12 @@ public struct EchoResponse: RPCMessage {
     public var text: String
     public var caller: String?
     public var requestId: String
+}
+
+/// A counter tasks of one test share.
+public final class SharedCounter: Sendable {
+    private let count = Atomic<Int>(0)
+    public init() {}
+    public func increment() { count.add(1, ordering: .relaxed) }
+    public var value: Int { count.load(ordering: .relaxed) }
 }

@@ -26,9 +26,10 @@ public enum ExternalCommand {
         try process.run()
         if let stdin { input.fileHandleForWriting.write(stdin) }
         try input.fileHandleForWriting.close()
-        // Read both pipes concurrently so a chatty program cannot block on a full pipe.
-        async let outData = Task.detached { out.fileHandleForReading.readDataToEndOfFile() }.value
-        async let errData = Task.detached { err.fileHandleForReading.readDataToEndOfFile() }.value
+        // Read both pipes concurrently so a chatty program cannot block on a full pipe. The reads
+        // block, so they run on Dispatch threads: the cooperative pool has only one thread per core.
+        async let outData = readToEnd(out.fileHandleForReading)
+        async let errData = readToEnd(err.fileHandleForReading)
         let deadline = ContinuousClock.now + timeout
         var timedOut = false
         while process.isRunning {
@@ -43,6 +44,12 @@ public enum ExternalCommand {
         let stderr = String(decoding: await errData, as: UTF8.self)
         process.waitUntilExit()
         return CommandResult(status: process.terminationStatus, stdout: stdout, stderr: stderr, timedOut: timedOut)
+    }
+
+    private static func readToEnd(_ handle: FileHandle) async -> Data {
+        await withCheckedContinuation { continuation in
+            DispatchQueue.global().async { continuation.resume(returning: handle.readDataToEndOfFile()) }
+        }
     }
 
     /// True when `name` is on PATH.

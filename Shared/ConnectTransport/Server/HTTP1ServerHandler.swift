@@ -73,6 +73,11 @@ final class HTTP1ServerHandler: ChannelInboundHandler {
         }
     }
 
+    /// A malformed request (NIO has already answered 400) or a socket error: the connection is done.
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        context.close(promise: nil)
+    }
+
     func channelInactive(context: ChannelHandlerContext) {
         task?.cancel()
         task = nil
