@@ -8,12 +8,9 @@ public enum ProtoJSON {
     /// Decodes a request or response body. An empty body is the empty message `{}`.
     /// Errors name the offending field, so the caller knows what to fix.
     public static func decode<Message: Decodable>(_ type: Message.Type, from buffer: ByteBuffer) throws(RPCError) -> Message {
-        let decoder = JSONDecoder()
-        decoder.keyDecodingStrategy = .convertFromSnakeCase
-        decoder.dateDecodingStrategy = .custom(decodeTimestamp)
         do {
-            if buffer.readableBytes == 0 {
-                return try decoder.decode(Message.self, from: Data("{}".utf8))
+            if isEmptyObject(buffer) {
+                return try Message(from: EmptyMessageDecoder())
             }
             return try decoder.decode(Message.self, from: buffer)
         } catch let error as DecodingError {
@@ -27,13 +24,41 @@ public enum ProtoJSON {
 
     /// Encodes a message as compact JSON.
     public static func encode<Message: Encodable>(_ message: Message, allocator: ByteBufferAllocator = .init()) throws -> ByteBuffer {
+        var buffer = allocator.buffer(capacity: 128)
+        do {
+            try StreamingJSONEncoder.encode(message, into: &buffer)
+        } catch is StreamingJSONEncoder.Unsupported {
+            buffer.clear()
+            try encoder.encode(message, into: &buffer)
+        }
+        return buffer
+    }
+
+    /// True for an empty body and for `{}` (with optional white space): the empty message.
+    static func isEmptyObject(_ buffer: ByteBuffer) -> Bool {
+        guard buffer.readableBytes <= 16 else { return false }
+        var meaningful = buffer.readableBytesView.lazy.filter { !($0 == 0x20 || $0 == 0x09 || $0 == 0x0A || $0 == 0x0D) }.makeIterator()
+        switch (meaningful.next(), meaningful.next(), meaningful.next()) {
+        case (nil, nil, nil): return true
+        case (UInt8(ascii: "{"), UInt8(ascii: "}"), nil): return true
+        default: return false
+        }
+    }
+
+    /// Configured once: both coders are safe to share between threads.
+    private static let decoder: JSONDecoder = {
+        let decoder = JSONDecoder()
+        decoder.keyDecodingStrategy = .convertFromSnakeCase
+        decoder.dateDecodingStrategy = .custom(decodeTimestamp)
+        return decoder
+    }()
+
+    private static let encoder: JSONEncoder = {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.withoutEscapingSlashes]
         encoder.dateEncodingStrategy = .custom(encodeTimestamp)
-        var buffer = allocator.buffer(capacity: 128)
-        try encoder.encode(message, into: &buffer)
-        return buffer
-    }
+        return encoder
+    }()
 
     private static func describe(_ error: DecodingError) -> String {
         func field(_ path: [any CodingKey]) -> String {
@@ -70,18 +95,18 @@ public enum ProtoJSON {
         }
     }
 
-    private static let timestampWithFraction = Date.ISO8601FormatStyle(includingFractionalSeconds: true)
+    static let timestampStyle = Date.ISO8601FormatStyle(includingFractionalSeconds: true)
     private static let timestamp = Date.ISO8601FormatStyle()
 
     private static func encodeTimestamp(_ date: Date, _ encoder: any Encoder) throws {
         var container = encoder.singleValueContainer()
-        try container.encode(date.formatted(timestampWithFraction))
+        try container.encode(date.formatted(timestampStyle))
     }
 
     private static func decodeTimestamp(_ decoder: any Decoder) throws -> Date {
         let container = try decoder.singleValueContainer()
         let text = try container.decode(String.self)
-        if let date = try? timestampWithFraction.parse(text) ?? timestamp.parse(text) {
+        if let date = (try? timestampStyle.parse(text)) ?? (try? timestamp.parse(text)) {
             return date
         }
         throw DecodingError.dataCorruptedError(

@@ -124,11 +124,12 @@ public enum ServiceMain {
             return handler
         }
         let logger = Logger(label: definition.identity.name)
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: settings.eventLoopThreads)
         do {
-            let host = try ServiceHost(definition: definition, settings: settings, logger: logger)
-            let group = ServiceGroup(configuration: .init(
+            let host = try ServiceHost(definition: definition, settings: settings, logger: logger, group: group)
+            let services = ServiceGroup(configuration: .init(
                 services: [.init(service: host)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
-            try await group.run()
+            try await services.run()
         } catch {
             logger.critical("cannot run", metadata: ["error": "\(error)"])
             Foundation.exit(1)

@@ -20,6 +20,7 @@ public struct ServiceOptions: ParsableArguments, Sendable {
     @Option(help: "Largest request body in bytes, also after decompression (MAX_BODY_BYTES).") var maxBodyBytes: Int?
     @Option(help: "Max concurrent HTTP/2 streams per connection (MAX_CONCURRENT_STREAMS).") var maxConcurrentStreams: Int?
     @Option(help: "Seconds before an idle connection is closed (IDLE_TIMEOUT_SECONDS).") var idleTimeoutSeconds: Int?
+    @Option(help: "Event-loop threads serving connections; default one per core (EVENT_LOOP_THREADS).") var eventLoopThreads: Int?
     @Option(help: "trace, debug, info, notice, warning, error or critical (LOG_LEVEL).") var logLevel: String?
     @Option(help: "This service's secret, presented when it calls other services (SERVICE_SECRET).") var serviceSecret: String?
     @Option(help: "Services allowed to call internal-only methods: name=sha256hex,... (TRUSTED_SERVICES).") var trustedServices: String?
@@ -59,6 +60,8 @@ public struct ServiceOptions: ParsableArguments, Sendable {
         default:
             throw ConfigurationError("--tls-cert and --tls-key go together")
         }
+        let threads = try number(eventLoopThreads, "EVENT_LOOP_THREADS") ?? System.coreCount
+        guard (1...256).contains(threads) else { throw ConfigurationError("event-loop threads must be 1 to 256") }
         let levelText = pick(logLevel, "LOG_LEVEL") ?? "info"
         guard let level = Logger.Level(rawValue: levelText) else {
             throw ConfigurationError("unknown log level '\(levelText)'")
@@ -77,6 +80,7 @@ public struct ServiceOptions: ParsableArguments, Sendable {
             maxBodyBytes: maxBody,
             maxConcurrentStreams: UInt32(streams),
             idleTimeout: .seconds(Int64(idle)),
+            eventLoopThreads: threads,
             logLevel: level,
             credential: pick(serviceSecret, "SERVICE_SECRET").map { ServiceCredential(serviceName: service.name, secret: $0) },
             trustedServices: try TrustedServices(parsing: pick(trustedServices, "TRUSTED_SERVICES") ?? ""))
@@ -113,6 +117,7 @@ public struct ServiceSettings: Sendable {
     public var maxBodyBytes: Int
     public var maxConcurrentStreams: UInt32
     public var idleTimeout: TimeAmount
+    public var eventLoopThreads: Int
     public var logLevel: Logger.Level
     /// What this service presents to others; nil when no secret is configured.
     public var credential: ServiceCredential?

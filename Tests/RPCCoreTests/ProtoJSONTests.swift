@@ -76,3 +76,105 @@ import Testing
         #expect(ConnectCode.inferred(fromHTTPStatus: 418) == .unknown)
     }
 }
+
+@Suite struct EmptyMessageTests {
+    struct WithRequiredField: RPCMessage {
+        var name: String
+    }
+
+    @Test func emptyBodiesAndEmptyObjectsDecodeAsDefaults() throws {
+        for body in ["", "{}", " { } ", "\n{\t}\n"] {
+            #expect(try ProtoJSON.decode(HealthCheckRequest.self, from: ByteBuffer(string: body)).service == "")
+        }
+        // The shortcut must not swallow real content.
+        #expect(try ProtoJSON.decode(HealthCheckRequest.self, from: ByteBuffer(string: #"{"service":"s"}"#)).service == "s")
+    }
+
+    @Test func emptyObjectStillReportsMissingRequiredFields() {
+        #expect(throws: RPCError(.invalidArgument, "field 'name' is required")) {
+            try ProtoJSON.decode(WithRequiredField.self, from: ByteBuffer(string: "{}"))
+        }
+    }
+}
+
+/// The streaming encoder must say what Foundation's JSONEncoder says.
+@Suite struct StreamingEncoderTests {
+    struct Inner: RPCMessage, Equatable {
+        var name: String
+        var tags: [String]
+    }
+
+    struct Everything: RPCMessage, Equatable {
+        enum Kind: String, Codable, Sendable { case alpha = "ALPHA", beta = "BETA" }
+        var text: String
+        var escaped: String
+        var flag: Bool
+        var small: Int32
+        var big: Int64
+        var ratio: Double
+        var kind: Kind
+        var when: Date
+        var blob: Data
+        var inner: Inner
+        var list: [Inner]
+        var map: [String: Int]
+        var missing: String?
+        var present: String?
+    }
+
+    private let sample = Everything(
+        text: "plain", escaped: "quote \" backslash \\ newline \n tab \t bell \u{07} slash / é 🙂",
+        flag: true, small: -7, big: 9_007_199_254_740_993, ratio: 0.1, kind: .beta,
+        when: Date(timeIntervalSince1970: 1_767_225_600.5), blob: Data([0, 1, 2, 250]),
+        inner: Inner(name: "i", tags: ["a", "b"]), list: [Inner(name: "x", tags: []), Inner(name: "y", tags: ["z"])],
+        map: ["one": 1], missing: nil, present: "here")
+
+    @Test func roundTripsEveryFieldKind() throws {
+        let encoded = try ProtoJSON.encode(sample)
+        #expect(try ProtoJSON.decode(Everything.self, from: encoded) == sample)
+        let text = String(buffer: encoded)
+        #expect(!text.contains("null"))
+        #expect(!text.contains("missing"))
+        #expect(text.contains(#""kind":"BETA""#))
+        #expect(text.contains(#""when":"2026-01-01T00:00:00.500Z""#))
+        #expect(text.contains(#""big":9007199254740993"#))
+    }
+
+    @Test func agreesWithFoundation() throws {
+        let foundation = JSONEncoder()
+        foundation.outputFormatting = [.withoutEscapingSlashes, .sortedKeys]
+        foundation.dateEncodingStrategy = .iso8601
+        let ours = try JSONSerialization.jsonObject(with: Data(buffer: try ProtoJSON.encode(sample))) as? NSDictionary
+        let theirs = try JSONSerialization.jsonObject(with: try foundation.encode(sample)) as? NSDictionary
+        // Dates differ only in fractional digits; compare everything else.
+        let strip = { (dictionary: NSDictionary?) -> NSDictionary? in
+            let copy = dictionary?.mutableCopy() as? NSMutableDictionary
+            copy?.removeObject(forKey: "when")
+            return copy
+        }
+        #expect(strip(ours) == strip(theirs))
+    }
+
+    @Test func nonFiniteNumbersAreRefused() {
+        struct Bad: Encodable { var value: Double }
+        #expect(throws: (any Error).self) { try ProtoJSON.encode(Bad(value: .nan)) }
+    }
+
+    @Test func nestedContainersFallBackToFoundation() throws {
+        struct Nested: Encodable {
+            func encode(to encoder: any Encoder) throws {
+                var outer = encoder.container(keyedBy: AnyKey.self)
+                var inner = outer.nestedContainer(keyedBy: AnyKey.self, forKey: AnyKey("outer"))
+                try inner.encode(1, forKey: AnyKey("inner"))
+            }
+        }
+        struct AnyKey: CodingKey {
+            var stringValue: String
+            var intValue: Int? { nil }
+            init(_ string: String) { stringValue = string }
+            init?(stringValue: String) { self.stringValue = stringValue }
+            init?(intValue: Int) { nil }
+        }
+        #expect(String(buffer: try ProtoJSON.encode(Nested())) == #"{"outer":{"inner":1}}"#)
+    }
+}

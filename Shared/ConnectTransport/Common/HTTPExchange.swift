@@ -29,7 +29,8 @@ public struct HTTPRequest: Sendable {
 
     /// The target without its query string.
     public var path: Substring {
-        target.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
+        guard let query = target.utf8.firstIndex(of: UInt8(ascii: "?")) else { return target[...] }
+        return target[..<query]
     }
 }
 

@@ -2,6 +2,7 @@ import CompressNIO
 import Logging
 import NIOCore
 import RPCCore
+import Synchronization
 
 /// The Connect protocol (unary, JSON) for one server: turns an HTTP request into a call on the
 /// router, and the call's outcome into an HTTP response. Knows nothing of sockets or HTTP versions.
@@ -50,18 +51,19 @@ public struct ConnectEndpoint: Sendable {
             let error = RPCError(.unimplemented, "no method \(path) on this server: check the service and method names")
             return finish(error, method: "unknown", requestID: nil, started: started, acceptsGzip: false)
         }
-        let requestID = Self.requestID(from: request)
-        let acceptsGzip = request.header("accept-encoding").map(Self.listsGzip) ?? false
-        if request.method == "POST", !Self.isJSON(request.header("content-type")) {
-            let error = RPCError(.unknown, "unsupported content type '\(request.header("content-type") ?? "")': send application/json")
+        let headers = ProtocolHeaders(request.headers)
+        let requestID = headers.requestID.flatMap(Self.acceptableRequestID) ?? RequestIDs.next()
+        let acceptsGzip = headers.acceptEncoding.map(Self.listsGzip) ?? false
+        if request.method == "POST", !Self.isJSON(headers.contentType) {
+            let error = RPCError(.unknown, "unsupported content type '\(headers.contentType ?? "")': send application/json")
             var response = finish(error, method: path, requestID: requestID, started: started, acceptsGzip: false)
             response.status = 415
             response.headers.append(("accept-post", "application/json"))
             return response
         }
         do {
-            let context = try prepare(request, requestID: requestID, access: method.access)
-            let body = try decodedBody(request)
+            let context = try prepare(request, path: path, headers: headers, requestID: requestID, access: method.access)
+            let body = try decodedBody(request.body, encoding: headers.contentEncoding)
             let responseBody: ByteBuffer
             if let deadline = context.deadline {
                 responseBody = try await Self.withDeadline(deadline) { try await method(body, context: context) }
@@ -89,46 +91,48 @@ public struct ConnectEndpoint: Sendable {
 
     // MARK: Protocol checks
 
-    private func prepare(_ request: HTTPRequest, requestID: String, access: RPCAccess) throws(RPCError) -> CallContext {
+    private func prepare(_ request: HTTPRequest, path: String, headers: ProtocolHeaders, requestID: String,
+                         access: RPCAccess) throws(RPCError) -> CallContext {
         guard request.method == "POST" else {
             throw RPCError(.unimplemented, "\(request.method) is not supported for RPC methods: use POST")
         }
-        if let version = request.header("connect-protocol-version"), version != "1" {
+        if let version = headers.protocolVersion, version != "1" {
             throw RPCError(.invalidArgument, "connect-protocol-version must be 1, got '\(version)'")
         }
         var deadline: ContinuousClock.Instant?
-        if let timeout = request.header("connect-timeout-ms") {
+        if let timeout = headers.timeout {
             guard timeout.count <= 10, let milliseconds = Int64(timeout), milliseconds > 0 else {
                 throw RPCError(.invalidArgument, "connect-timeout-ms must be a positive integer of at most 10 digits, got '\(timeout)'")
             }
             deadline = .now + .milliseconds(milliseconds)
         }
         let callingService = request.tlsClientIdentity
-            ?? request.header(serviceCredentialHeader).flatMap(trustedServices.verify)
+            ?? headers.serviceCredential.flatMap(trustedServices.verify)
         if access == .internalOnly, callingService == nil {
             throw RPCError(.unauthenticated, "this method is internal-only: call it with a valid service credential")
         }
         var bearer: String?
-        if let authorization = request.header("authorization"), authorization.lowercased().hasPrefix("bearer ") {
-            bearer = String(authorization.dropFirst(7)).trimmingCharacters(in: .whitespaces)
+        if let authorization = headers.authorization, authorization.utf8.count > 7,
+           authorization.prefix(7).lowercased() == "bearer " {
+            bearer = String(authorization.dropFirst(7).drop { $0 == " " })
         }
-        return CallContext(path: String(request.path), requestID: requestID, deadline: deadline,
+        return CallContext(path: path, requestID: requestID, deadline: deadline,
                            headers: request.headers, callingService: callingService,
                            bearerToken: bearer, peerAddress: request.peerAddress)
     }
 
-    private func decodedBody(_ request: HTTPRequest) throws(RPCError) -> ByteBuffer {
-        guard request.body.readableBytes <= configuration.maxBodyBytes else {
+    private func decodedBody(_ body: ByteBuffer, encoding: String?) throws(RPCError) -> ByteBuffer {
+        guard body.readableBytes <= configuration.maxBodyBytes else {
             throw RPCError(.resourceExhausted, "the request body exceeds \(configuration.maxBodyBytes) bytes")
         }
-        let encoding = (request.header("content-encoding") ?? "identity").lowercased()
+        let encoding = (encoding ?? "identity").lowercased()
         switch encoding {
         case "identity", "":
-            return request.body
+            return body
         case "gzip":
             // Never decompress an empty body (Connect protocol).
-            guard request.body.readableBytes > 0 else { return request.body }
-            var compressed = request.body
+            guard body.readableBytes > 0 else { return body }
+            var compressed = body
             do {
                 return try compressed.decompress(with: .gzip(), maxSize: configuration.maxBodyBytes + 1)
             } catch let error as CompressNIOError where error == .bufferOverflow {
@@ -175,25 +179,35 @@ public struct ConnectEndpoint: Sendable {
 
     // MARK: Helpers
 
-    private static func isJSON(_ contentType: String?) -> Bool {
+    /// `application/json`, optionally with parameters (`; charset=utf-8`), in any letter case.
+    /// Plain byte comparisons: this runs on every call.
+    static func isJSON(_ contentType: String?) -> Bool {
         guard let contentType else { return false }
-        let mediaType = contentType.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
-        return mediaType == "application/json"
+        let bytes = Array(contentType.utf8)
+        let expected = Array("application/json".utf8)
+        guard bytes.count >= expected.count else { return false }
+        for index in expected.indices where bytes[index] | 0x20 != expected[index] | 0x20 { return false }
+        let rest = bytes[expected.count...]
+        return rest.first.map { $0 == UInt8(ascii: ";") || $0 == UInt8(ascii: " ") } ?? true
     }
 
-    private static func listsGzip(_ acceptEncoding: String) -> Bool {
-        acceptEncoding.split(separator: ",").contains { item in
-            let parts = item.split(separator: ";").map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
-            return parts.first == "gzip" && !parts.dropFirst().contains("q=0")
+    /// Whether an `accept-encoding` value lists gzip without `q=0`.
+    static func listsGzip(_ acceptEncoding: String) -> Bool {
+        for item in acceptEncoding.lowercased().split(separator: ",") {
+            let parts = item.split(separator: ";")
+            guard let name = parts.first, name.filter({ $0 != " " }) == "gzip" else { continue }
+            return !parts.dropFirst().contains { $0.filter { $0 != " " } == "q=0" }
         }
+        return false
     }
 
-    private static func requestID(from request: HTTPRequest) -> String {
-        if let given = request.header("x-request-id"), (1...64).contains(given.utf8.count),
-           given.utf8.allSatisfy({ $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: "_") || (48...57).contains($0) || (65...90).contains($0) || (97...122).contains($0) }) {
-            return given
+    /// A caller's `x-request-id`, if it is short and plain enough to put in logs.
+    private static func acceptableRequestID(_ given: String) -> String? {
+        guard (1...64).contains(given.utf8.count) else { return nil }
+        let plain = given.utf8.allSatisfy {
+            $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: "_") || (48...57).contains($0) || (65...90).contains($0) || (97...122).contains($0)
         }
-        return String(UInt64.random(in: .min ... .max), radix: 16)
+        return plain ? given : nil
     }
 
     /// Runs `body`, or throws `deadline_exceeded` once `deadline` passes (cancelling the body).
@@ -207,5 +221,44 @@ public struct ConnectEndpoint: Sendable {
             defer { group.cancelAll() }
             return try await group.next()!
         }
+    }
+}
+
+/// The request headers the Connect layer reads, picked out in one pass over the header list.
+struct ProtocolHeaders {
+    var contentType: String?
+    var contentEncoding: String?
+    var acceptEncoding: String?
+    var protocolVersion: String?
+    var timeout: String?
+    var serviceCredential: String?
+    var authorization: String?
+    var requestID: String?
+
+    init(_ headers: [(name: String, value: String)]) {
+        for (name, value) in headers {
+            switch name {
+            case "content-type": contentType = value
+            case "content-encoding": contentEncoding = value
+            case "accept-encoding": acceptEncoding = value
+            case "connect-protocol-version": protocolVersion = value
+            case "connect-timeout-ms": timeout = value
+            case serviceCredentialHeader: serviceCredential = value
+            case "authorization": authorization = value
+            case "x-request-id": requestID = value
+            default: break
+            }
+        }
+    }
+}
+
+/// Request ids: a random per-process prefix and a counter, unique without a system call per call.
+enum RequestIDs {
+    private static let prefix = String(UInt32.random(in: .min ... .max), radix: 16)
+    private static let counter = Atomic<UInt64>(0)
+
+    static func next() -> String {
+        let value = counter.add(1, ordering: .relaxed).newValue
+        return prefix + "-" + String(value, radix: 16)
     }
 }

@@ -15,7 +15,10 @@ final class HTTP2ServerHandler: ChannelInboundHandler {
     private var session: HTTP2Session?
     private var context: ChannelHandlerContext?
     private var executor: EventLoopTaskExecutor?
-    private var inFlight: [Int32: Task<Void, Never>] = [:]
+    /// Streams whose answer is still to be written.
+    private var awaiting: Set<Int32> = []
+    /// The handler tasks of those streams that suspended (the ones that finished at once have none).
+    private var running: [Int32: Task<Void, Never>] = [:]
     private var flushScheduled = false
     private var draining = false
 
@@ -69,7 +72,7 @@ final class HTTP2ServerHandler: ChannelInboundHandler {
             draining = true
             session?.submitGoAway()
             sendOutput()
-        } else if let idle = event as? IdleStateHandler.IdleStateEvent, idle == .all, inFlight.isEmpty {
+        } else if let idle = event as? IdleStateHandler.IdleStateEvent, idle == .all, awaiting.isEmpty {
             session?.submitGoAway()
             sendOutput()
             context.close(promise: nil)
@@ -94,7 +97,8 @@ final class HTTP2ServerHandler: ChannelInboundHandler {
                 respond(streamID: streamID, endpoint.bodyTooLargeResponse())
             case .streamClosed(let streamID, _):
                 // The peer reset the stream or went away mid-call: nobody waits for the answer.
-                inFlight.removeValue(forKey: streamID)?.cancel()
+                awaiting.remove(streamID)
+                running.removeValue(forKey: streamID)?.cancel()
             case .goAway:
                 break
             }
@@ -114,7 +118,10 @@ final class HTTP2ServerHandler: ChannelInboundHandler {
         let endpoint = self.endpoint
         let loop = context.eventLoop
         let this = NIOLoopBound(self, eventLoop: loop)
-        inFlight[streamID] = Task(executorPreference: executor) {
+        awaiting.insert(streamID)
+        // Runs synchronously until the handler first suspends: a handler that never does answers
+        // without a hop through the executor. After a suspension it resumes on this event loop.
+        let task = Task.immediate(executorPreference: executor) {
             let response = await endpoint.handle(request)
             if loop.inEventLoop {
                 this.value.finish(streamID: streamID, response: response)
@@ -122,10 +129,12 @@ final class HTTP2ServerHandler: ChannelInboundHandler {
                 loop.execute { this.value.finish(streamID: streamID, response: response) }
             }
         }
+        if awaiting.contains(streamID) { running[streamID] = task }
     }
 
     private func finish(streamID: Int32, response: HTTPResponse) {
-        guard inFlight.removeValue(forKey: streamID) != nil else { return }  // reset or connection gone
+        running.removeValue(forKey: streamID)
+        guard awaiting.remove(streamID) != nil else { return }  // reset or connection gone
         respond(streamID: streamID, response)
         scheduleSend()
     }
@@ -160,14 +169,15 @@ final class HTTP2ServerHandler: ChannelInboundHandler {
         if buffer.readableBytes > 0 {
             context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
         }
-        if !session.isAlive || (draining && inFlight.isEmpty && session.openStreamCount == 0) {
+        if !session.isAlive || (draining && awaiting.isEmpty && session.openStreamCount == 0) {
             context.close(promise: nil)
         }
     }
 
     private func cancelAll() {
-        for task in inFlight.values { task.cancel() }
-        inFlight.removeAll()
+        for task in running.values { task.cancel() }
+        running.removeAll()
+        awaiting.removeAll()
     }
 }
 

@@ -1,8 +1,11 @@
 import Prometheus
+import Synchronization
 
 /// The RPC server's Prometheus series: calls by method and code, and call latency by method.
 public struct ServerMetrics: Sendable {
     public let registry: PrometheusCollectorRegistry
+    /// Series already made, so a call costs one dictionary lookup rather than a registry lookup.
+    private let series = SeriesCache()
     private static let buckets: [Duration] = [
         .microseconds(100), .microseconds(250), .microseconds(500), .milliseconds(1), .milliseconds(2.5),
         .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100),
@@ -16,12 +19,16 @@ public struct ServerMetrics: Sendable {
     /// Counts one finished call. `method` must be a registered path (or "unknown"), so the number of
     /// series stays bounded whatever clients send.
     func record(method: String, code: String, duration: Duration) {
-        let calls = MetricNameDescriptor(namespace: "rpc", subsystem: "server", metricName: "calls", unitName: "total",
-                                         helpText: "Finished RPC calls by method and Connect code (ok for success).")
-        let latency = MetricNameDescriptor(namespace: "rpc", subsystem: "server", metricName: "call_duration", unitName: "seconds",
-                                           helpText: "RPC call latency by method.")
-        registry.makeCounter(descriptor: calls, labels: [("method", method), ("code", code)]).increment()
-        registry.makeDurationHistogram(descriptor: latency, labels: [("method", method)], buckets: Self.buckets).record(duration)
+        let (counter, histogram) = series.lookup(method: method, code: code) {
+            let calls = MetricNameDescriptor(namespace: "rpc", subsystem: "server", metricName: "calls", unitName: "total",
+                                             helpText: "Finished RPC calls by method and Connect code (ok for success).")
+            let latency = MetricNameDescriptor(namespace: "rpc", subsystem: "server", metricName: "call_duration", unitName: "seconds",
+                                               helpText: "RPC call latency by method.")
+            return (registry.makeCounter(descriptor: calls, labels: [("method", method), ("code", code)]),
+                    registry.makeDurationHistogram(descriptor: latency, labels: [("method", method)], buckets: Self.buckets))
+        }
+        counter.increment()
+        histogram.record(duration)
     }
 
     /// The Prometheus text exposition of every series in the registry.
@@ -29,5 +36,23 @@ public struct ServerMetrics: Sendable {
         var bytes: [UInt8] = []
         registry.emit(into: &bytes)
         return bytes
+    }
+}
+
+/// The counter and histogram of each (method, code) seen so far.
+private final class SeriesCache: Sendable {
+    private struct Key: Hashable {
+        var method: String
+        var code: String
+    }
+
+    private let entries = Mutex<[Key: (Counter, DurationHistogram)]>([:])
+
+    func lookup(method: String, code: String, make: () -> (Counter, DurationHistogram)) -> (Counter, DurationHistogram) {
+        let key = Key(method: method, code: code)
+        if let found = entries.withLock({ $0[key] }) { return found }
+        let made = make()
+        entries.withLock { $0[key] = made }
+        return made
     }
 }
