@@ -4,7 +4,7 @@ import RPCCore
 
 /// Drives the client side of one HTTP/2 connection: submits requests, matches answers to them,
 /// enforces deadlines, and reports when the connection goes away.
-final class HTTP2ClientHandler: ChannelInboundHandler {
+final class HTTP2ClientHandler: HTTP2SessionDriver {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
@@ -25,11 +25,11 @@ final class HTTP2ClientHandler: ChannelInboundHandler {
 
     private let limits: HTTP2Limits
     private let onGoingAway: @Sendable () -> Void
-    private var session: HTTP2Session?
-    private var context: ChannelHandlerContext?
+    private(set) var session: HTTP2Session?
+    private(set) var context: ChannelHandlerContext?
     private var pending: [Int32: PendingCall] = [:]
     private var streamsByToken: [UInt64: Int32] = [:]
-    private var flushScheduled = false
+    var flushScheduled = false
     private var goingAway = false
 
     init(limits: HTTP2Limits, onGoingAway: @escaping @Sendable () -> Void) {
@@ -113,7 +113,7 @@ final class HTTP2ClientHandler: ChannelInboundHandler {
         scheduleSend()
     }
 
-    private func handle(_ events: [HTTP2Event]) {
+    func handle(_ events: [HTTP2Event]) {
         for event in events {
             switch event {
             case .message(let streamID, let message):
@@ -150,30 +150,5 @@ final class HTTP2ClientHandler: ChannelInboundHandler {
 
     // MARK: Output
 
-    private func scheduleSend() {
-        guard !flushScheduled, let context else { return }
-        flushScheduled = true
-        let this = NIOLoopBound(self, eventLoop: context.eventLoop)
-        context.eventLoop.execute {
-            this.value.flushScheduled = false
-            this.value.sendOutput()
-        }
-    }
-
-    private func sendOutput() {
-        guard let session, let context else { return }
-        var buffer = context.channel.allocator.buffer(capacity: 0)
-        do {
-            handle(try session.collectOutput(into: &buffer))
-        } catch {
-            context.close(promise: nil)
-            return
-        }
-        if buffer.readableBytes > 0 {
-            context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
-        }
-        if !session.isAlive {
-            context.close(promise: nil)
-        }
-    }
+    var shouldCloseAfterSending: Bool { false }
 }

@@ -52,7 +52,7 @@ final class HTTP1ServerHandler: ChannelInboundHandler {
             let this = NIOLoopBound(self, eventLoop: context.eventLoop)
             let boundContext = NIOLoopBound(context, eventLoop: context.eventLoop)
             let loop = context.eventLoop
-            task = Task(executorPreference: EventLoopTaskExecutor(eventLoop: loop)) {
+            task = Task.immediate(executorPreference: EventLoopTaskExecutor(eventLoop: loop)) {
                 let response = await endpoint.handle(request)
                 loop.execute {
                     this.value.task = nil

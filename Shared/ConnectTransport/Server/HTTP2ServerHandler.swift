@@ -4,7 +4,7 @@ import NIOCore
 
 /// Serves one HTTP/2 connection: feeds the nghttp2 session, runs each request's handler as a task
 /// on this connection's event loop, and writes answers back, one flush per loop tick.
-final class HTTP2ServerHandler: ChannelInboundHandler {
+final class HTTP2ServerHandler: HTTP2SessionDriver {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
@@ -12,14 +12,14 @@ final class HTTP2ServerHandler: ChannelInboundHandler {
     private let limits: HTTP2Limits
     private let connection: ConnectionInfo
     private let logger: Logger
-    private var session: HTTP2Session?
-    private var context: ChannelHandlerContext?
+    private(set) var session: HTTP2Session?
+    private(set) var context: ChannelHandlerContext?
     private var executor: EventLoopTaskExecutor?
     /// Streams whose answer is still to be written.
     private var awaiting: Set<Int32> = []
     /// The handler tasks of those streams that suspended (the ones that finished at once have none).
     private var running: [Int32: Task<Void, Never>] = [:]
-    private var flushScheduled = false
+    var flushScheduled = false
     private var draining = false
 
     init(endpoint: ConnectEndpoint, limits: HTTP2Limits, connection: ConnectionInfo, logger: Logger) {
@@ -88,7 +88,7 @@ final class HTTP2ServerHandler: ChannelInboundHandler {
 
     // MARK: Events
 
-    private func handle(_ events: [HTTP2Event]) {
+    func handle(_ events: [HTTP2Event]) {
         for event in events {
             switch event {
             case .message(let streamID, let message):
@@ -146,33 +146,7 @@ final class HTTP2ServerHandler: ChannelInboundHandler {
 
     // MARK: Output
 
-    /// Coalesces the answers finished in one loop tick into one write and one flush.
-    private func scheduleSend() {
-        guard !flushScheduled, let context else { return }
-        flushScheduled = true
-        let this = NIOLoopBound(self, eventLoop: context.eventLoop)
-        context.eventLoop.execute {
-            this.value.flushScheduled = false
-            this.value.sendOutput()
-        }
-    }
-
-    private func sendOutput() {
-        guard let session, let context else { return }
-        var buffer = context.channel.allocator.buffer(capacity: 0)
-        do {
-            handle(try session.collectOutput(into: &buffer))
-        } catch {
-            context.close(promise: nil)
-            return
-        }
-        if buffer.readableBytes > 0 {
-            context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
-        }
-        if !session.isAlive || (draining && awaiting.isEmpty && session.openStreamCount == 0) {
-            context.close(promise: nil)
-        }
-    }
+    var shouldCloseAfterSending: Bool { draining && awaiting.isEmpty && (session?.openStreamCount ?? 0) == 0 }
 
     private func cancelAll() {
         for task in running.values { task.cancel() }

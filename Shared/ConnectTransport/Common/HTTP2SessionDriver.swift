@@ -1,0 +1,45 @@
+import NGHTTP2
+import NIOCore
+
+/// What the client and server HTTP/2 handlers share: feeding an `HTTP2Session` and sending what it
+/// queued, one write and one flush per event-loop tick however many answers finished in it.
+protocol HTTP2SessionDriver: ChannelInboundHandler, SendableMetatype where OutboundOut == ByteBuffer {
+    var session: HTTP2Session? { get }
+    var context: ChannelHandlerContext? { get }
+    var flushScheduled: Bool { get set }
+    /// Reacts to what the peer's bytes, or sending ours, meant.
+    func handle(_ events: [HTTP2Event])
+    /// Whether the connection is finished once output has been sent (beyond nghttp2's own view).
+    var shouldCloseAfterSending: Bool { get }
+}
+
+extension HTTP2SessionDriver {
+    /// Coalesces everything queued during this loop tick into one send.
+    func scheduleSend() {
+        guard !flushScheduled, let context else { return }
+        flushScheduled = true
+        let this = NIOLoopBound(self, eventLoop: context.eventLoop)
+        context.eventLoop.execute {
+            this.value.flushScheduled = false
+            this.value.sendOutput()
+        }
+    }
+
+    /// Writes and flushes what the session has queued; closes the connection when it is done.
+    func sendOutput() {
+        guard let session, let context else { return }
+        var buffer = context.channel.allocator.buffer(capacity: 0)
+        do {
+            handle(try session.collectOutput(into: &buffer))
+        } catch {
+            context.close(promise: nil)
+            return
+        }
+        if buffer.readableBytes > 0 {
+            context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
+        }
+        if !session.isAlive || shouldCloseAfterSending {
+            context.close(promise: nil)
+        }
+    }
+}
