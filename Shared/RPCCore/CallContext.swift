@@ -6,7 +6,7 @@ public struct CallContext: Sendable {
     public let requestID: String
     /// When the caller stops waiting (`connect-timeout-ms`); nil when it gave none.
     public let deadline: ContinuousClock.Instant?
-    /// Request headers, names lowercased. Secrets in them are never logged.
+    /// Request headers, names lowercased, without `authorization` and the service credential.
     public let headers: [(name: String, value: String)]
     /// The calling service, proven by its credential header or TLS client certificate; nil for others.
     public let callingService: String?

@@ -161,8 +161,12 @@ import TestSupport
         let impostor = try server.client(credential: ServiceCredential(serviceName: "caller", secret: "wrong"))
         await #expect(throws: RPCError.self) { try await impostor.call(Echo.internalEcho, EchoRequest(text: "x")) }
         let trusted = try server.client(credential: ServiceCredential(serviceName: "caller", secret: TestServer.secret))
-        let reply = try await trusted.call(Echo.internalEcho, EchoRequest(text: "x"))
+        let reply = try await trusted.call(Echo.internalEcho, EchoRequest(text: "x"), options: .init(bearerToken: "user-token"))
         #expect(reply.caller == "caller")
+        // Handlers see who called, never the secrets that proved it.
+        #expect(reply.headerNames?.contains("content-type") == true)
+        #expect(reply.headerNames?.contains(serviceCredentialHeader) == false)
+        #expect(reply.headerNames?.contains("authorization") == false)
         for client in [anonymous, impostor, trusted] { await client.close() }
     }
 }

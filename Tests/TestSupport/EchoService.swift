@@ -24,7 +24,8 @@ public enum Echo {
                 throw RPCError(code, "asked to fail")
             }
             let padding = String(repeating: "x", count: max(0, request.padTo - request.text.utf8.count))
-            return EchoResponse(text: request.text + padding, caller: context.callingService, requestId: context.requestID)
+            return EchoResponse(text: request.text + padding, caller: context.callingService, requestId: context.requestID,
+                                headerNames: context.headers.map(\.name))
         }
         router.register(echo, handler: handler)
         router.register(internalEcho, handler: handler)
@@ -59,6 +60,8 @@ public struct EchoResponse: RPCMessage {
     public var text: String
     public var caller: String?
     public var requestId: String
+    /// The request header names the handler was shown.
+    public var headerNames: [String]?
 }
 
 /// A counter tasks of one test share.

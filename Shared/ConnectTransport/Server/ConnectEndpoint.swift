@@ -116,8 +116,13 @@ public struct ConnectEndpoint: Sendable {
            authorization.prefix(7).lowercased() == "bearer " {
             bearer = String(authorization.dropFirst(7).drop { $0 == " " })
         }
+        // Secrets stay out of the headers handlers see (and might log): the verified caller and the
+        // bearer token have fields of their own.
+        let visibleHeaders = headers.serviceCredential == nil && headers.authorization == nil
+            ? request.headers
+            : request.headers.filter { $0.name != serviceCredentialHeader && $0.name != "authorization" }
         return CallContext(path: path, requestID: requestID, deadline: deadline,
-                           headers: request.headers, callingService: callingService,
+                           headers: visibleHeaders, callingService: callingService,
                            bearerToken: bearer, peerAddress: request.peerAddress)
     }
 
