@@ -22,6 +22,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
         .package(url: "https://github.com/adam-fowler/compress-nio.git", from: "1.5.0"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
     ],
     targets: [
         // MARK: HTTP/2 engine: the only place that touches libnghttp2's C API.
@@ -76,6 +77,20 @@ let package = Package(
             path: "Shared/ConnectTransport"
         ),
 
+        // MARK: AWS Marketplace seller APIs: SigV4, the JSON 1.1 protocol, metering and entitlements.
+        .target(
+            name: "AWSMarketplace",
+            dependencies: [
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOFoundationCompat", package: "swift-nio"),
+            ],
+            path: "Shared/AWSMarketplace"
+        ),
+
         // MARK: What every service process needs: configuration, logging, metrics, storage, lifecycle, health.
         .target(
             name: "ServiceRuntime",
@@ -124,6 +139,11 @@ let package = Package(
             name: "ConnectTransportTests",
             dependencies: ["ConnectTransport", "RPCCore", "Contracts", "TestSupport"],
             path: "Tests/ConnectTransportTests"
+        ),
+        .testTarget(
+            name: "AWSMarketplaceTests",
+            dependencies: ["AWSMarketplace", "TestSupport"],
+            path: "Tests/AWSMarketplaceTests"
         ),
         .testTarget(
             name: "ServiceRuntimeTests",
