@@ -10,6 +10,7 @@ let package = Package(
         .executable(name: "identity", targets: ["identity"]),
         .executable(name: "organization", targets: ["organization"]),
         .executable(name: "marketplace-link", targets: ["marketplace-link"]),
+        .executable(name: "aws-marketplace-sim", targets: ["aws-marketplace-sim"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -23,6 +24,8 @@ let package = Package(
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
         .package(url: "https://github.com/adam-fowler/compress-nio.git", from: "1.5.0"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/hummingbird-project/swift-mustache.git", from: "2.1.1"),
     ],
     targets: [
         // MARK: HTTP/2 engine: the only place that touches libnghttp2's C API.
@@ -116,6 +119,24 @@ let package = Package(
         .target(name: "MarketplaceLinkService", dependencies: ["ServiceRuntime", "Contracts"], path: "Services/MarketplaceLink/Service"),
         .executableTarget(name: "marketplace-link", dependencies: ["MarketplaceLinkService", "ServiceRuntime"], path: "Services/MarketplaceLink/Main"),
 
+        // MARK: Developer tools: the local stand-in for AWS Marketplace.
+        .target(
+            name: "AWSMarketplaceSimulator",
+            dependencies: [
+                "AWSMarketplace", "ServiceRuntime",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Mustache", package: "swift-mustache"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            path: "Tools/AWSMarketplaceSim/Simulator"
+        ),
+        .executableTarget(
+            name: "aws-marketplace-sim",
+            dependencies: ["AWSMarketplaceSimulator", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Tools/AWSMarketplaceSim/Main"
+        ),
+
         // MARK: Tests
         .target(
             name: "TestSupport",
@@ -146,6 +167,11 @@ let package = Package(
             path: "Tests/AWSMarketplaceTests"
         ),
         .testTarget(
+            name: "AWSMarketplaceSimulatorTests",
+            dependencies: ["AWSMarketplace", "TestSupport", "aws-marketplace-sim"],
+            path: "Tests/AWSMarketplaceSimulatorTests"
+        ),
+        .testTarget(
             name: "ServiceRuntimeTests",
             dependencies: ["ServiceRuntime", "ConnectTransport", "Contracts", "TestSupport"],
             path: "Tests/ServiceRuntimeTests"
@@ -154,7 +180,7 @@ let package = Package(
             name: "EndToEndTests",
             dependencies: [
                 "TestSupport", "ConnectTransport", "Contracts",
-                "identity", "organization", "marketplace-link",
+                "identity", "organization", "marketplace-link", "aws-marketplace-sim",
             ],
             path: "Tests/EndToEndTests"
         ),

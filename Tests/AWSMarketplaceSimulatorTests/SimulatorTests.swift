@@ -1,0 +1,166 @@
+import AWSMarketplace
+import Foundation
+import Testing
+import TestSupport
+
+/// aws-marketplace-sim as a real process: the buyer's pages, and the seller APIs against boto3
+/// and against our own client.
+@Suite(.timeLimit(.minutes(3))) struct SimulatorTests {
+    static let seller = AWSCredentials(accessKeyID: "AKIDSIMSELLER", secretAccessKey: "sim-seller-secret")
+    static let product = "prod-ch-committed"
+
+    /// A seed with two offers for account 111111111111 and one for 222222222222.
+    static func seed() throws -> String {
+        let future = Date().addingTimeInterval(30 * 86400).formatted(.iso8601)
+        let json = """
+        {"sellerKeys": [{"accessKeyId": "AKIDSIMSELLER", "secretAccessKey": "sim-seller-secret"}],
+         "product": {"code": "\(product)", "name": "ClickHouse Cloud - Committed Contract"},
+         "offers": [
+           {"id": "offer-a", "buyerAccountId": "111111111111", "committedAmountUSD": 120000, "termMonths": 12,
+            "dimensions": {"seats": 10, "storage": 500, "compute": 7}, "expiresAt": "\(future)"},
+           {"id": "offer-b", "buyerAccountId": "111111111111", "committedAmountUSD": 50000, "termMonths": 6,
+            "dimensions": {"seats": 5}, "expiresAt": "\(future)"},
+           {"id": "offer-c", "buyerAccountId": "222222222222", "committedAmountUSD": 10000, "termMonths": 12,
+            "dimensions": {"seats": 1}, "expiresAt": "\(future)"}],
+         "buyers": [
+           {"accountId": "111111111111", "email": "buyer@example.com", "identities": [
+             {"name": "alice", "managedPolicies": ["AWSMarketplaceRead-only", "AWSMarketplaceManageSubscriptions"], "actions": []},
+             {"name": "bob", "managedPolicies": ["AWSMarketplaceRead-only"], "actions": []}]},
+           {"accountId": "222222222222", "email": "other@example.com", "identities": [
+             {"name": "carol", "managedPolicies": [], "actions": ["aws-marketplace:ListPrivateListings", "aws-marketplace:ViewSubscriptions"]}]}]}
+        """
+        return try temporaryFile(Data(json.utf8))
+    }
+
+    private func start() async throws -> (ChildProcess, String, String) {
+        let directory = NSTemporaryDirectory() + "sim-\(UUID().uuidString)"
+        let sim = try await ChildProcess(service: "aws-marketplace-sim", arguments: [
+            "--port", "0", "--data-dir", directory, "--seed", try Self.seed(),
+            "--fulfillment-url", "http://127.0.0.1:7100/marketplace/setup",
+        ])
+        return (sim, "http://127.0.0.1:\(sim.port)", directory)
+    }
+
+    /// Subscribes as `identity` to `offer` and clicks "Set up your account"; returns the token the
+    /// auto-submitting form carries.
+    private func subscribeAndSetUp(_ base: String, identity: String, offer: String) async throws -> String {
+        let subscribed = try await Curl.post(base + "/buyer/offers/\(offer)/subscribe", body: "as=\(identity)",
+                                             contentType: "application/x-www-form-urlencoded")
+        #expect(subscribed.status == 302)
+        let location = try #require(subscribed.headers.split(separator: "\r\n").first { $0.lowercased().hasPrefix("location:") })
+        let path = location.dropFirst("location:".count).trimmingCharacters(in: .whitespaces)
+        let customer = try #require(path.split(separator: "/").last?.split(separator: "?").first)
+        let page = try await Curl.get(base + path)
+        #expect(page.status == 200 && page.body.contains("Set up your account"))
+        let setup = try await Curl.post(base + "/buyer/subscriptions/\(customer)/setup", body: "as=\(identity)",
+                                        contentType: "application/x-www-form-urlencoded")
+        #expect(setup.status == 200)
+        #expect(setup.body.contains(#"action="http://127.0.0.1:7100/marketplace/setup""#))
+        #expect(setup.body.contains(#"name="x-amzn-marketplace-token""#))
+        let marker = #"name="x-amzn-marketplace-token" value=""#
+        let start = try #require(setup.body.range(of: marker)).upperBound
+        return String(setup.body[start...].prefix { $0 != "\"" })
+    }
+
+    private func client(_ base: String, credentials: AWSCredentials = seller) -> (MarketplaceMeteringClient, MarketplaceEntitlementClient) {
+        let transport = AWSJSONClient(configuration: .init(endpoint: URL(string: base + "/")!, region: "us-east-1", credentials: credentials,
+                                                           timeout: .seconds(5), maxAttempts: 4, baseDelay: .milliseconds(10),
+                                                           maxDelay: .milliseconds(50)))
+        return (MarketplaceMeteringClient(transport: transport), MarketplaceEntitlementClient(transport: transport))
+    }
+
+    @Test func buyerWithoutPermissionsIsRefusedAndOneWithThemReachesTheSetupForm() async throws {
+        let (sim, base, _) = try await start()
+        defer { Task { await sim.stop() } }
+        let refused = try await Curl.get(base + "/buyer/offers/offer-a?as=bob")
+        #expect(refused.status == 403)
+        #expect(refused.body.contains("AWSMarketplaceManageSubscriptions"))
+        let offer = try await Curl.get(base + "/buyer/offers/offer-a?as=alice")
+        #expect(offer.status == 200)
+        #expect(offer.body.contains("ClickHouse Cloud - Committed Contract") && offer.body.contains("120000"))
+
+        let token = try await subscribeAndSetUp(base, identity: "alice", offer: "offer-a")
+        #expect(token.count >= 43)
+        let (metering, _) = client(base)
+        let customer = try await metering.resolveCustomer(registrationToken: token)
+        #expect(customer.customerAWSAccountID == "111111111111")
+        #expect(customer.productCode == Self.product)
+        // Resolving again gives the same customer; a second "Set up" gives a new token for the same customer.
+        #expect(try await metering.resolveCustomer(registrationToken: token) == customer)
+        let second = try await subscribeAndSetUp(base, identity: "alice", offer: "offer-a")
+        #expect(second != token)
+        #expect(try await metering.resolveCustomer(registrationToken: second).customerIdentifier == customer.customerIdentifier)
+        // Actions instead of managed policies work too.
+        #expect(try await Curl.get(base + "/buyer/offers/offer-c?as=carol").status == 200)
+    }
+
+    @Test func anAccountSubscribesToOnlyOneCommittedOffer() async throws {
+        let (sim, base, _) = try await start()
+        defer { Task { await sim.stop() } }
+        _ = try await subscribeAndSetUp(base, identity: "alice", offer: "offer-a")
+        let second = try await Curl.post(base + "/buyer/offers/offer-b/subscribe", body: "as=alice",
+                                         contentType: "application/x-www-form-urlencoded")
+        #expect(second.status == 409)
+        #expect(second.body.contains("only one"))
+        // Another account's offer is not even visible.
+        #expect(try await Curl.get(base + "/buyer/offers/offer-c?as=alice").status == 404)
+    }
+
+    @Test func boto3AgainstTheSellerAPIs() async throws {
+        let (sim, base, _) = try await start()
+        defer { Task { await sim.stop() } }
+        let token = try await subscribeAndSetUp(base, identity: "alice", offer: "offer-a")
+        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Fixtures/boto3_seller.py").path
+        let result = try await ExternalCommand.run(["python3", script, base, token, Self.product, Self.seller.accessKeyID,
+                                                    Self.seller.secretAccessKey], timeout: .seconds(60))
+        #expect(result.status == 0, "\(result.stderr)")
+        let output = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
+        let resolved = output["resolve"] as? [String: String]
+        #expect(resolved?["CustomerAWSAccountId"] == "111111111111")
+        #expect(resolved?["ProductCode"] == Self.product)
+        let entitlements = output["entitlements"] as? [[String: Any]]
+        #expect(entitlements?.compactMap { $0["Dimension"] as? String } == ["compute", "seats", "storage"])
+        #expect((entitlements?.first?["Value"] as? [String: Int])?["IntegerValue"] == 7)
+        #expect(output["meter"] as? [String] == ["Success"])
+        #expect(output["meterAgain"] as? [String] == ["DuplicateRecord"])
+        #expect(output["wrongSecret"] as? String == "InvalidSignatureException")
+        #expect(output["unknownKey"] as? String == "UnrecognizedClientException")
+        #expect(output["badToken"] as? String == "InvalidTokenException")
+    }
+
+    @Test func ourClientEndToEnd() async throws {
+        let (sim, base, directory) = try await start()
+        defer { Task { await sim.stop() } }
+        let token = try await subscribeAndSetUp(base, identity: "alice", offer: "offer-a")
+        let (metering, entitlements) = client(base)
+        let customer = try await metering.resolveCustomer(registrationToken: token)
+        let all = try await entitlements.entitlements(productCode: Self.product, filter: [.customerIdentifier: [customer.customerIdentifier]],
+                                                      pageSize: 2)
+        #expect(all.map(\.dimension) == ["compute", "seats", "storage"])
+        #expect(all.map(\.value) == [.integer(7), .integer(10), .integer(500)])
+        let none = try await entitlements.entitlements(productCode: Self.product, filter: [.customerAWSAccountID: ["999999999999"]])
+        #expect(none.isEmpty)
+
+        let record = UsageRecord(timestamp: Date(), customerIdentifier: customer.customerIdentifier, dimension: "compute", quantity: 1)
+        let stranger = UsageRecord(timestamp: Date(), customerIdentifier: "cust-nobody", dimension: "compute", quantity: 1)
+        let metered = try await metering.batchMeterUsage(productCode: Self.product, records: [record, stranger])
+        #expect(metered.results.map(\.status) == ["Success", "CustomerNotSubscribed"])
+
+        // Throttling is retried, then the call succeeds.
+        let throttle = try await Curl.post(base + "/_sim/throttle", body: #"{"count":2}"#)
+        #expect(throttle.status == 204)
+        #expect(try await metering.resolveCustomer(registrationToken: token) == customer)
+
+        // An expired token says so.
+        let database = directory + "/aws-marketplace-sim.sqlite"
+        let expire = try await ExternalCommand.run(["sqlite3", database, "UPDATE registration_token SET expires_at = '2000-01-01 00:00:00.000'"])
+        #expect(expire.status == 0, "\(expire.stderr)")
+        do {
+            _ = try await metering.resolveCustomer(registrationToken: token)
+            Issue.record("an expired token resolved")
+        } catch {
+            #expect(error.kind == .expiredToken)
+        }
+    }
+}

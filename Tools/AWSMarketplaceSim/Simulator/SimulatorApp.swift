@@ -1,0 +1,183 @@
+import Foundation
+import GRDB
+import Hummingbird
+import Logging
+import NIOCore
+import ServiceRuntime
+
+/// aws-marketplace-sim: a local stand-in for the AWS side of the journey. Built from its settings
+/// alone, so tests run it in-process or as a process.
+public struct SimulatorApp: Sendable {
+    public struct Settings: Sendable {
+        public var host: String
+        public var port: Int
+        public var dataDirectory: String
+        /// Where "Set up your account" POSTs the registration token.
+        public var fulfillmentURL: String
+        public var seedPath: String?
+
+        public init(host: String, port: Int, dataDirectory: String, fulfillmentURL: String, seedPath: String?) {
+            self.host = host
+            self.port = port
+            self.dataDirectory = dataDirectory
+            self.fulfillmentURL = fulfillmentURL
+            self.seedPath = seedPath
+        }
+    }
+
+    let settings: Settings
+    let store: SimulatorStore
+    let sellerAPI: SellerAPI
+    let logger: Logger
+
+    public init(settings: Settings, logger: Logger) throws {
+        self.settings = settings
+        self.logger = logger
+        let database = try ServiceDatabase(directory: settings.dataDirectory, name: "aws-marketplace-sim", migrator: SimulatorStore.migrator)
+        store = SimulatorStore(database: database.pool)
+        if let seedPath = settings.seedPath {
+            try store.apply(try SimulatorSeed.load(path: seedPath))
+        }
+        sellerAPI = SellerAPI(store: store)
+    }
+
+    /// Serves until the process is asked to stop; logs `listening` with the bound port.
+    public func run() async throws {
+        let logger = self.logger
+        let app = Application(
+            router: makeRouter(),
+            configuration: .init(address: .hostname(settings.host, port: settings.port), serverName: "aws-marketplace-sim"),
+            onServerRunning: { channel in
+                logger.info("listening", metadata: ["service": "aws-marketplace-sim", "port": "\(channel.localAddress?.port ?? 0)"])
+            },
+            logger: logger)
+        try await app.runService()
+    }
+
+    func makeRouter() -> Router<BasicRequestContext> {
+        let router = Router()
+        let sellerAPI = self.sellerAPI
+        let store = self.store
+        let fulfillmentURL = settings.fulfillmentURL
+
+        router.get("healthz") { _, _ in "ok\n" }
+
+        // The seller APIs: every AWS JSON 1.1 call is a POST to "/".
+        router.post("/") { request, _ -> Response in
+            var request = request
+            let body = try await request.collectBody(upTo: 1 << 20)
+            var headers: [String: String] = [:]
+            for field in request.headers { headers[field.name.canonicalName] = field.value }
+            // swift-http-types carries HTTP/1.1's Host as the request's authority, not as a field.
+            if let authority = request.head.authority { headers["host"] = authority }
+            let reply = try await sellerAPI.handle(path: request.uri.path, headers: headers, body: Array(buffer: body))
+            var responseHeaders = HTTPFields()
+            responseHeaders[.contentType] = "application/x-amz-json-1.1"
+            if let type = reply.errorType { responseHeaders[.init("X-Amzn-Errortype")!] = type }
+            let data = try JSONSerialization.data(withJSONObject: reply.body)
+            return Response(status: .init(code: reply.status), headers: responseHeaders, body: .init(byteBuffer: ByteBuffer(bytes: data)))
+        }
+
+        // Test switch: answer the next N seller API calls with ThrottlingException.
+        router.post("_sim/throttle") { request, context -> HTTPResponse.Status in
+            struct Throttle: Decodable { var count: Int }
+            sellerAPI.throttle(next: try await request.decode(as: Throttle.self, context: context).count)
+            return .noContent
+        }
+
+        router.get("buyer/offers/:offer") { request, context -> Response in
+            let (identity, refusal) = try await Self.signedIn(request, store: store)
+            guard let identity else { return refusal! }
+            guard let offer = try await store.offer(id: context.parameters.get("offer") ?? ""), offer.buyerAccountID == identity.accountID else {
+                return Self.page(.notFound, "problem", ["title": "Offer not found", "message": "No private offer with this id is available to your account."])
+            }
+            return Self.page(.ok, "offer", [
+                "title": "Private offer", "productName": offer.productName, "buyerAccountID": offer.buyerAccountID,
+                "identity": identity.name, "committedAmountUSD": offer.committedAmountUSD, "termMonths": offer.termMonths,
+                "expiresAt": offer.expiresAt.formatted(.iso8601), "offerID": offer.id,
+                "dimensions": offer.dimensions.sorted { $0.key < $1.key }.map { ["name": $0.key, "quantity": $0.value] },
+            ])
+        }
+
+        router.post("buyer/offers/:offer/subscribe") { request, context -> Response in
+            var request = request
+            let form = try await Self.form(&request)
+            let (identity, refusal) = try await Self.signedIn(request, store: store, form: form)
+            guard let identity else { return refusal! }
+            guard let offer = try await store.offer(id: context.parameters.get("offer") ?? "") else {
+                return Self.page(.notFound, "problem", ["title": "Offer not found", "message": "No private offer with this id exists."])
+            }
+            switch try await store.subscribe(offer: offer, identity: identity) {
+            case .subscribed(let subscription), .alreadySubscribed(let subscription):
+                return .redirect(to: "/buyer/subscriptions/\(subscription.customerIdentifier)?as=\(identity.name)", type: .found)
+            case .otherOfferActive:
+                return Self.page(.conflict, "problem", ["title": "Already subscribed", "message":
+                    "This AWS account already subscribes to a Committed Contract private offer of this product; an account can subscribe to only one."])
+            case .offerExpired:
+                return Self.page(.gone, "problem", ["title": "Offer expired", "message": "This private offer has expired. Ask the seller for a new one."])
+            case .notYourOffer:
+                return Self.page(.notFound, "problem", ["title": "Offer not found", "message": "No private offer with this id is available to your account."])
+            }
+        }
+
+        router.get("buyer/subscriptions/:customer") { request, context -> Response in
+            let (identity, refusal) = try await Self.signedIn(request, store: store)
+            guard let identity else { return refusal! }
+            guard let subscription = try await store.subscription(customerIdentifier: context.parameters.get("customer") ?? ""),
+                  subscription.accountID == identity.accountID, let offer = try await store.offer(id: subscription.offerID) else {
+                return Self.page(.notFound, "problem", ["title": "Subscription not found", "message": "Your account has no such subscription."])
+            }
+            return Self.page(.ok, "subscription", [
+                "title": "Subscription", "productName": offer.productName, "customerIdentifier": subscription.customerIdentifier,
+                "accountID": subscription.accountID, "state": subscription.state, "identity": identity.name,
+            ])
+        }
+
+        // "Set up your account": a fresh registration token, carried to the seller by an auto-submitting form.
+        router.post("buyer/subscriptions/:customer/setup") { request, context -> Response in
+            var request = request
+            let form = try await Self.form(&request)
+            let (identity, refusal) = try await Self.signedIn(request, store: store, form: form)
+            guard let identity else { return refusal! }
+            guard let subscription = try await store.subscription(customerIdentifier: context.parameters.get("customer") ?? ""),
+                  subscription.accountID == identity.accountID, subscription.state != "cancelled" else {
+                return Self.page(.notFound, "problem", ["title": "Subscription not found", "message": "Your account has no active subscription with this id."])
+            }
+            let token = try await store.issueRegistrationToken(customerIdentifier: subscription.customerIdentifier)
+            return Self.page(.ok, "setup", ["title": "Set up your account", "fulfillmentURL": fulfillmentURL, "token": token])
+        }
+        return router
+    }
+
+    // MARK: Helpers
+
+    /// The buyer's IAM identity (`as`, from the query or the form), refused with an access-denied
+    /// page when it lacks the permissions the seed document lists.
+    static func signedIn(_ request: Request, store: SimulatorStore, form: [String: String] = [:])
+        async throws -> (SimulatorStore.BuyerIdentity?, Response?)
+    {
+        let name = form["as"] ?? request.uri.queryParameters.get("as") ?? ""
+        guard let identity = try await store.identity(name: name) else {
+            return (nil, page(.unauthorized, "problem", ["title": "Sign in", "message": "Sign in to AWS as an IAM identity of the buyer account (?as=<identity>)."]))
+        }
+        guard identity.canViewAndAccept else {
+            return (nil, page(.forbidden, "problem", ["title": "Access denied", "message": BuyerPermissions.missingPermissionsMessage]))
+        }
+        return (identity, nil)
+    }
+
+    static func form(_ request: inout Request) async throws -> [String: String] {
+        let body = try await request.collectBody(upTo: 64 << 10)
+        var components = URLComponents()
+        components.percentEncodedQuery = String(buffer: body).replacingOccurrences(of: "+", with: "%20")
+        var fields: [String: String] = [:]
+        for item in components.queryItems ?? [] { fields[item.name] = item.value ?? "" }
+        return fields
+    }
+
+    static func page(_ status: HTTPResponse.Status, _ template: String, _ values: [String: Any]) -> Response {
+        var headers = HTTPFields()
+        headers[.contentType] = "text/html; charset=utf-8"
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: BuyerPages.render(template, values))))
+    }
+}
