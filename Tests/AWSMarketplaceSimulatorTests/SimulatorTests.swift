@@ -32,11 +32,12 @@ import TestSupport
         return try temporaryFile(Data(json.utf8))
     }
 
-    private func start() async throws -> (ChildProcess, String, String) {
+    private func start(notificationURL: String = "", maildrop: String = "") async throws -> (ChildProcess, String, String) {
         let directory = NSTemporaryDirectory() + "sim-\(UUID().uuidString)"
         let sim = try await ChildProcess(service: "aws-marketplace-sim", arguments: [
             "--port", "0", "--data-dir", directory, "--seed", try Self.seed(),
             "--fulfillment-url", "http://127.0.0.1:7100/marketplace/setup",
+            "--notification-url", notificationURL, "--maildrop-dir", maildrop,
         ])
         return (sim, "http://127.0.0.1:\(sim.port)", directory)
     }
@@ -162,5 +163,74 @@ import TestSupport
         } catch {
             #expect(error.kind == .expiredToken)
         }
+    }
+
+    // MARK: Notifications and email
+
+    private func received(_ receiver: ChildProcess, count: Int) async throws -> [[String: Any]] {
+        var messages: [[String: Any]] = []
+        for _ in 0..<300 {
+            let reply = try await Curl.get("http://127.0.0.1:\(receiver.port)/received")
+            messages = (try JSONSerialization.jsonObject(with: Data(reply.body.utf8)) as? [[String: Any]]) ?? []
+            if messages.count >= count { break }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        return messages
+    }
+
+    @Test func lifecycleNotificationsAreSignedConfirmedAndOrdered() async throws {
+        let receiver = try await ChildProcess(pythonFixture: "sns_receiver.py", arguments: [])
+        defer { Task { await receiver.stop() } }
+        let (sim, base, _) = try await start(notificationURL: "http://127.0.0.1:\(receiver.port)/sns")
+        defer { Task { await sim.stop() } }
+        _ = try await subscribeAndSetUp(base, identity: "alice", offer: "offer-a")
+        let amended = try await Curl.post(base + "/_sim/offers/offer-a/amend", body: #"{"dimensions":{"seats":20,"compute":7}}"#)
+        #expect(amended.status == 204)
+        let subscription = try #require(try await received(receiver, count: 3).last?["customer-identifier"] as? String)
+        let cancelled = try await Curl.post(base + "/buyer/subscriptions/\(subscription)/cancel", body: "as=alice",
+                                            contentType: "application/x-www-form-urlencoded")
+        #expect(cancelled.status == 200)
+
+        let messages = try await received(receiver, count: 5)
+        #expect(messages.map { $0["Type"] as? String } == ["SubscriptionConfirmation", "Notification", "Notification", "Notification", "Notification"])
+        #expect(messages.first?["confirmed"] as? Bool == true)
+        #expect(messages.dropFirst().map { $0["action"] as? String } == ["subscribe-success", "entitlement-updated", "unsubscribe-pending", "unsubscribe-success"])
+        for message in messages {
+            #expect(message["verified"] as? Bool == true, "\(message)")
+            #expect(message["tamperedVerified"] as? Bool == false)
+            #expect(message["header"] as? String == message["Type"] as? String)
+        }
+        #expect(messages.dropFirst().allSatisfy { $0["product-code"] as? String == Self.product && $0["offer-identifier"] as? String == "offer-a" })
+        // The amendment shows in the entitlements; the cancellation removes them.
+        let (_, entitlements) = client(base)
+        #expect(try await entitlements.entitlements(productCode: Self.product, filter: [.customerIdentifier: [subscription]]).isEmpty)
+    }
+
+    @Test func notificationsAreRetriedUntilAccepted() async throws {
+        let receiver = try await ChildProcess(pythonFixture: "sns_receiver.py", arguments: ["--fail-first", "3"])
+        defer { Task { await receiver.stop() } }
+        let (sim, base, _) = try await start(notificationURL: "http://127.0.0.1:\(receiver.port)/sns")
+        defer { Task { await sim.stop() } }
+        _ = try await subscribeAndSetUp(base, identity: "alice", offer: "offer-a")
+        let messages = try await received(receiver, count: 2)
+        #expect(messages.map { $0["Type"] as? String } == ["SubscriptionConfirmation", "Notification"])
+        #expect(Set(messages.compactMap { $0["MessageId"] as? String }).count == 2)
+    }
+
+    @Test func offerEmailCarriesTheReviewLink() async throws {
+        let maildrop = NSTemporaryDirectory() + "maildrop-\(UUID().uuidString)"
+        let (sim, base, _) = try await start(maildrop: maildrop)
+        defer { Task { await sim.stop() } }
+        var email = ""
+        for _ in 0..<200 where email.isEmpty {
+            email = (try? String(contentsOfFile: maildrop + "/offer-offer-a.eml", encoding: .utf8)) ?? ""
+            if email.isEmpty { try await Task.sleep(for: .milliseconds(20)) }
+        }
+        #expect(email.contains("To: <buyer@example.com>"))
+        #expect(email.contains("Subject: Private offer: ClickHouse Cloud - Committed Contract"))
+        let link = try #require(email.split(separator: "\r\n").first { $0.hasPrefix("Review offer: ") }).dropFirst("Review offer: ".count)
+        #expect(link == "\(base)/buyer/offers/offer-a")
+        #expect(try await Curl.get(link + "?as=alice").status == 200)
+        #expect(FileManager.default.fileExists(atPath: maildrop + "/offer-offer-c.eml"))
     }
 }

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# Runs the whole system locally: identity :7101, organization :7102, marketplace-link :7103,
-# data under ./data/<service>/. Ctrl-C stops everything (each service drains, then exits).
+# Runs the whole system locally: identity :7101, organization :7102, marketplace-link :7103 and
+# aws-marketplace-sim :7199 (seeded from Tools/AWSMarketplaceSim/demo-seed.json), data under
+# ./data/<service>/. Ctrl-C stops everything (each service drains, then exits).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 Tools/dev/install-packages.sh run
 swift build -c release --product identity
 swift build -c release --product organization
 swift build -c release --product marketplace-link
+swift build -c release --product aws-marketplace-sim
 bin=$(swift build -c release --show-bin-path)
 mkdir -p data
 
@@ -41,5 +43,9 @@ start() {  # name port secret
 start identity 7101 "$IDENTITY_SECRET"
 start organization 7102 "$ORGANIZATION_SECRET"
 start marketplace-link 7103 "$MARKETPLACE_LINK_SECRET"
+"$bin/aws-marketplace-sim" --port 7199 --data-dir data/aws-marketplace-sim \
+  --seed Tools/AWSMarketplaceSim/demo-seed.json --maildrop-dir data/maildrop &
+pids+=($!)
+echo "buyer's offer email: data/maildrop/offer-offer-demo-1.eml (sign in to the simulator as ?as=buyer-admin)"
 echo "running; Ctrl-C stops everything"
 wait

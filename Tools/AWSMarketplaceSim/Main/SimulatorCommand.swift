@@ -14,6 +14,8 @@ struct SimulatorCommand: AsyncParsableCommand {
     @Option(help: "Directory of the simulator's database (DATA_DIR).") var dataDir: String?
     @Option(help: "Where 'Set up your account' POSTs the token (FULFILLMENT_URL).") var fulfillmentURL: String?
     @Option(help: "A seed file to load at start (SEED).") var seed: String?
+    @Option(help: "Where SNS notifications are POSTed; empty sends none (NOTIFICATION_URL).") var notificationURL: String?
+    @Option(help: "Directory for offer emails (.eml); empty writes none (MAILDROP_DIR).") var maildropDir: String?
     @Option(help: "Log level (LOG_LEVEL).") var logLevel: String?
 
     func run() async throws {
@@ -29,8 +31,13 @@ struct SimulatorCommand: AsyncParsableCommand {
             port: port ?? environment["PORT"].flatMap(Int.init) ?? 7199,
             dataDirectory: dataDir ?? environment["DATA_DIR"] ?? "./data/aws-marketplace-sim",
             fulfillmentURL: fulfillmentURL ?? environment["FULFILLMENT_URL"] ?? "http://127.0.0.1:7100/marketplace/setup",
-            seedPath: seed ?? environment["SEED"])
+            seedPath: seed ?? environment["SEED"],
+            notificationURL: nonEmpty(notificationURL ?? environment["NOTIFICATION_URL"] ?? "http://127.0.0.1:7103/marketplace/sns"),
+            maildropDirectory: nonEmpty(maildropDir ?? environment["MAILDROP_DIR"] ?? "./data/maildrop"))
         try await SimulatorApp(settings: settings, logger: Logger(label: "aws-marketplace-sim")).run()
     }
 }
 
+private func nonEmpty(_ value: String) -> String? {
+    value.isEmpty ? nil : value
+}

@@ -15,19 +15,28 @@ public struct SimulatorApp: Sendable {
         /// Where "Set up your account" POSTs the registration token.
         public var fulfillmentURL: String
         public var seedPath: String?
+        /// Where SNS messages are POSTed; nil sends none.
+        public var notificationURL: String?
+        /// Where offer emails are written as `.eml` files; nil writes none.
+        public var maildropDirectory: String?
 
-        public init(host: String, port: Int, dataDirectory: String, fulfillmentURL: String, seedPath: String?) {
+        public init(host: String, port: Int, dataDirectory: String, fulfillmentURL: String, seedPath: String?,
+                    notificationURL: String?, maildropDirectory: String?) {
             self.host = host
             self.port = port
             self.dataDirectory = dataDirectory
             self.fulfillmentURL = fulfillmentURL
             self.seedPath = seedPath
+            self.notificationURL = notificationURL
+            self.maildropDirectory = maildropDirectory
         }
     }
 
     let settings: Settings
     let store: SimulatorStore
     let sellerAPI: SellerAPI
+    let signer: SNSSigner
+    let notifier: MarketplaceNotifier
     let logger: Logger
 
     public init(settings: Settings, logger: Logger) throws {
@@ -39,16 +48,24 @@ public struct SimulatorApp: Sendable {
             try store.apply(try SimulatorSeed.load(path: seedPath))
         }
         sellerAPI = SellerAPI(store: store)
+        signer = try SNSSigner(directory: settings.dataDirectory)
+        notifier = MarketplaceNotifier(store: store, signer: signer, notificationURL: settings.notificationURL,
+                                       maildropDirectory: settings.maildropDirectory, logger: logger)
     }
 
     /// Serves until the process is asked to stop; logs `listening` with the bound port.
     public func run() async throws {
         let logger = self.logger
+        let notifier = self.notifier
+        let host = settings.host
         let app = Application(
             router: makeRouter(),
             configuration: .init(address: .hostname(settings.host, port: settings.port), serverName: "aws-marketplace-sim"),
+            services: [notifier],
             onServerRunning: { channel in
-                logger.info("listening", metadata: ["service": "aws-marketplace-sim", "port": "\(channel.localAddress?.port ?? 0)"])
+                let port = channel.localAddress?.port ?? 0
+                notifier.serverIsListening(baseURL: "http://\(host):\(port)")
+                logger.info("listening", metadata: ["service": "aws-marketplace-sim", "port": "\(port)"])
             },
             logger: logger)
         try await app.runService()
@@ -59,8 +76,34 @@ public struct SimulatorApp: Sendable {
         let sellerAPI = self.sellerAPI
         let store = self.store
         let fulfillmentURL = settings.fulfillmentURL
+        let notifier = self.notifier
+        let certificatePEM = signer.certificatePEM
 
         router.get("healthz") { _, _ in "ok\n" }
+
+        // Amazon SNS's side: the signing certificate and the subscription confirmation link.
+        router.get("sns/SimpleNotificationService-simulator.pem") { _, _ -> Response in
+            var headers = HTTPFields()
+            headers[.contentType] = "application/x-pem-file"
+            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: certificatePEM)))
+        }
+        router.get("sns/confirm") { request, _ -> Response in
+            let confirmed = try await store.confirmTopic(token: request.uri.queryParameters.get("Token") ?? "")
+            return confirmed
+                ? Response(status: .ok, body: .init(byteBuffer: ByteBuffer(string: "<ConfirmSubscriptionResponse/>")))
+                : Response(status: .notFound, body: .init(byteBuffer: ByteBuffer(string: "<Error><Code>NotFound</Code></Error>")))
+        }
+
+        // The seller amends a contract: new dimensions, and entitlement-updated for its subscribers.
+        router.post("_sim/offers/:offer/amend") { request, context -> HTTPResponse.Status in
+            struct Amendment: Decodable { var dimensions: [String: Int] }
+            let amendment = try await request.decode(as: Amendment.self, context: context)
+            guard let changed = try await store.amend(offerID: context.parameters.get("offer") ?? "", dimensions: amendment.dimensions) else {
+                return .notFound
+            }
+            for subscription in changed { try await notifier.publish(action: "entitlement-updated", subscription: subscription) }
+            return .noContent
+        }
 
         // The seller APIs: every AWS JSON 1.1 call is a POST to "/".
         router.post("/") { request, _ -> Response in
@@ -108,7 +151,10 @@ public struct SimulatorApp: Sendable {
                 return Self.page(.notFound, "problem", ["title": "Offer not found", "message": "No private offer with this id exists."])
             }
             switch try await store.subscribe(offer: offer, identity: identity) {
-            case .subscribed(let subscription), .alreadySubscribed(let subscription):
+            case .subscribed(let subscription):
+                try await notifier.publish(action: "subscribe-success", subscription: subscription)
+                return .redirect(to: "/buyer/subscriptions/\(subscription.customerIdentifier)?as=\(identity.name)", type: .found)
+            case .alreadySubscribed(let subscription):
                 return .redirect(to: "/buyer/subscriptions/\(subscription.customerIdentifier)?as=\(identity.name)", type: .found)
             case .otherOfferActive:
                 return Self.page(.conflict, "problem", ["title": "Already subscribed", "message":
@@ -145,6 +191,21 @@ public struct SimulatorApp: Sendable {
             }
             let token = try await store.issueRegistrationToken(customerIdentifier: subscription.customerIdentifier)
             return Self.page(.ok, "setup", ["title": "Set up your account", "fulfillmentURL": fulfillmentURL, "token": token])
+        }
+        // The buyer cancels: unsubscribe-pending, then unsubscribe-success.
+        router.post("buyer/subscriptions/:customer/cancel") { request, context -> Response in
+            var request = request
+            let form = try await Self.form(&request)
+            let (identity, refusal) = try await Self.signedIn(request, store: store, form: form)
+            guard let identity else { return refusal! }
+            let customer = context.parameters.get("customer") ?? ""
+            guard let current = try await store.subscription(customerIdentifier: customer), current.accountID == identity.accountID,
+                  let cancelled = try await store.cancel(customerIdentifier: customer) else {
+                return Self.page(.notFound, "problem", ["title": "Subscription not found", "message": "Your account has no active subscription with this id."])
+            }
+            try await notifier.publish(action: "unsubscribe-pending", subscription: cancelled)
+            try await notifier.publish(action: "unsubscribe-success", subscription: cancelled)
+            return Self.page(.ok, "problem", ["title": "Subscription cancelled", "message": "Your subscription has been cancelled."])
         }
         return router
     }

@@ -59,6 +59,7 @@ struct SimulatorStore: Sendable {
                 table.uniqueKey(["customer_identifier", "dimension", "timestamp"])
             }
         }
+        registerNotificationMigrations(&migrator)
         return migrator
     }
 
