@@ -4,6 +4,7 @@ import GRDB
 import Logging
 import NIOCore
 import ServiceLifecycle
+import ServiceRuntime
 import Synchronization
 
 /// Publishes subscription lifecycle events to the seller as Amazon SNS would: a signed
@@ -136,33 +137,21 @@ final class MarketplaceNotifier: Service, Sendable {
 
     // MARK: Offer emails
 
-    /// One `.eml` per offer in the maildrop, with the "Review offer" link; written whole (via a
-    /// temporary name and a rename) before it is marked sent.
+    /// One `offer-<id>.eml` per offer in the maildrop, with the "Review offer" link; marked sent
+    /// only once the file is in place, so a crash before means writing it again.
     private func writeOfferEmails(base: String) async throws {
         guard let maildropDirectory else { return }
-        try FileManager.default.createDirectory(atPath: maildropDirectory, withIntermediateDirectories: true)
+        let maildrop = Maildrop(directory: maildropDirectory, domain: "aws-marketplace-sim")
         for (offer, email) in try await store.offersWithoutEmail() {
-            let link = "\(base)/buyer/offers/\(offer.id)"
-            let text = [
-                "From: AWS Marketplace <no-reply@marketplace.aws.example>",
-                "To: <\(email)>",
-                "Subject: Private offer: \(offer.productName)",
-                "Date: \(Self.emailDate(Date()))",
-                "Message-ID: <\(UUID().uuidString.lowercased())@aws-marketplace-sim>",
-                "MIME-Version: 1.0",
-                "Content-Type: text/plain; charset=utf-8",
-                "",
-                "You have received a private offer for \(offer.productName):",
-                "committed amount USD \(offer.committedAmountUSD) over \(offer.termMonths) months.",
-                "",
-                "Review offer: \(link)",
-                "",
-            ].joined(separator: "\r\n")
-            let path = (maildropDirectory as NSString).appendingPathComponent("offer-\(offer.id).eml")
-            try text.write(toFile: path + ".tmp", atomically: false, encoding: .utf8)
-            guard rename(path + ".tmp", path) == 0 else {
-                throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: path])
-            }
+            try maildrop.deliver(EmailMessage(
+                from: "AWS Marketplace <no-reply@marketplace.aws.example>", to: "<\(email)>",
+                subject: "Private offer: \(offer.productName)",
+                body: """
+                    You have received a private offer for \(offer.productName):
+                    committed amount USD \(offer.committedAmountUSD) over \(offer.termMonths) months.
+
+                    Review offer: \(base)/buyer/offers/\(offer.id)
+                    """), name: "offer-\(offer.id)")
             try await store.markEmailWritten(offerID: offer.id)
         }
     }
@@ -170,15 +159,6 @@ final class MarketplaceNotifier: Service, Sendable {
     // MARK: Helpers
 
     private static let timestamp = Date.ISO8601FormatStyle(includingFractionalSeconds: true)
-
-    /// RFC 5322 date: `Sat, 28 Nov 2026 03:00:00 +0000`.
-    private static func emailDate(_ date: Date) -> String {
-        let formatter = DateFormatter()
-        formatter.locale = Locale(identifier: "en_US_POSIX")
-        formatter.timeZone = TimeZone(identifier: "UTC")
-        formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss Z"
-        return formatter.string(from: date)
-    }
 
     private static func json(_ message: [String: String]) throws -> String {
         String(decoding: try JSONSerialization.data(withJSONObject: message, options: [.sortedKeys]), as: UTF8.self)
