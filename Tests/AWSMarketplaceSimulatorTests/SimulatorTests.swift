@@ -169,11 +169,10 @@ import TestSupport
 
     private func received(_ receiver: ChildProcess, count: Int) async throws -> [[String: Any]] {
         var messages: [[String: Any]] = []
-        for _ in 0..<300 {
+        try await eventually(timeout: .seconds(15)) {
             let reply = try await Curl.get("http://127.0.0.1:\(receiver.port)/received")
             messages = (try JSONSerialization.jsonObject(with: Data(reply.body.utf8)) as? [[String: Any]]) ?? []
-            if messages.count >= count { break }
-            try await Task.sleep(for: .milliseconds(50))
+            return messages.count >= count
         }
         return messages
     }
@@ -222,9 +221,9 @@ import TestSupport
         let (sim, base, _) = try await start(maildrop: maildrop)
         defer { Task { await sim.stop() } }
         var email = ""
-        for _ in 0..<200 where email.isEmpty {
+        try await eventually {
             email = (try? String(contentsOfFile: maildrop + "/offer-offer-a.eml", encoding: .utf8)) ?? ""
-            if email.isEmpty { try await Task.sleep(for: .milliseconds(20)) }
+            return !email.isEmpty
         }
         #expect(email.contains("To: <buyer@example.com>"))
         #expect(email.contains("Subject: Private offer: ClickHouse Cloud - Committed Contract"))

@@ -17,9 +17,9 @@ import TestSupport
         defer { Task { await second.stop() } }
         // Backoff after the failed connect is at most 2 s; calls succeed once it has passed.
         var reply: EchoResponse?
-        for _ in 0..<60 where reply == nil {
+        try await eventually(timeout: .seconds(6)) {
             reply = try? await client.call(Echo.echo, EchoRequest(text: "two"))
-            if reply == nil { try await Task.sleep(for: .milliseconds(100)) }
+            return reply != nil
         }
         #expect(reply?.text == "two")
         await client.close()
@@ -34,9 +34,9 @@ import TestSupport
         let second = try await ChildProcess(pythonFixture: "h2_echo_server.py", arguments: ["--port", String(port)])
         defer { Task { await second.stop() } }
         var reply: EchoResponse?
-        for _ in 0..<60 where reply == nil {
+        try await eventually(timeout: .seconds(6)) {
             reply = try? await client.call(Echo.echo, EchoRequest(text: "py two"))
-            if reply == nil { try await Task.sleep(for: .milliseconds(100)) }
+            return reply != nil
         }
         #expect(reply?.text == "py two")
         await client.close()
@@ -98,19 +98,30 @@ import TestSupport
         let client = try server.client()
         let text = "forever \(UUID())"
         let call = Task { try await client.call(Echo.echo, EchoRequest(text: text, sleepMs: 10_000)) }
-        for _ in 0..<500 where !Echo.hasStarted(text) { try await Task.sleep(for: .milliseconds(10)) }
-        #expect(Echo.hasStarted(text))
+        #expect(try await eventually { Echo.hasStarted(text) })
         call.cancel()
         let result = await call.result
         #expect(throws: RPCError(.canceled, "the call was canceled")) { try result.get() }
         // The server saw the reset: its handler was cancelled, not left running.
-        var exposition = ""
-        for _ in 0..<500 {
-            exposition = String(decoding: server.metrics.exposition(), as: UTF8.self)
-            if exposition.contains(#"code="canceled""#) { break }
-            try await Task.sleep(for: .milliseconds(10))
+        #expect(try await eventually { String(decoding: server.metrics.exposition(), as: UTF8.self).contains(#"code="canceled""#) })
+        #expect(try await client.call(Echo.echo, EchoRequest(text: "after")).text == "after")
+        await client.close()
+    }
+
+    @Test func cancellingTheTaskResetsTheStreamOnAnIndependentServer() async throws {
+        let server = try await ChildProcess(pythonFixture: "h2_echo_server.py", arguments: [])
+        defer { Task { await server.stop() } }
+        let client = try ConnectClient(configuration: .init(baseURL: "http://127.0.0.1:\(server.port)"))
+        let stats = { () async throws -> [String: Int] in
+            let reply = try await Curl.get("http://127.0.0.1:\(server.port)/stats", extra: ["--http2-prior-knowledge"])
+            return (try JSONSerialization.jsonObject(with: Data(reply.body.utf8)) as? [String: Int]) ?? [:]
         }
-        #expect(exposition.contains(#"code="canceled""#))
+        let call = Task { try await client.call(Echo.echo, EchoRequest(text: "forever", sleepMs: 10_000)) }
+        #expect(try await eventually { try await stats()["started"] == 1 })
+        call.cancel()
+        let result = await call.result
+        #expect(throws: RPCError(.canceled, "the call was canceled")) { try result.get() }
+        #expect(try await eventually { try await stats()["reset"] == 1 })
         #expect(try await client.call(Echo.echo, EchoRequest(text: "after")).text == "after")
         await client.close()
     }

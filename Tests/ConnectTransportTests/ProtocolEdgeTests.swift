@@ -123,10 +123,9 @@ import TestSupport
         #expect(result.status == 0, "\(result.stderr)")
         // The handler's sleep is cancelled long before its 3 s are up.
         var exposition = ""
-        for _ in 0..<100 {
+        try await eventually {
             exposition = String(decoding: server.metrics.exposition(), as: UTF8.self)
-            if exposition.contains(#"code="canceled""#) { break }
-            try await Task.sleep(for: .milliseconds(20))
+            return exposition.contains(#"code="canceled""#)
         }
         #expect(exposition.contains(#"rpc_server_calls_total{method="/test.v1.Echo/Echo",code="canceled"} 1"#), "\(exposition)")
         let after = try await Curl.post(server.baseURL + Self.echo, body: #"{"text":"next"}"#, extra: ["--http2-prior-knowledge"])

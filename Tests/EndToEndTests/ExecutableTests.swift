@@ -77,7 +77,7 @@ import TestSupport
             }
         }
         // Signal only once traffic is flowing.
-        for _ in 0..<1000 where succeeded.value < 200 { try await Task.sleep(for: .milliseconds(10)) }
+        try await eventually(timeout: .seconds(10)) { succeeded.value >= 200 }
         let signalled = ContinuousClock.now
         process.signal(SIGTERM)
         let status = await process.waitForExit(timeout: .seconds(10))

@@ -1,7 +1,8 @@
 """A Connect-speaking HTTP/2 (h2c) echo server built on the pure-Python `h2` library.
 
 It is the "server we did not write" for the client engine's tests. It answers any POST with
-a JSON body like {"text": ..., "sleepMs": ...} by echoing `text` after `sleepMs`.
+a JSON body like {"text": ..., "sleepMs": ...} by echoing `text` after `sleepMs`, and
+GET /stats with how many requests it started and how many streams clients reset.
 
   --port N           port to listen on (0 = any; the bound port is printed as "PORT <n>")
   --goaway-after N   after the N-th request on a connection, send GOAWAY (last stream = the
@@ -65,9 +66,10 @@ class Connection:
             self.bodies[event.stream_id] = self.bodies.get(event.stream_id, b"") + event.data
             self.conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
         elif isinstance(event, h2.events.StreamEnded):
-            self.requests += 1
             self.pending += 1
-            self.stats["started"] += 1
+            if self.headers.get(event.stream_id, {}).get(":method") != "GET":
+                self.requests += 1
+                self.stats["started"] += 1
             asyncio.get_running_loop().create_task(self.respond(event.stream_id))
             if self.args.goaway_after and self.requests >= self.args.goaway_after and not self.goaway_sent:
                 # A graceful GOAWAY, written by hand: h2's close_connection() would forbid
@@ -78,9 +80,18 @@ class Connection:
                 self.writer.write(GoAwayFrame(stream_id=0, last_stream_id=self.last_stream_id, error_code=0).serialize())
         elif isinstance(event, h2.events.StreamReset):
             self.bodies.pop(event.stream_id, None)
+            self.headers.pop(event.stream_id, None)
             self.stats["reset"] += 1
 
     async def respond(self, stream_id):
+        if self.headers.get(stream_id, {}).get(":method") == "GET":
+            body = json.dumps(self.stats).encode()
+            self.conn.send_headers(stream_id, [(":status", "200"), ("content-type", "application/json"),
+                                               ("content-length", str(len(body)))])
+            self.conn.send_data(stream_id, body, end_stream=True)
+            self.pending -= 1
+            self.flush()
+            return
         try:
             request = json.loads(self.bodies.pop(stream_id, b"") or b"{}")
         except ValueError:

@@ -81,7 +81,7 @@ import TestSupport
                 } catch { return .failure(error) }
             }
         }
-        for _ in 0..<500 where !texts.allSatisfy(Echo.hasStarted) { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(try await eventually { texts.allSatisfy(Echo.hasStarted) })
         await server.stop()
         var finished = 0
         for task in inFlight {
