@@ -14,7 +14,9 @@ struct SimulatorCommand: AsyncParsableCommand {
     @Option(help: "Directory of the simulator's database (DATA_DIR).") var dataDir: String?
     @Option(help: "Where 'Set up your account' POSTs the token (FULFILLMENT_URL).") var fulfillmentURL: String?
     @Option(help: "A seed file to load at start (SEED).") var seed: String?
-    @Option(help: "Where SNS notifications are POSTed; empty sends none (NOTIFICATION_URL).") var notificationURL: String?
+    @Option(help: "Base URL of marketplace-link (MARKETPLACE_LINK_URL).") var marketplaceLinkURL: String?
+    @Option(help: "Where SNS notifications are POSTed; empty sends none (NOTIFICATION_URL). Default: <marketplace-link-url>/marketplace/sns.")
+    var notificationURL: String?
     @Option(help: "Directory for offer emails (.eml); empty writes none (MAILDROP_DIR).") var maildropDir: String?
     @Option(help: "Log level (LOG_LEVEL).") var logLevel: String?
 
@@ -32,7 +34,8 @@ struct SimulatorCommand: AsyncParsableCommand {
             dataDirectory: dataDir ?? environment["DATA_DIR"] ?? "./data/aws-marketplace-sim",
             fulfillmentURL: fulfillmentURL ?? environment["FULFILLMENT_URL"] ?? "http://127.0.0.1:7100/marketplace/setup",
             seedPath: seed ?? environment["SEED"],
-            notificationURL: nonEmpty(notificationURL ?? environment["NOTIFICATION_URL"] ?? "http://127.0.0.1:7103/marketplace/sns"),
+            notificationURL: nonEmpty(notificationURL ?? environment["NOTIFICATION_URL"]
+                ?? (marketplaceLinkURL ?? environment["MARKETPLACE_LINK_URL"] ?? "http://127.0.0.1:7103") + "/marketplace/sns"),
             maildropDirectory: nonEmpty(maildropDir ?? environment["MAILDROP_DIR"] ?? "./data/maildrop"))
         try await SimulatorApp(settings: settings, logger: Logger(label: "aws-marketplace-sim")).run()
     }
