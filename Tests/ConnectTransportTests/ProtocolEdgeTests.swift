@@ -37,6 +37,15 @@ import TestSupport
         #expect(after.status == 200)
     }
 
+    @Test func http1BodyAnnouncedOverTheLimitIsRefusedBeforeItIsSent() async throws {
+        let server = try await TestServer.start()
+        defer { Task { await server.stop() } }
+        let result = try await ExternalCommand.run(
+            ["python3", Fixtures.path("py_clients.py"), "declare-large", "127.0.0.1", String(server.port), Self.echo])
+        #expect(result.stdout.contains(#""statusLine": "HTTP/1.1 429 Too Many Requests""#), "\(result.stdout) \(result.stderr)")
+        #expect(result.stdout.contains("resource_exhausted"))
+    }
+
     @Test func responseLargerThanTheInitialWindowArrivesWhole() async throws {
         let server = try await TestServer.start()
         defer { Task { await server.stop() } }

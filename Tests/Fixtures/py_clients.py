@@ -5,6 +5,8 @@
   py_clients.py tls   URL PATH BODY CAFILE [CERT KEY]   httpx with http2=True over TLS (ALPN h2)
   py_clients.py garbage HOST PORT            sends bytes that are not a preface; reports if closed
   py_clients.py hangup HOST PORT PATH BODY   sends a request over h2c and disconnects at once
+  py_clients.py declare-large HOST PORT PATH  HTTP/1.1 headers announcing a 2 MiB body, and no body:
+                                             reports the status line that came back, if any
 """
 import json
 import socket
@@ -92,6 +94,17 @@ def hangup(host, port, path, body):
     return {"sent": True}
 
 
+def declare_large(host, port, path):
+    sock = socket.create_connection((host, int(port)), timeout=3)
+    sock.sendall(f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+                 f"Content-Length: {2 << 20}\r\n\r\n".encode())
+    try:
+        reply = sock.recv(65536).decode(errors="replace")
+    except socket.timeout:
+        reply = ""
+    return {"statusLine": reply.split("\r\n")[0], "body": reply.split("\r\n\r\n", 1)[-1]}
+
+
 if __name__ == "__main__":
     mode, args = sys.argv[1], sys.argv[2:]
     if mode == "h2c":
@@ -105,6 +118,8 @@ if __name__ == "__main__":
         result = garbage(*args)
     elif mode == "hangup":
         result = hangup(*args)
+    elif mode == "declare-large":
+        result = declare_large(*args)
     else:
         raise SystemExit("unknown mode " + mode)
     print(json.dumps(result))

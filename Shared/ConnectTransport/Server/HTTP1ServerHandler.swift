@@ -25,25 +25,23 @@ final class HTTP1ServerHandler: ChannelInboundHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
         case .head(let head):
+            guard !bodyTooLarge else { return }
             self.head = head
             body = context.channel.allocator.buffer(capacity: 0)
-            bodyTooLarge = false
+            if let length = head.headers.first(name: "content-length").flatMap(Int.init), length > endpoint.maxBodyBytes {
+                refuseBody(context: context)
+            }
         case .body(var chunk):
             guard !bodyTooLarge else { return }
             if body.readableBytes + chunk.readableBytes > endpoint.maxBodyBytes {
-                bodyTooLarge = true
-                body = ByteBuffer()
+                refuseBody(context: context)
             } else {
                 body.writeBuffer(&chunk)
             }
         case .end:
-            guard let head else { return }
+            guard !bodyTooLarge, let head else { return }
             self.head = nil
             busy = true
-            if bodyTooLarge {
-                write(endpoint.bodyTooLargeResponse(), keepAlive: false, context: context)
-                return
-            }
             let headers = head.headers.map { (name: $0.name.lowercased(), value: $0.value) }
             let request = HTTPRequest(method: head.method.rawValue, target: head.uri, headers: headers, body: body,
                                       peerAddress: connection.peerAddress, tlsClientIdentity: connection.tlsClientIdentity)
@@ -60,6 +58,16 @@ final class HTTP1ServerHandler: ChannelInboundHandler {
                 }
             }
         }
+    }
+
+    /// Answers a request whose body passes the limit at once, without reading the rest, and closes
+    /// the connection once the answer is out (the unread body makes it unusable).
+    private func refuseBody(context: ChannelHandlerContext) {
+        bodyTooLarge = true
+        head = nil
+        body = ByteBuffer()
+        busy = true
+        write(endpoint.bodyTooLargeResponse(), keepAlive: false, context: context)
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
