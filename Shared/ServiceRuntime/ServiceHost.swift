@@ -75,7 +75,7 @@ public final class ServiceHost: Service, Sendable {
         server = ConnectServer(
             configuration: .init(host: settings.host, port: settings.port, tls: settings.tls,
                                  http2: .init(maxConcurrentStreams: settings.maxConcurrentStreams, maxBodyBytes: settings.maxBodyBytes),
-                                 idleTimeout: settings.idleTimeout),
+                                 idleTimeout: settings.idleTimeout, maxConnections: settings.maxConnections),
             endpoint: endpoint, group: group, logger: logger)
     }
 

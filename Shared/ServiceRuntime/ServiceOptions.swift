@@ -20,6 +20,7 @@ public struct ServiceOptions: ParsableArguments, Sendable {
     @Option(help: "Largest request body in bytes, also after decompression (MAX_BODY_BYTES).") var maxBodyBytes: Int?
     @Option(help: "Max concurrent HTTP/2 streams per connection (MAX_CONCURRENT_STREAMS).") var maxConcurrentStreams: Int?
     @Option(help: "Seconds before an idle connection is closed (IDLE_TIMEOUT_SECONDS).") var idleTimeoutSeconds: Int?
+    @Option(help: "Connections open at once; more are closed on arrival (MAX_CONNECTIONS).") var maxConnections: Int?
     @Option(help: "Event-loop threads serving connections; default one per core (EVENT_LOOP_THREADS).") var eventLoopThreads: Int?
     @Option(help: "trace, debug, info, notice, warning, error or critical (LOG_LEVEL).") var logLevel: String?
     @Option(help: "This service's secret, presented when it calls other services (SERVICE_SECRET).") var serviceSecret: String?
@@ -60,6 +61,8 @@ public struct ServiceOptions: ParsableArguments, Sendable {
         default:
             throw ConfigurationError("--tls-cert and --tls-key go together")
         }
+        let connections = try number(maxConnections, "MAX_CONNECTIONS") ?? 10_000
+        guard connections > 0 else { throw ConfigurationError("the connection limit must be positive") }
         let threads = try number(eventLoopThreads, "EVENT_LOOP_THREADS") ?? System.coreCount
         guard (1...256).contains(threads) else { throw ConfigurationError("event-loop threads must be 1 to 256") }
         let levelText = pick(logLevel, "LOG_LEVEL") ?? "info"
@@ -80,6 +83,7 @@ public struct ServiceOptions: ParsableArguments, Sendable {
             maxBodyBytes: maxBody,
             maxConcurrentStreams: UInt32(streams),
             idleTimeout: .seconds(Int64(idle)),
+            maxConnections: connections,
             eventLoopThreads: threads,
             logLevel: level,
             credential: pick(serviceSecret, "SERVICE_SECRET").map { ServiceCredential(serviceName: service.name, secret: $0) },
@@ -117,6 +121,7 @@ public struct ServiceSettings: Sendable {
     public var maxBodyBytes: Int
     public var maxConcurrentStreams: UInt32
     public var idleTimeout: TimeAmount
+    public var maxConnections: Int
     public var eventLoopThreads: Int
     public var logLevel: Logger.Level
     /// What this service presents to others; nil when no secret is configured.

@@ -124,6 +124,23 @@ import TestSupport
         #expect(after.status == 200)
     }
 
+    @Test func connectionsOverTheLimitAreClosedAndTheServerCarriesOn() async throws {
+        let server = try await TestServer.start(maxConnections: 2)
+        defer { Task { await server.stop() } }
+        // Two clients hold their connections open; a third connection is closed on arrival.
+        let first = try server.client(), second = try server.client()
+        _ = try await first.call(Echo.echo, EchoRequest(text: "1"))
+        _ = try await second.call(Echo.echo, EchoRequest(text: "2"))
+        // A valid call on a third connection gets no answer: curl reports an empty reply.
+        await #expect(throws: ProcessFailure.self) {
+            try await Curl.post(server.baseURL + Self.echo, body: #"{"text":"third"}"#, extra: ["--http2-prior-knowledge"])
+        }
+        await first.close()
+        try await eventually { (try? await Curl.post(server.baseURL + Self.echo, body: #"{"text":"3"}"#, extra: ["--http2-prior-knowledge"]))?.status == 200 }
+        #expect(try await second.call(Echo.echo, EchoRequest(text: "still")).text == "still")
+        await second.close()
+    }
+
     @Test func clientThatDisconnectsMidCallCancelsTheHandlerAndTheServerCarriesOn() async throws {
         let server = try await TestServer.start()
         defer { Task { await server.stop() } }

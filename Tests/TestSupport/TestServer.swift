@@ -20,7 +20,8 @@ public final class TestServer: Sendable {
 
     /// Starts a server; `port` 0 picks a free one.
     public static func start(port: Int = 0, maxBodyBytes: Int = 1 << 20, maxConcurrentStreams: UInt32 = 250,
-                             tls: TLSFiles? = nil, idleTimeout: TimeAmount = .seconds(60)) async throws -> TestServer {
+                             tls: TLSFiles? = nil, idleTimeout: TimeAmount = .seconds(60),
+                             maxConnections: Int = 10_000) async throws -> TestServer {
         var router = RPCRouter()
         Echo.register(in: &router)
         HealthService(services: ["test.v1.Echo"]).register(in: &router)
@@ -34,7 +35,8 @@ public final class TestServer: Sendable {
             configuration: .init(maxBodyBytes: maxBodyBytes), metrics: metrics, logger: logger)
         let server = ConnectServer(
             configuration: .init(host: "127.0.0.1", port: port, tls: tls,
-                                 http2: HTTP2Limits(maxConcurrentStreams: maxConcurrentStreams), idleTimeout: idleTimeout),
+                                 http2: HTTP2Limits(maxConcurrentStreams: maxConcurrentStreams), idleTimeout: idleTimeout,
+                                 maxConnections: maxConnections),
             endpoint: endpoint, group: MultiThreadedEventLoopGroup.singleton, logger: logger)
         let address = try await server.start()
         return TestServer(server: server, port: address.port!, metrics: metrics, tls: tls)

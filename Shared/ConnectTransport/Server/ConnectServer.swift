@@ -17,14 +17,17 @@ public final class ConnectServer: Sendable {
         public var http2: HTTP2Limits
         /// A connection with no traffic for this long is closed (GOAWAY first on HTTP/2).
         public var idleTimeout: TimeAmount
+        /// Connections open at once; one more is closed as soon as it is accepted.
+        public var maxConnections: Int
 
         public init(host: String = "127.0.0.1", port: Int, tls: TLSFiles? = nil, http2: HTTP2Limits = HTTP2Limits(),
-                    idleTimeout: TimeAmount = .seconds(300)) {
+                    idleTimeout: TimeAmount = .seconds(300), maxConnections: Int = 10_000) {
             self.host = host
             self.port = port
             self.tls = tls
             self.http2 = http2
             self.idleTimeout = idleTimeout
+            self.maxConnections = maxConnections
         }
     }
 
@@ -62,7 +65,9 @@ public final class ConnectServer: Sendable {
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelOption(.maxMessagesPerRead, value: 16)
             .childChannelInitializer { [weak self] channel in
-                self?.track(channel)
+                guard let self, self.track(channel) else {
+                    return channel.close()
+                }
                 return channel.eventLoop.makeCompletedFuture {
                     let operations = channel.pipeline.syncOperations
                     if let sslContext {
@@ -99,11 +104,21 @@ public final class ConnectServer: Sendable {
         }
     }
 
-    private func track(_ channel: any Channel) {
+    /// Records a new connection; false when the server already holds its maximum.
+    private func track(_ channel: any Channel) -> Bool {
         let id = ObjectIdentifier(channel)
-        state.withLockedValue { $0.connections[id] = channel }
+        let admitted = state.withLockedValue { state -> Bool in
+            guard state.connections.count < configuration.maxConnections else { return false }
+            state.connections[id] = channel
+            return true
+        }
+        guard admitted else {
+            logger.warning("refusing a connection: at the connection limit", metadata: ["limit": "\(configuration.maxConnections)"])
+            return false
+        }
         channel.closeFuture.whenComplete { [weak self] _ in
             _ = self?.state.withLockedValue { $0.connections.removeValue(forKey: id) }
         }
+        return true
     }
 }
