@@ -205,6 +205,22 @@ import TestSupport
         #expect(try await entitlements.entitlements(productCode: Self.product, filter: [.customerIdentifier: [subscription]]).isEmpty)
     }
 
+    @Test func failedPaymentEndsTheSubscriptionWithSubscribeFail() async throws {
+        let receiver = try await ChildProcess(pythonFixture: "sns_receiver.py", arguments: [])
+        defer { Task { await receiver.stop() } }
+        let (sim, base, _) = try await start(notificationURL: "http://127.0.0.1:\(receiver.port)/sns")
+        defer { Task { await sim.stop() } }
+        let token = try await subscribeAndSetUp(base, identity: "alice", offer: "offer-a")
+        let (metering, entitlements) = client(base)
+        let customer = try await metering.resolveCustomer(registrationToken: token).customerIdentifier
+        #expect(try await Curl.post(base + "/_sim/subscriptions/\(customer)/fail", body: "").status == 204)
+        #expect(try await Curl.post(base + "/_sim/subscriptions/cust-nobody/fail", body: "").status == 404)
+        let messages = try await received(receiver, count: 3)
+        #expect(messages.dropFirst().map { $0["action"] as? String } == ["subscribe-success", "subscribe-fail"])
+        #expect(messages.allSatisfy { $0["verified"] as? Bool == true })
+        #expect(try await entitlements.entitlements(productCode: Self.product, filter: [.customerIdentifier: [customer]]).isEmpty)
+    }
+
     @Test func notificationsAreRetriedUntilAccepted() async throws {
         let receiver = try await ChildProcess(pythonFixture: "sns_receiver.py", arguments: ["--fail-first", "3"])
         defer { Task { await receiver.stop() } }

@@ -192,6 +192,15 @@ public struct SimulatorApp: Sendable {
             let token = try await store.issueRegistrationToken(customerIdentifier: subscription.customerIdentifier)
             return Self.page(.ok, "setup", ["title": "Set up your account", "fulfillmentURL": fulfillmentURL, "token": token])
         }
+        // Test switch: the buyer's payment failed after subscribing; the subscription ends with subscribe-fail.
+        router.post("_sim/subscriptions/:customer/fail") { _, context -> HTTPResponse.Status in
+            guard let failed = try await store.cancel(customerIdentifier: context.parameters.get("customer") ?? "") else {
+                return .notFound
+            }
+            try await notifier.publish(action: "subscribe-fail", subscription: failed)
+            return .noContent
+        }
+
         // The buyer cancels: unsubscribe-pending, then unsubscribe-success.
         router.post("buyer/subscriptions/:customer/cancel") { request, context -> Response in
             var request = request
