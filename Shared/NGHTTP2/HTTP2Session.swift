@@ -161,11 +161,6 @@ public final class HTTP2Session {
         nghttp2_submit_rst_stream(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), streamID, errorCode.rawValue)
     }
 
-    /// The peer's SETTINGS_MAX_CONCURRENT_STREAMS.
-    public var peerMaxConcurrentStreams: Int {
-        Int(nghttp2_session_get_remote_settings(session, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS))
-    }
-
     // MARK: Callback plumbing
 
     fileprivate static func from(_ userData: UnsafeMutableRawPointer?) -> HTTP2Session {

@@ -66,11 +66,8 @@ public struct HTTP2ErrorCode: RawRepresentable, Sendable, Hashable, CustomString
     public init(rawValue: UInt32) { self.rawValue = rawValue }
 
     public static let noError = HTTP2ErrorCode(rawValue: NGHTTP2_NO_ERROR.rawValue)
-    public static let protocolError = HTTP2ErrorCode(rawValue: NGHTTP2_PROTOCOL_ERROR.rawValue)
-    public static let internalError = HTTP2ErrorCode(rawValue: NGHTTP2_INTERNAL_ERROR.rawValue)
     public static let refusedStream = HTTP2ErrorCode(rawValue: NGHTTP2_REFUSED_STREAM.rawValue)
     public static let cancel = HTTP2ErrorCode(rawValue: NGHTTP2_CANCEL.rawValue)
-    public static let enhanceYourCalm = HTTP2ErrorCode(rawValue: NGHTTP2_ENHANCE_YOUR_CALM.rawValue)
 
     public var description: String { String(cString: nghttp2_http2_strerror(rawValue)) }
 }

@@ -23,9 +23,6 @@ public struct RPCRouter: Sendable {
     public func method(at path: String) -> RegisteredMethod? {
         methods[path]
     }
-
-    /// Every registered path, for logs and metrics.
-    public var paths: [String] { methods.keys.sorted() }
 }
 
 /// A registered handler with its message types erased: JSON body in, JSON body out.
