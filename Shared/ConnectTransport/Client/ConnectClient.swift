@@ -115,7 +115,7 @@ public final class ConnectClient: Sendable {
             if let deadline, deadline <= .now() {
                 throw RPCError(.deadlineExceeded, "the call did not finish before its deadline")
             }
-            let connection = try await pool.connection()
+            let connection = try await pool.connection(deadline: deadline)
             switch try await connection.execute(headers: headers, body: body, deadline: deadline) {
             case .response(let message):
                 return message

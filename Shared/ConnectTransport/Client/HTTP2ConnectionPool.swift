@@ -31,8 +31,8 @@ final class HTTP2ConnectionPool: Sendable {
         self.group = group
     }
 
-    /// A connection to send on, opening one if needed.
-    func connection() async throws(RPCError) -> HTTP2ClientConnection {
+    /// A connection to send on, opening one if needed; waiting for it counts against `deadline`.
+    func connection(deadline: NIODeadline?) async throws(RPCError) -> HTTP2ClientConnection {
         let next: Result<EventLoopFuture<HTTP2ClientConnection>, RPCError> = state.withLockedValue { state in
             switch state.phase {
             case .ready(let connection):
@@ -49,7 +49,7 @@ final class HTTP2ConnectionPool: Sendable {
                 return .success(future)
             }
         }
-        let future = try next.get()
+        let future = try next.get().within(deadline)
         do {
             return try await future.get()
         } catch let error as RPCError {
@@ -76,7 +76,8 @@ final class HTTP2ConnectionPool: Sendable {
         }
         switch phase {
         case .ready(let connection): try? await connection.channel.close()
-        case .connecting(let future): try? await future.get().channel.close()
+        // Closing does not wait for a connect still under way; its connection closes when it opens.
+        case .connecting(let future): future.whenSuccess { $0.channel.close(promise: nil) }
         default: break
         }
     }
@@ -177,5 +178,27 @@ final class HTTP2ClientConnection: Sendable {
 extension String {
     fileprivate var isIPAddress: Bool {
         (try? SocketAddress(ipAddress: self, port: 0)) != nil
+    }
+}
+
+extension EventLoopFuture where Value == HTTP2ClientConnection {
+    /// This future, or a `deadline_exceeded` failure once `deadline` passes, whichever comes first.
+    fileprivate func within(_ deadline: NIODeadline?) -> EventLoopFuture<HTTP2ClientConnection> {
+        guard let deadline else { return self }
+        let loop = eventLoop
+        let promise = loop.makePromise(of: HTTP2ClientConnection.self)
+        // Whichever comes first settles the promise; a promise may be completed only once.
+        let settled = NIOLockedValueBox(false)
+        let settle: @Sendable () -> Bool = { settled.withLockedValue { done in defer { done = true }; return !done } }
+        let timer = loop.scheduleTask(deadline: deadline) {
+            if settle() {
+                promise.fail(RPCError(.deadlineExceeded, "the call did not finish before its deadline (still connecting)"))
+            }
+        }
+        whenComplete { result in
+            timer.cancel()
+            if settle() { promise.completeWith(result) }
+        }
+        return promise.futureResult
     }
 }
