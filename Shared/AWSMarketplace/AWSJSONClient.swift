@@ -76,8 +76,7 @@ public struct AWSJSONClient: Sendable {
 
     private func backoff(afterAttempt attempt: Int) -> Duration {
         let ceiling = min(configuration.maxDelay, configuration.baseDelay * (1 << min(attempt - 1, 20)))
-        let nanoseconds = ceiling.components.seconds * 1_000_000_000 + ceiling.components.attoseconds / 1_000_000_000
-        return .nanoseconds(Int64.random(in: 0...max(0, nanoseconds)))
+        return .nanoseconds(Int64.random(in: 0...max(0, TimeAmount(ceiling).nanoseconds)))
     }
 
     private func send(target: String, body: [UInt8]) async throws(AWSMarketplaceError) -> ((code: Int, headers: HTTPHeaders), ByteBuffer) {
@@ -92,10 +91,8 @@ public struct AWSJSONClient: Sendable {
         request.method = .POST
         for (name, value) in headers + signature.headers { request.headers.add(name: name, value: value) }
         request.body = .bytes(ByteBuffer(bytes: body))
-        let timeout = TimeAmount.nanoseconds(configuration.timeout.components.seconds * 1_000_000_000
-            + configuration.timeout.components.attoseconds / 1_000_000_000)
         do {
-            let response = try await http.execute(request, timeout: timeout)
+            let response = try await http.execute(request, timeout: TimeAmount(configuration.timeout))
             let responseBody = try await response.body.collect(upTo: 8 << 20)
             return ((Int(response.status.code), response.headers), responseBody)
         } catch {

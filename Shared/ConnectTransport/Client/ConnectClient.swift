@@ -84,7 +84,7 @@ public final class ConnectClient: Sendable {
     // MARK: Sending
 
     private func send(path: String, body: ByteBuffer, options: CallOptions) async throws(RPCError) -> HTTP2Message {
-        let deadline = options.timeout.map { NIODeadline.now() + TimeAmount.nanoseconds(Int64($0.components.seconds) * 1_000_000_000 + $0.components.attoseconds / 1_000_000_000) }
+        let deadline = options.timeout.map { NIODeadline.now() + TimeAmount($0) }
         var headers = [
             HTTPField(name: ":method", value: "POST"),
             HTTPField(name: ":scheme", value: scheme),
@@ -95,7 +95,7 @@ public final class ConnectClient: Sendable {
             HTTPField(name: "accept-encoding", value: "gzip"),
         ]
         if let timeout = options.timeout {
-            let milliseconds = max(1, timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)
+            let milliseconds = max(1, TimeAmount(timeout).nanoseconds / 1_000_000)
             headers.append(HTTPField(name: "connect-timeout-ms", value: String(milliseconds)))
         }
         if let credential = configuration.credential {
