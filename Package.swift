@@ -61,6 +61,13 @@ let package = Package(
             path: "Shared/Contracts"
         ),
 
+        // MARK: Access tokens: ES256 JWTs identity signs and every service verifies with its published keys.
+        .target(
+            name: "AccessTokens",
+            dependencies: ["Contracts", .product(name: "Crypto", package: "swift-crypto")],
+            path: "Shared/AccessTokens"
+        ),
+
         // MARK: Connect protocol over HTTP/2 (nghttp2) and HTTP/1.1 (NIOHTTP1), server and client.
         .target(
             name: "ConnectTransport",
@@ -112,7 +119,21 @@ let package = Package(
         ),
 
         // MARK: Services: a library holding everything the service does, and a thin executable.
-        .target(name: "IdentityService", dependencies: ["ServiceRuntime", "Contracts"], path: "Services/Identity/Service"),
+        .target(
+            name: "IdentityService",
+            dependencies: [
+                "ServiceRuntime", "Contracts", "AccessTokens", "RPCCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ],
+            path: "Services/Identity/Service"
+        ),
         .executableTarget(name: "identity", dependencies: ["IdentityService", "ServiceRuntime"], path: "Services/Identity/Main"),
         .target(name: "OrganizationService", dependencies: ["ServiceRuntime", "Contracts"], path: "Services/Organization/Service"),
         .executableTarget(name: "organization", dependencies: ["OrganizationService", "ServiceRuntime"], path: "Services/Organization/Main"),
@@ -174,6 +195,12 @@ let package = Package(
             name: "AWSMarketplaceSimulatorTests",
             dependencies: ["AWSMarketplace", "TestSupport", "aws-marketplace-sim"],
             path: "Tests/AWSMarketplaceSimulatorTests"
+        ),
+        .testTarget(
+            name: "IdentityServiceTests",
+            dependencies: ["IdentityService", "AccessTokens", "ConnectTransport", "Contracts", "TestSupport",
+                           .product(name: "GRDB", package: "GRDB.swift")],
+            path: "Tests/IdentityServiceTests"
         ),
         .testTarget(
             name: "ServiceRuntimeTests",

@@ -7,6 +7,7 @@ import NIOPosix
 import Prometheus
 import RPCCore
 import ServiceLifecycle
+import Synchronization
 
 /// What a service brings to the runtime: its name, its schema and its RPC handlers.
 public struct ServiceDefinition: Sendable {
@@ -14,15 +15,33 @@ public struct ServiceDefinition: Sendable {
     /// Fully qualified names of the RPC services it serves (for health checks by name).
     public var rpcServices: Set<String>
     public var migrator: DatabaseMigrator
-    /// Registers the handlers; called once at start with the opened database.
-    public var register: @Sendable (inout RPCRouter, ServiceResources) throws -> Void
+    /// Registers the handlers and background work; called once at start with the opened database.
+    public var register: @Sendable (inout ServiceSetup, ServiceResources) throws -> Void
 
     public init(identity: ServiceIdentity, rpcServices: Set<String>, migrator: DatabaseMigrator,
-                register: @escaping @Sendable (inout RPCRouter, ServiceResources) throws -> Void) {
+                register: @escaping @Sendable (inout ServiceSetup, ServiceResources) throws -> Void) {
         self.identity = identity
         self.rpcServices = rpcServices
         self.migrator = migrator
         self.register = register
+    }
+}
+
+/// What a service's `register` fills in: the RPC handlers, and work that runs beside them.
+public struct ServiceSetup: Sendable {
+    public var router: RPCRouter
+    public var backgroundTasks: [BackgroundTask] = []
+}
+
+/// Work a service does beside answering calls (an outbox sender, say): started once the port is
+/// bound, cancelled when the service drains. `run` should return soon after cancellation.
+public struct BackgroundTask: Sendable {
+    public let name: String
+    public let run: @Sendable () async -> Void
+
+    public init(name: String, run: @escaping @Sendable () async -> Void) {
+        self.name = name
+        self.run = run
     }
 }
 
@@ -42,6 +61,8 @@ public final class ServiceHost: Service, Sendable {
     public let metrics: ServerMetrics
     private let server: ConnectServer
     private let logger: Logger
+    private let backgroundTasks: [BackgroundTask]
+    private let runningTasks = Mutex<[Task<Void, Never>]>([])
 
     public init(definition: ServiceDefinition, settings: ServiceSettings, logger: Logger,
                 group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) throws {
@@ -51,9 +72,11 @@ public final class ServiceHost: Service, Sendable {
         health = HealthService(services: definition.rpcServices)
         metrics = ServerMetrics(registry: PrometheusCollectorRegistry())
 
-        var router = RPCRouter()
-        health.register(in: &router)
-        try definition.register(&router, ServiceResources(settings: settings, database: database, logger: logger))
+        var setup = ServiceSetup(router: RPCRouter())
+        health.register(in: &setup.router)
+        try definition.register(&setup, ServiceResources(settings: settings, database: database, logger: logger))
+        let router = setup.router
+        backgroundTasks = setup.backgroundTasks
 
         let database = self.database
         let health = self.health
@@ -86,6 +109,8 @@ public final class ServiceHost: Service, Sendable {
             "service": "\(settings.service.name)", "host": "\(settings.host)", "port": "\(address.port ?? 0)",
             "tls": "\(settings.tls != nil)", "data_dir": "\(settings.dataDirectory)",
         ])
+        let started = backgroundTasks.map { task in Task { await task.run() } }
+        runningTasks.withLock { $0 += started }
         return address
     }
 
@@ -94,6 +119,9 @@ public final class ServiceHost: Service, Sendable {
         logger.info("draining", metadata: ["service": "\(settings.service.name)"])
         health.startDraining()
         await server.shutdown(timeout: timeout)
+        let running = runningTasks.withLock { tasks in defer { tasks = [] }; return tasks }
+        for task in running { task.cancel() }
+        for task in running { await task.value }
         logger.info("stopped", metadata: ["service": "\(settings.service.name)"])
     }
 
@@ -109,20 +137,18 @@ public final class ServiceHost: Service, Sendable {
 /// or SIGINT, exit.
 public enum ServiceMain {
     public static func run(_ definition: ServiceDefinition, arguments: [String] = Array(CommandLine.arguments.dropFirst())) async {
-        let options: ServiceOptions
         let settings: ServiceSettings
         do {
-            options = try ServiceOptions.parse(arguments)
-            settings = try options.settings(service: definition.identity)
+            settings = try ServiceOptions.parse(arguments).settings(service: definition.identity)
         } catch {
             ServiceOptions.exit(withError: error)
         }
-        let level = settings.logLevel
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
-        }
+        await run(definition, settings: settings)
+    }
+
+    /// Runs `definition` with settings already parsed (for executables with flags of their own).
+    public static func run(_ definition: ServiceDefinition, settings: ServiceSettings) async {
+        bootstrapLogging(level: settings.logLevel)
         let logger = Logger(label: definition.identity.name)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: settings.eventLoopThreads)
         do {
@@ -133,6 +159,15 @@ public enum ServiceMain {
         } catch {
             logger.critical("cannot run", metadata: ["error": "\(error)"])
             Foundation.exit(1)
+        }
+    }
+
+    /// Logs go to standard error, one line per event, at `level` and above.
+    public static func bootstrapLogging(level: Logger.Level) {
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
         }
     }
 }

@@ -1,3 +1,4 @@
+import RPCCore
 import ArgumentParser
 import ConnectTransport
 import Foundation
@@ -28,12 +29,18 @@ public struct ServiceOptions: ParsableArguments, Sendable {
 
     public init() {}
 
+    /// A flag's value, else its environment variable's (unless empty), else nil. Executables with
+    /// flags of their own resolve them the same way.
+    public static func resolve(_ flag: String?, _ variable: String, environment: [String: String]) -> String? {
+        if let flag { return flag }
+        if let value = environment[variable], !value.isEmpty { return value }
+        return nil
+    }
+
     /// Resolves flags, then environment, then the service's defaults, and checks the result.
     public func settings(service: ServiceIdentity, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> ServiceSettings {
         func pick(_ flag: String?, _ variable: String) -> String? {
-            if let flag { return flag }
-            if let value = environment[variable], !value.isEmpty { return value }
-            return nil
+            Self.resolve(flag, variable, environment: environment)
         }
         func number(_ flag: Int?, _ variable: String) throws -> Int? {
             if let flag { return flag }

@@ -21,8 +21,8 @@ import TestSupport
                 }
                 return migrator
             }()
-        ) { router, _ in
-            Echo.register(in: &router)
+        ) { setup, _ in
+            Echo.register(in: &setup.router)
         }
         let settings = try ServiceOptions.parse(["--port", "0", "--data-dir", directory]).settings(service: definition.identity, environment: [:])
         var logger = Logger(label: "sample")

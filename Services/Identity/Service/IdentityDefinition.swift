@@ -1,15 +1,47 @@
+import Contracts
 import GRDB
+import NIOPosix
 import ServiceRuntime
 
-/// The identity service as the runtime runs it. Its RPCs (identity.v1.IdentityService) arrive with its own issue;
-/// until then it serves health, probes and metrics over its own database.
+/// The identity service as the runtime runs it: its schema, its handlers and its outbox sender.
 public enum IdentityDefinition {
     public static let identity = ServiceIdentity(name: "identity", defaultPort: 7101)
 
-    public static func make() -> ServiceDefinition {
-        ServiceDefinition(identity: identity, rpcServices: [], migrator: migrator) { _, _ in }
+    public static func make(configuration: @escaping @Sendable (ServiceSettings) throws -> IdentityConfiguration) -> ServiceDefinition {
+        ServiceDefinition(identity: identity, rpcServices: ["identity.v1.IdentityService"], migrator: IdentityMigrations.migrator) { setup, resources in
+            let configuration = try configuration(resources.settings)
+            let pool = resources.database.pool
+            let keys = try SigningKeyRing(pool: pool, tokenLifetime: configuration.sessions.accessTokenLifetime, now: configuration.now)
+            let wake = WakeSignal()
+            let accounts = Accounts(
+                pool: pool,
+                hasher: PasswordHasher(parameters: configuration.scrypt, concurrency: configuration.hashingThreads),
+                keys: keys,
+                composer: EmailComposer(publicBaseURL: configuration.publicBaseURL, from: configuration.mailFrom),
+                outboxWake: wake, sessions: configuration.sessions, throttle: configuration.throttle,
+                now: configuration.now, logger: resources.logger)
+            IdentityHandlers(accounts: accounts).register(in: &setup.router)
+
+            let transport: any EmailTransport = switch configuration.mail {
+            case .maildrop(let directory): MaildropTransport(maildrop: Maildrop(directory: directory, domain: "identity.local"))
+            case .smtp(let settings): SMTPTransport(settings: settings, group: MultiThreadedEventLoopGroup.singleton)
+            }
+            let sender = OutboxSender(pool: pool, transport: transport, from: configuration.mailFrom, wake: wake,
+                                      now: configuration.now, logger: resources.logger)
+            setup.backgroundTasks.append(BackgroundTask(name: "email outbox", run: sender.run))
+            resources.logger.info("identity configured", metadata: [
+                "email": "\(configuration.mailDescription)", "public_base_url": "\(configuration.publicBaseURL)",
+                "scrypt": "\(configuration.scrypt)", "hashing_threads": "\(configuration.hashingThreads)",
+            ])
+        }
     }
 
-    /// The schema, one migration per change, applied at start (none of its own yet).
-    static var migrator: DatabaseMigrator { DatabaseMigrator() }
+    /// Retires the current signing key and makes a new one (the `rotate-signing-keys` command).
+    /// Tokens signed with the old key keep verifying until they expire.
+    public static func rotateSigningKeys(settings: ServiceSettings) throws -> String {
+        let database = try ServiceDatabase(directory: settings.dataDirectory, name: identity.name, migrator: IdentityMigrations.migrator)
+        return try SigningKeyRing.rotate(pool: database.pool, tokenLifetime: SessionRules().accessTokenLifetime, at: Date())
+    }
 }
+
+import Foundation

@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import RPCCore
 
 /// The header that carries a calling service's credential: `<service-name>:<secret>`.
 public let serviceCredentialHeader = "x-service-credential"
@@ -88,18 +89,4 @@ public struct TrustedServices: Sendable {
         default: nil
         }
     }
-}
-
-/// Compares two byte strings in time that depends only on their lengths.
-public func constantTimeEquals(_ lhs: [UInt8], _ rhs: [UInt8]) -> Bool {
-    guard lhs.count == rhs.count else { return false }
-    var difference: UInt8 = 0
-    for index in lhs.indices { difference |= lhs[index] ^ rhs[index] }
-    return difference == 0
-}
-
-/// A configuration value that cannot be used, with what to do about it.
-public struct ConfigurationError: Error, CustomStringConvertible {
-    public let description: String
-    public init(_ description: String) { self.description = description }
 }

@@ -1,4 +1,0 @@
-import IdentityService
-import ServiceRuntime
-
-await ServiceMain.run(IdentityDefinition.make())

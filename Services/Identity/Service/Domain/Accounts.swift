@@ -1,0 +1,286 @@
+import AccessTokens
+import Contracts
+import Foundation
+import GRDB
+import Logging
+
+/// Identity's use cases: each method is one RPC's work, in domain words, with every write in one
+/// transaction (emails included, through the outbox). Handlers only decode, authenticate and map errors.
+final class Accounts: Sendable {
+    private let pool: DatabasePool
+    private let hasher: PasswordHasher
+    private let keys: SigningKeyRing
+    private let composer: EmailComposer
+    private let outboxWake: WakeSignal
+    private let sessions: SessionRules
+    private let throttle: LoginThrottlePolicy
+    private let now: @Sendable () -> Date
+    private let logger: Logger
+
+    init(pool: DatabasePool, hasher: PasswordHasher, keys: SigningKeyRing, composer: EmailComposer, outboxWake: WakeSignal,
+         sessions: SessionRules, throttle: LoginThrottlePolicy, now: @escaping @Sendable () -> Date, logger: Logger) {
+        self.pool = pool
+        self.hasher = hasher
+        self.keys = keys
+        self.composer = composer
+        self.outboxWake = outboxWake
+        self.sessions = sessions
+        self.throttle = throttle
+        self.now = now
+        self.logger = logger
+    }
+
+    /// What every Register, ResendVerification and RequestPasswordReset answers, whatever the email.
+    static let checkYourEmail = AcknowledgedResponse(
+        message: "If this address can be used, we have sent an email to it. Follow the link in it to continue.")
+
+    // MARK: Registration and verification
+
+    func register(_ request: RegisterRequest, clientIP: String?) async throws -> AcknowledgedResponse {
+        let email = try EmailAddress(request.email)
+        let fullName = try BusinessProfileRules.text(request.fullName, field: "fullName", maximum: 200)
+        try PasswordPolicy.check(request.password, for: email)
+        // Hashed whether or not the address is taken, so both answers take the same time.
+        let passwordHash = try await hasher.hash(request.password)
+        let at = now()
+        try await pool.write { [composer] db in
+            if let existing = try UserRecord.fetch(db, email: email) {
+                try EmailOutbox.enqueue(db, composer.alreadyRegistered(to: existing.email), kind: .account, at: at)
+                try AuditLog.record(db, .registerForExistingEmail, at: at, userID: existing.id, email: existing.email, clientIP: clientIP)
+                return
+            }
+            let id = UUID().uuidString.lowercased()
+            try db.execute(sql: """
+                INSERT INTO user (id, email, full_name, password_hash, created_at, password_changed_at) VALUES (?, ?, ?, ?, ?, ?)
+                """, arguments: [id, email.description, fullName, passwordHash, at.timeIntervalSince1970, at.timeIntervalSince1970])
+            let token = try TokenStore.issue(db, .verifyEmail, userID: id, at: at)
+            try EmailOutbox.enqueue(db, composer.verification(to: email.description, name: fullName, token: token), kind: .account, at: at)
+            try AuditLog.record(db, .registered, at: at, userID: id, email: email.description, clientIP: clientIP)
+        }
+        outboxWake.signal()
+        return Self.checkYourEmail
+    }
+
+    func verifyEmail(_ request: VerifyEmailRequest, clientIP: String?) async throws -> VerifyEmailResponse {
+        let at = now()
+        let email = try await pool.write { db -> String in
+            let token = try TokenStore.consume(db, request.token, purpose: .verifyEmail, at: at)
+            guard let user = try UserRecord.fetch(db, id: token.userID) else { throw IdentityError.tokenUnknown(purpose: .verifyEmail) }
+            try db.execute(sql: "UPDATE user SET email_verified_at = coalesce(email_verified_at, ?) WHERE id = ?",
+                           arguments: [at.timeIntervalSince1970, user.id])
+            try AuditLog.record(db, .verified, at: at, userID: user.id, email: user.email, clientIP: clientIP)
+            return user.email
+        }
+        return VerifyEmailResponse(email: email)
+    }
+
+    func resendVerification(_ request: ResendVerificationRequest) async throws -> AcknowledgedResponse {
+        let email = try EmailAddress(request.email)
+        let at = now()
+        let queued = try await pool.write { [composer] db -> Bool in
+            guard let user = try UserRecord.fetch(db, email: email), user.emailVerifiedAt == nil else { return false }
+            // The limit is checked before a token is made, so a refused resend leaves the last link working.
+            let token = SecretToken.generate()
+            guard try EmailOutbox.enqueue(db, composer.verification(to: user.email, name: user.fullName, token: token), kind: .account, at: at)
+            else { return false }
+            try TokenStore.store(db, token, .verifyEmail, userID: user.id, at: at)
+            return true
+        }
+        if queued { outboxWake.signal() }
+        return Self.checkYourEmail
+    }
+
+    // MARK: Signing in
+
+    func login(_ request: LoginRequest, clientIP: String?) async throws -> LoginResponse {
+        let email = try EmailAddress(request.email)
+        guard !request.password.isEmpty, request.password.count <= PasswordPolicy.maximumLength else {
+            throw IdentityError.invalid(field: "password", reason: "must be 1 to \(PasswordPolicy.maximumLength) characters long")
+        }
+        let subjects = LoginThrottleStore.subjects(email: email, clientIP: clientIP)
+        let (user, lockedUntil) = try await pool.read { [now] db in
+            (try UserRecord.fetch(db, email: email), try LoginThrottleStore.lockedUntil(db, subjects: subjects, at: now()))
+        }
+        // Checked even when locked or unknown, so that every refusal takes the same time.
+        let check = try await hasher.verify(request.password, against: user?.passwordHash)
+        let at = now()
+        if let lockedUntil {
+            try await pool.write { db in
+                try AuditLog.record(db, .loginRefusedLocked, at: at, userID: user?.id, email: email.description, clientIP: clientIP,
+                                    detail: "locked until \(lockedUntil.formatted(.iso8601))")
+            }
+            throw IdentityError.badCredentials
+        }
+        guard let user, check.matches else {
+            try await pool.write { [throttle] db in
+                try AuditLog.record(db, .loginFailed, at: at, userID: user?.id, email: email.description, clientIP: clientIP)
+                if try LoginThrottleStore.recordFailure(db, subjects: subjects, policy: throttle, at: at) {
+                    try AuditLog.record(db, .locked, at: at, userID: user?.id, email: email.description, clientIP: clientIP)
+                }
+            }
+            throw IdentityError.badCredentials
+        }
+        let rehash = check.needsRehash ? try await hasher.hash(request.password) : nil
+        let started = try await pool.write { db -> (SessionStore.Session, SecretToken)? in
+            try LoginThrottleStore.clear(db, subject: subjects[0])
+            if let rehash {
+                try db.execute(sql: "UPDATE user SET password_hash = ? WHERE id = ?", arguments: [rehash, user.id])
+            }
+            // The password was right, so telling the caller the address is unverified leaks nothing.
+            guard user.emailVerifiedAt != nil else { return nil }
+            let started = try SessionStore.create(db, userID: user.id, clientIP: clientIP, at: at)
+            try AuditLog.record(db, .loginSucceeded, at: at, userID: user.id, email: user.email, clientIP: clientIP)
+            return started
+        }
+        guard let (session, token) = started else { throw IdentityError.emailNotVerified }
+        let access = try issueAccessToken(for: user, sessionID: session.id, at: at)
+        return LoginResponse(sessionToken: token.value, sessionExpiresAt: session.createdAt + sessions.absoluteLifetime,
+                             accessToken: access.accessToken, accessTokenExpiresAt: access.accessTokenExpiresAt, user: user.message)
+    }
+
+    func refreshAccessToken(_ request: SessionTokenRequest) async throws -> AccessTokenResponse {
+        let at = now()
+        let (user, sessionID) = try await pool.write { [sessions] db in
+            guard let session = try SessionStore.find(db, token: request.sessionToken),
+                  sessions.isLive(createdAt: session.createdAt, lastUsedAt: session.lastUsedAt, revokedAt: session.revokedAt, at: at),
+                  let user = try UserRecord.fetch(db, id: session.userID) else { throw IdentityError.sessionInvalid }
+            try SessionStore.touch(db, id: session.id, at: at)
+            return (user, session.id)
+        }
+        return try issueAccessToken(for: user, sessionID: sessionID, at: at)
+    }
+
+    func logout(_ request: SessionTokenRequest, clientIP: String?) async throws -> Empty {
+        let at = now()
+        try await pool.write { db in
+            guard let session = try SessionStore.find(db, token: request.sessionToken), session.revokedAt == nil else { return }
+            try SessionStore.revoke(db, id: session.id, at: at)
+            try AuditLog.record(db, .logout, at: at, userID: session.userID, clientIP: clientIP)
+        }
+        return Empty()
+    }
+
+    func logoutAll(_ claims: AccessTokenClaims, clientIP: String?) async throws -> LogoutAllResponse {
+        let at = now()
+        let count = try await pool.write { db in
+            let count = try SessionStore.revokeAll(db, userID: claims.subject, at: at)
+            try AuditLog.record(db, .logoutAll, at: at, userID: claims.subject, clientIP: clientIP, detail: "\(count) sessions")
+            return count
+        }
+        return LogoutAllResponse(revokedSessions: count)
+    }
+
+    // MARK: The signed-in user
+
+    /// The claims of a valid access token.
+    func authenticate(_ bearerToken: String?) throws(IdentityError) -> AccessTokenClaims {
+        guard let bearerToken, !bearerToken.isEmpty else { throw .accessTokenMissing }
+        do {
+            return try keys.verify(bearerToken)
+        } catch {
+            throw .accessToken(error.message)
+        }
+    }
+
+    func me(_ claims: AccessTokenClaims) async throws -> User {
+        guard let user = try await pool.read({ db in try UserRecord.fetch(db, id: claims.subject) }) else { throw IdentityError.userGone }
+        return user.message
+    }
+
+    func updateBusinessProfile(_ profile: BusinessProfile, claims: AccessTokenClaims, clientIP: String?) async throws -> User {
+        let profile = try BusinessProfileRules.validated(profile)
+        let at = now()
+        return try await pool.write { db in
+            try db.execute(sql: """
+                UPDATE user SET company_name = ?, company_size = ?, country = ?, job_title = ?, use_case = ? WHERE id = ?
+                """, arguments: [profile.companyName, profile.companySize, profile.country, profile.jobTitle, profile.useCase, claims.subject])
+            guard db.changesCount == 1, let user = try UserRecord.fetch(db, id: claims.subject) else { throw IdentityError.userGone }
+            try AuditLog.record(db, .profileUpdated, at: at, userID: user.id, email: user.email, clientIP: clientIP)
+            return user.message
+        }
+    }
+
+    // MARK: Passwords
+
+    func changePassword(_ request: ChangePasswordRequest, claims: AccessTokenClaims, clientIP: String?) async throws -> Empty {
+        guard let user = try await pool.read({ db in try UserRecord.fetch(db, id: claims.subject) }) else { throw IdentityError.userGone }
+        try PasswordPolicy.check(request.newPassword, for: try EmailAddress(user.email), field: "newPassword")
+        guard try await hasher.verify(request.oldPassword, against: user.passwordHash).matches else { throw IdentityError.wrongPassword }
+        let newHash = try await hasher.hash(request.newPassword)
+        let at = now()
+        try await pool.write { [composer] db in
+            try db.execute(sql: "UPDATE user SET password_hash = ?, password_changed_at = ? WHERE id = ?",
+                           arguments: [newHash, at.timeIntervalSince1970, user.id])
+            let revoked = try SessionStore.revokeAll(db, userID: user.id, keeping: claims.sessionID, at: at)
+            try EmailOutbox.enqueue(db, composer.passwordChanged(to: user.email), kind: .notice, at: at)
+            try AuditLog.record(db, .passwordChanged, at: at, userID: user.id, email: user.email, clientIP: clientIP,
+                                detail: "\(revoked) other sessions ended")
+        }
+        outboxWake.signal()
+        return Empty()
+    }
+
+    func requestPasswordReset(_ request: RequestPasswordResetRequest, clientIP: String?) async throws -> AcknowledgedResponse {
+        let email = try EmailAddress(request.email)
+        let at = now()
+        let queued = try await pool.write { [composer] db -> Bool in
+            guard let user = try UserRecord.fetch(db, email: email) else { return false }
+            let token = SecretToken.generate()
+            guard try EmailOutbox.enqueue(db, composer.passwordReset(to: user.email, token: token), kind: .passwordReset, at: at)
+            else { return false }
+            try TokenStore.store(db, token, .resetPassword, userID: user.id, at: at)
+            try AuditLog.record(db, .passwordResetRequested, at: at, userID: user.id, email: user.email, clientIP: clientIP)
+            return true
+        }
+        if queued { outboxWake.signal() }
+        return Self.checkYourEmail
+    }
+
+    func resetPassword(_ request: ResetPasswordRequest, clientIP: String?) async throws -> Empty {
+        // The token is looked at first (without using it) so the password can be checked against the right email.
+        let at = now()
+        let user = try await pool.read { db -> UserRecord in
+            let token = try TokenStore.peek(db, request.token, purpose: .resetPassword, at: at)
+            guard let user = try UserRecord.fetch(db, id: token.userID) else { throw IdentityError.tokenUnknown(purpose: .resetPassword) }
+            return user
+        }
+        try PasswordPolicy.check(request.newPassword, for: try EmailAddress(user.email), field: "newPassword")
+        let newHash = try await hasher.hash(request.newPassword)
+        try await pool.write { [composer] db in
+            _ = try TokenStore.consume(db, request.token, purpose: .resetPassword, at: at)
+            // Following the emailed link proves the address too.
+            try db.execute(sql: """
+                UPDATE user SET password_hash = ?, password_changed_at = ?, email_verified_at = coalesce(email_verified_at, ?) WHERE id = ?
+                """, arguments: [newHash, at.timeIntervalSince1970, at.timeIntervalSince1970, user.id])
+            let revoked = try SessionStore.revokeAll(db, userID: user.id, at: at)
+            try LoginThrottleStore.clear(db, subject: "account:\(user.email)")
+            try EmailOutbox.enqueue(db, composer.passwordChanged(to: user.email), kind: .notice, at: at)
+            try AuditLog.record(db, .passwordReset, at: at, userID: user.id, email: user.email, clientIP: clientIP,
+                                detail: "\(revoked) sessions ended")
+        }
+        outboxWake.signal()
+        return Empty()
+    }
+
+    // MARK: For other services
+
+    var signingKeys: JSONWebKeySet { keys.published }
+
+    func introspect(_ request: SessionTokenRequest) async throws -> IntrospectSessionResponse {
+        let at = now()
+        return try await pool.read { [sessions] db in
+            guard let session = try SessionStore.find(db, token: request.sessionToken),
+                  sessions.isLive(createdAt: session.createdAt, lastUsedAt: session.lastUsedAt, revokedAt: session.revokedAt, at: at),
+                  let user = try UserRecord.fetch(db, id: session.userID) else { return IntrospectSessionResponse(active: false) }
+            return IntrospectSessionResponse(active: true, userId: user.id, email: user.email, emailVerified: user.emailVerifiedAt != nil,
+                                             expiresAt: sessions.endsAt(createdAt: session.createdAt, lastUsedAt: session.lastUsedAt))
+        }
+    }
+
+    private func issueAccessToken(for user: UserRecord, sessionID: String, at: Date) throws -> AccessTokenResponse {
+        let expiresAt = at + sessions.accessTokenLifetime
+        let claims = AccessTokenClaims(subject: user.id, email: user.email, emailVerified: user.emailVerifiedAt != nil,
+                                       onboardingState: user.onboardingState, sessionID: sessionID, issuedAt: at, expiresAt: expiresAt)
+        return AccessTokenResponse(accessToken: try keys.current.sign(claims), accessTokenExpiresAt: expiresAt)
+    }
+}

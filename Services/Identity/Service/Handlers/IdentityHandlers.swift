@@ -1,0 +1,80 @@
+import AccessTokens
+import Contracts
+import RPCCore
+
+/// Binds `identity.v1.IdentityService` to the use cases: finds the caller (access token, client
+/// IP) and turns domain errors into Connect errors, in this one place.
+struct IdentityHandlers {
+    let accounts: Accounts
+
+    /// The header a trusted front end (a service with a credential) uses to pass on the end user's IP.
+    static let endUserIPHeader = "x-end-user-ip"
+
+    func register(in router: inout RPCRouter) {
+        let accounts = accounts
+        router.register(Identity.register) { request, context in
+            try await mapped { try await accounts.register(request, clientIP: Self.clientIP(context)) }
+        }
+        router.register(Identity.verifyEmail) { request, context in
+            try await mapped { try await accounts.verifyEmail(request, clientIP: Self.clientIP(context)) }
+        }
+        router.register(Identity.resendVerification) { request, _ in
+            try await mapped { try await accounts.resendVerification(request) }
+        }
+        router.register(Identity.login) { request, context in
+            try await mapped { try await accounts.login(request, clientIP: Self.clientIP(context)) }
+        }
+        router.register(Identity.refreshAccessToken) { request, _ in
+            try await mapped { try await accounts.refreshAccessToken(request) }
+        }
+        router.register(Identity.logout) { request, context in
+            try await mapped { try await accounts.logout(request, clientIP: Self.clientIP(context)) }
+        }
+        router.register(Identity.logoutAll) { _, context in
+            try await mapped { try await accounts.logoutAll(try accounts.authenticate(context.bearerToken), clientIP: Self.clientIP(context)) }
+        }
+        router.register(Identity.getMe) { _, context in
+            try await mapped { try await accounts.me(try accounts.authenticate(context.bearerToken)) }
+        }
+        router.register(Identity.updateBusinessProfile) { request, context in
+            try await mapped {
+                try await accounts.updateBusinessProfile(request, claims: try accounts.authenticate(context.bearerToken), clientIP: Self.clientIP(context))
+            }
+        }
+        router.register(Identity.changePassword) { request, context in
+            try await mapped {
+                try await accounts.changePassword(request, claims: try accounts.authenticate(context.bearerToken), clientIP: Self.clientIP(context))
+            }
+        }
+        router.register(Identity.requestPasswordReset) { request, context in
+            try await mapped { try await accounts.requestPasswordReset(request, clientIP: Self.clientIP(context)) }
+        }
+        router.register(Identity.resetPassword) { request, context in
+            try await mapped { try await accounts.resetPassword(request, clientIP: Self.clientIP(context)) }
+        }
+        router.register(Identity.getSigningKeys) { _, _ in
+            accounts.signingKeys
+        }
+        router.register(Identity.introspectSession) { request, _ in
+            try await mapped { try await accounts.introspect(request) }
+        }
+    }
+
+    /// The end user's IP: as passed on by a trusted service, else the connection's peer. A header
+    /// from anyone else is ignored, or a client could pick its own throttling bucket.
+    static func clientIP(_ context: CallContext) -> String? {
+        if context.callingService != nil, let forwarded = context.header(endUserIPHeader), !forwarded.isEmpty, forwarded.count <= 64 {
+            return forwarded
+        }
+        return context.peerAddress
+    }
+}
+
+/// Runs a use case, turning identity's errors into Connect errors.
+private func mapped<T>(_ work: () async throws -> T) async throws -> T {
+    do {
+        return try await work()
+    } catch let error as IdentityError {
+        throw error.rpcError
+    }
+}

@@ -1,0 +1,89 @@
+import GRDB
+
+/// Identity's schema, one migration per change. Times are seconds since 1970 (REAL), so the rules
+/// compare them as numbers.
+enum IdentityMigrations {
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("identity v1: users, tokens, sessions, keys, throttling, outbox, audit") { db in
+            try db.execute(sql: """
+                CREATE TABLE user (
+                    id TEXT PRIMARY KEY,
+                    email TEXT NOT NULL UNIQUE,
+                    full_name TEXT NOT NULL,
+                    password_hash TEXT NOT NULL,
+                    email_verified_at REAL,
+                    company_name TEXT,
+                    company_size TEXT,
+                    country TEXT,
+                    job_title TEXT,
+                    use_case TEXT,
+                    created_at REAL NOT NULL,
+                    password_changed_at REAL NOT NULL
+                );
+                -- Email links: only the SHA-256 of the token is kept.
+                CREATE TABLE one_time_token (
+                    token_hash TEXT PRIMARY KEY,
+                    purpose TEXT NOT NULL CHECK (purpose IN ('verify_email', 'reset_password')),
+                    user_id TEXT NOT NULL REFERENCES user(id) ON DELETE CASCADE,
+                    created_at REAL NOT NULL,
+                    expires_at REAL NOT NULL,
+                    used_at REAL,
+                    superseded_at REAL
+                );
+                CREATE INDEX one_time_token_by_user ON one_time_token(user_id, purpose);
+                CREATE TABLE session (
+                    id TEXT PRIMARY KEY,
+                    token_hash TEXT NOT NULL UNIQUE,
+                    user_id TEXT NOT NULL REFERENCES user(id) ON DELETE CASCADE,
+                    created_at REAL NOT NULL,
+                    last_used_at REAL NOT NULL,
+                    revoked_at REAL,
+                    client_ip TEXT
+                );
+                CREATE INDEX session_by_user ON session(user_id);
+                -- Access-token signing keys; a retired key stays published while its tokens may live.
+                CREATE TABLE signing_key (
+                    kid TEXT PRIMARY KEY,
+                    private_key BLOB NOT NULL,
+                    created_at REAL NOT NULL,
+                    retired_at REAL
+                );
+                -- Failed sign-ins per 'account:<email>' and per 'ip:<address>'.
+                CREATE TABLE login_throttle (
+                    subject TEXT PRIMARY KEY,
+                    failures INTEGER NOT NULL,
+                    last_failure_at REAL NOT NULL,
+                    locked_until REAL
+                );
+                -- Transactional outbox: written with the change that causes the email, sent later.
+                CREATE TABLE email_outbox (
+                    id TEXT PRIMARY KEY,
+                    kind TEXT NOT NULL,
+                    recipient TEXT NOT NULL,
+                    subject TEXT NOT NULL,
+                    body TEXT NOT NULL,
+                    created_at REAL NOT NULL,
+                    attempts INTEGER NOT NULL DEFAULT 0,
+                    next_attempt_at REAL NOT NULL,
+                    sent_at REAL,
+                    failed_at REAL,
+                    last_error TEXT
+                );
+                CREATE INDEX email_outbox_due ON email_outbox(next_attempt_at) WHERE sent_at IS NULL AND failed_at IS NULL;
+                CREATE INDEX email_outbox_by_recipient ON email_outbox(recipient, kind, created_at);
+                CREATE TABLE audit_event (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    at REAL NOT NULL,
+                    event TEXT NOT NULL,
+                    user_id TEXT,
+                    email TEXT,
+                    client_ip TEXT,
+                    detail TEXT
+                );
+                CREATE INDEX audit_event_by_user ON audit_event(user_id, at);
+                """)
+        }
+        return migrator
+    }
+}

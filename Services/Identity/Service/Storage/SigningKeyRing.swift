@@ -1,0 +1,113 @@
+import AccessTokens
+import Contracts
+import Crypto
+import Foundation
+import GRDB
+import Synchronization
+
+/// Identity's access-token signing keys, kept in its database: the current key signs; retired keys
+/// stay published (and accepted) until every token they signed has expired.
+///
+/// Rotation may happen in another process (the `rotate-signing-keys` command), so the ring reloads
+/// from the database every few seconds, and at once when a token names a key it does not know.
+final class SigningKeyRing: Sendable {
+    private struct Loaded {
+        var current: SigningKey
+        var published: JSONWebKeySet
+        var verifier: AccessTokenVerifier
+        var loadedAt: ContinuousClock.Instant
+    }
+
+    private let pool: DatabasePool
+    private let now: @Sendable () -> Date
+    private let tokenLifetime: TimeInterval
+    private let loaded: Mutex<Loaded>
+    static let reloadInterval: Duration = .seconds(5)
+
+    /// Creates the first key if the database has none.
+    init(pool: DatabasePool, tokenLifetime: TimeInterval, now: @escaping @Sendable () -> Date) throws {
+        self.pool = pool
+        self.now = now
+        self.tokenLifetime = tokenLifetime
+        try pool.write { db in
+            if try Int.fetchOne(db, sql: "SELECT count(*) FROM signing_key WHERE retired_at IS NULL") == 0 {
+                try Self.insert(db, SigningKey.generate(), at: now())
+            }
+        }
+        loaded = Mutex(try Self.load(pool: pool, tokenLifetime: tokenLifetime, at: now()))
+    }
+
+    /// The key new tokens are signed with.
+    var current: SigningKey { fresh().current }
+
+    /// The public keys to publish: the current key and retired keys whose tokens may still be live.
+    var published: JSONWebKeySet { fresh().published }
+
+    /// Verifies a token, reloading the keys first when it names one not yet seen.
+    func verify(_ token: String) throws(AccessTokenError) -> AccessTokenClaims {
+        let snapshot = fresh()
+        var verifier = snapshot.verifier
+        // At most one reload a second, so tokens naming made-up keys cannot load the database.
+        if let kid = AccessTokenVerifier.keyID(of: token), !verifier.knows(keyID: kid),
+           ContinuousClock.now - snapshot.loadedAt >= .seconds(1) {
+            verifier = reload().verifier
+        }
+        return try verifier.verify(token, now: now())
+    }
+
+    /// Retires the current key and makes a new one current; forgets keys retired long ago.
+    /// Returns the new key's id.
+    @discardableResult
+    static func rotate(pool: DatabasePool, tokenLifetime: TimeInterval, at now: Date) throws -> String {
+        let key = SigningKey.generate()
+        try pool.write { db in
+            try db.execute(sql: "UPDATE signing_key SET retired_at = ? WHERE retired_at IS NULL", arguments: [now.timeIntervalSince1970])
+            try insert(db, key, at: now)
+            try db.execute(sql: "DELETE FROM signing_key WHERE retired_at < ?",
+                           arguments: [now.timeIntervalSince1970 - tokenLifetime - 86400])
+        }
+        return key.keyID
+    }
+
+    private func fresh() -> Loaded {
+        let snapshot = loaded.withLock { $0 }
+        if ContinuousClock.now - snapshot.loadedAt < Self.reloadInterval { return snapshot }
+        return reload()
+    }
+
+    private func reload() -> Loaded {
+        guard let newer = try? Self.load(pool: pool, tokenLifetime: tokenLifetime, at: now()) else {
+            return loaded.withLock { $0 }
+        }
+        loaded.withLock { $0 = newer }
+        return newer
+    }
+
+    private static func insert(_ db: Database, _ key: SigningKey, at now: Date) throws {
+        try db.execute(sql: "INSERT INTO signing_key (kid, private_key, created_at) VALUES (?, ?, ?)",
+                       arguments: [key.keyID, key.privateKey.rawRepresentation, now.timeIntervalSince1970])
+    }
+
+    private static func load(pool: DatabasePool, tokenLifetime: TimeInterval, at now: Date) throws -> Loaded {
+        let rows = try pool.read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT kid, private_key, retired_at FROM signing_key
+                WHERE retired_at IS NULL OR retired_at > ? ORDER BY created_at DESC
+                """, arguments: [now.timeIntervalSince1970 - tokenLifetime])
+        }
+        var current: SigningKey?
+        var keys: [SigningKey] = []
+        for row in rows {
+            let key = SigningKey(keyID: row["kid"], privateKey: try P256.Signing.PrivateKey(rawRepresentation: row["private_key"] as Data))
+            keys.append(key)
+            if current == nil, (row["retired_at"] as Double?) == nil { current = key }
+        }
+        guard let current else { throw SigningKeyMissing() }
+        let published = JSONWebKeySet(keys: keys.map(\.publicJWK))
+        return Loaded(current: current, published: published, verifier: AccessTokenVerifier(keySet: published), loadedAt: .now)
+    }
+
+    struct SigningKeyMissing: Error, CustomStringConvertible {
+        var description: String { "identity's database has no current signing key; run `identity rotate-signing-keys`" }
+    }
+}
