@@ -199,7 +199,7 @@ let package = Package(
         .testTarget(
             name: "IdentityServiceTests",
             dependencies: ["IdentityService", "AccessTokens", "ConnectTransport", "Contracts", "TestSupport",
-                           .product(name: "GRDB", package: "GRDB.swift")],
+                           .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Crypto", package: "swift-crypto")],
             path: "Tests/IdentityServiceTests"
         ),
         .testTarget(

@@ -1,0 +1,145 @@
+import ConnectTransport
+import Contracts
+import Crypto
+import Foundation
+import GRDB
+@testable import IdentityService
+import Logging
+import RPCCore
+import ServiceRuntime
+import Synchronization
+import TestSupport
+
+/// Real time plus an offset the tests move forward, to expire tokens, sessions and locks without waiting.
+final class TestClock: Sendable {
+    private let offset = Mutex<TimeInterval>(0)
+    var now: Date { Date() + offset.withLock { $0 } }
+    func advance(by seconds: TimeInterval) { offset.withLock { $0 += seconds } }
+    var function: @Sendable () -> Date { { self.now } }
+}
+
+/// An email as found in the maildrop.
+struct ReceivedEmail {
+    var to: String
+    var subject: String
+    var body: String
+    /// The token in the email's link, if it has one.
+    var token: String? {
+        guard let range = body.range(of: #"token=[A-Za-z0-9_-]{43}"#, options: .regularExpression) else { return nil }
+        return String(body[range].dropFirst("token=".count))
+    }
+}
+
+/// identity run in-process on an ephemeral port with its real database, a maildrop and a test clock.
+/// scrypt runs at N=2^10 here to keep tests quick; the default cost has tests of its own.
+final class IdentityHarness: Sendable {
+    static let callerSecret = "test-caller-secret"
+    let host: ServiceHost
+    let directory: String
+    let clock: TestClock
+    /// Calls as an end user would (no service credential).
+    let client: ConnectClient
+    /// Calls as a trusted service would.
+    let service: ConnectClient
+    let port: Int
+
+    var maildrop: String { directory + "/maildrop" }
+
+    /// `arguments` are identity's own flags (`IdentityOptions`); `--scrypt-log-n 10` unless given.
+    static func start(directory: String = NSTemporaryDirectory() + "identity-\(UUID().uuidString)", clock: TestClock = TestClock(),
+                      arguments: [String] = []) async throws -> IdentityHarness {
+        let digest = SHA256.hash(data: Data(callerSecret.utf8)).map { String(format: "%02x", $0) }.joined()
+        let settings = try ServiceOptions.parse(["--port", "0", "--data-dir", directory, "--trusted-services", "caller=\(digest)"])
+            .settings(service: IdentityDefinition.identity, environment: [:])
+        let identityArguments = arguments.contains("--scrypt-log-n") ? arguments : ["--scrypt-log-n", "10"] + arguments
+        var configuration = try IdentityOptions.parse(identityArguments).configuration(settings: settings, environment: [:])
+        configuration.now = clock.function
+        let fixed = configuration
+        var logger = Logger(label: "identity-test")
+        logger.logLevel = .critical
+        let host = try ServiceHost(definition: IdentityDefinition.make { _ in fixed }, settings: settings, logger: logger)
+        let port = try await host.start().port!
+        return IdentityHarness(
+            host: host, directory: directory, clock: clock, port: port,
+            client: try ConnectClient(configuration: .init(baseURL: "http://127.0.0.1:\(port)")),
+            service: try ConnectClient(configuration: .init(baseURL: "http://127.0.0.1:\(port)",
+                                                            credential: ServiceCredential(serviceName: "caller", secret: callerSecret))))
+    }
+
+    private init(host: ServiceHost, directory: String, clock: TestClock, port: Int, client: ConnectClient, service: ConnectClient) {
+        self.host = host
+        self.directory = directory
+        self.clock = clock
+        self.port = port
+        self.client = client
+        self.service = service
+    }
+
+    func stop() async {
+        await client.close()
+        await service.close()
+        await host.shutdown(timeout: .seconds(2))
+    }
+
+    // MARK: Email
+
+    /// Every email in the maildrop to `address`, oldest first.
+    func emails(to address: String) -> [ReceivedEmail] {
+        let files = (try? FileManager.default.contentsOfDirectory(atPath: maildrop)) ?? []
+        return files.filter { $0.hasSuffix(".eml") }.compactMap { name -> (Date, ReceivedEmail)? in
+            let path = maildrop + "/" + name
+            guard let text = try? String(contentsOfFile: path, encoding: .utf8),
+                  let modified = try? FileManager.default.attributesOfItem(atPath: path)[.modificationDate] as? Date,
+                  let email = Self.parse(text), email.to == address else { return nil }
+            return (modified, email)
+        }.sorted { $0.0 < $1.0 }.map(\.1)
+    }
+
+    /// Waits until `count` emails to `address` have arrived; returns them.
+    @discardableResult
+    func waitForEmails(to address: String, count: Int = 1, timeout: Duration = .seconds(10)) async throws -> [ReceivedEmail] {
+        try await eventually(timeout: timeout) { emails(to: address).count >= count }
+        let found = emails(to: address)
+        guard found.count >= count else { throw ProcessFailure("expected \(count) emails to \(address), found \(found.count)") }
+        return found
+    }
+
+    static func parse(_ text: String) -> ReceivedEmail? {
+        guard let split = text.range(of: "\r\n\r\n") else { return nil }
+        var headers: [String: String] = [:]
+        for line in text[..<split.lowerBound].components(separatedBy: "\r\n") {
+            if let colon = line.firstIndex(of: ":") {
+                headers[String(line[..<colon]).lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+            }
+        }
+        guard let to = headers["to"], let subject = headers["subject"] else { return nil }
+        return ReceivedEmail(to: to, subject: subject, body: String(text[split.upperBound...]).replacingOccurrences(of: "\r\n", with: "\n"))
+    }
+
+    // MARK: Journeys
+
+    static let password = "a long enough passphrase"
+
+    /// Registers, verifies through the emailed link and signs in.
+    func signedUpUser(_ email: String = "user-\(UUID().uuidString.prefix(8))@example.com",
+                      password: String = IdentityHarness.password) async throws -> LoginResponse {
+        _ = try await client.call(Identity.register, RegisterRequest(email: email, password: password, fullName: "Test User"))
+        let link = try await waitForEmails(to: email)[0]
+        _ = try await client.call(Identity.verifyEmail, VerifyEmailRequest(token: link.token ?? ""))
+        return try await client.call(Identity.login, LoginRequest(email: email, password: password))
+    }
+
+    // MARK: Database
+
+    func database() throws -> DatabaseQueue {
+        try DatabaseQueue(path: directory + "/identity.sqlite")
+    }
+
+    /// Row counts of every table identity writes, to prove a refused call changed nothing.
+    func rowCounts() throws -> [String: Int] {
+        let tables = ["user", "one_time_token", "session", "login_throttle", "email_outbox", "audit_event", "signing_key"]
+        return try database().read { db in
+            try Dictionary(uniqueKeysWithValues: tables.map { ($0, try Int.fetchOne(db, sql: "SELECT count(*) FROM \($0)") ?? -1) })
+        }
+    }
+}
