@@ -162,8 +162,8 @@ final class Accounts: Sendable {
 
     func logoutAll(_ claims: AccessTokenClaims, clientIP: String?) async throws -> LogoutAllResponse {
         let at = now()
-        let count = try await pool.write { db in
-            let count = try SessionStore.revokeAll(db, userID: claims.subject, at: at)
+        let count = try await pool.write { [sessions] db in
+            let count = try SessionStore.revokeAll(db, userID: claims.subject, rules: sessions, at: at)
             try AuditLog.record(db, .logoutAll, at: at, userID: claims.subject, clientIP: clientIP, detail: "\(count) sessions")
             return count
         }
@@ -208,10 +208,10 @@ final class Accounts: Sendable {
         guard try await hasher.verify(request.oldPassword, against: user.passwordHash).matches else { throw IdentityError.wrongPassword }
         let newHash = try await hasher.hash(request.newPassword)
         let at = now()
-        try await pool.write { [composer] db in
+        try await pool.write { [composer, sessions] db in
             try db.execute(sql: "UPDATE user SET password_hash = ?, password_changed_at = ? WHERE id = ?",
                            arguments: [newHash, at.timeIntervalSince1970, user.id])
-            let revoked = try SessionStore.revokeAll(db, userID: user.id, keeping: claims.sessionID, at: at)
+            let revoked = try SessionStore.revokeAll(db, userID: user.id, keeping: claims.sessionID, rules: sessions, at: at)
             try EmailOutbox.enqueue(db, composer.passwordChanged(to: user.email), kind: .notice, at: at)
             try AuditLog.record(db, .passwordChanged, at: at, userID: user.id, email: user.email, clientIP: clientIP,
                                 detail: "\(revoked) other sessions ended")
@@ -246,13 +246,13 @@ final class Accounts: Sendable {
         }
         try PasswordPolicy.check(request.newPassword, for: try EmailAddress(user.email), field: "newPassword")
         let newHash = try await hasher.hash(request.newPassword)
-        try await pool.write { [composer] db in
+        try await pool.write { [composer, sessions] db in
             _ = try TokenStore.consume(db, request.token, purpose: .resetPassword, at: at)
             // Following the emailed link proves the address too.
             try db.execute(sql: """
                 UPDATE user SET password_hash = ?, password_changed_at = ?, email_verified_at = coalesce(email_verified_at, ?) WHERE id = ?
                 """, arguments: [newHash, at.timeIntervalSince1970, at.timeIntervalSince1970, user.id])
-            let revoked = try SessionStore.revokeAll(db, userID: user.id, at: at)
+            let revoked = try SessionStore.revokeAll(db, userID: user.id, rules: sessions, at: at)
             try LoginThrottleStore.clear(db, subject: "account:\(user.email)")
             try EmailOutbox.enqueue(db, composer.passwordChanged(to: user.email), kind: .notice, at: at)
             try AuditLog.record(db, .passwordReset, at: at, userID: user.id, email: user.email, clientIP: clientIP,

@@ -39,9 +39,12 @@ enum SessionStore {
     }
 
     /// Revokes every live session of the user except `keeping`; returns how many.
-    static func revokeAll(_ db: Database, userID: String, keeping: String? = nil, at now: Date) throws -> Int {
-        try db.execute(sql: "UPDATE session SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL AND id IS NOT ?",
-                       arguments: [now.timeIntervalSince1970, userID, keeping])
+    static func revokeAll(_ db: Database, userID: String, keeping: String? = nil, rules: SessionRules, at now: Date) throws -> Int {
+        let time = now.timeIntervalSince1970
+        try db.execute(sql: """
+            UPDATE session SET revoked_at = ?
+            WHERE user_id = ? AND revoked_at IS NULL AND id IS NOT ? AND created_at > ? AND last_used_at > ?
+            """, arguments: [time, userID, keeping, time - rules.absoluteLifetime, time - rules.idleLifetime])
         return db.changesCount
     }
 }

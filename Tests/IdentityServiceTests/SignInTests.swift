@@ -1,0 +1,259 @@
+import ConnectTransport
+import Contracts
+import Foundation
+@testable import IdentityService
+import RPCCore
+import Testing
+import TestSupport
+
+/// Signing in: one answer for every failure, throttling and lockout, sessions and their ends,
+/// password changes and resets.
+@Suite(.timeLimit(.minutes(3))) struct SignInTests {
+    static let badCredentials = RPCError(.unauthenticated, "the email or password is wrong")
+
+    @Test func unknownEmailAndWrongPasswordGetTheSameAnswerInAboutTheSameTime() async throws {
+        let identity = try await IdentityHarness.start(arguments: ["--scrypt-log-n", "14"])
+        defer { Task { await identity.stop() } }
+        _ = try await identity.signedUpUser("known@example.com")
+        let url = "http://127.0.0.1:\(identity.port)/identity.v1.IdentityService/Login"
+        func attempt(_ email: String) async throws -> (Int, String, Duration) {
+            let started = ContinuousClock.now
+            let response = try await Curl.post(url, body: #"{"email":"\#(email)","password":"not the password at all"}"#,
+                                               extra: ["--http2-prior-knowledge"])
+            return (response.status, response.body, ContinuousClock.now - started)
+        }
+        var unknown: [Duration] = []
+        var wrong: [Duration] = []
+        for round in 0..<4 {
+            let a = try await attempt("nobody-\(round)@example.com")
+            let b = try await attempt("known@example.com")
+            #expect(a.0 == b.0 && a.1 == b.1)
+            #expect(a.0 == 401 && a.1.contains("the email or password is wrong"))
+            unknown.append(a.2)
+            wrong.append(b.2)
+        }
+        let ratio = unknown.sorted()[2] / wrong.sorted()[2]
+        #expect(ratio > 0.6 && ratio < 1.6, "unknown \(unknown) vs wrong \(wrong)")
+    }
+
+    @Test func fiveFailuresLockTheAccountWithGrowingDelaysUpToFifteenMinutesAndTheLockSurvivesARestart() async throws {
+        let clock = TestClock()
+        let directory = NSTemporaryDirectory() + "identity-\(UUID().uuidString)"
+        let beforeRestart = try await IdentityHarness.start(directory: directory, clock: clock)
+        let email = "locked@example.com"
+        _ = try await beforeRestart.signedUpUser(email)
+        let wrong = LoginRequest(email: email, password: "wrong wrong wrong")
+        let right = LoginRequest(email: email, password: IdentityHarness.password)
+        for _ in 0..<5 {
+            await #expect(throws: Self.badCredentials) { try await beforeRestart.client.call(Identity.login, wrong) }
+        }
+        // Locked: even the right password gets the wrong-password answer.
+        await #expect(throws: Self.badCredentials) { try await beforeRestart.client.call(Identity.login, right) }
+
+        // The lock is in the database: a restarted identity still refuses.
+        await beforeRestart.stop()
+        let identity = try await IdentityHarness.start(directory: directory, clock: clock)
+        defer { Task { await identity.stop() } }
+        await #expect(throws: Self.badCredentials) { try await identity.client.call(Identity.login, right) }
+
+        // The first lock lasts 30 s; each further failure doubles it, up to 15 minutes.
+        clock.advance(by: 31)
+        var locks: [TimeInterval] = []
+        for _ in 0..<7 {
+            await #expect(throws: Self.badCredentials) { try await identity.client.call(Identity.login, wrong) }
+            let until = try await identity.database().read { db in
+                try Double.fetchOne(db, sql: "SELECT locked_until - last_failure_at FROM login_throttle WHERE subject = ?", arguments: ["account:\(email)"])
+            }
+            locks.append(until ?? 0)
+            clock.advance(by: (until ?? 0) + 1)
+        }
+        #expect(locks == [60, 120, 240, 480, 900, 900, 900])
+
+        // Once the lock has passed, the right password works and clears the count.
+        _ = try await identity.client.call(Identity.login, right)
+        #expect(try await identity.database().read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM login_throttle WHERE subject = ?", arguments: ["account:\(email)"]) } == 0)
+        let events = try await identity.database().read { db in try String.fetchAll(db, sql: "SELECT DISTINCT event FROM audit_event") }
+        #expect(Set(events).isSuperset(of: ["login_failed", "locked", "login_refused_locked", "login_succeeded"]))
+    }
+
+    @Test func failuresFromOneClientIPLockThatIPForEveryAccountButNotOthers() async throws {
+        let identity = try await IdentityHarness.start()
+        defer { Task { await identity.stop() } }
+        let victim = "victim@example.com"
+        _ = try await identity.signedUpUser(victim)
+        func login(_ email: String, password: String, from ip: String) async throws -> LoginResponse {
+            try await identity.service.call(Identity.login, LoginRequest(email: email, password: password),
+                                            options: .init(headers: [(IdentityHandlers.endUserIPHeader, ip)]))
+        }
+        // Five different accounts guessed from one address.
+        for index in 0..<5 {
+            await #expect(throws: Self.badCredentials) { try await login("guess-\(index)@example.com", password: "guessing guessing", from: "203.0.113.7") }
+        }
+        await #expect(throws: Self.badCredentials) { try await login(victim, password: IdentityHarness.password, from: "203.0.113.7") }
+        _ = try await login(victim, password: IdentityHarness.password, from: "198.51.100.1")
+        // Without a service credential the header is ignored: the caller is judged by its own address.
+        _ = try await identity.client.call(Identity.login, LoginRequest(email: victim, password: IdentityHarness.password),
+                                           options: .init(headers: [(IdentityHandlers.endUserIPHeader, "203.0.113.7")]))
+    }
+
+    @Test func sessionsEndAfterTwoIdleHoursOrADayAndOnLogout() async throws {
+        let identity = try await IdentityHarness.start()
+        defer { Task { await identity.stop() } }
+        let client = identity.client
+        let email = "sessions@example.com"
+        let first = try await identity.signedUpUser(email)
+        let ended = RPCError(.unauthenticated, "the session has ended or is not valid; sign in again")
+
+        // Used every 100 minutes, a session lives until 24 hours after sign-in.
+        for _ in 0..<14 {
+            identity.clock.advance(by: 100 * 60)
+            _ = try await client.call(Identity.refreshAccessToken, SessionTokenRequest(sessionToken: first.sessionToken))
+        }
+        identity.clock.advance(by: 100 * 60) // 25 h 40 min after sign-in
+        await #expect(throws: ended) { try await client.call(Identity.refreshAccessToken, SessionTokenRequest(sessionToken: first.sessionToken)) }
+
+        let idle = try await client.call(Identity.login, LoginRequest(email: email, password: IdentityHarness.password))
+        identity.clock.advance(by: 2 * 3600 + 1)
+        await #expect(throws: ended) { try await client.call(Identity.refreshAccessToken, SessionTokenRequest(sessionToken: idle.sessionToken)) }
+        #expect(try await identity.service.call(Identity.introspectSession, SessionTokenRequest(sessionToken: idle.sessionToken)).active == false)
+
+        let a = try await client.call(Identity.login, LoginRequest(email: email, password: IdentityHarness.password))
+        let b = try await client.call(Identity.login, LoginRequest(email: email, password: IdentityHarness.password))
+        let introspected = try await identity.service.call(Identity.introspectSession, SessionTokenRequest(sessionToken: a.sessionToken))
+        #expect(introspected.active && introspected.email == email && introspected.userId == a.user.id && introspected.emailVerified == true)
+        #expect(try await client.call(Identity.logoutAll, Empty(), options: .init(bearerToken: a.accessToken)).revokedSessions == 2)
+        await #expect(throws: ended) { try await client.call(Identity.refreshAccessToken, SessionTokenRequest(sessionToken: a.sessionToken)) }
+        await #expect(throws: ended) { try await client.call(Identity.refreshAccessToken, SessionTokenRequest(sessionToken: b.sessionToken)) }
+        await #expect(throws: ended) { try await client.call(Identity.refreshAccessToken, SessionTokenRequest(sessionToken: "garbage")) }
+    }
+
+    @Test func introspectionIsForServicesOnly() async throws {
+        let identity = try await IdentityHarness.start()
+        defer { Task { await identity.stop() } }
+        let login = try await identity.signedUpUser()
+        await #expect(throws: RPCError.self) {
+            try await identity.client.call(Identity.introspectSession, SessionTokenRequest(sessionToken: login.sessionToken))
+        }
+        do {
+            _ = try await identity.client.call(Identity.introspectSession, SessionTokenRequest(sessionToken: login.sessionToken),
+                                               options: .init(bearerToken: login.accessToken))
+        } catch {
+            #expect(error.code == .unauthenticated || error.code == .permissionDenied)
+        }
+    }
+
+    @Test func changingThePasswordEndsOtherSessionsAndNeedsTheOldOne() async throws {
+        let identity = try await IdentityHarness.start()
+        defer { Task { await identity.stop() } }
+        let client = identity.client
+        let email = "changer@example.com"
+        let current = try await identity.signedUpUser(email)
+        let other = try await client.call(Identity.login, LoginRequest(email: email, password: IdentityHarness.password))
+        let auth = ConnectClient.CallOptions(bearerToken: current.accessToken)
+
+        await #expect(throws: RPCError(.permissionDenied, "the current password is wrong")) {
+            try await client.call(Identity.changePassword, ChangePasswordRequest(oldPassword: "not my password!", newPassword: "a brand new passphrase"), options: auth)
+        }
+        await #expect(throws: RPCError(.invalidArgument, "newPassword must be at least 12 characters long")) {
+            try await client.call(Identity.changePassword, ChangePasswordRequest(oldPassword: IdentityHarness.password, newPassword: "short"), options: auth)
+        }
+        _ = try await client.call(Identity.changePassword, ChangePasswordRequest(oldPassword: IdentityHarness.password, newPassword: "a brand new passphrase"), options: auth)
+        _ = try await client.call(Identity.refreshAccessToken, SessionTokenRequest(sessionToken: current.sessionToken))
+        await #expect(throws: RPCError.self) { try await client.call(Identity.refreshAccessToken, SessionTokenRequest(sessionToken: other.sessionToken)) }
+        await #expect(throws: Self.badCredentials) { try await client.call(Identity.login, LoginRequest(email: email, password: IdentityHarness.password)) }
+        _ = try await client.call(Identity.login, LoginRequest(email: email, password: "a brand new passphrase"))
+        #expect(try await identity.waitForEmails(to: email, count: 2)[1].subject == "Your password was changed")
+    }
+
+    @Test func aPasswordResetLinkWorksOnceEndsEverySessionAndExpires() async throws {
+        let identity = try await IdentityHarness.start()
+        defer { Task { await identity.stop() } }
+        let client = identity.client
+        let email = "forgetful@example.com"
+        let session = try await identity.signedUpUser(email)
+        _ = try await client.call(Identity.requestPasswordReset, RequestPasswordResetRequest(email: email))
+        let link = try #require(try await identity.waitForEmails(to: email, count: 2)[1].token)
+
+        await #expect(throws: RPCError(.invalidArgument, "newPassword must not contain your email address's name part")) {
+            try await client.call(Identity.resetPassword, ResetPasswordRequest(token: link, newPassword: "I am forgetful again"))
+        }
+        _ = try await client.call(Identity.resetPassword, ResetPasswordRequest(token: link, newPassword: "remembered at last"))
+        await #expect(throws: RPCError(.failedPrecondition, "this password reset link has already been used; sign in with your new password, or ask for a new link with RequestPasswordReset")) {
+            try await client.call(Identity.resetPassword, ResetPasswordRequest(token: link, newPassword: "remembered at last"))
+        }
+        await #expect(throws: RPCError.self) { try await client.call(Identity.refreshAccessToken, SessionTokenRequest(sessionToken: session.sessionToken)) }
+        _ = try await client.call(Identity.login, LoginRequest(email: email, password: "remembered at last"))
+
+        identity.clock.advance(by: 61)
+        _ = try await client.call(Identity.requestPasswordReset, RequestPasswordResetRequest(email: email))
+        let emails = try await identity.waitForEmails(to: email, count: 4)
+        let late = try #require(emails.last { $0.subject == "Reset your password" }?.token)
+        identity.clock.advance(by: 24 * 3600)
+        await #expect(throws: RPCError(.failedPrecondition, "this password reset link has expired; ask for a new one with RequestPasswordReset")) {
+            try await client.call(Identity.resetPassword, ResetPasswordRequest(token: late, newPassword: "yet another passphrase"))
+        }
+    }
+
+    @Test func concurrentResetsWithOneLinkSucceedOnce() async throws {
+        let identity = try await IdentityHarness.start()
+        defer { Task { await identity.stop() } }
+        let email = "racer@example.com"
+        _ = try await identity.signedUpUser(email)
+        _ = try await identity.client.call(Identity.requestPasswordReset, RequestPasswordResetRequest(email: email))
+        let link = try #require(try await identity.waitForEmails(to: email, count: 2)[1].token)
+        let results = await withTaskGroup(of: Bool.self) { group in
+            for index in 0..<6 {
+                group.addTask {
+                    (try? await identity.client.call(Identity.resetPassword, ResetPasswordRequest(token: link, newPassword: "racing passphrase \(index)"))) != nil
+                }
+            }
+            return await group.reduce(into: [Bool]()) { $0.append($1) }
+        }
+        #expect(results.filter { $0 }.count == 1)
+    }
+
+    @Test func aHashMadeWithOtherParametersIsReplacedAtSignIn() async throws {
+        let directory = NSTemporaryDirectory() + "identity-\(UUID().uuidString)"
+        let cheap = try await IdentityHarness.start(directory: directory, arguments: ["--scrypt-log-n", "10"])
+        _ = try await cheap.signedUpUser("rehash@example.com")
+        func storedHash() async throws -> String? {
+            try await cheap.database().read { db in try String.fetchOne(db, sql: "SELECT password_hash FROM user") }
+        }
+        #expect(try await storedHash()?.hasPrefix("$scrypt$ln=10,r=8,p=1$") == true)
+        await cheap.stop()
+        let identity = try await IdentityHarness.start(directory: directory, arguments: ["--scrypt-log-n", "11"])
+        defer { Task { await identity.stop() } }
+        _ = try await identity.client.call(Identity.login, LoginRequest(email: "rehash@example.com", password: IdentityHarness.password))
+        #expect(try await storedHash()?.hasPrefix("$scrypt$ln=11,r=8,p=1$") == true)
+        _ = try await identity.client.call(Identity.login, LoginRequest(email: "rehash@example.com", password: IdentityHarness.password))
+    }
+}
+
+/// The password hasher at the production cost, and its bound on waiting work.
+@Suite(.timeLimit(.minutes(2))) struct PasswordHasherTests {
+    @Test func theDefaultIsScryptNTwoToTheSeventeenREightPOneInASelfDescribingString() async throws {
+        let hasher = PasswordHasher(parameters: .recommended, concurrency: 1)
+        let hash = try await hasher.hash("correct horse battery staple")
+        let parts = hash.split(separator: "$")
+        #expect(parts.count == 4 && parts[0] == "scrypt" && parts[1] == "ln=17,r=8,p=1")
+        #expect(Data(base64Encoded: String(parts[2]))?.count == 16 && Data(base64Encoded: String(parts[3]))?.count == 32)
+        #expect(try await hasher.verify("correct horse battery staple", against: hash) == (true, false))
+        #expect(try await hasher.verify("correct horse battery stapler", against: hash).matches == false)
+        let cheaper = PasswordHasher(parameters: ScryptParameters(logN: 10, r: 8, p: 1), concurrency: 1)
+        #expect(try await cheaper.verify("correct horse battery staple", against: hash) == (true, true))
+        #expect(try await cheaper.verify("anything", against: nil).matches == false)
+        #expect(try await cheaper.verify("anything", against: "$bcrypt$junk").matches == false)
+    }
+
+    @Test func beyondTheQueueBoundCallersAreToldToRetry() async throws {
+        let hasher = PasswordHasher(parameters: ScryptParameters(logN: 14, r: 8, p: 1), concurrency: 1, maxQueued: 2)
+        let outcomes = await withTaskGroup(of: Bool.self) { group in
+            for _ in 0..<8 {
+                group.addTask { (try? await hasher.hash("some long password")) != nil }
+            }
+            return await group.reduce(into: [Bool]()) { $0.append($1) }
+        }
+        #expect(outcomes.contains(true) && outcomes.contains(false))
+        #expect(IdentityError.busy.rpcError.code == .unavailable)
+    }
+}
