@@ -8,6 +8,7 @@ JSON line: {"from", "to", "data", "authenticated_as", "tls"}.
   --auth USER:PASS   require AUTH (PLAIN or LOGIN) with these credentials
 """
 import argparse
+import logging
 import json
 import socket
 import ssl
@@ -41,6 +42,7 @@ def main():
     parser.add_argument("--starttls", nargs=2, metavar=("CERT", "KEY"))
     parser.add_argument("--auth")
     args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
 
     port = args.port
     if port == 0:
@@ -58,7 +60,7 @@ def main():
 
         def authenticator(server, session, envelope, mechanism, auth_data):
             ok = isinstance(auth_data, LoginPassword) and auth_data.login.decode() == user and auth_data.password.decode() == password
-            return AuthResult(success=ok)
+            return AuthResult(success=ok, handled=False, auth_data=auth_data)
 
         options.update(authenticator=authenticator, auth_required=True, auth_require_tls=bool(args.starttls))
 

@@ -171,6 +171,7 @@ struct SMTPRequest: Sendable {
 }
 
 /// Frames replies (`250-...` continues, `250 ...` ends) and hands each to the oldest waiting request.
+/// A reply that arrives before its request (the greeting, typically) waits for it.
 final class SMTPReplyHandler: ChannelDuplexHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundIn = SMTPRequest
@@ -181,10 +182,15 @@ final class SMTPReplyHandler: ChannelDuplexHandler {
     private var buffer = ByteBuffer()
     private var lines: [String] = []
     private var waiting: [EventLoopPromise<SMTPReply>] = []
+    private var unclaimed: [SMTPReply] = []
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         let request = unwrapOutboundIn(data)
-        waiting.append(request.reply)
+        if request.command == nil, !unclaimed.isEmpty {
+            request.reply.succeed(unclaimed.removeFirst())
+        } else {
+            waiting.append(request.reply)
+        }
         if let command = request.command {
             context.writeAndFlush(wrapOutboundOut(command), promise: promise)
         } else {
@@ -212,10 +218,14 @@ final class SMTPReplyHandler: ChannelDuplexHandler {
                 let reply = SMTPReply(code: code, lines: lines)
                 lines = []
                 if waiting.isEmpty {
-                    fail(context: context, SMTPProtocolError(description: "the mail server replied to nothing"))
-                    return
+                    guard unclaimed.isEmpty else {
+                        fail(context: context, SMTPProtocolError(description: "the mail server sent replies nobody asked for"))
+                        return
+                    }
+                    unclaimed.append(reply)
+                } else {
+                    waiting.removeFirst().succeed(reply)
                 }
-                waiting.removeFirst().succeed(reply)
             }
         }
         buffer.discardReadBytes()

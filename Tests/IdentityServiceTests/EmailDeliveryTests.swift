@@ -1,0 +1,105 @@
+import Contracts
+import Foundation
+import GRDB
+import RPCCore
+import Testing
+import TestSupport
+
+/// identity's SMTP client against a mail server we did not write: Python's aiosmtpd, as a real process.
+@Suite(.timeLimit(.minutes(3))) struct EmailDeliveryTests {
+    struct Received: Decodable {
+        var from: String
+        var to: [String]
+        var data: String
+        var authenticated_as: String?
+        var tls: Bool
+    }
+
+    private func mailbox(_ path: String) -> [Received] {
+        let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
+        return text.split(separator: "\n").compactMap { try? JSONDecoder().decode(Received.self, from: Data($0.utf8)) }
+    }
+
+    private func startSMTPServer(port: Int = 0, extra: [String] = []) async throws -> (ChildProcess, String) {
+        let path = NSTemporaryDirectory() + "mailbox-\(UUID().uuidString).jsonl"
+        let server = try await ChildProcess(pythonFixture: "smtp_server.py", arguments: ["--port", String(port), "--mailbox", path] + extra)
+        return (server, path)
+    }
+
+    @Test func deliversOverPlainSMTP() async throws {
+        let (server, path) = try await startSMTPServer()
+        defer { Task { await server.stop() } }
+        let identity = try await IdentityHarness.start(arguments: ["--smtp-url", "smtp+plain://127.0.0.1:\(server.port)",
+                                                                   "--public-base-url", "https://console.example.com/"])
+        defer { Task { await identity.stop() } }
+        _ = try await identity.client.call(Identity.register, RegisterRequest(email: "smtp@example.com", password: IdentityHarness.password, fullName: "S"))
+        try await eventually(timeout: .seconds(10)) { mailbox(path).count == 1 }
+        let message = try #require(mailbox(path).first)
+        #expect(message.from == "no-reply@localhost" && message.to == ["smtp@example.com"])
+        #expect(message.data.contains("Subject: Verify your email address"))
+        #expect(message.data.contains("https://console.example.com/verify-email#token="))
+        #expect(!message.tls && message.authenticated_as == nil)
+        // The server stores the message before it answers, so the outbox may lag the mailbox a moment.
+        try await eventually { try identity.database().read { db in try Double.fetchOne(db, sql: "SELECT sent_at FROM email_outbox") } != nil }
+        let sent = try identity.database().read { db in try Row.fetchOne(db, sql: "SELECT sent_at, body FROM email_outbox") }
+        #expect(sent?["sent_at"] as Double? != nil)
+        #expect(sent?["body"] as String? == "", "a delivered email's body (with its link token) is not kept")
+    }
+
+    @Test func upgradesWithStartTLSAndAuthenticates() async throws {
+        let certificates = try await TestCertificates.make()
+        let (server, path) = try await startSMTPServer(extra: [
+            "--starttls", certificates.serverCertificatePath, certificates.serverKeyPath, "--auth", "mailer:s3cret pass",
+        ])
+        defer { Task { await server.stop() } }
+        let identity = try await IdentityHarness.start(arguments: [
+            "--smtp-url", "smtp+starttls://mailer:s3cret%20pass@localhost:\(server.port)", "--smtp-ca", certificates.caPath,
+        ])
+        defer { Task { await identity.stop() } }
+        _ = try await identity.client.call(Identity.register, RegisterRequest(email: "tls@example.com", password: IdentityHarness.password, fullName: "T"))
+        try await eventually(timeout: .seconds(10)) { mailbox(path).count == 1 }
+        let lastError = try await identity.database().read { db in try String.fetchOne(db, sql: "SELECT last_error FROM email_outbox") }
+        let message = try #require(mailbox(path).first, "last error: \(lastError ?? "none")")
+        #expect(message.tls && message.authenticated_as == "mailer")
+    }
+
+    @Test func aRefusedLoginIsPermanentAndNotRetried() async throws {
+        let certificates = try await TestCertificates.make()
+        let (server, path) = try await startSMTPServer(extra: [
+            "--starttls", certificates.serverCertificatePath, certificates.serverKeyPath, "--auth", "mailer:right",
+        ])
+        defer { Task { await server.stop() } }
+        let identity = try await IdentityHarness.start(arguments: [
+            "--smtp-url", "smtp+starttls://mailer:wrong@localhost:\(server.port)", "--smtp-ca", certificates.caPath,
+        ])
+        defer { Task { await identity.stop() } }
+        _ = try await identity.client.call(Identity.register, RegisterRequest(email: "refused@example.com", password: IdentityHarness.password, fullName: "R"))
+        let failed = try await eventually(timeout: .seconds(10)) {
+            try await identity.database().read { db in try Double.fetchOne(db, sql: "SELECT failed_at FROM email_outbox") } != nil
+        }
+        #expect(failed)
+        let row = try #require(try identity.database().read { db in try Row.fetchOne(db, sql: "SELECT attempts, last_error FROM email_outbox") })
+        #expect(row["attempts"] as Int? == 1)
+        #expect((row["last_error"] as String?)?.contains("535") == true)
+        #expect(mailbox(path).isEmpty)
+    }
+
+    @Test func anEmailQueuedWhileTheServerIsDownArrivesOnceItIsBack() async throws {
+        let port = try await freePort()
+        let identity = try await IdentityHarness.start(arguments: ["--smtp-url", "smtp+plain://127.0.0.1:\(port)"])
+        defer { Task { await identity.stop() } }
+        _ = try await identity.client.call(Identity.register, RegisterRequest(email: "patient@example.com", password: IdentityHarness.password, fullName: "P"))
+        // Two failed attempts while nothing listens.
+        try await eventually(timeout: .seconds(10)) {
+            try await identity.database().read { db in try Int.fetchOne(db, sql: "SELECT attempts FROM email_outbox") } ?? 0 >= 2
+        }
+        let (server, path) = try await startSMTPServer(port: port)
+        defer { Task { await server.stop() } }
+        try await eventually(timeout: .seconds(20)) { mailbox(path).count >= 1 }
+        // Give a duplicate every chance to show up before counting.
+        try await Task.sleep(for: .seconds(3))
+        #expect(mailbox(path).count == 1)
+        #expect(mailbox(path).first?.to == ["patient@example.com"])
+        #expect(try await eventually { try identity.database().read { db in try Double.fetchOne(db, sql: "SELECT sent_at FROM email_outbox") } != nil })
+    }
+}
