@@ -38,9 +38,6 @@ public struct AccessTokenVerifier: Sendable {
         self.keys = keys
     }
 
-    /// True when the set holds a key with this id.
-    public func knows(keyID: String) -> Bool { keys[keyID] != nil }
-
     /// The key id a token names in its header, without checking anything else.
     public static func keyID(of token: String) -> String? {
         guard let headerPart = token.split(separator: ".", omittingEmptySubsequences: false).first,

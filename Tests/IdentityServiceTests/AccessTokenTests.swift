@@ -10,6 +10,19 @@ import TestSupport
 
 /// Access tokens as other services see them: verified with the published keys only.
 @Suite(.timeLimit(.minutes(2))) struct AccessTokenTests {
+    @Test func base64URLMatchesFoundationsBase64AndRefusesWhatIsNotBase64URL() {
+        for length in 0..<70 {
+            let bytes = (0..<length).map { _ in UInt8.random(in: 0...255) }
+            let expected = Data(bytes).base64EncodedString().replacingOccurrences(of: "+", with: "-")
+                .replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
+            #expect(Base64URL.encode(bytes) == expected)
+            #expect(Base64URL.decode(expected) == Data(bytes))
+        }
+        for bad in ["a", "ab+c", "ab/c", "abc=", "ab c", "é"] {
+            #expect(Base64URL.decode(bad) == nil, "\(bad)")
+        }
+    }
+
     @Test func tokensVerifyWithThePublishedKeysAndCarryTheUser() async throws {
         let identity = try await IdentityHarness.start()
         defer { Task { await identity.stop() } }
@@ -61,6 +74,35 @@ import TestSupport
             try await identity.client.call(Identity.getMe, Empty(), options: .init(bearerToken: login.accessToken))
         }
         #expect(throws: AccessTokenError.expired) { try verifier.verify(login.accessToken, now: identity.clock.now) }
+    }
+
+    /// The key ring reloads every 5 s while calls verify tokens on the event loops. It once did
+    /// that with a blocking database read, which hung the event loops under load.
+    @Test func manyConcurrentGetMeCallsAcrossAKeyReloadAllSucceed() async throws {
+        let identity = try await IdentityHarness.start()
+        defer { Task { await identity.stop() } }
+        let login = try await identity.signedUpUser()
+        let until = ContinuousClock.now + .seconds(7)
+        let results = await withTaskGroup(of: (Int, Int).self) { group in
+            for _ in 0..<64 {
+                group.addTask {
+                    var ok = 0
+                    var failed = 0
+                    while ContinuousClock.now < until {
+                        do {
+                            _ = try await identity.client.call(Identity.getMe, Empty(), options: .init(timeout: .seconds(5), bearerToken: login.accessToken))
+                            ok += 1
+                        } catch {
+                            failed += 1
+                        }
+                    }
+                    return (ok, failed)
+                }
+            }
+            return await group.reduce(into: (0, 0)) { $0.0 += $1.0; $0.1 += $1.1 }
+        }
+        #expect(results.1 == 0 && results.0 > 100, "\(results.0) succeeded, \(results.1) failed")
+        #expect(try await identity.client.call(Health.check, HealthCheckRequest(), options: .init(timeout: .seconds(2))).status == .serving)
     }
 
     @Test func afterARotationOldTokensVerifyUntilTheyExpireAndNewOnesUseTheNewKey() async throws {

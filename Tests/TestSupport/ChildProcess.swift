@@ -1,5 +1,6 @@
 import Foundation
 import NIOPosix
+import Synchronization
 
 /// A program running as a real child process (one of our executables, or a third-party server),
 /// for tests where signals, crashes or a second process matter. Its output goes to a log file,
@@ -54,6 +55,7 @@ public final class ChildProcess: @unchecked Sendable {
         process.standardOutput = log
         process.standardError = log
         try process.run()
+        LiveChildren.shared.add(process.processIdentifier)
         let deadline = ContinuousClock.now + readyWithin
         while ContinuousClock.now < deadline {
             if let port = findPort((try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "") {
@@ -81,15 +83,15 @@ public final class ChildProcess: @unchecked Sendable {
         while process.isRunning && ContinuousClock.now < deadline {
             try? await Task.sleep(for: .milliseconds(10))
         }
-        return process.isRunning ? nil : process.terminationStatus
+        if process.isRunning { return nil }
+        LiveChildren.shared.remove(process.processIdentifier)
+        return process.terminationStatus
     }
 
     /// Kills the process if it still runs (test clean-up).
     public func stop() async {
-        if process.isRunning {
-            signal(SIGKILL)
-            _ = await waitForExit(timeout: .seconds(5))
-        }
+        if process.isRunning { signal(SIGKILL) }
+        _ = await waitForExit(timeout: .seconds(5))
     }
 
     /// Finds `port=NNNN` in a "listening" log line.
@@ -101,6 +103,23 @@ public final class ChildProcess: @unchecked Sendable {
         }
         return nil
     }
+}
+
+/// Every child process started by a test, killed when the test runner exits, so that a test that
+/// ends (or fails) before its clean-up ran leaves nothing running.
+final class LiveChildren: Sendable {
+    static let shared = LiveChildren()
+    private let pids = Mutex<Set<Int32>>([])
+
+    private init() {
+        atexit {
+            for pid in LiveChildren.shared.pids.withLock({ $0 }) { kill(pid, SIGKILL) }
+        }
+    }
+
+    func add(_ pid: Int32) { pids.withLock { _ = $0.insert(pid) } }
+    /// Once a child has exited and been reaped, its pid may be reused: forget it.
+    func remove(_ pid: Int32) { pids.withLock { _ = $0.remove(pid) } }
 }
 
 /// A test helper could not do what it was asked.

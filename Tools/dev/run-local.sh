@@ -36,7 +36,8 @@ stop() {
 trap stop INT TERM
 
 start() {  # name port secret
-  SERVICE_SECRET="$3" TRUSTED_SERVICES="$trusted_all" \
+  # MAILDROP_DIR: identity writes its emails beside the simulator's, to data/maildrop/.
+  SERVICE_SECRET="$3" TRUSTED_SERVICES="$trusted_all" MAILDROP_DIR=data/maildrop \
     "$bin/$1" --port "$2" --data-dir "data/$1" &
   pids+=($!)
 }

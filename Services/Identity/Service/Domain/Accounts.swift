@@ -133,7 +133,7 @@ final class Accounts: Sendable {
             return started
         }
         guard let (session, token) = started else { throw IdentityError.emailNotVerified }
-        let access = try issueAccessToken(for: user, sessionID: session.id, at: at)
+        let access = try await issueAccessToken(for: user, sessionID: session.id, at: at)
         return LoginResponse(sessionToken: token.value, sessionExpiresAt: session.createdAt + sessions.absoluteLifetime,
                              accessToken: access.accessToken, accessTokenExpiresAt: access.accessTokenExpiresAt, user: user.message)
     }
@@ -147,7 +147,7 @@ final class Accounts: Sendable {
             try SessionStore.touch(db, id: session.id, at: at)
             return (user, session.id)
         }
-        return try issueAccessToken(for: user, sessionID: sessionID, at: at)
+        return try await issueAccessToken(for: user, sessionID: sessionID, at: at)
     }
 
     func logout(_ request: SessionTokenRequest, clientIP: String?) async throws -> Empty {
@@ -173,10 +173,10 @@ final class Accounts: Sendable {
     // MARK: The signed-in user
 
     /// The claims of a valid access token.
-    func authenticate(_ bearerToken: String?) throws(IdentityError) -> AccessTokenClaims {
+    func authenticate(_ bearerToken: String?) async throws(IdentityError) -> AccessTokenClaims {
         guard let bearerToken, !bearerToken.isEmpty else { throw .accessTokenMissing }
         do {
-            return try keys.verify(bearerToken)
+            return try await keys.verify(bearerToken)
         } catch {
             throw .accessToken(error.message)
         }
@@ -264,7 +264,7 @@ final class Accounts: Sendable {
 
     // MARK: For other services
 
-    var signingKeys: JSONWebKeySet { keys.published }
+    func signingKeys() async -> JSONWebKeySet { await keys.published() }
 
     func introspect(_ request: SessionTokenRequest) async throws -> IntrospectSessionResponse {
         let at = now()
@@ -277,10 +277,10 @@ final class Accounts: Sendable {
         }
     }
 
-    private func issueAccessToken(for user: UserRecord, sessionID: String, at: Date) throws -> AccessTokenResponse {
+    private func issueAccessToken(for user: UserRecord, sessionID: String, at: Date) async throws -> AccessTokenResponse {
         let expiresAt = at + sessions.accessTokenLifetime
         let claims = AccessTokenClaims(subject: user.id, email: user.email, emailVerified: user.emailVerifiedAt != nil,
                                        onboardingState: user.onboardingState, sessionID: sessionID, issuedAt: at, expiresAt: expiresAt)
-        return AccessTokenResponse(accessToken: try keys.current.sign(claims), accessTokenExpiresAt: expiresAt)
+        return AccessTokenResponse(accessToken: try await keys.current().sign(claims), accessTokenExpiresAt: expiresAt)
     }
 }

@@ -31,19 +31,19 @@ struct IdentityHandlers {
             try await mapped { try await accounts.logout(request, clientIP: Self.clientIP(context)) }
         }
         router.register(Identity.logoutAll) { _, context in
-            try await mapped { try await accounts.logoutAll(try accounts.authenticate(context.bearerToken), clientIP: Self.clientIP(context)) }
+            try await mapped { try await accounts.logoutAll(try await accounts.authenticate(context.bearerToken), clientIP: Self.clientIP(context)) }
         }
         router.register(Identity.getMe) { _, context in
-            try await mapped { try await accounts.me(try accounts.authenticate(context.bearerToken)) }
+            try await mapped { try await accounts.me(try await accounts.authenticate(context.bearerToken)) }
         }
         router.register(Identity.updateBusinessProfile) { request, context in
             try await mapped {
-                try await accounts.updateBusinessProfile(request, claims: try accounts.authenticate(context.bearerToken), clientIP: Self.clientIP(context))
+                try await accounts.updateBusinessProfile(request, claims: try await accounts.authenticate(context.bearerToken), clientIP: Self.clientIP(context))
             }
         }
         router.register(Identity.changePassword) { request, context in
             try await mapped {
-                try await accounts.changePassword(request, claims: try accounts.authenticate(context.bearerToken), clientIP: Self.clientIP(context))
+                try await accounts.changePassword(request, claims: try await accounts.authenticate(context.bearerToken), clientIP: Self.clientIP(context))
             }
         }
         router.register(Identity.requestPasswordReset) { request, context in
@@ -53,7 +53,7 @@ struct IdentityHandlers {
             try await mapped { try await accounts.resetPassword(request, clientIP: Self.clientIP(context)) }
         }
         router.register(Identity.getSigningKeys) { _, _ in
-            accounts.signingKeys
+            await accounts.signingKeys()
         }
         router.register(Identity.introspectSession) { request, _ in
             try await mapped { try await accounts.introspect(request) }

@@ -9,7 +9,9 @@ import Synchronization
 /// stay published (and accepted) until every token they signed has expired.
 ///
 /// Rotation may happen in another process (the `rotate-signing-keys` command), so the ring reloads
-/// from the database every few seconds, and at once when a token names a key it does not know.
+/// from the database when its copy is over 5 seconds old, and at once when a token names a key it
+/// does not know. Reloads are asynchronous reads: callers run on event loops, which must never
+/// wait for the database.
 final class SigningKeyRing: Sendable {
     private struct Loaded {
         var current: SigningKey
@@ -18,41 +20,47 @@ final class SigningKeyRing: Sendable {
         var loadedAt: ContinuousClock.Instant
     }
 
+    private struct State {
+        var loaded: Loaded
+        var reloading = false
+    }
+
     private let pool: DatabasePool
     private let now: @Sendable () -> Date
     private let tokenLifetime: TimeInterval
-    private let loaded: Mutex<Loaded>
+    private let state: Mutex<State>
     static let reloadInterval: Duration = .seconds(5)
 
-    /// Creates the first key if the database has none.
+    /// Creates the first key if the database has none. Called at start-up, before serving.
     init(pool: DatabasePool, tokenLifetime: TimeInterval, now: @escaping @Sendable () -> Date) throws {
         self.pool = pool
         self.now = now
         self.tokenLifetime = tokenLifetime
-        try pool.write { db in
+        let loaded = try pool.write { db in
             if try Int.fetchOne(db, sql: "SELECT count(*) FROM signing_key WHERE retired_at IS NULL") == 0 {
                 try Self.insert(db, SigningKey.generate(), at: now())
             }
+            return try Self.load(db, tokenLifetime: tokenLifetime, at: now())
         }
-        loaded = Mutex(try Self.load(pool: pool, tokenLifetime: tokenLifetime, at: now()))
+        state = Mutex(State(loaded: loaded))
     }
 
     /// The key new tokens are signed with.
-    var current: SigningKey { fresh().current }
+    func current() async -> SigningKey { await fresh().current }
 
     /// The public keys to publish: the current key and retired keys whose tokens may still be live.
-    var published: JSONWebKeySet { fresh().published }
+    func published() async -> JSONWebKeySet { await fresh().published }
 
     /// Verifies a token, reloading the keys first when it names one not yet seen.
-    func verify(_ token: String) throws(AccessTokenError) -> AccessTokenClaims {
-        let snapshot = fresh()
-        var verifier = snapshot.verifier
-        // At most one reload a second, so tokens naming made-up keys cannot load the database.
-        if let kid = AccessTokenVerifier.keyID(of: token), !verifier.knows(keyID: kid),
-           ContinuousClock.now - snapshot.loadedAt >= .seconds(1) {
-            verifier = reload().verifier
+    func verify(_ token: String) async throws(AccessTokenError) -> AccessTokenClaims {
+        let snapshot = await fresh()
+        do {
+            return try snapshot.verifier.verify(token, now: now())
+        } catch .unknownKey {
+            // At most one reload a second, so tokens naming made-up keys cannot load the database.
+            guard ContinuousClock.now - snapshot.loadedAt >= .seconds(1) else { throw .unknownKey("") }
+            return try await reload(after: snapshot).verifier.verify(token, now: now())
         }
-        return try verifier.verify(token, now: now())
     }
 
     /// Retires the current key and makes a new one current; forgets keys retired long ago.
@@ -69,18 +77,28 @@ final class SigningKeyRing: Sendable {
         return key.keyID
     }
 
-    private func fresh() -> Loaded {
-        let snapshot = loaded.withLock { $0 }
-        if ContinuousClock.now - snapshot.loadedAt < Self.reloadInterval { return snapshot }
-        return reload()
+    /// The loaded keys, reloaded first when stale. While one caller reloads, others use the old copy.
+    private func fresh() async -> Loaded {
+        let (snapshot, mustReload) = state.withLock { state -> (Loaded, Bool) in
+            guard ContinuousClock.now - state.loaded.loadedAt >= Self.reloadInterval, !state.reloading else {
+                return (state.loaded, false)
+            }
+            state.reloading = true
+            return (state.loaded, true)
+        }
+        guard mustReload else { return snapshot }
+        return await reload(after: snapshot)
     }
 
-    private func reload() -> Loaded {
-        guard let newer = try? Self.load(pool: pool, tokenLifetime: tokenLifetime, at: now()) else {
-            return loaded.withLock { $0 }
+    private func reload(after snapshot: Loaded) async -> Loaded {
+        let newer = try? await pool.read { [tokenLifetime, now] db in try Self.load(db, tokenLifetime: tokenLifetime, at: now()) }
+        return state.withLock { state in
+            state.reloading = false
+            // Even a failed read counts as a reload, so a broken database is not read on every call.
+            state.loaded = newer ?? Loaded(current: snapshot.current, published: snapshot.published,
+                                           verifier: snapshot.verifier, loadedAt: .now)
+            return state.loaded
         }
-        loaded.withLock { $0 = newer }
-        return newer
     }
 
     private static func insert(_ db: Database, _ key: SigningKey, at now: Date) throws {
@@ -88,13 +106,11 @@ final class SigningKeyRing: Sendable {
                        arguments: [key.keyID, key.privateKey.rawRepresentation, now.timeIntervalSince1970])
     }
 
-    private static func load(pool: DatabasePool, tokenLifetime: TimeInterval, at now: Date) throws -> Loaded {
-        let rows = try pool.read { db in
-            try Row.fetchAll(db, sql: """
-                SELECT kid, private_key, retired_at FROM signing_key
-                WHERE retired_at IS NULL OR retired_at > ? ORDER BY created_at DESC
-                """, arguments: [now.timeIntervalSince1970 - tokenLifetime])
-        }
+    private static func load(_ db: Database, tokenLifetime: TimeInterval, at now: Date) throws -> Loaded {
+        let rows = try Row.fetchAll(db, sql: """
+            SELECT kid, private_key, retired_at FROM signing_key
+            WHERE retired_at IS NULL OR retired_at > ? ORDER BY created_at DESC
+            """, arguments: [now.timeIntervalSince1970 - tokenLifetime])
         var current: SigningKey?
         var keys: [SigningKey] = []
         for row in rows {

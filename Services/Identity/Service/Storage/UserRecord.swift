@@ -33,11 +33,12 @@ struct UserRecord: FetchableRecord, Sendable {
              onboardingState: onboardingState, businessProfile: profile, createdAt: createdAt)
     }
 
+    // Cached statements: these run on every authenticated call and every sign-in.
     static func fetch(_ db: Database, id: String) throws -> UserRecord? {
-        try fetchOne(db, sql: "SELECT * FROM user WHERE id = ?", arguments: [id])
+        try fetchOne(db.cachedStatement(sql: "SELECT * FROM user WHERE id = ?"), arguments: [id])
     }
 
     static func fetch(_ db: Database, email: EmailAddress) throws -> UserRecord? {
-        try fetchOne(db, sql: "SELECT * FROM user WHERE email = ?", arguments: [email.description])
+        try fetchOne(db.cachedStatement(sql: "SELECT * FROM user WHERE email = ?"), arguments: [email.description])
     }
 }
