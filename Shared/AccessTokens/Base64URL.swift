@@ -37,7 +37,7 @@ public enum Base64URL {
 
     /// Nil for anything that is not unpadded base64url (including a length no encoding produces).
     public static func decode<Text: StringProtocol>(_ text: Text) -> Data? {
-        var bytes = Data()
+        var bytes = [UInt8]()
         bytes.reserveCapacity(text.utf8.count * 3 / 4)
         var accumulator: UInt32 = 0
         var bits = 0
@@ -53,6 +53,6 @@ public enum Base64URL {
         }
         // 6 leftover bits cannot come from any byte string.
         guard bits < 6 else { return nil }
-        return bytes
+        return Data(bytes)
     }
 }

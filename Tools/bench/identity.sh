@@ -46,7 +46,9 @@ measure() {  # name, h2load arguments...: prints "req/s failed"
   python3 - "$work/$name.out" <<'PY'
 import re, sys
 out = open(sys.argv[1]).read()
-print(f'{float(re.search(r"finished in [^,]+, ([0-9.]+) req/s", out).group(1)):.0f} {re.search(r"(\d+) failed", out).group(1)}')
+rps = float(re.search(r"finished in [^,]+, ([0-9.]+) req/s", out).group(1))
+failed = re.search(r"(\d+) failed", out).group(1)
+print(f"{rps:.0f} {failed}")
 PY
 }
 json=(-d "$work/empty.json" -H 'content-type: application/json')

@@ -16,6 +16,7 @@ final class Accounts: Sendable {
     private let throttle: LoginThrottlePolicy
     private let now: @Sendable () -> Date
     private let logger: Logger
+    private let users = UserCache()
 
     init(pool: DatabasePool, hasher: PasswordHasher, keys: SigningKeyRing, composer: EmailComposer, outboxWake: WakeSignal,
          sessions: SessionRules, throttle: LoginThrottlePolicy, now: @escaping @Sendable () -> Date, logger: Logger) {
@@ -71,6 +72,7 @@ final class Accounts: Sendable {
             try AuditLog.record(db, .verified, at: at, userID: user.id, email: user.email, clientIP: clientIP)
             return user.email
         }
+        users.invalidate()
         return VerifyEmailResponse(email: email)
     }
 
@@ -132,6 +134,7 @@ final class Accounts: Sendable {
             try AuditLog.record(db, .loginSucceeded, at: at, userID: user.id, email: user.email, clientIP: clientIP)
             return started
         }
+        if rehash != nil { users.invalidate() }
         guard let (session, token) = started else { throw IdentityError.emailNotVerified }
         let access = try await issueAccessToken(for: user, sessionID: session.id, at: at)
         return LoginResponse(sessionToken: token.value, sessionExpiresAt: session.createdAt + sessions.absoluteLifetime,
@@ -183,13 +186,14 @@ final class Accounts: Sendable {
     }
 
     func me(_ claims: AccessTokenClaims) async throws -> User {
-        guard let user = try await pool.read({ db in try UserRecord.fetch(db, id: claims.subject) }) else { throw IdentityError.userGone }
+        guard let user = try await users.user(id: claims.subject, pool: pool) else { throw IdentityError.userGone }
         return user.message
     }
 
     func updateBusinessProfile(_ profile: BusinessProfile, claims: AccessTokenClaims, clientIP: String?) async throws -> User {
         let profile = try BusinessProfileRules.validated(profile)
         let at = now()
+        defer { users.invalidate() }
         return try await pool.write { db in
             try db.execute(sql: """
                 UPDATE user SET company_name = ?, company_size = ?, country = ?, job_title = ?, use_case = ? WHERE id = ?
@@ -216,6 +220,7 @@ final class Accounts: Sendable {
             try AuditLog.record(db, .passwordChanged, at: at, userID: user.id, email: user.email, clientIP: clientIP,
                                 detail: "\(revoked) other sessions ended")
         }
+        users.invalidate()
         outboxWake.signal()
         return Empty()
     }
@@ -258,6 +263,7 @@ final class Accounts: Sendable {
             try AuditLog.record(db, .passwordReset, at: at, userID: user.id, email: user.email, clientIP: clientIP,
                                 detail: "\(revoked) sessions ended")
         }
+        users.invalidate()
         outboxWake.signal()
         return Empty()
     }

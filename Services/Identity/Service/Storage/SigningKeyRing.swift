@@ -29,6 +29,7 @@ final class SigningKeyRing: Sendable {
     private let now: @Sendable () -> Date
     private let tokenLifetime: TimeInterval
     private let state: Mutex<State>
+    private let verified = VerifiedTokenCache()
     static let reloadInterval: Duration = .seconds(5)
 
     /// Creates the first key if the database has none. Called at start-up, before serving.
@@ -53,14 +54,19 @@ final class SigningKeyRing: Sendable {
 
     /// Verifies a token, reloading the keys first when it names one not yet seen.
     func verify(_ token: String) async throws(AccessTokenError) -> AccessTokenClaims {
+        let at = now()
+        if let claims = verified.claims(for: token, now: at) { return claims }
         let snapshot = await fresh()
+        let claims: AccessTokenClaims
         do {
-            return try snapshot.verifier.verify(token, now: now())
+            claims = try snapshot.verifier.verify(token, now: at)
         } catch .unknownKey {
             // At most one reload a second, so tokens naming made-up keys cannot load the database.
             guard ContinuousClock.now - snapshot.loadedAt >= .seconds(1) else { throw .unknownKey("") }
-            return try await reload(after: snapshot).verifier.verify(token, now: now())
+            claims = try await reload(after: snapshot).verifier.verify(token, now: at)
         }
+        verified.remember(claims, for: token, now: at)
+        return claims
     }
 
     /// Retires the current key and makes a new one current; forgets keys retired long ago.
