@@ -105,6 +105,7 @@ let package = Package(
         .target(
             name: "ServiceRuntime",
             dependencies: [
+                "AccessTokens",
                 "ConnectTransport",
                 "Contracts",
                 "RPCCore",
@@ -135,7 +136,11 @@ let package = Package(
             path: "Services/Identity/Service"
         ),
         .executableTarget(name: "identity", dependencies: ["IdentityService", "ServiceRuntime"], path: "Services/Identity/Main"),
-        .target(name: "OrganizationService", dependencies: ["ServiceRuntime", "Contracts"], path: "Services/Organization/Service"),
+        .target(
+            name: "OrganizationService",
+            dependencies: ["ServiceRuntime", "Contracts", "RPCCore", "ConnectTransport", .product(name: "GRDB", package: "GRDB.swift")],
+            path: "Services/Organization/Service"
+        ),
         .executableTarget(name: "organization", dependencies: ["OrganizationService", "ServiceRuntime"], path: "Services/Organization/Main"),
         .target(name: "MarketplaceLinkService", dependencies: ["ServiceRuntime", "Contracts"], path: "Services/MarketplaceLink/Service"),
         .executableTarget(name: "marketplace-link", dependencies: ["MarketplaceLinkService", "ServiceRuntime"], path: "Services/MarketplaceLink/Main"),
@@ -166,7 +171,10 @@ let package = Package(
         .target(
             name: "TestSupport",
             dependencies: [
-                "ConnectTransport", "RPCCore", "Contracts", "ServiceRuntime",
+                "ConnectTransport", "RPCCore", "Contracts", "ServiceRuntime", "IdentityService",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],
             path: "Tests/TestSupport"
@@ -201,6 +209,12 @@ let package = Package(
             dependencies: ["IdentityService", "AccessTokens", "ConnectTransport", "Contracts", "TestSupport",
                            .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Crypto", package: "swift-crypto")],
             path: "Tests/IdentityServiceTests"
+        ),
+        .testTarget(
+            name: "OrganizationServiceTests",
+            dependencies: ["OrganizationService", "IdentityService", "AccessTokens", "ConnectTransport", "Contracts", "TestSupport",
+                           .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Crypto", package: "swift-crypto")],
+            path: "Tests/OrganizationServiceTests"
         ),
         .testTarget(
             name: "ServiceRuntimeTests",

@@ -14,6 +14,12 @@ public struct RPCError: Error, Sendable, Equatable, CustomStringConvertible {
     public var description: String { "\(code.rawValue): \(message)" }
 }
 
+/// A domain error that knows its Connect code and message. Services declare their errors in their
+/// own words and conform here, in one place; the server answers with `rpcError`.
+public protocol RPCErrorConvertible: Error {
+    var rpcError: RPCError { get }
+}
+
 extension RPCError {
     /// The Connect error body, `{"code": ..., "message": ...}`.
     public struct WireBody: Codable, Sendable {

@@ -1,15 +1,22 @@
+import ConnectTransport
+import Foundation
 import GRDB
 import ServiceRuntime
 
-/// The organization service as the runtime runs it. Its RPCs (organization.v1.OrganizationService) arrive with its own issue;
-/// until then it serves health, probes and metrics over its own database.
+/// The organization service as the runtime runs it: its schema and its handlers. It verifies
+/// access tokens with identity's published keys (`--identity-url`).
 public enum OrganizationDefinition {
     public static let identity = ServiceIdentity(name: "organization", defaultPort: 7102)
 
-    public static func make() -> ServiceDefinition {
-        ServiceDefinition(identity: identity, rpcServices: [], migrator: migrator) { _, _ in }
+    /// `now` is the clock the rules read; tests move it.
+    public static func make(now: @escaping @Sendable () -> Date = { Date() }) -> ServiceDefinition {
+        ServiceDefinition(identity: identity, rpcServices: ["organization.v1.OrganizationService"],
+                          migrator: OrganizationMigrations.migrator) { setup, resources in
+            let identityClient = try ConnectClient(configuration: .init(
+                baseURL: resources.settings.peers.identity, credential: resources.settings.credential))
+            let authenticator = AccessTokenAuthenticator(identity: identityClient, now: now, logger: resources.logger)
+            let directory = OrganizationDirectory(pool: resources.database.pool, now: now)
+            OrganizationHandlers(directory: directory, authenticator: authenticator).register(in: &setup.router)
+        }
     }
-
-    /// The schema, one migration per change, applied at start (none of its own yet).
-    static var migrator: DatabaseMigrator { DatabaseMigrator() }
 }

@@ -74,6 +74,8 @@ public struct ConnectEndpoint: Sendable {
             return encode(status: 200, body: responseBody, requestID: requestID, acceptsGzip: acceptsGzip)
         } catch let error as RPCError {
             return finish(error, method: path, requestID: requestID, started: started, acceptsGzip: acceptsGzip)
+        } catch let error as any RPCErrorConvertible {
+            return finish(error.rpcError, method: path, requestID: requestID, started: started, acceptsGzip: acceptsGzip)
         } catch is CancellationError {
             return finish(RPCError(.canceled, "the call was canceled"), method: path, requestID: requestID,
                           started: started, acceptsGzip: acceptsGzip)

@@ -3,6 +3,7 @@ import Contracts
 import Foundation
 import GRDB
 import Logging
+import ServiceRuntime
 
 /// Identity's use cases: each method is one RPC's work, in domain words, with every write in one
 /// transaction (emails included, through the outbox). Handlers only decode, authenticate and map errors.
@@ -16,7 +17,8 @@ final class Accounts: Sendable {
     private let throttle: LoginThrottlePolicy
     private let now: @Sendable () -> Date
     private let logger: Logger
-    private let users = UserCache()
+    /// Users as GetMe reads them; every write to a user row invalidates it.
+    private let users = ReadThroughCache<String, UserRecord>()
 
     init(pool: DatabasePool, hasher: PasswordHasher, keys: SigningKeyRing, composer: EmailComposer, outboxWake: WakeSignal,
          sessions: SessionRules, throttle: LoginThrottlePolicy, now: @escaping @Sendable () -> Date, logger: Logger) {
@@ -186,7 +188,10 @@ final class Accounts: Sendable {
     }
 
     func me(_ claims: AccessTokenClaims) async throws -> User {
-        guard let user = try await users.user(id: claims.subject, pool: pool) else { throw IdentityError.userGone }
+        let user = try await users.value(for: claims.subject) { [pool] in
+            try await pool.read { db in try UserRecord.fetch(db, id: claims.subject) }
+        }
+        guard let user else { throw IdentityError.userGone }
         return user.message
     }
 

@@ -1,7 +1,7 @@
 import RPCCore
 
 /// What identity refuses, in its own words; `rpcError` is the one place these become Connect codes.
-enum IdentityError: Error, Equatable {
+enum IdentityError: RPCErrorConvertible, Equatable {
     case invalid(field: String, reason: String)
     /// Unknown email, wrong password or a locked account: deliberately one answer.
     case badCredentials

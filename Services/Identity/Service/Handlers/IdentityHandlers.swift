@@ -2,8 +2,8 @@ import AccessTokens
 import Contracts
 import RPCCore
 
-/// Binds `identity.v1.IdentityService` to the use cases: finds the caller (access token, client
-/// IP) and turns domain errors into Connect errors, in this one place.
+/// Binds `identity.v1.IdentityService` to the use cases and finds the caller (access token, client
+/// IP). Domain errors (`IdentityError`) carry their own Connect code.
 struct IdentityHandlers {
     let accounts: Accounts
 
@@ -13,50 +13,46 @@ struct IdentityHandlers {
     func register(in router: inout RPCRouter) {
         let accounts = accounts
         router.register(Identity.register) { request, context in
-            try await mapped { try await accounts.register(request, clientIP: Self.clientIP(context)) }
+            try await accounts.register(request, clientIP: Self.clientIP(context))
         }
         router.register(Identity.verifyEmail) { request, context in
-            try await mapped { try await accounts.verifyEmail(request, clientIP: Self.clientIP(context)) }
+            try await accounts.verifyEmail(request, clientIP: Self.clientIP(context))
         }
         router.register(Identity.resendVerification) { request, _ in
-            try await mapped { try await accounts.resendVerification(request) }
+            try await accounts.resendVerification(request)
         }
         router.register(Identity.login) { request, context in
-            try await mapped { try await accounts.login(request, clientIP: Self.clientIP(context)) }
+            try await accounts.login(request, clientIP: Self.clientIP(context))
         }
         router.register(Identity.refreshAccessToken) { request, _ in
-            try await mapped { try await accounts.refreshAccessToken(request) }
+            try await accounts.refreshAccessToken(request)
         }
         router.register(Identity.logout) { request, context in
-            try await mapped { try await accounts.logout(request, clientIP: Self.clientIP(context)) }
+            try await accounts.logout(request, clientIP: Self.clientIP(context))
         }
         router.register(Identity.logoutAll) { _, context in
-            try await mapped { try await accounts.logoutAll(try await accounts.authenticate(context.bearerToken), clientIP: Self.clientIP(context)) }
+            try await accounts.logoutAll(try await accounts.authenticate(context.bearerToken), clientIP: Self.clientIP(context))
         }
         router.register(Identity.getMe) { _, context in
-            try await mapped { try await accounts.me(try await accounts.authenticate(context.bearerToken)) }
+            try await accounts.me(try await accounts.authenticate(context.bearerToken))
         }
         router.register(Identity.updateBusinessProfile) { request, context in
-            try await mapped {
-                try await accounts.updateBusinessProfile(request, claims: try await accounts.authenticate(context.bearerToken), clientIP: Self.clientIP(context))
-            }
+            try await accounts.updateBusinessProfile(request, claims: try await accounts.authenticate(context.bearerToken), clientIP: Self.clientIP(context))
         }
         router.register(Identity.changePassword) { request, context in
-            try await mapped {
-                try await accounts.changePassword(request, claims: try await accounts.authenticate(context.bearerToken), clientIP: Self.clientIP(context))
-            }
+            try await accounts.changePassword(request, claims: try await accounts.authenticate(context.bearerToken), clientIP: Self.clientIP(context))
         }
         router.register(Identity.requestPasswordReset) { request, context in
-            try await mapped { try await accounts.requestPasswordReset(request, clientIP: Self.clientIP(context)) }
+            try await accounts.requestPasswordReset(request, clientIP: Self.clientIP(context))
         }
         router.register(Identity.resetPassword) { request, context in
-            try await mapped { try await accounts.resetPassword(request, clientIP: Self.clientIP(context)) }
+            try await accounts.resetPassword(request, clientIP: Self.clientIP(context))
         }
         router.register(Identity.getSigningKeys) { _, _ in
             await accounts.signingKeys()
         }
         router.register(Identity.introspectSession) { request, _ in
-            try await mapped { try await accounts.introspect(request) }
+            try await accounts.introspect(request)
         }
     }
 
@@ -70,11 +66,3 @@ struct IdentityHandlers {
     }
 }
 
-/// Runs a use case, turning identity's errors into Connect errors.
-private func mapped<T>(_ work: () async throws -> T) async throws -> T {
-    do {
-        return try await work()
-    } catch let error as IdentityError {
-        throw error.rpcError
-    }
-}

@@ -3,28 +3,28 @@ import Contracts
 import Crypto
 import Foundation
 import GRDB
-@testable import IdentityService
+import IdentityService
 import Logging
 import RPCCore
 import ServiceRuntime
 import Synchronization
-import TestSupport
 
 /// Real time plus an offset the tests move forward, to expire tokens, sessions and locks without waiting.
-final class TestClock: Sendable {
+public final class TestClock: Sendable {
+    public init() {}
     private let offset = Mutex<TimeInterval>(0)
-    var now: Date { Date() + offset.withLock { $0 } }
-    func advance(by seconds: TimeInterval) { offset.withLock { $0 += seconds } }
-    var function: @Sendable () -> Date { { self.now } }
+    public var now: Date { Date() + offset.withLock { $0 } }
+    public func advance(by seconds: TimeInterval) { offset.withLock { $0 += seconds } }
+    public var function: @Sendable () -> Date { { self.now } }
 }
 
 /// An email as found in the maildrop.
-struct ReceivedEmail {
-    var to: String
-    var subject: String
-    var body: String
+public struct ReceivedEmail: Sendable {
+    public var to: String
+    public var subject: String
+    public var body: String
     /// The token in the email's link, if it has one.
-    var token: String? {
+    public var token: String? {
         guard let range = body.range(of: #"token=[A-Za-z0-9_-]{43}"#, options: .regularExpression) else { return nil }
         return String(body[range].dropFirst("token=".count))
     }
@@ -32,21 +32,21 @@ struct ReceivedEmail {
 
 /// identity run in-process on an ephemeral port with its real database, a maildrop and a test clock.
 /// scrypt runs at N=2^10 here to keep tests quick; the default cost has tests of its own.
-final class IdentityHarness: Sendable {
-    static let callerSecret = "test-caller-secret"
-    let host: ServiceHost
-    let directory: String
-    let clock: TestClock
+public final class IdentityHarness: Sendable {
+    public static let callerSecret = "test-caller-secret"
+    public let host: ServiceHost
+    public let directory: String
+    public let clock: TestClock
     /// Calls as an end user would (no service credential).
-    let client: ConnectClient
+    public let client: ConnectClient
     /// Calls as a trusted service would.
-    let service: ConnectClient
-    let port: Int
+    public let service: ConnectClient
+    public let port: Int
 
-    var maildrop: String { directory + "/maildrop" }
+    public var maildrop: String { directory + "/maildrop" }
 
     /// `arguments` are identity's own flags (`IdentityOptions`); `--scrypt-log-n 10` unless given.
-    static func start(directory: String = NSTemporaryDirectory() + "identity-\(UUID().uuidString)", clock: TestClock = TestClock(),
+    public static func start(directory: String = NSTemporaryDirectory() + "identity-\(UUID().uuidString)", clock: TestClock = TestClock(),
                       arguments: [String] = []) async throws -> IdentityHarness {
         let digest = SHA256.hash(data: Data(callerSecret.utf8)).map { String(format: "%02x", $0) }.joined()
         let settings = try ServiceOptions.parse(["--port", "0", "--data-dir", directory, "--trusted-services", "caller=\(digest)"])
@@ -75,7 +75,7 @@ final class IdentityHarness: Sendable {
         self.service = service
     }
 
-    func stop() async {
+    public func stop() async {
         await client.close()
         await service.close()
         await host.shutdown(timeout: .seconds(2))
@@ -84,7 +84,7 @@ final class IdentityHarness: Sendable {
     // MARK: Email
 
     /// Every email in the maildrop to `address`, oldest first.
-    func emails(to address: String) -> [ReceivedEmail] {
+    public func emails(to address: String) -> [ReceivedEmail] {
         let files = (try? FileManager.default.contentsOfDirectory(atPath: maildrop)) ?? []
         return files.filter { $0.hasSuffix(".eml") }.compactMap { name -> (Date, ReceivedEmail)? in
             let path = maildrop + "/" + name
@@ -97,14 +97,14 @@ final class IdentityHarness: Sendable {
 
     /// Waits until `count` emails to `address` have arrived; returns them.
     @discardableResult
-    func waitForEmails(to address: String, count: Int = 1, timeout: Duration = .seconds(10)) async throws -> [ReceivedEmail] {
+    public func waitForEmails(to address: String, count: Int = 1, timeout: Duration = .seconds(10)) async throws -> [ReceivedEmail] {
         try await eventually(timeout: timeout) { emails(to: address).count >= count }
         let found = emails(to: address)
         guard found.count >= count else { throw ProcessFailure("expected \(count) emails to \(address), found \(found.count)") }
         return found
     }
 
-    static func parse(_ text: String) -> ReceivedEmail? {
+    public static func parse(_ text: String) -> ReceivedEmail? {
         guard let split = text.range(of: "\r\n\r\n") else { return nil }
         var headers: [String: String] = [:]
         for line in text[..<split.lowerBound].components(separatedBy: "\r\n") {
@@ -118,10 +118,10 @@ final class IdentityHarness: Sendable {
 
     // MARK: Journeys
 
-    static let password = "a long enough passphrase"
+    public static let password = "a long enough passphrase"
 
     /// Registers, verifies through the emailed link and signs in.
-    func signedUpUser(_ email: String = "user-\(UUID().uuidString.prefix(8))@example.com",
+    public func signedUpUser(_ email: String = "user-\(UUID().uuidString.prefix(8))@example.com",
                       password: String = IdentityHarness.password) async throws -> LoginResponse {
         _ = try await client.call(Identity.register, RegisterRequest(email: email, password: password, fullName: "Test User"))
         let link = try await waitForEmails(to: email)[0]
@@ -131,12 +131,12 @@ final class IdentityHarness: Sendable {
 
     // MARK: Database
 
-    func database() throws -> DatabaseQueue {
+    public func database() throws -> DatabaseQueue {
         try DatabaseQueue(path: directory + "/identity.sqlite")
     }
 
     /// Row counts of every table identity writes, to prove a refused call changed nothing.
-    func rowCounts() throws -> [String: Int] {
+    public func rowCounts() throws -> [String: Int] {
         let tables = ["user", "one_time_token", "session", "login_throttle", "email_outbox", "audit_event", "signing_key"]
         return try database().read { db in
             try Dictionary(uniqueKeysWithValues: tables.map { ($0, try Int.fetchOne(db, sql: "SELECT count(*) FROM \($0)") ?? -1) })

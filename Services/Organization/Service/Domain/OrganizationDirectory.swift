@@ -1,0 +1,264 @@
+import Contracts
+import Foundation
+import GRDB
+import ServiceRuntime
+
+/// organization's use cases, one method per RPC. Every rule that guards a write (the membership
+/// limit, the last admin, one link per organization) is checked inside the write transaction:
+/// SQLite runs one writer at a time, so concurrent requests cannot slip past a check together.
+final class OrganizationDirectory: Sendable {
+    private let pool: DatabasePool
+    private let now: @Sendable () -> Date
+    /// Roles by (organization, user), for CheckAdmin and every authorization; invalidated by membership writes.
+    private let roles = ReadThroughCache<MembershipKey, Role>()
+
+    struct MembershipKey: Hashable, Sendable {
+        var organizationID: String
+        var userID: String
+    }
+
+    init(pool: DatabasePool, now: @escaping @Sendable () -> Date) {
+        self.pool = pool
+        self.now = now
+    }
+
+    // MARK: Organizations
+
+    func create(_ request: CreateOrganizationRequest, userID: String, idempotencyKey: String?) async throws -> Organization {
+        let name = try OrganizationRules.name(request.name)
+        let key = try idempotencyKey.map(OrganizationRules.idempotencyKey)
+        let at = now()
+        let organization = try await pool.write { db -> Organization in
+            if let key, let existing = try String.fetchOne(db, sql: """
+                SELECT organization_id FROM create_idempotency WHERE user_id = ? AND idempotency_key = ?
+                """, arguments: [userID, key]) {
+                guard let view = try OrganizationStore.view(db, organizationID: existing, userID: userID) else { throw OrganizationError.notFound }
+                return view
+            }
+            guard try OrganizationStore.membershipCount(db, userID: userID) < OrganizationRules.maxOrganizationsPerUser else {
+                throw OrganizationError.tooManyOrganizations(limit: OrganizationRules.maxOrganizationsPerUser)
+            }
+            let id = UUID().uuidString.lowercased()
+            try db.execute(sql: "INSERT INTO organization (id, name, created_at, created_by) VALUES (?, ?, ?, ?)",
+                           arguments: [id, name, at.timeIntervalSince1970, userID])
+            try db.execute(sql: "INSERT INTO membership (organization_id, user_id, role, added_at) VALUES (?, ?, 'ADMIN', ?)",
+                           arguments: [id, userID, at.timeIntervalSince1970])
+            if let key {
+                try db.execute(sql: "INSERT INTO create_idempotency (user_id, idempotency_key, organization_id, created_at) VALUES (?, ?, ?, ?)",
+                               arguments: [userID, key, id, at.timeIntervalSince1970])
+            }
+            try OrganizationStore.audit(db, organizationID: id, action: "organization_created", actor: userID, detail: name, at: at)
+            return Organization(id: id, name: name, createdAt: at, role: .admin, canLinkBilling: true)
+        }
+        roles.invalidate()
+        return organization
+    }
+
+    func list(userID: String) async throws -> OrganizationList {
+        OrganizationList(organizations: try await pool.read { db in try OrganizationStore.views(db, userID: userID) })
+    }
+
+    func get(_ ref: OrganizationRef, userID: String) async throws -> Organization {
+        let id = try OrganizationRules.id(ref.organizationId, field: "organizationId")
+        guard let view = try await pool.read({ db in try OrganizationStore.view(db, organizationID: id, userID: userID) }) else {
+            throw OrganizationError.notFound
+        }
+        return view
+    }
+
+    func select(_ ref: OrganizationRef, userID: String) async throws -> Organization {
+        let id = try OrganizationRules.id(ref.organizationId, field: "organizationId")
+        return try await pool.write { db in
+            guard let view = try OrganizationStore.view(db, organizationID: id, userID: userID) else { throw OrganizationError.notFound }
+            try db.execute(sql: """
+                INSERT INTO selected_organization (user_id, organization_id) VALUES (?, ?)
+                ON CONFLICT(user_id) DO UPDATE SET organization_id = excluded.organization_id
+                """, arguments: [userID, id])
+            return view
+        }
+    }
+
+    func selected(userID: String) async throws -> SelectedOrganization {
+        try await pool.read { db in
+            guard let id = try String.fetchOne(db, sql: "SELECT organization_id FROM selected_organization WHERE user_id = ?", arguments: [userID])
+            else { return SelectedOrganization(organization: nil) }
+            return SelectedOrganization(organization: try OrganizationStore.view(db, organizationID: id, userID: userID))
+        }
+    }
+
+    // MARK: Members
+
+    func addMember(_ request: MemberRequest, actor: String) async throws -> Member {
+        let organizationID = try OrganizationRules.id(request.organizationId, field: "organizationId")
+        let userID = try OrganizationRules.id(request.userId, field: "userId")
+        let at = now()
+        let member = try await pool.write { db -> Member in
+            try Self.requireRole(db, organizationID: organizationID, userID: actor, in: [.admin])
+            guard try OrganizationStore.role(db, organizationID: organizationID, userID: userID) == nil else { throw OrganizationError.alreadyMember }
+            guard try OrganizationStore.membershipCount(db, userID: userID) < OrganizationRules.maxOrganizationsPerUser else {
+                throw OrganizationError.tooManyOrganizations(limit: OrganizationRules.maxOrganizationsPerUser)
+            }
+            try db.execute(sql: "INSERT INTO membership (organization_id, user_id, role, added_at) VALUES (?, ?, ?, ?)",
+                           arguments: [organizationID, userID, request.role.rawValue, at.timeIntervalSince1970])
+            try OrganizationStore.audit(db, organizationID: organizationID, action: "member_added", actor: actor, subject: userID,
+                                        detail: request.role.rawValue, at: at)
+            return Member(userId: userID, role: request.role, addedAt: at)
+        }
+        roles.invalidate()
+        return member
+    }
+
+    func changeRole(_ request: MemberRequest, actor: String) async throws -> Member {
+        let organizationID = try OrganizationRules.id(request.organizationId, field: "organizationId")
+        let userID = try OrganizationRules.id(request.userId, field: "userId")
+        let at = now()
+        let member = try await pool.write { db -> Member in
+            try Self.requireRole(db, organizationID: organizationID, userID: actor, in: [.admin])
+            guard let current = try OrganizationStore.member(db, organizationID: organizationID, userID: userID) else {
+                throw OrganizationError.notMember
+            }
+            if current.role == request.role { return current }
+            if current.role == .admin, try OrganizationStore.adminCount(db, organizationID: organizationID) <= 1 {
+                throw OrganizationError.lastAdmin
+            }
+            try db.execute(sql: "UPDATE membership SET role = ? WHERE organization_id = ? AND user_id = ?",
+                           arguments: [request.role.rawValue, organizationID, userID])
+            try OrganizationStore.audit(db, organizationID: organizationID, action: "role_changed", actor: actor, subject: userID,
+                                        detail: "\(current.role.rawValue) -> \(request.role.rawValue)", at: at)
+            return Member(userId: userID, role: request.role, addedAt: current.addedAt)
+        }
+        roles.invalidate()
+        return member
+    }
+
+    func removeMember(_ ref: MemberRef, actor: String) async throws -> Empty {
+        let organizationID = try OrganizationRules.id(ref.organizationId, field: "organizationId")
+        let userID = try OrganizationRules.id(ref.userId, field: "userId")
+        try await removeMembership(organizationID: organizationID, userID: userID, actor: actor, action: "member_removed") { db in
+            try Self.requireRole(db, organizationID: organizationID, userID: actor, in: [.admin])
+        }
+        return Empty()
+    }
+
+    func leave(_ ref: OrganizationRef, userID: String) async throws -> Empty {
+        let organizationID = try OrganizationRules.id(ref.organizationId, field: "organizationId")
+        try await removeMembership(organizationID: organizationID, userID: userID, actor: userID, action: "member_left") { db in
+            guard try OrganizationStore.role(db, organizationID: organizationID, userID: userID) != nil else { throw OrganizationError.notFound }
+        }
+        return Empty()
+    }
+
+    private func removeMembership(organizationID: String, userID: String, actor: String, action: String,
+                                  authorize: @escaping @Sendable (Database) throws -> Void) async throws {
+        let at = now()
+        try await pool.write { db in
+            try authorize(db)
+            guard let role = try OrganizationStore.role(db, organizationID: organizationID, userID: userID) else { throw OrganizationError.notMember }
+            if role == .admin, try OrganizationStore.adminCount(db, organizationID: organizationID) <= 1 { throw OrganizationError.lastAdmin }
+            try db.execute(sql: "DELETE FROM membership WHERE organization_id = ? AND user_id = ?", arguments: [organizationID, userID])
+            try db.execute(sql: "DELETE FROM selected_organization WHERE user_id = ? AND organization_id = ?", arguments: [userID, organizationID])
+            try OrganizationStore.audit(db, organizationID: organizationID, action: action, actor: actor, subject: userID,
+                                        detail: role.rawValue, at: at)
+        }
+        roles.invalidate()
+    }
+
+    func members(_ ref: OrganizationRef, userID: String) async throws -> MemberList {
+        let organizationID = try OrganizationRules.id(ref.organizationId, field: "organizationId")
+        _ = try await role(organizationID: organizationID, userID: userID, in: Set(Role.allCases))
+        return MemberList(members: try await pool.read { db in try OrganizationStore.members(db, organizationID: organizationID) })
+    }
+
+    // MARK: Admin checks and billing
+
+    func checkAdmin(_ ref: MemberRef) async throws -> CheckAdminResponse {
+        let organizationID = try OrganizationRules.id(ref.organizationId, field: "organizationId")
+        let userID = try OrganizationRules.id(ref.userId, field: "userId")
+        let role = try await cachedRole(organizationID: organizationID, userID: userID)
+        return CheckAdminResponse(isAdmin: role == .admin, role: role)
+    }
+
+    func billing(_ ref: OrganizationRef, userID: String) async throws -> BillingAccount {
+        let organizationID = try OrganizationRules.id(ref.organizationId, field: "organizationId")
+        _ = try await role(organizationID: organizationID, userID: userID, in: OrganizationRules.billingReaders)
+        return try await pool.read { db in try OrganizationStore.billing(db, organizationID: organizationID) }
+    }
+
+    func setBilling(_ request: SetBillingAccountRequest, service: String) async throws -> BillingAccount {
+        let organizationID = try OrganizationRules.id(request.organizationId, field: "organizationId")
+        guard request.provider == .awsMarketplace else {
+            throw OrganizationError.invalid(field: "provider", reason: "must be AWS_MARKETPLACE (use ClearBillingAccount to remove it)")
+        }
+        let account = try OrganizationRules.awsAccountID(request.awsAccountId)
+        guard (1...128).contains(request.linkId.utf8.count) else { throw OrganizationError.invalid(field: "linkId", reason: "must be 1 to 128 characters") }
+        guard (1...256).contains(request.contract.productCode.utf8.count), (1...256).contains(request.contract.offerId.utf8.count),
+              request.contract.dimensions.count <= 100 else {
+            throw OrganizationError.invalid(field: "contract", reason: "needs a productCode and offerId of 1 to 256 characters and at most 100 dimensions")
+        }
+        let contract = String(decoding: try JSONEncoder().encode(request.contract), as: UTF8.self)
+        let at = now()
+        return try await pool.write { db in
+            guard try OrganizationStore.organization(db, id: organizationID) != nil else { throw OrganizationError.notFound }
+            let current = try OrganizationStore.billing(db, organizationID: organizationID)
+            if current.provider == .awsMarketplace {
+                // The same link again is a retry: success, nothing changes.
+                guard current.linkId == request.linkId else { throw OrganizationError.billedThroughAnotherLink }
+                return current
+            }
+            if try String.fetchOne(db, sql: "SELECT organization_id FROM billing_account WHERE link_id = ?", arguments: [request.linkId]) != nil {
+                throw OrganizationError.linkBindsAnotherOrganization
+            }
+            try db.execute(sql: """
+                INSERT INTO billing_account (organization_id, provider, aws_account_id, link_id, contract, updated_at)
+                VALUES (?, 'AWS_MARKETPLACE', ?, ?, ?, ?)
+                """, arguments: [organizationID, account, request.linkId, contract, at.timeIntervalSince1970])
+            try OrganizationStore.audit(db, organizationID: organizationID, action: "billing_set", actor: "service:\(service)",
+                                        subject: request.linkedBy, detail: "AWS_MARKETPLACE link \(request.linkId)", at: at)
+            return try OrganizationStore.billing(db, organizationID: organizationID)
+        }
+    }
+
+    func clearBilling(_ request: ClearBillingAccountRequest, service: String) async throws -> BillingAccount {
+        let organizationID = try OrganizationRules.id(request.organizationId, field: "organizationId")
+        guard (1...128).contains(request.linkId.utf8.count) else { throw OrganizationError.invalid(field: "linkId", reason: "must be 1 to 128 characters") }
+        guard request.reason.count <= 500 else { throw OrganizationError.invalid(field: "reason", reason: "must be at most 500 characters") }
+        let at = now()
+        return try await pool.write { db in
+            guard try OrganizationStore.organization(db, id: organizationID) != nil else { throw OrganizationError.notFound }
+            let current = try OrganizationStore.billing(db, organizationID: organizationID)
+            // Only the link that set it may clear it; clearing again is a retry and changes nothing.
+            guard current.linkId == request.linkId else { return current }
+            try db.execute(sql: "DELETE FROM billing_account WHERE organization_id = ?", arguments: [organizationID])
+            try OrganizationStore.audit(db, organizationID: organizationID, action: "billing_cleared", actor: "service:\(service)",
+                                        detail: "link \(request.linkId): \(request.reason)", at: at)
+            return try OrganizationStore.billing(db, organizationID: organizationID)
+        }
+    }
+
+    func auditEvents(_ ref: OrganizationRef, userID: String) async throws -> AuditEventList {
+        let organizationID = try OrganizationRules.id(ref.organizationId, field: "organizationId")
+        _ = try await role(organizationID: organizationID, userID: userID, in: [.admin])
+        return AuditEventList(events: try await pool.read { db in try OrganizationStore.auditEvents(db, organizationID: organizationID, limit: 500) })
+    }
+
+    // MARK: Authorization
+
+    /// The caller's role if it is one of `allowed`; a non-member gets not-found, another role permission-denied.
+    private func role(organizationID: String, userID: String, in allowed: Set<Role>) async throws -> Role {
+        guard let role = try await cachedRole(organizationID: organizationID, userID: userID) else { throw OrganizationError.notFound }
+        try OrganizationRules.require(role, in: allowed)
+        return role
+    }
+
+    private func cachedRole(organizationID: String, userID: String) async throws -> Role? {
+        try await roles.value(for: MembershipKey(organizationID: organizationID, userID: userID)) { [pool] in
+            try await pool.read { db in try OrganizationStore.role(db, organizationID: organizationID, userID: userID) }
+        }
+    }
+
+    /// The same check inside a write transaction, against what that transaction sees.
+    private static func requireRole(_ db: Database, organizationID: String, userID: String, in allowed: Set<Role>) throws {
+        guard let role = try OrganizationStore.role(db, organizationID: organizationID, userID: userID) else { throw OrganizationError.notFound }
+        try OrganizationRules.require(role, in: allowed)
+    }
+}

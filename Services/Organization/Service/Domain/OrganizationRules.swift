@@ -1,0 +1,53 @@
+import Contracts
+import Foundation
+
+/// organization's rules as plain values.
+enum OrganizationRules {
+    /// How many organizations one user may belong to.
+    static let maxOrganizationsPerUser = 25
+
+    /// Trimmed, 2 to 64 characters, no control characters.
+    static func name(_ text: String) throws(OrganizationError) -> String {
+        let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard (2...64).contains(trimmed.count) else {
+            throw .invalid(field: "name", reason: "must be 2 to 64 characters long (after trimming spaces)")
+        }
+        guard !trimmed.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
+            throw .invalid(field: "name", reason: "must not contain control characters")
+        }
+        return trimmed
+    }
+
+    /// An id as identity and organization make them: 1 to 64 of a-z, 0-9 and '-'.
+    static func id(_ text: String, field: String) throws(OrganizationError) -> String {
+        guard !text.isEmpty else { throw .invalid(field: field, reason: "is required") }
+        guard text.utf8.count <= 64, text.utf8.allSatisfy({ ($0 >= 0x61 && $0 <= 0x7A) || ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x2D }) else {
+            throw .invalid(field: field, reason: "is not a valid id (lowercase letters, digits and '-', at most 64)")
+        }
+        return text
+    }
+
+    /// An `idempotency-key` header value: 1 to 128 printable ASCII characters.
+    static func idempotencyKey(_ text: String) throws(OrganizationError) -> String {
+        guard (1...128).contains(text.utf8.count), text.utf8.allSatisfy({ $0 >= 0x21 && $0 <= 0x7E }) else {
+            throw .invalid(field: "idempotency-key header", reason: "must be 1 to 128 printable ASCII characters")
+        }
+        return text
+    }
+
+    /// Whether `role` may do what needs one of `allowed`; throws the refusal otherwise.
+    static func require(_ role: Role, in allowed: Set<Role>) throws(OrganizationError) {
+        guard allowed.contains(role) else { throw .roleRequired(Role.allCases.filter(allowed.contains).map(\.rawValue)) }
+    }
+
+    /// Who may read the billing account.
+    static let billingReaders: Set<Role> = [.admin, .billing]
+
+    /// A 12-digit AWS account id.
+    static func awsAccountID(_ text: String) throws(OrganizationError) -> String {
+        guard text.utf8.count == 12, text.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else {
+            throw .invalid(field: "awsAccountId", reason: "must be the 12 digits of an AWS account id")
+        }
+        return text
+    }
+}

@@ -1,0 +1,93 @@
+import Contracts
+import Foundation
+import GRDB
+
+/// organization's tables, read and written inside the caller's transaction.
+enum OrganizationStore {
+    struct OrganizationRow {
+        var id: String
+        var name: String
+        var createdAt: Date
+    }
+
+    static func organization(_ db: Database, id: String) throws -> OrganizationRow? {
+        try Row.fetchOne(db, sql: "SELECT id, name, created_at FROM organization WHERE id = ?", arguments: [id]).map {
+            OrganizationRow(id: $0["id"], name: $0["name"], createdAt: Date(timeIntervalSince1970: $0["created_at"]))
+        }
+    }
+
+    /// The user's role in the organization; nil when not a member (or no such organization).
+    static func role(_ db: Database, organizationID: String, userID: String) throws -> Role? {
+        try String.fetchOne(db.cachedStatement(sql: "SELECT role FROM membership WHERE organization_id = ? AND user_id = ?"),
+                            arguments: [organizationID, userID]).flatMap(Role.init(rawValue:))
+    }
+
+    /// The organization as `userID` sees it, if they are a member.
+    static func view(_ db: Database, organizationID: String, userID: String) throws -> Organization? {
+        guard let row = try Row.fetchOne(db, sql: """
+            SELECT o.id, o.name, o.created_at, m.role FROM organization o JOIN membership m ON m.organization_id = o.id
+            WHERE o.id = ? AND m.user_id = ?
+            """, arguments: [organizationID, userID]) else { return nil }
+        return organization(from: row)
+    }
+
+    static func views(_ db: Database, userID: String) throws -> [Organization] {
+        try Row.fetchAll(db, sql: """
+            SELECT o.id, o.name, o.created_at, m.role FROM organization o JOIN membership m ON m.organization_id = o.id
+            WHERE m.user_id = ? ORDER BY o.name, o.id
+            """, arguments: [userID]).map(organization(from:))
+    }
+
+    private static func organization(from row: Row) -> Organization {
+        let role = Role(rawValue: row["role"]) ?? .member
+        return Organization(id: row["id"], name: row["name"], createdAt: Date(timeIntervalSince1970: row["created_at"]),
+                            role: role, canLinkBilling: role == .admin)
+    }
+
+    static func membershipCount(_ db: Database, userID: String) throws -> Int {
+        try Int.fetchOne(db, sql: "SELECT count(*) FROM membership WHERE user_id = ?", arguments: [userID]) ?? 0
+    }
+
+    static func adminCount(_ db: Database, organizationID: String) throws -> Int {
+        try Int.fetchOne(db, sql: "SELECT count(*) FROM membership WHERE organization_id = ? AND role = 'ADMIN'", arguments: [organizationID]) ?? 0
+    }
+
+    static func members(_ db: Database, organizationID: String) throws -> [Member] {
+        try Row.fetchAll(db, sql: "SELECT user_id, role, added_at FROM membership WHERE organization_id = ? ORDER BY added_at, user_id",
+                         arguments: [organizationID]).map {
+            Member(userId: $0["user_id"], role: Role(rawValue: $0["role"]) ?? .member, addedAt: Date(timeIntervalSince1970: $0["added_at"]))
+        }
+    }
+
+    static func member(_ db: Database, organizationID: String, userID: String) throws -> Member? {
+        try Row.fetchOne(db, sql: "SELECT user_id, role, added_at FROM membership WHERE organization_id = ? AND user_id = ?",
+                         arguments: [organizationID, userID]).map {
+            Member(userId: $0["user_id"], role: Role(rawValue: $0["role"]) ?? .member, addedAt: Date(timeIntervalSince1970: $0["added_at"]))
+        }
+    }
+
+    static func billing(_ db: Database, organizationID: String) throws -> BillingAccount {
+        guard let row = try Row.fetchOne(db, sql: "SELECT * FROM billing_account WHERE organization_id = ?", arguments: [organizationID]) else {
+            return BillingAccount(organizationId: organizationID, provider: .none)
+        }
+        let contract = try? JSONDecoder().decode(ContractSummary.self, from: Data((row["contract"] as String).utf8))
+        return BillingAccount(organizationId: organizationID, provider: .awsMarketplace, awsAccountId: row["aws_account_id"],
+                              linkId: row["link_id"], contract: contract, updatedAt: Date(timeIntervalSince1970: row["updated_at"]))
+    }
+
+    static func audit(_ db: Database, organizationID: String, action: String, actor: String, subject: String? = nil,
+                      detail: String? = nil, at: Date) throws {
+        try db.execute(sql: """
+            INSERT INTO audit_event (organization_id, at, action, actor, subject_user_id, detail) VALUES (?, ?, ?, ?, ?, ?)
+            """, arguments: [organizationID, at.timeIntervalSince1970, action, actor, subject, detail])
+    }
+
+    static func auditEvents(_ db: Database, organizationID: String, limit: Int) throws -> [AuditEvent] {
+        try Row.fetchAll(db, sql: """
+            SELECT action, actor, subject_user_id, detail, at FROM audit_event WHERE organization_id = ? ORDER BY id DESC LIMIT ?
+            """, arguments: [organizationID, limit]).map {
+            AuditEvent(action: $0["action"], actor: $0["actor"], subjectUserId: $0["subject_user_id"], detail: $0["detail"],
+                       at: Date(timeIntervalSince1970: $0["at"]))
+        }
+    }
+}

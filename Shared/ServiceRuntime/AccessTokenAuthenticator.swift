@@ -1,0 +1,79 @@
+import AccessTokens
+import ConnectTransport
+import Contracts
+import Foundation
+import Logging
+import RPCCore
+import Synchronization
+
+/// Verifies end users' access tokens in services other than identity: with identity's published
+/// keys, fetched over RPC, kept in memory, and fetched again when a token names an unknown key
+/// (at most once a second) or when the copy is five minutes old.
+public final class AccessTokenAuthenticator: Sendable {
+    private struct Keys {
+        var verifier: AccessTokenVerifier
+        var fetchedAt: ContinuousClock.Instant
+    }
+
+    private let identity: ConnectClient
+    private let now: @Sendable () -> Date
+    private let logger: Logger
+    private let keys = Mutex<Keys?>(nil)
+    private let lastFetchAttempt = Mutex<ContinuousClock.Instant?>(nil)
+    private let verified = VerifiedTokenCache()
+    static let refreshInterval: Duration = .seconds(300)
+
+    public init(identity: ConnectClient, now: @escaping @Sendable () -> Date = { Date() }, logger: Logger) {
+        self.identity = identity
+        self.now = now
+        self.logger = logger
+    }
+
+    /// The claims of a valid token, or `unauthenticated` saying what to do; `unavailable` when
+    /// identity's keys cannot be had.
+    public func authenticate(_ bearerToken: String?) async throws(RPCError) -> AccessTokenClaims {
+        guard let token = bearerToken, !token.isEmpty else {
+            throw RPCError(.unauthenticated, "this call needs an access token: send 'authorization: Bearer <access token>' from identity's Login")
+        }
+        let at = now()
+        if let claims = verified.claims(for: token, now: at) { return claims }
+        var current = keys.withLock { $0 }
+        if current == nil || ContinuousClock.now - current!.fetchedAt > Self.refreshInterval {
+            current = await fetch() ?? current
+        }
+        guard var verifier = current?.verifier else {
+            throw RPCError(.unavailable, "cannot check the access token now: identity's signing keys are unavailable; try again shortly")
+        }
+        var result = Result { () throws(AccessTokenError) in try verifier.verify(token, now: at) }
+        if case .failure(.unknownKey) = result, let refreshed = await fetch() {
+            verifier = refreshed.verifier
+            result = Result { () throws(AccessTokenError) in try verifier.verify(token, now: at) }
+        }
+        switch result {
+        case .success(let claims):
+            verified.remember(claims, for: token, now: at)
+            return claims
+        case .failure(let error):
+            throw RPCError(.unauthenticated, error.message)
+        }
+    }
+
+    /// Fetches identity's keys, at most once a second; nil when not allowed yet or when it fails.
+    private func fetch() async -> Keys? {
+        let allowed = lastFetchAttempt.withLock { last -> Bool in
+            if let last, ContinuousClock.now - last < .seconds(1) { return false }
+            last = .now
+            return true
+        }
+        guard allowed else { return nil }
+        do {
+            let set = try await identity.call(Identity.getSigningKeys, Empty(), options: .init(timeout: .seconds(5)))
+            let fresh = Keys(verifier: AccessTokenVerifier(keySet: set), fetchedAt: .now)
+            keys.withLock { $0 = fresh }
+            return fresh
+        } catch {
+            logger.warning("cannot fetch identity's signing keys", metadata: ["error": "\(error)"])
+            return nil
+        }
+    }
+}

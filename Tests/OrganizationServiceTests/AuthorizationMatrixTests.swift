@@ -1,0 +1,102 @@
+import AccessTokens
+import ConnectTransport
+import Contracts
+import Foundation
+import RPCCore
+import Testing
+import TestSupport
+
+/// Every method against every kind of caller, over HTTP/2, with identity issuing real tokens.
+/// The expected table is the one in the README.
+@Suite(.timeLimit(.minutes(3))) struct AuthorizationMatrixTests {
+    enum Caller: String, CaseIterable {
+        case admin, developer, billing, member, nonMember, noToken, expiredToken, unknownKeyToken, serviceCredential
+    }
+
+    /// nil: the call succeeds; otherwise the code it must fail with.
+    typealias Expectations = [Caller: ConnectCode?]
+
+    static let badTokens: Expectations = [.noToken: .unauthenticated, .expiredToken: .unauthenticated,
+                                          .unknownKeyToken: .unauthenticated, .serviceCredential: .unauthenticated]
+    static let anyUser: Expectations = badTokens.merging([.admin: nil, .developer: nil, .billing: nil, .member: nil, .nonMember: nil]) { $1 }
+    static let anyMember: Expectations = badTokens.merging([.admin: nil, .developer: nil, .billing: nil, .member: nil, .nonMember: .notFound]) { $1 }
+    static let adminOnly: Expectations = badTokens.merging([.admin: nil, .developer: .permissionDenied, .billing: .permissionDenied,
+                                                            .member: .permissionDenied, .nonMember: .notFound]) { $1 }
+    static let adminOrBilling: Expectations = badTokens.merging([.admin: nil, .developer: .permissionDenied, .billing: nil,
+                                                                 .member: .permissionDenied, .nonMember: .notFound]) { $1 }
+    static let serviceOnly: Expectations = [.admin: .unauthenticated, .developer: .unauthenticated, .billing: .unauthenticated,
+                                            .member: .unauthenticated, .nonMember: .unauthenticated, .noToken: .unauthenticated,
+                                            .expiredToken: .unauthenticated, .unknownKeyToken: .unauthenticated, .serviceCredential: nil]
+
+    @Test func everyMethodAgainstEveryCaller() async throws {
+        let harness = try await OrganizationHarness.start()
+        defer { Task { await harness.stop() } }
+        let users: [Caller: LoginResponse] = [
+            .admin: try await harness.user("admin"), .developer: try await harness.user("developer"),
+            .billing: try await harness.user("billing"), .member: try await harness.user("member"),
+            .nonMember: try await harness.user("outsider"),
+        ]
+        // A token from a key identity never published, with otherwise genuine claims.
+        let keys = try await harness.identity.client.call(Identity.getSigningKeys, Empty())
+        let claims = try AccessTokenVerifier(keySet: keys).verify(users[.admin]!.accessToken)
+        let foreignToken = try SigningKey.generate().sign(claims)
+
+        func call<Request, Response>(_ method: RPCMethod<Request, Response>, _ request: Request, as caller: Caller) async -> ConnectCode? {
+            do {
+                switch caller {
+                case .noToken:
+                    _ = try await harness.client.call(method, request)
+                case .unknownKeyToken:
+                    _ = try await harness.client.call(method, request, options: .init(bearerToken: foreignToken))
+                case .expiredToken:
+                    harness.clock.advance(by: 601)
+                    defer { harness.clock.advance(by: -601) }
+                    _ = try await harness.client.call(method, request, options: .init(bearerToken: users[.admin]!.accessToken))
+                case .serviceCredential:
+                    _ = try await harness.service.call(method, request)
+                default:
+                    _ = try await harness.client.call(method, request, options: .init(bearerToken: users[caller]!.accessToken))
+                }
+                return nil
+            } catch {
+                return error.code
+            }
+        }
+
+        /// A fresh organization for each method, so one caller's change cannot decide another's outcome.
+        func check<Request, Response>(_ method: RPCMethod<Request, Response>, _ expected: Expectations,
+                                      request: (String, Caller) -> Request) async throws {
+            let organization = try await harness.organization(admin: users[.admin]!, members: [
+                (users[.developer]!, .developer), (users[.billing]!, .billing), (users[.member]!, .member),
+            ])
+            // A second admin, so the first may leave, and a member per caller to act on.
+            _ = try await harness.call(Organizations.addMember, MemberRequest(organizationId: organization, userId: "second-admin", role: .admin), as: users[.admin]!)
+            for caller in Caller.allCases {
+                _ = try await harness.call(Organizations.addMember, MemberRequest(organizationId: organization, userId: "target-\(caller.rawValue.lowercased())", role: .member), as: users[.admin]!)
+            }
+            for caller in Caller.allCases {
+                let outcome = await call(method, request(organization, caller), as: caller)
+                #expect(outcome == expected[caller]!, "\(method.name) as \(caller): got \(outcome.map { "\($0)" } ?? "success")")
+            }
+        }
+
+        try await check(Organizations.createOrganization, Self.anyUser) { _, caller in CreateOrganizationRequest(name: "Made by \(caller)") }
+        try await check(Organizations.listMyOrganizations, Self.anyUser) { _, _ in Empty() }
+        try await check(Organizations.getOrganization, Self.anyMember) { id, _ in OrganizationRef(organizationId: id) }
+        try await check(Organizations.selectOrganization, Self.anyMember) { id, _ in OrganizationRef(organizationId: id) }
+        try await check(Organizations.getSelectedOrganization, Self.anyUser) { _, _ in Empty() }
+        try await check(Organizations.addMember, Self.adminOnly) { id, caller in MemberRequest(organizationId: id, userId: "new-\(caller.rawValue.lowercased())", role: .member) }
+        try await check(Organizations.changeMemberRole, Self.adminOnly) { id, caller in MemberRequest(organizationId: id, userId: "target-\(caller.rawValue.lowercased())", role: .developer) }
+        try await check(Organizations.removeMember, Self.adminOnly) { id, caller in MemberRef(organizationId: id, userId: "target-\(caller.rawValue.lowercased())") }
+        try await check(Organizations.leaveOrganization, Self.anyMember) { id, _ in OrganizationRef(organizationId: id) }
+        try await check(Organizations.listMembers, Self.anyMember) { id, _ in OrganizationRef(organizationId: id) }
+        try await check(Organizations.checkAdmin, Self.serviceOnly) { id, _ in MemberRef(organizationId: id, userId: users[.admin]!.user.id) }
+        try await check(Organizations.getBillingAccount, Self.adminOrBilling) { id, _ in OrganizationRef(organizationId: id) }
+        try await check(Organizations.setBillingAccount, Self.serviceOnly) { id, _ in
+            SetBillingAccountRequest(organizationId: id, provider: .awsMarketplace, awsAccountId: "123456789012", linkId: "link-\(id)",
+                                     contract: OrganizationHarness.contract())
+        }
+        try await check(Organizations.clearBillingAccount, Self.serviceOnly) { id, _ in ClearBillingAccountRequest(organizationId: id, linkId: "link-\(id)", reason: "test") }
+        try await check(Organizations.listAuditEvents, Self.adminOnly) { id, _ in OrganizationRef(organizationId: id) }
+    }
+}

@@ -1,0 +1,99 @@
+import AccessTokens
+import ConnectTransport
+import Contracts
+import Crypto
+import Foundation
+import GRDB
+import Logging
+import OrganizationService
+import RPCCore
+import ServiceRuntime
+import TestSupport
+
+/// organization in-process on an ephemeral port, with a real identity (in-process too) issuing
+/// the tokens, and a client holding marketplace-link's service credential.
+final class OrganizationHarness: Sendable {
+    static let serviceSecret = "marketplace-link-test-secret"
+    let identity: IdentityHarness
+    let host: ServiceHost
+    let directory: String
+    /// organization's own clock, moved to expire tokens from its point of view.
+    let clock: TestClock
+    let port: Int
+    /// Calls without any credential; add a bearer token per call.
+    let client: ConnectClient
+    /// Calls as marketplace-link.
+    let service: ConnectClient
+
+    static func start() async throws -> OrganizationHarness {
+        let identity = try await IdentityHarness.start()
+        let directory = NSTemporaryDirectory() + "organization-\(UUID().uuidString)"
+        let digest = SHA256.hash(data: Data(serviceSecret.utf8)).map { String(format: "%02x", $0) }.joined()
+        let settings = try ServiceOptions.parse([
+            "--port", "0", "--data-dir", directory, "--identity-url", "http://127.0.0.1:\(identity.port)",
+            "--trusted-services", "marketplace-link=\(digest)",
+        ]).settings(service: OrganizationDefinition.identity, environment: [:])
+        let clock = TestClock()
+        var logger = Logger(label: "organization-test")
+        logger.logLevel = .critical
+        let host = try ServiceHost(definition: OrganizationDefinition.make(now: clock.function), settings: settings, logger: logger)
+        let port = try await host.start().port!
+        return OrganizationHarness(
+            identity: identity, host: host, directory: directory, clock: clock, port: port,
+            client: try ConnectClient(configuration: .init(baseURL: "http://127.0.0.1:\(port)")),
+            service: try ConnectClient(configuration: .init(baseURL: "http://127.0.0.1:\(port)",
+                                                            credential: ServiceCredential(serviceName: "marketplace-link", secret: serviceSecret))))
+    }
+
+    private init(identity: IdentityHarness, host: ServiceHost, directory: String, clock: TestClock, port: Int,
+                 client: ConnectClient, service: ConnectClient) {
+        self.identity = identity
+        self.host = host
+        self.directory = directory
+        self.clock = clock
+        self.port = port
+        self.client = client
+        self.service = service
+    }
+
+    func stop() async {
+        await client.close()
+        await service.close()
+        await host.shutdown(timeout: .seconds(2))
+        await identity.stop()
+    }
+
+    /// A signed-up, verified, signed-in user.
+    func user(_ name: String) async throws -> LoginResponse {
+        try await identity.signedUpUser("\(name)-\(UUID().uuidString.prefix(6).lowercased())@example.com")
+    }
+
+    func call<Request, Response>(_ method: RPCMethod<Request, Response>, _ request: Request, as user: LoginResponse,
+                                 headers: [(name: String, value: String)] = []) async throws(RPCError) -> Response {
+        try await client.call(method, request, options: .init(bearerToken: user.accessToken, headers: headers))
+    }
+
+    /// An organization created by `admin`, with the other users added in the given roles.
+    func organization(admin: LoginResponse, members: [(LoginResponse, Role)] = [], name: String = "Acme") async throws -> String {
+        let organization = try await call(Organizations.createOrganization, CreateOrganizationRequest(name: name), as: admin)
+        for (member, role) in members {
+            _ = try await call(Organizations.addMember, MemberRequest(organizationId: organization.id, userId: member.user.id, role: role), as: admin)
+        }
+        return organization.id
+    }
+
+    func database() throws -> DatabaseQueue {
+        try DatabaseQueue(path: directory + "/organization.sqlite")
+    }
+
+    func rowCounts() throws -> [String: Int] {
+        let tables = ["organization", "membership", "selected_organization", "create_idempotency", "billing_account", "audit_event"]
+        return try database().read { db in
+            try Dictionary(uniqueKeysWithValues: tables.map { ($0, try Int.fetchOne(db, sql: "SELECT count(*) FROM \($0)") ?? -1) })
+        }
+    }
+
+    static func contract(_ offer: String = "offer-1") -> ContractSummary {
+        ContractSummary(productCode: "prod-committed", offerId: offer, dimensions: ["committed_spend_usd": "100000"])
+    }
+}
