@@ -1,0 +1,73 @@
+# Shared pieces of the benchmark scripts (sourced, not run). Expects $work (a temporary directory).
+
+# Waits until a service answers /healthz on port $1.
+wait_ready() {
+  for _ in $(seq 100); do curl -sf -o /dev/null "http://127.0.0.1:$1/healthz" && return 0; sleep 0.1; done
+  echo "port $1 did not become ready" >&2; return 1
+}
+
+# Connect call: rpc URL [curl arguments...]
+rpc() { local url=$1; shift; curl -sS -f --http2-prior-knowledge -H 'content-type: application/json' "$@" "$url"; }
+
+# Registers and verifies a user with the identity on port $1 (data in $2), signs in, and prints
+# the Login response's JSON.
+signed_up_user() {
+  local port=$1 data=$2 email=$3 password=$4 base="http://127.0.0.1:$1/identity.v1.IdentityService"
+  rpc "$base/Register" -o /dev/null -d "{\"email\":\"$email\",\"password\":\"$password\",\"fullName\":\"Bench\"}"
+  local token=""
+  for _ in $(seq 100); do
+    token=$(grep -ho 'token=[A-Za-z0-9_-]*' "$data/maildrop/"*.eml 2>/dev/null | head -1 | cut -d= -f2) || true
+    [ -n "$token" ] && break; sleep 0.1
+  done
+  rpc "$base/VerifyEmail" -o /dev/null -d "{\"token\":\"$token\"}"
+  rpc "$base/Login" -d "{\"email\":\"$email\",\"password\":\"$password\"}"
+}
+
+# JSON field $1 of standard input.
+json_field() { python3 -c "import json, sys; print(json.load(sys.stdin)$1)"; }
+
+# h2load with a per-request log; prints "req/s failed", where failed counts every request not
+# answered 2xx (h2load itself counts a 4xx as a success). Name, h2load arguments...
+measure() {
+  local name=$1; shift
+  h2load "$@" --log-file "$work/$name.log" > "$work/$name.out"
+  python3 - "$work/$name.out" <<'PY'
+import re, sys
+out = open(sys.argv[1]).read()
+rps = float(re.search(r"finished in [^,]+, ([0-9.]+) req/s", out).group(1))
+total = int(re.search(r"requests: (\d+) total", out).group(1))
+ok = int(re.search(r"status codes: (\d+) 2xx", out).group(1))
+print(f"{rps:.0f} {total - ok}")
+PY
+}
+
+# p99 latency in ms of the per-request log of measurement $1.
+percentile99() { python3 -c "
+import sys
+values = sorted(int(line.split()[2]) for line in open(sys.argv[1]) if line.strip())
+print(f'{values[int(len(values) * 0.99) - 1] / 1000:.2f}')" "$work/$1.log"; }
+
+# Alternating rounds of two h2load targets with the same settings; prints each round, the medians
+# and the ratio. Arguments: label-a label-b rounds "h2load settings" then the two target argument
+# arrays passed by name (bash namerefs).
+compare_rounds() {
+  local label_a=$1 label_b=$2 rounds=$3 settings=$4
+  local -n target_a=$5 target_b=$6
+  # shellcheck disable=SC2086
+  h2load $settings "${target_a[@]}" >/dev/null   # warm-up
+  local rows=() a a_failed b b_failed
+  for round in $(seq "$rounds"); do
+    # shellcheck disable=SC2086
+    read -r a a_failed < <(measure a $settings "${target_a[@]}")
+    # shellcheck disable=SC2086
+    read -r b b_failed < <(measure b $settings "${target_b[@]}")
+    printf 'round %s: %s %s req/s (%s failed), %s %s req/s (%s failed)\n' "$round" "$label_a" "$a" "$a_failed" "$label_b" "$b" "$b_failed"
+    rows+=("$a $b")
+  done
+  printf '%s\n' "${rows[@]}" | python3 -c "
+import statistics, sys
+rows = [list(map(float, line.split())) for line in sys.stdin if line.strip()]
+ratios = [a / b for a, b in rows]
+print(f'median $label_a {statistics.median(r[0] for r in rows):.0f} req/s, $label_b {statistics.median(r[1] for r in rows):.0f} req/s')
+print(f'ratio $label_a / $label_b: median {100 * statistics.median(ratios):.1f}% (range {100 * min(ratios):.1f}%-{100 * max(ratios):.1f}%)')"
+}
