@@ -6,6 +6,7 @@ JSON line: {"from", "to", "data", "authenticated_as", "tls"}.
   --port N           listen on N (0: pick one)
   --starttls CERT KEY  offer STARTTLS with this certificate and require it before AUTH and MAIL
   --auth USER:PASS   require AUTH (PLAIN or LOGIN) with these credentials
+  --only-login       offer AUTH LOGIN alone (not PLAIN)
 """
 import argparse
 import logging
@@ -41,6 +42,7 @@ def main():
     parser.add_argument("--mailbox", required=True)
     parser.add_argument("--starttls", nargs=2, metavar=("CERT", "KEY"))
     parser.add_argument("--auth")
+    parser.add_argument("--only-login", action="store_true")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
@@ -63,6 +65,8 @@ def main():
             return AuthResult(success=ok, handled=False, auth_data=auth_data)
 
         options.update(authenticator=authenticator, auth_required=True, auth_require_tls=bool(args.starttls))
+        if args.only_login:
+            options.update(auth_exclude_mechanism=["PLAIN"])
 
     controller = Controller(Recorder(args.mailbox), hostname="127.0.0.1", port=port, **options)
     controller.start()

@@ -63,6 +63,22 @@ import TestSupport
         #expect(message.tls && message.authenticated_as == "mailer")
     }
 
+    @Test func authenticatesWithAuthLoginWhenPlainIsNotOffered() async throws {
+        let certificates = try await TestCertificates.make()
+        let (server, path) = try await startSMTPServer(extra: [
+            "--starttls", certificates.serverCertificatePath, certificates.serverKeyPath, "--auth", "mailer:login-only", "--only-login",
+        ])
+        defer { Task { await server.stop() } }
+        let identity = try await IdentityHarness.start(arguments: [
+            "--smtp-url", "smtp://mailer:login-only@localhost:\(server.port)", "--smtp-ca", certificates.caPath,
+        ])
+        defer { Task { await identity.stop() } }
+        _ = try await identity.client.call(Identity.register, RegisterRequest(email: "login@example.com", password: IdentityHarness.password, fullName: "L"))
+        try await eventually(timeout: .seconds(10)) { mailbox(path).count == 1 }
+        let message = try #require(mailbox(path).first)
+        #expect(message.tls && message.authenticated_as == "mailer")
+    }
+
     @Test func aRefusedLoginIsPermanentAndNotRetried() async throws {
         let certificates = try await TestCertificates.make()
         let (server, path) = try await startSMTPServer(extra: [
