@@ -238,9 +238,11 @@ import TestSupport
         #expect(parts.count == 4 && parts[0] == "scrypt" && parts[1] == "ln=17,r=8,p=1")
         #expect(Data(base64Encoded: String(parts[2]))?.count == 16 && Data(base64Encoded: String(parts[3]))?.count == 32)
         #expect(try await hasher.verify("correct horse battery staple", against: hash) == (true, false))
-        #expect(try await hasher.verify("correct horse battery stapler", against: hash).matches == false)
+        // Checking a hash made with other parameters uses the stored ones, and asks for a rehash.
         let cheaper = PasswordHasher(parameters: ScryptParameters(logN: 10, r: 8, p: 1), concurrency: 1)
-        #expect(try await cheaper.verify("correct horse battery staple", against: hash) == (true, true))
+        let older = try await PasswordHasher(parameters: ScryptParameters(logN: 11, r: 8, p: 1), concurrency: 1).hash("old")
+        #expect(try await cheaper.verify("old", against: older) == (true, true))
+        #expect(try await cheaper.verify("olds", against: older).matches == false)
         #expect(try await cheaper.verify("anything", against: nil).matches == false)
         #expect(try await cheaper.verify("anything", against: "$bcrypt$junk").matches == false)
     }

@@ -1,6 +1,9 @@
 import _CryptoExtras
 import Crypto
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import NIOPosix
 import RPCCore
 import Synchronization
@@ -71,7 +74,18 @@ final class PasswordHasher: Sendable {
             throw IdentityError.busy
         }
         defer { queued.subtract(1, ordering: .relaxed) }
-        return try await threads.runIfActive(work)
+        return try await threads.runIfActive {
+            Self.yieldToEventLoops()
+            return try work()
+        }
+    }
+
+    /// Lowers the hashing thread's scheduling priority (nice 10), so that on a busy machine the
+    /// event loops answering other calls get the cores first. Linux sets nice per thread.
+    private static func yieldToEventLoops() {
+        #if os(Linux)
+        _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, 10) // 0: the calling thread, on Linux
+        #endif
     }
 
     static func hash(_ password: String, parameters: ScryptParameters) throws -> String {
