@@ -232,6 +232,16 @@ import TestSupport
         #expect(Set(messages.compactMap { $0["MessageId"] as? String }).count == 2)
     }
 
+    @Test func sigtermStopsTheSimulatorCleanlyEvenWhileNotificationsAreRetried() async throws {
+        // Nothing listens at the notification URL, so the notifier is in the middle of retrying.
+        let (sim, _, _) = try await start(notificationURL: "http://127.0.0.1:\(try await freePort())/sns")
+        defer { Task { await sim.stop() } }
+        try await eventually { sim.output.contains("notification refused") || sim.output.contains("retrying") }
+        sim.signal(SIGTERM)
+        #expect(await sim.waitForExit(timeout: .seconds(10)) == 0, "\(sim.output)")
+        #expect(!sim.output.contains("Error:"), "\(sim.output)")
+    }
+
     @Test func offerEmailCarriesTheReviewLink() async throws {
         let maildrop = NSTemporaryDirectory() + "maildrop-\(UUID().uuidString)"
         let (sim, base, _) = try await start(maildrop: maildrop)

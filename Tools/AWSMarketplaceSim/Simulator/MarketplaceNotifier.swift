@@ -57,7 +57,7 @@ final class MarketplaceNotifier: Service, Sendable {
 
     /// Runs until shutdown: a service that returned would stop the whole simulator.
     func run() async throws {
-        try await cancelWhenGracefulShutdown {
+        await cancelWhenGracefulShutdown {
             let base = await self.waitForBaseURL()
             var emailsWritten = false
             var confirmationQueued = self.notificationURL == nil
@@ -74,9 +74,11 @@ final class MarketplaceNotifier: Service, Sendable {
                     }
                     if try await self.deliverNext() { continue }
                 } catch {
+                    // Cancellation is how a graceful shutdown ends the loop, not a failure.
+                    if Task.isCancelled { break }
                     self.logger.error("notifier step failed; retrying", metadata: ["error": "\(error)"])
                 }
-                try await Task.sleep(for: .milliseconds(100))
+                try? await Task.sleep(for: .milliseconds(100))
             }
         }
     }
