@@ -5,6 +5,10 @@ import Foundation
 import RPCCore
 import Testing
 import TestSupport
+import IdentityService
+import Logging
+import OrganizationService
+import ServiceRuntime
 
 /// Every method against every kind of caller, over HTTP/2, with identity issuing real tokens.
 /// The expected table is the one in the README.
@@ -98,5 +102,46 @@ import TestSupport
         }
         try await check(Organizations.clearBillingAccount, Self.serviceOnly) { id, _ in ClearBillingAccountRequest(organizationId: id, linkId: "link-\(id)", reason: "test") }
         try await check(Organizations.listAuditEvents, Self.adminOnly) { id, _ in OrganizationRef(organizationId: id) }
+    }
+
+    @Test func aTokenSignedWithANewKeyAfterRotationIsAccepted() async throws {
+        let harness = try await OrganizationHarness.start()
+        defer { Task { await harness.stop() } }
+        let before = try await harness.user("rotating")
+        _ = try await harness.call(Organizations.listMyOrganizations, Empty(), as: before)
+        let settings = try ServiceOptions.parse(["--data-dir", harness.identity.directory])
+            .settings(service: IdentityDefinition.identity, environment: [:])
+        let newKey = try IdentityDefinition.rotateSigningKeys(settings: settings)
+        // identity signs with the new key within its reload interval; organization has never seen it.
+        var after: LoginResponse?
+        try await eventually(timeout: .seconds(10)) {
+            let login = try await harness.identity.client.call(Identity.login, LoginRequest(email: before.user.email, password: IdentityHarness.password))
+            after = login
+            return AccessTokenVerifier.keyID(of: login.accessToken) == newKey
+        }
+        let fresh = try #require(after)
+        #expect(AccessTokenVerifier.keyID(of: fresh.accessToken) == newKey)
+        _ = try await harness.call(Organizations.listMyOrganizations, Empty(), as: fresh)
+        _ = try await harness.call(Organizations.listMyOrganizations, Empty(), as: before)
+    }
+
+    @Test func withoutIdentitysKeysCallsAreUnavailableNotAccepted() async throws {
+        let deadIdentity = try await freePort()
+        let settings = try ServiceOptions.parse(["--port", "0", "--data-dir", NSTemporaryDirectory() + "org-\(UUID().uuidString)",
+                                                 "--identity-url", "http://127.0.0.1:\(deadIdentity)"])
+            .settings(service: OrganizationDefinition.identity, environment: [:])
+        var logger = Logger(label: "organization-test")
+        logger.logLevel = .critical
+        let host = try ServiceHost(definition: OrganizationDefinition.make(), settings: settings, logger: logger)
+        let port = try await host.start().port!
+        let client = try ConnectClient(configuration: .init(baseURL: "http://127.0.0.1:\(port)"))
+        let forged = try SigningKey.generate().sign(AccessTokenClaims(
+            subject: "someone", email: "x@example.com", emailVerified: true, onboardingState: .complete, sessionID: "s",
+            issuedAt: Date(), expiresAt: Date() + 600))
+        await #expect(throws: RPCError(.unavailable, "cannot check the access token now: identity's signing keys are unavailable; try again shortly")) {
+            try await client.call(Organizations.listMyOrganizations, Empty(), options: .init(bearerToken: forged))
+        }
+        await client.close()
+        await host.shutdown(timeout: .seconds(2))
     }
 }

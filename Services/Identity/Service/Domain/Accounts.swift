@@ -48,7 +48,7 @@ final class Accounts: Sendable {
         let at = now()
         try await pool.write { [composer] db in
             if let existing = try UserRecord.fetch(db, email: email) {
-                try EmailOutbox.enqueue(db, composer.alreadyRegistered(to: existing.email), kind: .account, at: at)
+                try EmailOutbox.enqueue(db, composer.alreadyRegistered(to: existing.email, verified: existing.emailVerifiedAt != nil), kind: .account, at: at)
                 try AuditLog.record(db, .registerForExistingEmail, at: at, userID: existing.id, email: existing.email, clientIP: clientIP)
                 return
             }

@@ -18,12 +18,17 @@ struct EmailComposer: Sendable {
             """)
     }
 
-    func alreadyRegistered(to email: String) -> EmailMessage {
-        EmailMessage(from: from, to: email, subject: "You already have an account", body: """
+    /// `verified` says whether the existing account's address was confirmed; if not, the email says how to.
+    func alreadyRegistered(to email: String, verified: Bool) -> EmailMessage {
+        let unverified = verified ? "" : """
+
+            Your address is not confirmed yet: ask for a new confirmation link at \(publicBaseURL)/verify-email/resend.
+            """
+        return EmailMessage(from: from, to: email, subject: "You already have an account", body: """
             Hello,
 
             someone (probably you) tried to create an account with this email address, but you already have one.
-            Sign in at \(publicBaseURL)/login, or reset your password at \(publicBaseURL)/forgot-password.
+            Sign in at \(publicBaseURL)/login, or reset your password at \(publicBaseURL)/forgot-password.\(unverified)
 
             If this was not you, ignore this email: nothing has changed.
             """)
