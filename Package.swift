@@ -142,7 +142,16 @@ let package = Package(
             path: "Services/Organization/Service"
         ),
         .executableTarget(name: "organization", dependencies: ["OrganizationService", "ServiceRuntime"], path: "Services/Organization/Main"),
-        .target(name: "MarketplaceLinkService", dependencies: ["ServiceRuntime", "Contracts"], path: "Services/MarketplaceLink/Service"),
+        .target(
+            name: "MarketplaceLinkService",
+            dependencies: [
+                "ServiceRuntime", "Contracts", "RPCCore", "ConnectTransport", "AccessTokens", "AWSMarketplace",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Services/MarketplaceLink/Service"
+        ),
         .executableTarget(name: "marketplace-link", dependencies: ["MarketplaceLinkService", "ServiceRuntime"], path: "Services/MarketplaceLink/Main"),
 
         // MARK: Developer tools: the local stand-in for AWS Marketplace.

@@ -12,10 +12,14 @@ import TestSupport
 
     private func dataDirectory() -> String { NSTemporaryDirectory() + "e2e-\(UUID().uuidString)" }
 
+    /// marketplace-link needs seller credentials for the AWS Marketplace APIs; the others ignore them.
+    static let awsCredentials = ["AWS_ACCESS_KEY_ID": "AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY": "example-secret"]
+
     @Test(arguments: services)
     func startsQuicklyAndAnswersHealthProbesAndMetrics(service: String) async throws {
         let launched = ContinuousClock.now
-        let process = try await ChildProcess(service: service, arguments: ["--port", "0", "--data-dir", dataDirectory()])
+        let process = try await ChildProcess(service: service, arguments: ["--port", "0", "--data-dir", dataDirectory()],
+                                             environment: Self.awsCredentials)
         defer { Task { await process.stop() } }
         let url = "http://127.0.0.1:\(process.port)"
         let health = try await Curl.post(url + "/grpc.health.v1.Health/Check", body: "{}", extra: ["--http2-prior-knowledge"])

@@ -1,15 +1,68 @@
+import AWSMarketplace
+import ArgumentParser
+import ConnectTransport
+import Foundation
 import GRDB
+import RPCCore
 import ServiceRuntime
 
-/// The marketplace-link service as the runtime runs it. Its RPCs (marketplacelink.v1.MarketplaceLinkService) arrive with its own issue;
-/// until then it serves health, probes and metrics over its own database.
+/// marketplace-link's own flags, beside the ones every service takes.
+public struct MarketplaceLinkOptions: ParsableArguments, Sendable {
+    @Option(help: "The committed-contract product code (PRODUCT_CODE).") var productCode: String?
+    @Option(help: "AWS region of the Marketplace APIs; default us-east-1 (AWS_REGION).") var awsRegion: String?
+
+    public init() {}
+
+    /// Resolves the flags; AWS credentials come from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY.
+    public func configuration(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> MarketplaceLinkConfiguration {
+        guard let credentials = AWSCredentials.fromEnvironment(environment) else {
+            throw ConfigurationError("set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY: marketplace-link calls the AWS Marketplace seller APIs")
+        }
+        return MarketplaceLinkConfiguration(
+            productCode: ServiceOptions.resolve(productCode, "PRODUCT_CODE", environment: environment) ?? "prod-committed-demo",
+            awsRegion: ServiceOptions.resolve(awsRegion, "AWS_REGION", environment: environment) ?? "us-east-1",
+            credentials: credentials)
+    }
+}
+
+/// marketplace-link's configuration, resolved.
+public struct MarketplaceLinkConfiguration: Sendable {
+    public var productCode: String
+    public var awsRegion: String
+    public var credentials: AWSCredentials
+    /// The clock the rules read; tests move it.
+    public var now: @Sendable () -> Date = { Date() }
+
+    public init(productCode: String, awsRegion: String, credentials: AWSCredentials) {
+        self.productCode = productCode
+        self.awsRegion = awsRegion
+        self.credentials = credentials
+    }
+}
+
+/// marketplace-link as the runtime runs it: its schema, its handlers and the binding saga runner.
 public enum MarketplaceLinkDefinition {
     public static let identity = ServiceIdentity(name: "marketplace-link", defaultPort: 7103)
 
-    public static func make() -> ServiceDefinition {
-        ServiceDefinition(identity: identity, rpcServices: [], migrator: migrator) { _, _ in }
+    public static func make(configuration: MarketplaceLinkConfiguration) -> ServiceDefinition {
+        ServiceDefinition(identity: identity, rpcServices: ["marketplacelink.v1.MarketplaceLinkService"],
+                          migrator: MarketplaceLinkMigrations.migrator) { setup, resources in
+            let settings = resources.settings
+            guard let endpoint = URL(string: settings.peers.awsMarketplace.hasSuffix("/") ? settings.peers.awsMarketplace : settings.peers.awsMarketplace + "/") else {
+                throw ConfigurationError("--aws-marketplace-endpoint must be a URL")
+            }
+            let transport = AWSJSONClient(configuration: .init(endpoint: endpoint, region: configuration.awsRegion,
+                                                               credentials: configuration.credentials), logger: resources.logger)
+            let identityClient = try ConnectClient(configuration: .init(baseURL: settings.peers.identity, credential: settings.credential))
+            let organizationClient = try ConnectClient(configuration: .init(baseURL: settings.peers.organization, credential: settings.credential))
+            let links = ContractLinks(
+                configuration: .init(productCode: configuration.productCode), pool: resources.database.pool,
+                metering: MarketplaceMeteringClient(transport: transport), entitlements: MarketplaceEntitlementClient(transport: transport),
+                organization: organizationClient,
+                authenticator: AccessTokenAuthenticator(identity: identityClient, now: configuration.now, logger: resources.logger),
+                now: configuration.now, logger: resources.logger)
+            MarketplaceLinkHandlers(links: links).register(in: &setup.router)
+            setup.backgroundTasks.append(BackgroundTask(name: "binding saga", run: links.runBindings))
+        }
     }
-
-    /// The schema, one migration per change, applied at start (none of its own yet).
-    static var migrator: DatabaseMigrator { DatabaseMigrator() }
 }

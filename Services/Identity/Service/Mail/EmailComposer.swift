@@ -1,3 +1,4 @@
+import AccessTokens
 import ServiceRuntime
 
 /// Writes identity's emails. Links point at the configured public base URL (the console), with the

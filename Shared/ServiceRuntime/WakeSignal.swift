@@ -1,8 +1,10 @@
 import Synchronization
 
-/// Lets one waiting task sleep until it is signalled or a time passes, whichever comes first.
+/// Lets one waiting task (a background sender, a saga runner) sleep until it is signalled or a
+/// time passes, whichever comes first.
 /// A signal with nobody waiting is remembered for the next wait.
-final class WakeSignal: Sendable {
+public final class WakeSignal: Sendable {
+    public init() {}
     private struct State {
         var pending = false
         var waiter: CheckedContinuation<Void, Never>?
@@ -10,7 +12,7 @@ final class WakeSignal: Sendable {
 
     private let state = Mutex(State())
 
-    func signal() {
+    public func signal() {
         let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
             if let waiter = state.waiter {
                 state.waiter = nil
@@ -23,7 +25,7 @@ final class WakeSignal: Sendable {
     }
 
     /// Returns on a signal, after `timeout`, or when the task is cancelled. One waiter at a time.
-    func wait(upTo timeout: Duration) async {
+    public func wait(upTo timeout: Duration) async {
         await withTaskGroup(of: Void.self) { group in
             group.addTask {
                 do {

@@ -1,26 +1,25 @@
-import AccessTokens
 import Crypto
 import Foundation
 
-/// A 256-bit random secret handed to a user (session token, email link token). Only its SHA-256
-/// hash is stored, so a copy of the database cannot be used to sign in.
-struct SecretToken: Sendable {
+/// A 256-bit random secret handed to a user (session token, email link, registration claim). Only
+/// its SHA-256 hash is stored, so a copy of the database cannot be used in its place.
+public struct SecretToken: Sendable {
     /// What the user gets: 43 characters of base64url.
-    let value: String
+    public let value: String
 
-    static func generate() -> SecretToken {
+    public static func generate() -> SecretToken {
         SecretToken(value: Base64URL.encode(SymmetricKey(size: .bits256).withUnsafeBytes { Data($0) }))
     }
 
     /// The stored form, hex SHA-256 of the token's text.
-    var hash: String { Self.hash(value) }
+    public var hash: String { Self.hash(value) }
 
-    static func hash(_ value: String) -> String {
+    public static func hash(_ value: String) -> String {
         SHA256.hash(data: Data(value.utf8)).map { String(format: "%02x", $0) }.joined()
     }
 
     /// True for text shaped like a token; anything else is refused before touching the database.
-    static func isWellFormed(_ value: String) -> Bool {
+    public static func isWellFormed(_ value: String) -> Bool {
         value.utf8.count == 43 && Base64URL.decode(value)?.count == 32
     }
 }

@@ -1,4 +1,0 @@
-import MarketplaceLinkService
-import ServiceRuntime
-
-await ServiceMain.run(MarketplaceLinkDefinition.make())

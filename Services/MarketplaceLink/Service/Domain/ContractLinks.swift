@@ -1,0 +1,227 @@
+import AWSMarketplace
+import AccessTokens
+import ConnectTransport
+import Contracts
+import Foundation
+import GRDB
+import Logging
+import RPCCore
+import ServiceRuntime
+
+/// marketplace-link's use cases: resolve a registration, bind it to an organization (a durable
+/// saga: recorded as BINDING, then organization's SetBillingAccount retried until it answers),
+/// and report billing status.
+final class ContractLinks: Sendable {
+    struct Configuration: Sendable {
+        /// The committed-contract product; registrations for anything else are refused.
+        var productCode: String
+        var claimLifetime: TimeInterval = 24 * 3600
+        /// Longest wait between SetBillingAccount retries.
+        var longestRetryDelay: TimeInterval = 60
+    }
+
+    private let configuration: Configuration
+    private let pool: DatabasePool
+    private let metering: MarketplaceMeteringClient
+    private let entitlements: MarketplaceEntitlementClient
+    private let organization: ConnectClient
+    private let authenticator: AccessTokenAuthenticator
+    private let now: @Sendable () -> Date
+    private let logger: Logger
+    /// Wakes the saga runner when a binding is recorded.
+    let wake = WakeSignal()
+
+    init(configuration: Configuration, pool: DatabasePool, metering: MarketplaceMeteringClient, entitlements: MarketplaceEntitlementClient,
+         organization: ConnectClient, authenticator: AccessTokenAuthenticator, now: @escaping @Sendable () -> Date, logger: Logger) {
+        self.configuration = configuration
+        self.pool = pool
+        self.metering = metering
+        self.entitlements = entitlements
+        self.organization = organization
+        self.authenticator = authenticator
+        self.now = now
+        self.logger = logger
+    }
+
+    // MARK: Registration
+
+    func acceptRegistration(_ request: AcceptRegistrationRequest, bearerToken: String?) async throws -> AcceptRegistrationResponse {
+        let token = request.registrationToken.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard (1...4096).contains(token.utf8.count) else {
+            throw MarketplaceLinkError.invalid(field: "registrationToken", reason: "must be the 1 to 4096 character token AWS Marketplace posted")
+        }
+        let customer: ResolvedCustomer
+        do {
+            customer = try await metering.resolveCustomer(registrationToken: token)
+        } catch {
+            throw Self.refusal(error)
+        }
+        guard customer.productCode == configuration.productCode else { throw MarketplaceLinkError.wrongProduct(customer.productCode) }
+        let current: [Entitlement]
+        do {
+            current = try await entitlements.entitlements(productCode: customer.productCode,
+                                                          filter: [.customerIdentifier: [customer.customerIdentifier]])
+        } catch {
+            throw Self.refusal(error)
+        }
+        let at = now()
+        let active = current.filter { ($0.expirationDate ?? .distantFuture) > at }
+        guard !active.isEmpty else { throw MarketplaceLinkError.noActiveEntitlement }
+        let account = customer.customerAWSAccountID ?? active.compactMap(\.customerAWSAccountID).first ?? customer.customerIdentifier
+        let offer = OfferRecord(productCode: customer.productCode, awsAccountID: account,
+                                licenseArn: customer.licenseArn ?? active.compactMap(\.licenseArn).first,
+                                entitlements: Dictionary(active.map { ($0.dimension, $0.value.map(Self.text) ?? "") }) { first, _ in first },
+                                contractEndsAt: active.compactMap(\.expirationDate).max())
+
+        if let linkedOrganization = try await pool.read({ db in try LinkStore.liveOrganization(db, awsAccountID: account, productCode: customer.productCode) }) {
+            return AcceptRegistrationResponse(claim: nil, claimExpiresAt: nil, offer: offer.summary, alreadyLinked: true,
+                                              linkedOrganizationName: await organizationName(linkedOrganization, bearerToken: bearerToken))
+        }
+        let claim = SecretToken.generate()
+        let expiresAt = at + configuration.claimLifetime
+        try await pool.write { db in
+            try LinkStore.upsertRegistration(db, offer: offer, customerIdentifier: customer.customerIdentifier, claimHash: claim.hash,
+                                             claimExpiresAt: expiresAt, at: at)
+        }
+        logger.info("registration accepted", metadata: ["aws_account": "\(offer.maskedAccount)", "product": "\(offer.productCode)"])
+        return AcceptRegistrationResponse(claim: claim.value, claimExpiresAt: expiresAt, offer: offer.summary, alreadyLinked: false)
+    }
+
+    func claimStatus(_ request: ClaimRequest) async throws -> ClaimStatus {
+        let at = now()
+        guard SecretToken.isWellFormed(request.claim),
+              let registration = try await pool.read({ db in try LinkStore.registration(db, claimHash: SecretToken.hash(request.claim)) }) else {
+            throw MarketplaceLinkError.claimUnknown
+        }
+        let state: ClaimState = registration.claimUsedAt != nil ? .bound : (at >= registration.claimExpiresAt ? .expired : .pending)
+        return ClaimStatus(state: state, offer: registration.offer.summary, expiresAt: registration.claimExpiresAt)
+    }
+
+    // MARK: Binding
+
+    func bind(_ request: BindOrganizationRequest, bearerToken: String?) async throws -> BillingStatus {
+        let claims = try await authenticator.authenticate(bearerToken)
+        guard claims.emailVerified else { throw MarketplaceLinkError.emailNotVerified }
+        guard SecretToken.isWellFormed(request.claim) else { throw MarketplaceLinkError.claimUnknown }
+        let organizationID = request.organizationId
+        guard (1...64).contains(organizationID.utf8.count) else {
+            throw MarketplaceLinkError.invalid(field: "organizationId", reason: "is required (at most 64 characters)")
+        }
+        let claimHash = SecretToken.hash(request.claim)
+        // Fail fast on the claim before asking organization anything.
+        _ = try await pool.read { [now] db in try LinkStore.usableRegistration(db, claimHash: claimHash, at: now()) }
+        let admin: CheckAdminResponse
+        do {
+            admin = try await organization.call(Organizations.checkAdmin, MemberRef(organizationId: organizationID, userId: claims.subject),
+                                                options: .init(timeout: .seconds(5)))
+        } catch {
+            throw error.code == .invalidArgument ? MarketplaceLinkError.notAdmin : MarketplaceLinkError.organizationUnavailable
+        }
+        guard admin.isAdmin else { throw MarketplaceLinkError.notAdmin }
+
+        let at = now()
+        let linkID = try await pool.write { db in
+            let registration = try LinkStore.usableRegistration(db, claimHash: claimHash, at: at)
+            return try LinkStore.recordBinding(db, registration: registration, organizationID: organizationID, userID: claims.subject, at: at)
+        }
+        logger.info("binding recorded", metadata: ["link_id": "\(linkID)", "organization_id": "\(organizationID)"])
+        await advance(linkID: linkID)
+        wake.signal()
+        return try await status(linkID: linkID)
+    }
+
+    /// One step of the saga for a BINDING link: ask organization to set the billing account.
+    /// Success makes the link ACTIVE; a permanent refusal FAILED (which frees the account and the
+    /// organization for another binding); anything else is retried later with backoff.
+    func advance(linkID: String) async {
+        guard let link = try? await pool.read({ db in try LinkStore.link(db, id: linkID) }), link.state == .binding else { return }
+        let request = SetBillingAccountRequest(
+            organizationId: link.organizationID, provider: .awsMarketplace, awsAccountId: link.offer.awsAccountID, linkId: link.id,
+            contract: ContractSummary(productCode: link.offer.productCode, offerId: link.offer.licenseArn ?? link.offer.productCode,
+                                      dimensions: link.offer.entitlements, endsAt: link.offer.contractEndsAt),
+            linkedBy: link.linkedBy)
+        let outcome: LinkStore.Outcome
+        do {
+            _ = try await organization.call(Organizations.setBillingAccount, request, options: .init(timeout: .seconds(5)))
+            outcome = .active
+        } catch {
+            switch error.code {
+            case .failedPrecondition, .invalidArgument, .notFound, .permissionDenied, .alreadyExists:
+                outcome = .failed(error.message)
+            default:
+                let delay = min(pow(2, Double(link.attempts)), configuration.longestRetryDelay)
+                outcome = .retry(at: now() + delay, error: "\(error)")
+            }
+        }
+        let at = now()
+        do {
+            try await pool.write { db in try LinkStore.record(db, outcome, linkID: linkID, at: at) }
+        } catch {
+            logger.error("cannot record a binding step", metadata: ["link_id": "\(linkID)", "error": "\(error)"])
+        }
+        logger.info("binding step", metadata: ["link_id": "\(linkID)", "outcome": "\(outcome)"])
+    }
+
+    /// The saga runner: advances every BINDING link that is due, including those left by a crash.
+    func runBindings() async {
+        while !Task.isCancelled {
+            let due = (try? await pool.read { [now] db in try LinkStore.dueBindings(db, at: now()) }) ?? []
+            for linkID in due where !Task.isCancelled {
+                await advance(linkID: linkID)
+            }
+            await wake.wait(upTo: .seconds(1))
+        }
+    }
+
+    // MARK: Status
+
+    func billingStatus(_ request: BillingStatusRequest, bearerToken: String?) async throws -> BillingStatus {
+        let claims = try await authenticator.authenticate(bearerToken)
+        let check: CheckAdminResponse
+        do {
+            check = try await organization.call(Organizations.checkAdmin, MemberRef(organizationId: request.organizationId, userId: claims.subject),
+                                                options: .init(timeout: .seconds(5)))
+        } catch {
+            throw error.code == .invalidArgument ? MarketplaceLinkError.notFound : MarketplaceLinkError.organizationUnavailable
+        }
+        guard let role = check.role else { throw MarketplaceLinkError.notFound }
+        guard role == .admin || role == .billing else { throw MarketplaceLinkError.billingRoleRequired }
+        guard let link = try await pool.read({ db in try LinkStore.latestLink(db, organizationID: request.organizationId) }) else {
+            return BillingStatus(organizationId: request.organizationId, provider: "NONE")
+        }
+        return link.status
+    }
+
+    func list(_ request: ListLinksRequest) async throws -> LinkList {
+        LinkList(links: try await pool.read { db in try LinkStore.links(db, state: request.state, limit: 1000) }.map(\.status))
+    }
+
+    private func status(linkID: String) async throws -> BillingStatus {
+        guard let link = try await pool.read({ db in try LinkStore.link(db, id: linkID) }) else { throw MarketplaceLinkError.notFound }
+        return link.status
+    }
+
+    /// The organization's name, if the caller (by their token) is one of its members.
+    private func organizationName(_ organizationID: String, bearerToken: String?) async -> String? {
+        guard let bearerToken else { return nil }
+        return try? await organization.call(Organizations.getOrganization, OrganizationRef(organizationId: organizationID),
+                                            options: .init(timeout: .seconds(5), bearerToken: bearerToken)).name
+    }
+
+    private static func refusal(_ error: AWSMarketplaceError) -> MarketplaceLinkError {
+        switch error.kind {
+        case .invalidToken: .registrationInvalid
+        case .expiredToken: .registrationExpired
+        default: .awsUnavailable("\(error.kind)")
+        }
+    }
+
+    private static func text(_ value: Entitlement.Value) -> String {
+        switch value {
+        case .integer(let number): String(number)
+        case .double(let number): String(number)
+        case .boolean(let flag): String(flag)
+        case .string(let text): text
+        }
+    }
+}

@@ -1,0 +1,58 @@
+import RPCCore
+
+/// What marketplace-link refuses, in its own words, each with what the person can do about it.
+enum MarketplaceLinkError: RPCErrorConvertible, Equatable {
+    case invalid(field: String, reason: String)
+    case registrationInvalid
+    case registrationExpired
+    case wrongProduct(String)
+    case noActiveEntitlement
+    case claimUnknown
+    case claimUsed
+    case claimExpired
+    case emailNotVerified
+    case notAdmin
+    case notFound
+    case billingRoleRequired
+    case accountAlreadyLinked
+    case organizationAlreadyLinked
+    case awsUnavailable(String)
+    case organizationUnavailable
+
+    var rpcError: RPCError {
+        switch self {
+        case .invalid(let field, let reason):
+            RPCError(.invalidArgument, "\(field) \(reason)")
+        case .registrationInvalid:
+            RPCError(.invalidArgument, "AWS Marketplace does not recognise this registration: in AWS Marketplace, click \"Set up your account\" again")
+        case .registrationExpired:
+            RPCError(.failedPrecondition, "the registration from AWS Marketplace has expired: in AWS Marketplace, click \"Set up your account\" again")
+        case .wrongProduct(let product):
+            RPCError(.failedPrecondition, "this registration is for product \(product), not our committed contract; contact us if you expected otherwise")
+        case .noActiveEntitlement:
+            RPCError(.failedPrecondition, "this AWS account has no active entitlement for the committed contract; check the subscription in AWS Marketplace")
+        case .claimUnknown:
+            RPCError(.notFound, "this registration claim is not valid: in AWS Marketplace, click \"Set up your account\" again")
+        case .claimUsed:
+            RPCError(.failedPrecondition, "this registration has already been used to link an organization; see the organization's billing page")
+        case .claimExpired:
+            RPCError(.failedPrecondition, "this registration claim has expired: in AWS Marketplace, click \"Set up your account\" again")
+        case .emailNotVerified:
+            RPCError(.failedPrecondition, "verify your email address before linking billing")
+        case .notAdmin:
+            RPCError(.permissionDenied, "only an ADMIN of the organization can link its billing; ask an admin, or pick an organization you administer")
+        case .notFound:
+            RPCError(.notFound, "no such organization, or you are not one of its members")
+        case .billingRoleRequired:
+            RPCError(.permissionDenied, "only ADMIN or BILLING members of the organization may see its billing")
+        case .accountAlreadyLinked:
+            RPCError(.failedPrecondition, "this AWS account's committed contract is already linked to an organization; one contract links one organization")
+        case .organizationAlreadyLinked:
+            RPCError(.failedPrecondition, "this organization is already billed through an AWS Marketplace contract; pick another organization")
+        case .awsUnavailable(let detail):
+            RPCError(.unavailable, "AWS Marketplace did not answer (\(detail)); try again in a minute")
+        case .organizationUnavailable:
+            RPCError(.unavailable, "the organization service did not answer; try again in a minute")
+        }
+    }
+}

@@ -1,0 +1,197 @@
+import Contracts
+import Foundation
+import GRDB
+
+/// What the buyer bought, as stored with a registration and its link (JSON in the `offer` column).
+struct OfferRecord: Codable, Sendable, Equatable {
+    var productCode: String
+    var awsAccountID: String
+    var licenseArn: String?
+    var entitlements: [String: String]
+    var contractEndsAt: Date?
+
+    /// All but the last four digits hidden.
+    var maskedAccount: String { String(repeating: "*", count: max(0, awsAccountID.count - 4)) + awsAccountID.suffix(4) }
+
+    var summary: OfferSummary {
+        OfferSummary(productCode: productCode, awsAccountId: maskedAccount, licenseArn: licenseArn, entitlements: entitlements,
+                     contractEndsAt: contractEndsAt)
+    }
+
+    var json: String { String(decoding: (try? JSONEncoder().encode(self)) ?? Data("{}".utf8), as: UTF8.self) }
+
+    init(productCode: String, awsAccountID: String, licenseArn: String?, entitlements: [String: String], contractEndsAt: Date?) {
+        self.productCode = productCode
+        self.awsAccountID = awsAccountID
+        self.licenseArn = licenseArn
+        self.entitlements = entitlements
+        self.contractEndsAt = contractEndsAt
+    }
+
+    init(json: String) throws {
+        self = try JSONDecoder().decode(OfferRecord.self, from: Data(json.utf8))
+    }
+}
+
+/// marketplace-link's tables, read and written inside the caller's transaction.
+enum LinkStore {
+    struct Registration: Sendable {
+        var id: String
+        var offer: OfferRecord
+        var claimExpiresAt: Date
+        var claimUsedAt: Date?
+    }
+
+    struct Link: Sendable {
+        var id: String
+        var organizationID: String
+        var offer: OfferRecord
+        var state: LinkState
+        var linkedBy: String
+        var linkedAt: Date
+        var failureReason: String?
+        var attempts: Int
+
+        var status: BillingStatus {
+            BillingStatus(organizationId: organizationID, provider: "AWS_MARKETPLACE", linkId: id, state: state, offer: offer.summary,
+                          linkedBy: linkedBy, linkedAt: linkedAt, failureReason: failureReason)
+        }
+
+        init(row: Row) throws {
+            id = row["id"]
+            organizationID = row["organization_id"]
+            offer = try OfferRecord(json: row["offer"])
+            state = LinkState(rawValue: row["state"]) ?? .failed
+            linkedBy = row["linked_by"]
+            linkedAt = Date(timeIntervalSince1970: row["linked_at"])
+            failureReason = row["failure_reason"]
+            attempts = row["attempts"]
+        }
+    }
+
+    /// What a saga step ended with.
+    enum Outcome: Sendable, CustomStringConvertible {
+        case active
+        case failed(String)
+        case retry(at: Date, error: String)
+
+        var description: String {
+            switch self {
+            case .active: "active"
+            case .failed(let reason): "failed: \(reason)"
+            case .retry(_, let error): "retry: \(error)"
+            }
+        }
+    }
+
+    static let liveStates = "('BINDING', 'ACTIVE', 'UNSUBSCRIBE_PENDING')"
+
+    /// The organization this account's contract is bound to, if a live link exists.
+    static func liveOrganization(_ db: Database, awsAccountID: String, productCode: String) throws -> String? {
+        try String.fetchOne(db, sql: "SELECT organization_id FROM link WHERE aws_account_id = ? AND product_code = ? AND state IN \(liveStates)",
+                            arguments: [awsAccountID, productCode])
+    }
+
+    /// Keeps one pending registration per (AWS account, product); a new claim replaces the old one.
+    static func upsertRegistration(_ db: Database, offer: OfferRecord, customerIdentifier: String, claimHash: String,
+                                   claimExpiresAt: Date, at: Date) throws {
+        try db.execute(sql: """
+            INSERT INTO registration (id, aws_account_id, customer_identifier, product_code, offer, claim_hash, claim_expires_at, created_at, updated_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT(aws_account_id, product_code) DO UPDATE SET customer_identifier = excluded.customer_identifier,
+                offer = excluded.offer, claim_hash = excluded.claim_hash, claim_expires_at = excluded.claim_expires_at,
+                claim_used_at = NULL, updated_at = excluded.updated_at
+            """, arguments: [UUID().uuidString.lowercased(), offer.awsAccountID, customerIdentifier, offer.productCode, offer.json,
+                             claimHash, claimExpiresAt.timeIntervalSince1970, at.timeIntervalSince1970, at.timeIntervalSince1970])
+    }
+
+    static func registration(_ db: Database, claimHash: String) throws -> Registration? {
+        try Row.fetchOne(db, sql: "SELECT id, offer, claim_expires_at, claim_used_at FROM registration WHERE claim_hash = ?",
+                         arguments: [claimHash]).map { row in
+            Registration(id: row["id"], offer: try OfferRecord(json: row["offer"]),
+                         claimExpiresAt: Date(timeIntervalSince1970: row["claim_expires_at"]),
+                         claimUsedAt: (row["claim_used_at"] as Double?).map(Date.init(timeIntervalSince1970:)))
+        }
+    }
+
+    /// The registration behind a claim that may still be used; throws why not otherwise.
+    static func usableRegistration(_ db: Database, claimHash: String, at: Date) throws -> Registration {
+        guard let registration = try registration(db, claimHash: claimHash) else { throw MarketplaceLinkError.claimUnknown }
+        if registration.claimUsedAt != nil { throw MarketplaceLinkError.claimUsed }
+        if at >= registration.claimExpiresAt { throw MarketplaceLinkError.claimExpired }
+        return registration
+    }
+
+    /// Records the intent (BINDING) and uses up the claim, in one transaction. The partial unique
+    /// indexes refuse a second live link for the account or for the organization.
+    static func recordBinding(_ db: Database, registration: Registration, organizationID: String, userID: String, at: Date) throws -> String {
+        if try liveOrganization(db, awsAccountID: registration.offer.awsAccountID, productCode: registration.offer.productCode) != nil {
+            throw MarketplaceLinkError.accountAlreadyLinked
+        }
+        if try String.fetchOne(db, sql: "SELECT id FROM link WHERE organization_id = ? AND state IN \(liveStates)", arguments: [organizationID]) != nil {
+            throw MarketplaceLinkError.organizationAlreadyLinked
+        }
+        let id = UUID().uuidString.lowercased()
+        do {
+            try db.execute(sql: """
+                INSERT INTO link (id, registration_id, aws_account_id, product_code, organization_id, offer, state, linked_by, linked_at,
+                                  next_attempt_at, updated_at)
+                VALUES (?, ?, ?, ?, ?, ?, 'BINDING', ?, ?, ?, ?)
+                """, arguments: [id, registration.id, registration.offer.awsAccountID, registration.offer.productCode, organizationID,
+                                 registration.offer.json, userID, at.timeIntervalSince1970, at.timeIntervalSince1970, at.timeIntervalSince1970])
+        } catch let error as DatabaseError where error.extendedResultCode == .SQLITE_CONSTRAINT_UNIQUE {
+            throw error.message?.contains("organization_id") == true ? MarketplaceLinkError.organizationAlreadyLinked : MarketplaceLinkError.accountAlreadyLinked
+        }
+        try db.execute(sql: "UPDATE registration SET claim_used_at = ?, updated_at = ? WHERE id = ?",
+                       arguments: [at.timeIntervalSince1970, at.timeIntervalSince1970, registration.id])
+        return id
+    }
+
+    static func link(_ db: Database, id: String) throws -> Link? {
+        try Row.fetchOne(db, sql: "SELECT * FROM link WHERE id = ?", arguments: [id]).map(Link.init(row:))
+    }
+
+    /// The organization's live link, else its most recent one.
+    static func latestLink(_ db: Database, organizationID: String) throws -> Link? {
+        try Row.fetchOne(db, sql: """
+            SELECT * FROM link WHERE organization_id = ?
+            ORDER BY CASE WHEN state IN \(liveStates) THEN 0 ELSE 1 END, linked_at DESC LIMIT 1
+            """, arguments: [organizationID]).map(Link.init(row:))
+    }
+
+    static func links(_ db: Database, state: LinkState?, limit: Int) throws -> [Link] {
+        try Row.fetchAll(db, sql: "SELECT * FROM link WHERE ?1 IS NULL OR state = ?1 ORDER BY linked_at DESC LIMIT ?2",
+                         arguments: [state?.rawValue, limit]).map(Link.init(row:))
+    }
+
+    static func dueBindings(_ db: Database, at: Date) throws -> [String] {
+        try String.fetchAll(db, sql: "SELECT id FROM link WHERE state = 'BINDING' AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT 50",
+                            arguments: [at.timeIntervalSince1970])
+    }
+
+    /// Applies a saga step's outcome, only to a link still BINDING.
+    static func record(_ db: Database, _ outcome: Outcome, linkID: String, at: Date) throws {
+        switch outcome {
+        case .active:
+            try db.execute(sql: """
+                UPDATE link SET state = 'ACTIVE', attempts = attempts + 1, next_attempt_at = NULL, failure_reason = NULL, updated_at = ?
+                WHERE id = ? AND state = 'BINDING'
+                """, arguments: [at.timeIntervalSince1970, linkID])
+        case .failed(let reason):
+            try db.execute(sql: """
+                UPDATE link SET state = 'FAILED', attempts = attempts + 1, next_attempt_at = NULL, failure_reason = ?, updated_at = ?
+                WHERE id = ? AND state = 'BINDING'
+                """, arguments: [reason, at.timeIntervalSince1970, linkID])
+            // Rolled back: the claim may be used again, for another organization.
+            if db.changesCount == 1 {
+                try db.execute(sql: "UPDATE registration SET claim_used_at = NULL WHERE id = (SELECT registration_id FROM link WHERE id = ?)",
+                               arguments: [linkID])
+            }
+        case .retry(let when, let error):
+            try db.execute(sql: """
+                UPDATE link SET attempts = attempts + 1, next_attempt_at = ?, failure_reason = ?, updated_at = ?
+                WHERE id = ? AND state = 'BINDING'
+                """, arguments: [when.timeIntervalSince1970, "retrying: \(error)", at.timeIntervalSince1970, linkID])
+        }
+    }
+}
