@@ -226,6 +226,12 @@ let package = Package(
             path: "Tests/OrganizationServiceTests"
         ),
         .testTarget(
+            name: "MarketplaceLinkServiceTests",
+            dependencies: ["MarketplaceLinkService", "OrganizationService", "IdentityService", "AWSMarketplace", "ConnectTransport",
+                           "Contracts", "TestSupport", .product(name: "Crypto", package: "swift-crypto")],
+            path: "Tests/MarketplaceLinkServiceTests"
+        ),
+        .testTarget(
             name: "ServiceRuntimeTests",
             dependencies: ["ServiceRuntime", "ConnectTransport", "Contracts", "TestSupport"],
             path: "Tests/ServiceRuntimeTests"

@@ -6,61 +6,19 @@ import TestSupport
 /// aws-marketplace-sim as a real process: the buyer's pages, and the seller APIs against boto3
 /// and against our own client.
 @Suite(.timeLimit(.minutes(3))) struct SimulatorTests {
-    static let seller = AWSCredentials(accessKeyID: "AKIDSIMSELLER", secretAccessKey: "sim-seller-secret")
-    static let product = "prod-ch-committed"
+    static let seller = AWSCredentials(accessKeyID: SimulatorProcess.sellerAccessKeyID, secretAccessKey: SimulatorProcess.sellerSecret)
+    static let product = SimulatorProcess.product
 
-    /// A seed with two offers for account 111111111111 and one for 222222222222.
-    static func seed() throws -> String {
-        let future = Date().addingTimeInterval(30 * 86400).formatted(.iso8601)
-        let json = """
-        {"sellerKeys": [{"accessKeyId": "AKIDSIMSELLER", "secretAccessKey": "sim-seller-secret"}],
-         "product": {"code": "\(product)", "name": "ClickHouse Cloud - Committed Contract"},
-         "offers": [
-           {"id": "offer-a", "buyerAccountId": "111111111111", "committedAmountUSD": 120000, "termMonths": 12,
-            "dimensions": {"seats": 10, "storage": 500, "compute": 7}, "expiresAt": "\(future)"},
-           {"id": "offer-b", "buyerAccountId": "111111111111", "committedAmountUSD": 50000, "termMonths": 6,
-            "dimensions": {"seats": 5}, "expiresAt": "\(future)"},
-           {"id": "offer-c", "buyerAccountId": "222222222222", "committedAmountUSD": 10000, "termMonths": 12,
-            "dimensions": {"seats": 1}, "expiresAt": "\(future)"}],
-         "buyers": [
-           {"accountId": "111111111111", "email": "buyer@example.com", "identities": [
-             {"name": "alice", "managedPolicies": ["AWSMarketplaceRead-only", "AWSMarketplaceManageSubscriptions"], "actions": []},
-             {"name": "bob", "managedPolicies": ["AWSMarketplaceRead-only"], "actions": []}]},
-           {"accountId": "222222222222", "email": "other@example.com", "identities": [
-             {"name": "carol", "managedPolicies": [], "actions": ["aws-marketplace:ListPrivateListings", "aws-marketplace:ViewSubscriptions"]}]}]}
-        """
-        return try temporaryFile(Data(json.utf8))
-    }
+    static func seed() throws -> String { try SimulatorProcess.seed() }
 
     private func start(notificationURL: String = "", maildrop: String = "") async throws -> (ChildProcess, String, String) {
-        let directory = NSTemporaryDirectory() + "sim-\(UUID().uuidString)"
-        let sim = try await ChildProcess(service: "aws-marketplace-sim", arguments: [
-            "--port", "0", "--data-dir", directory, "--seed", try Self.seed(),
-            "--fulfillment-url", "http://127.0.0.1:7100/marketplace/setup",
-            "--notification-url", notificationURL, "--maildrop-dir", maildrop,
-        ])
-        return (sim, "http://127.0.0.1:\(sim.port)", directory)
+        let sim = try await SimulatorProcess.start(notificationURL: notificationURL, maildrop: maildrop)
+        return (sim.process, sim.baseURL, sim.directory)
     }
 
-    /// Subscribes as `identity` to `offer` and clicks "Set up your account"; returns the token the
-    /// auto-submitting form carries.
+    /// Subscribes as `identity` to `offer` and clicks "Set up your account"; returns the token.
     private func subscribeAndSetUp(_ base: String, identity: String, offer: String) async throws -> String {
-        let subscribed = try await Curl.post(base + "/buyer/offers/\(offer)/subscribe", body: "as=\(identity)",
-                                             contentType: "application/x-www-form-urlencoded")
-        #expect(subscribed.status == 302)
-        let location = try #require(subscribed.headers.split(separator: "\r\n").first { $0.lowercased().hasPrefix("location:") })
-        let path = location.dropFirst("location:".count).trimmingCharacters(in: .whitespaces)
-        let customer = try #require(path.split(separator: "/").last?.split(separator: "?").first)
-        let page = try await Curl.get(base + path)
-        #expect(page.status == 200 && page.body.contains("Set up your account"))
-        let setup = try await Curl.post(base + "/buyer/subscriptions/\(customer)/setup", body: "as=\(identity)",
-                                        contentType: "application/x-www-form-urlencoded")
-        #expect(setup.status == 200)
-        #expect(setup.body.contains(#"action="http://127.0.0.1:7100/marketplace/setup""#))
-        #expect(setup.body.contains(#"name="x-amzn-marketplace-token""#))
-        let marker = #"name="x-amzn-marketplace-token" value=""#
-        let start = try #require(setup.body.range(of: marker)).upperBound
-        return String(setup.body[start...].prefix { $0 != "\"" })
+        try await SimulatorProcess.subscribeAndSetUp(baseURL: base, identity: identity, offer: offer)
     }
 
     private func client(_ base: String, credentials: AWSCredentials = seller) -> (MarketplaceMeteringClient, MarketplaceEntitlementClient) {

@@ -1,0 +1,95 @@
+import AWSMarketplace
+import ConnectTransport
+import Contracts
+import Crypto
+import Foundation
+import Logging
+import MarketplaceLinkService
+import OrganizationService
+import RPCCore
+import ServiceRuntime
+import TestSupport
+
+/// The whole system for the journey: aws-marketplace-sim as a process; identity, organization and
+/// marketplace-link in-process on ephemeral ports, trusting each other by service credentials.
+final class JourneyHarness: Sendable {
+    let simulator: SimulatorProcess
+    let identity: IdentityHarness
+    let organization: ServiceHost
+    let link: ServiceHost
+    /// Calls as the web front and the user would (no credential; a bearer token per call).
+    let linkClient: ConnectClient
+    let organizationClient: ConnectClient
+    /// Calls marketplace-link's internal methods as an operator service would.
+    let operatorClient: ConnectClient
+
+    static func start() async throws -> JourneyHarness {
+        let secrets = ["marketplace-link": "link-secret", "operator": "operator-secret"]
+        func digest(_ secret: String) -> String { SHA256.hash(data: Data(secret.utf8)).map { String(format: "%02x", $0) }.joined() }
+        let simulator = try await SimulatorProcess.start()
+        let identity = try await IdentityHarness.start()
+        var logger = Logger(label: "journey-test")
+        logger.logLevel = .critical
+        let base = NSTemporaryDirectory() + "journey-\(UUID().uuidString)"
+
+        let organizationSettings = try ServiceOptions.parse([
+            "--port", "0", "--data-dir", base + "/organization", "--identity-url", "http://127.0.0.1:\(identity.port)",
+            "--trusted-services", "marketplace-link=\(digest(secrets["marketplace-link"]!))",
+        ]).settings(service: OrganizationDefinition.identity, environment: [:])
+        let organization = try ServiceHost(definition: OrganizationDefinition.make(), settings: organizationSettings, logger: logger)
+        let organizationPort = try await organization.start().port!
+
+        let linkSettings = try ServiceOptions.parse([
+            "--port", "0", "--data-dir", base + "/marketplace-link", "--identity-url", "http://127.0.0.1:\(identity.port)",
+            "--organization-url", "http://127.0.0.1:\(organizationPort)", "--aws-marketplace-endpoint", simulator.baseURL,
+            "--service-secret", secrets["marketplace-link"]!, "--trusted-services", "operator=\(digest(secrets["operator"]!))",
+        ]).settings(service: MarketplaceLinkDefinition.identity, environment: [:])
+        let configuration = MarketplaceLinkConfiguration(
+            productCode: SimulatorProcess.product, awsRegion: "us-east-1",
+            credentials: AWSCredentials(accessKeyID: SimulatorProcess.sellerAccessKeyID, secretAccessKey: SimulatorProcess.sellerSecret))
+        let link = try ServiceHost(definition: MarketplaceLinkDefinition.make(configuration: configuration), settings: linkSettings, logger: logger)
+        let linkPort = try await link.start().port!
+        return JourneyHarness(
+            simulator: simulator, identity: identity, organization: organization, link: link,
+            linkClient: try ConnectClient(configuration: .init(baseURL: "http://127.0.0.1:\(linkPort)")),
+            organizationClient: try ConnectClient(configuration: .init(baseURL: "http://127.0.0.1:\(organizationPort)")),
+            operatorClient: try ConnectClient(configuration: .init(baseURL: "http://127.0.0.1:\(linkPort)",
+                                                                   credential: ServiceCredential(serviceName: "operator", secret: secrets["operator"]!))))
+    }
+
+    private init(simulator: SimulatorProcess, identity: IdentityHarness, organization: ServiceHost, link: ServiceHost,
+                 linkClient: ConnectClient, organizationClient: ConnectClient, operatorClient: ConnectClient) {
+        self.simulator = simulator
+        self.identity = identity
+        self.organization = organization
+        self.link = link
+        self.linkClient = linkClient
+        self.organizationClient = organizationClient
+        self.operatorClient = operatorClient
+    }
+
+    func stop() async {
+        await linkClient.close()
+        await organizationClient.close()
+        await operatorClient.close()
+        await link.shutdown(timeout: .seconds(2))
+        await organization.shutdown(timeout: .seconds(2))
+        await identity.stop()
+        await simulator.stop()
+    }
+
+    /// A signed-up user who administers a new organization; returns both.
+    func adminWithOrganization(_ name: String = "Buyer Co") async throws -> (LoginResponse, Organization) {
+        let user = try await identity.signedUpUser()
+        let organization = try await organizationClient.call(Organizations.createOrganization, CreateOrganizationRequest(name: name),
+                                                             options: .init(bearerToken: user.accessToken))
+        return (user, organization)
+    }
+
+    /// The simulator's "Set up your account" for `identity` and `offer`, accepted by marketplace-link.
+    func register(identity name: String = "alice", offer: String = "offer-a", bearerToken: String? = nil) async throws -> AcceptRegistrationResponse {
+        let token = try await simulator.subscribeAndSetUp(identity: name, offer: offer)
+        return try await linkClient.call(MarketplaceLink.acceptRegistration, AcceptRegistrationRequest(registrationToken: token),
+                                         options: .init(bearerToken: bearerToken))
+    }
+}

@@ -1,0 +1,75 @@
+import Foundation
+import Testing
+
+/// aws-marketplace-sim as a real process with a test seed: product `prod-ch-committed`, offers
+/// `offer-a` and `offer-b` for account 111111111111 (identities alice, with the permissions, and
+/// bob, without) and `offer-c` for 222222222222 (carol).
+public struct SimulatorProcess: Sendable {
+    public static let product = "prod-ch-committed"
+    public static let sellerAccessKeyID = "AKIDSIMSELLER"
+    public static let sellerSecret = "sim-seller-secret"
+    public static let fulfillmentURL = "http://127.0.0.1:7100/marketplace/setup"
+
+    public let process: ChildProcess
+    public let directory: String
+    public var baseURL: String { "http://127.0.0.1:\(process.port)" }
+
+    public static func seed() throws -> String {
+        let future = Date().addingTimeInterval(30 * 86400).formatted(.iso8601)
+        let json = """
+        {"sellerKeys": [{"accessKeyId": "\(sellerAccessKeyID)", "secretAccessKey": "\(sellerSecret)"}],
+         "product": {"code": "\(product)", "name": "ClickHouse Cloud - Committed Contract"},
+         "offers": [
+           {"id": "offer-a", "buyerAccountId": "111111111111", "committedAmountUSD": 120000, "termMonths": 12,
+            "dimensions": {"seats": 10, "storage": 500, "compute": 7}, "expiresAt": "\(future)"},
+           {"id": "offer-b", "buyerAccountId": "111111111111", "committedAmountUSD": 50000, "termMonths": 6,
+            "dimensions": {"seats": 5}, "expiresAt": "\(future)"},
+           {"id": "offer-c", "buyerAccountId": "222222222222", "committedAmountUSD": 10000, "termMonths": 12,
+            "dimensions": {"seats": 1}, "expiresAt": "\(future)"}],
+         "buyers": [
+           {"accountId": "111111111111", "email": "buyer@example.com", "identities": [
+             {"name": "alice", "managedPolicies": ["AWSMarketplaceRead-only", "AWSMarketplaceManageSubscriptions"], "actions": []},
+             {"name": "bob", "managedPolicies": ["AWSMarketplaceRead-only"], "actions": []}]},
+           {"accountId": "222222222222", "email": "other@example.com", "identities": [
+             {"name": "carol", "managedPolicies": [], "actions": ["aws-marketplace:ListPrivateListings", "aws-marketplace:ViewSubscriptions"]}]}]}
+        """
+        return try temporaryFile(Data(json.utf8))
+    }
+
+    /// Starts the simulator; an empty notification URL or maildrop turns that output off.
+    public static func start(notificationURL: String = "", maildrop: String = "") async throws -> SimulatorProcess {
+        let directory = NSTemporaryDirectory() + "sim-\(UUID().uuidString)"
+        let process = try await ChildProcess(service: "aws-marketplace-sim", arguments: [
+            "--port", "0", "--data-dir", directory, "--seed", try seed(), "--fulfillment-url", fulfillmentURL,
+            "--notification-url", notificationURL, "--maildrop-dir", maildrop,
+        ])
+        return SimulatorProcess(process: process, directory: directory)
+    }
+
+    public func stop() async { await process.stop() }
+
+    /// Subscribes as `identity` to `offer` and clicks "Set up your account"; returns the token the
+    /// auto-submitting form carries to the fulfillment URL.
+    public func subscribeAndSetUp(identity: String, offer: String) async throws -> String {
+        try await Self.subscribeAndSetUp(baseURL: baseURL, identity: identity, offer: offer)
+    }
+
+    /// `subscribeAndSetUp` against the simulator at `baseURL`.
+    public static func subscribeAndSetUp(baseURL: String, identity: String, offer: String) async throws -> String {
+        let subscribed = try await Curl.post(baseURL + "/buyer/offers/\(offer)/subscribe", body: "as=\(identity)",
+                                             contentType: "application/x-www-form-urlencoded")
+        #expect(subscribed.status == 302)
+        let location = try #require(subscribed.headers.split(separator: "\r\n").first { $0.lowercased().hasPrefix("location:") })
+        let path = location.dropFirst("location:".count).trimmingCharacters(in: .whitespaces)
+        let customer = try #require(path.split(separator: "/").last?.split(separator: "?").first)
+        let page = try await Curl.get(baseURL + path)
+        #expect(page.status == 200 && page.body.contains("Set up your account"))
+        let setup = try await Curl.post(baseURL + "/buyer/subscriptions/\(customer)/setup", body: "as=\(identity)",
+                                        contentType: "application/x-www-form-urlencoded")
+        #expect(setup.status == 200)
+        #expect(setup.body.contains(#"action="\#(fulfillmentURL)""#))
+        let marker = #"name="x-amzn-marketplace-token" value=""#
+        let start = try #require(setup.body.range(of: marker)).upperBound
+        return String(setup.body[start...].prefix { $0 != "\"" })
+    }
+}
