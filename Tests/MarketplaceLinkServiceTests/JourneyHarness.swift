@@ -22,9 +22,16 @@ final class JourneyHarness: Sendable {
     let organizationClient: ConnectClient
     /// Calls marketplace-link's internal methods as an operator service would.
     let operatorClient: ConnectClient
+    let directory: String
+    static let linkSecret = "link-secret"
+    static let operatorSecret = "operator-secret"
+
+    var organizationDatabase: String { directory + "/organization/organization.sqlite" }
+    var organizationURL: String { "http://127.0.0.1:\(organizationPort)" }
+    let organizationPort: Int
 
     static func start() async throws -> JourneyHarness {
-        let secrets = ["marketplace-link": "link-secret", "operator": "operator-secret"]
+        let secrets = ["marketplace-link": linkSecret, "operator": operatorSecret]
         func digest(_ secret: String) -> String { SHA256.hash(data: Data(secret.utf8)).map { String(format: "%02x", $0) }.joined() }
         let simulator = try await SimulatorProcess.start()
         let identity = try await IdentityHarness.start()
@@ -50,15 +57,17 @@ final class JourneyHarness: Sendable {
         let link = try ServiceHost(definition: MarketplaceLinkDefinition.make(configuration: configuration), settings: linkSettings, logger: logger)
         let linkPort = try await link.start().port!
         return JourneyHarness(
-            simulator: simulator, identity: identity, organization: organization, link: link,
+            simulator: simulator, identity: identity, organization: organization, link: link, directory: base, organizationPort: organizationPort,
             linkClient: try ConnectClient(configuration: .init(baseURL: "http://127.0.0.1:\(linkPort)")),
             organizationClient: try ConnectClient(configuration: .init(baseURL: "http://127.0.0.1:\(organizationPort)")),
             operatorClient: try ConnectClient(configuration: .init(baseURL: "http://127.0.0.1:\(linkPort)",
                                                                    credential: ServiceCredential(serviceName: "operator", secret: secrets["operator"]!))))
     }
 
-    private init(simulator: SimulatorProcess, identity: IdentityHarness, organization: ServiceHost, link: ServiceHost,
-                 linkClient: ConnectClient, organizationClient: ConnectClient, operatorClient: ConnectClient) {
+    private init(simulator: SimulatorProcess, identity: IdentityHarness, organization: ServiceHost, link: ServiceHost, directory: String,
+                 organizationPort: Int, linkClient: ConnectClient, organizationClient: ConnectClient, operatorClient: ConnectClient) {
+        self.directory = directory
+        self.organizationPort = organizationPort
         self.simulator = simulator
         self.identity = identity
         self.organization = organization

@@ -1,0 +1,105 @@
+import ConnectTransport
+import Contracts
+import Foundation
+import RPCCore
+import Testing
+import TestSupport
+
+/// The binding saga when organization cannot confirm: its database is write-locked by another
+/// process (sqlite3 holding BEGIN IMMEDIATE), so CheckAdmin still answers but SetBillingAccount
+/// fails after organization's 5 s busy timeout, until the lock is released.
+@Suite(.serialized, .timeLimit(.minutes(3))) struct BindingFaultTests {
+    /// A sqlite3 process holding the write lock on `database` until `release()`.
+    final class WriteLock: @unchecked Sendable {
+        private let process = Process()
+        private let input = Pipe()
+        private let output = Pipe()
+
+        init(_ database: String) throws {
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            process.arguments = ["sqlite3", database]
+            process.standardInput = input
+            process.standardOutput = output
+            try process.run()
+            input.fileHandleForWriting.write(Data("BEGIN IMMEDIATE;\nSELECT 'locked';\n".utf8))
+            // Wait for the lock to be held before going on.
+            var seen = Data()
+            while !String(decoding: seen, as: UTF8.self).contains("locked") {
+                seen += output.fileHandleForReading.availableData
+            }
+        }
+
+        func release() {
+            input.fileHandleForWriting.write(Data("COMMIT;\n.quit\n".utf8))
+            process.waitUntilExit()
+        }
+    }
+
+    private func billingRows(_ database: String) async throws -> String {
+        try await ExternalCommand.run(["sqlite3", database, "SELECT count(*) FROM billing_account"], timeout: .seconds(10))
+            .stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    @Test func aBindCompletesOnceOrganizationCanConfirmAgain() async throws {
+        let system = try await JourneyHarness.start()
+        defer { Task { await system.stop() } }
+        let (user, organization) = try await system.adminWithOrganization()
+        let claim = try #require(try await system.register().claim)
+        let lock = try WriteLock(system.organizationDatabase)
+        let first = try await system.linkClient.call(MarketplaceLink.bindOrganization, BindOrganizationRequest(claim: claim, organizationId: organization.id),
+                                                     options: .init(timeout: .seconds(30), bearerToken: user.accessToken))
+        #expect(first.state == .binding, "organization could not write, so the link waits")
+        lock.release()
+        let active = try await eventually(timeout: .seconds(30)) {
+            try await system.linkClient.call(MarketplaceLink.getBillingStatus, BillingStatusRequest(organizationId: organization.id),
+                                             options: .init(bearerToken: user.accessToken)).state == .active
+        }
+        #expect(active)
+        #expect(try await billingRows(system.organizationDatabase) == "1")
+    }
+
+    @Test func killNineAfterBindingIsRecordedLeavesOneActiveLinkAfterRestart() async throws {
+        let system = try await JourneyHarness.start()
+        defer { Task { await system.stop() } }
+        let (user, organization) = try await system.adminWithOrganization()
+        // marketplace-link as a real process, so it can be killed.
+        let directory = system.directory + "/link-process"
+        let arguments = ["--port", "0", "--data-dir", directory, "--identity-url", "http://127.0.0.1:\(system.identity.port)",
+                         "--organization-url", system.organizationURL, "--aws-marketplace-endpoint", system.simulator.baseURL,
+                         "--service-secret", JourneyHarness.linkSecret, "--product-code", SimulatorProcess.product]
+        let environment = ["AWS_ACCESS_KEY_ID": SimulatorProcess.sellerAccessKeyID, "AWS_SECRET_ACCESS_KEY": SimulatorProcess.sellerSecret]
+        let first = try await ChildProcess(service: "marketplace-link", arguments: arguments, environment: environment)
+        let client = try ConnectClient(configuration: .init(baseURL: "http://127.0.0.1:\(first.port)"))
+        let token = try await system.simulator.subscribeAndSetUp(identity: "alice", offer: "offer-a")
+        let claim = try #require(try await client.call(MarketplaceLink.acceptRegistration, AcceptRegistrationRequest(registrationToken: token)).claim)
+
+        let lock = try WriteLock(system.organizationDatabase)
+        let bind = Task {
+            try? await client.call(MarketplaceLink.bindOrganization, BindOrganizationRequest(claim: claim, organizationId: organization.id),
+                                   options: .init(timeout: .seconds(30), bearerToken: user.accessToken))
+        }
+        let database = directory + "/marketplace-link.sqlite"
+        let recorded = try await eventually(timeout: .seconds(15)) {
+            try await ExternalCommand.run(["sqlite3", database, "SELECT state FROM link"], timeout: .seconds(10))
+                .stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "BINDING"
+        }
+        #expect(recorded, "\(first.output)")
+        first.signal(SIGKILL)
+        _ = await first.waitForExit(timeout: .seconds(5))
+        _ = await bind.value
+        await client.close()
+        lock.release()
+        #expect(try await billingRows(system.organizationDatabase) == "0")
+
+        let second = try await ChildProcess(service: "marketplace-link", arguments: arguments, environment: environment)
+        defer { Task { await second.stop() } }
+        let activated = try await eventually(timeout: .seconds(30)) {
+            try await ExternalCommand.run(["sqlite3", database, "SELECT state FROM link"], timeout: .seconds(10))
+                .stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "ACTIVE"
+        }
+        #expect(activated, "\(second.output)")
+        #expect(try await billingRows(system.organizationDatabase) == "1")
+        let links = try await ExternalCommand.run(["sqlite3", database, "SELECT count(*) FROM link"], timeout: .seconds(10))
+        #expect(links.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "1")
+    }
+}
