@@ -30,6 +30,11 @@ final class ContractLinks: Sendable {
     private let logger: Logger
     /// Wakes the saga runner when a binding is recorded.
     let wake = WakeSignal()
+    /// Each organization's current link, for the billing page; every link write invalidates it.
+    private let statuses = ReadThroughCache<String, LinkStore.Link>()
+    /// Roles as organization's CheckAdmin gave them, reused for a few seconds by GetBillingStatus
+    /// only (a read-only page). Binding always asks afresh.
+    private let viewerRoles = ExpiringCache<String, CheckAdminResponse>(lifetime: .seconds(5))
 
     init(configuration: Configuration, pool: DatabasePool, metering: MarketplaceMeteringClient, entitlements: MarketplaceEntitlementClient,
          organization: ConnectClient, authenticator: AccessTokenAuthenticator, now: @escaping @Sendable () -> Date, logger: Logger) {
@@ -124,6 +129,7 @@ final class ContractLinks: Sendable {
             let registration = try LinkStore.usableRegistration(db, claimHash: claimHash, at: at)
             return try LinkStore.recordBinding(db, registration: registration, organizationID: organizationID, userID: claims.subject, at: at)
         }
+        statuses.invalidate()
         logger.info("binding recorded", metadata: ["link_id": "\(linkID)", "organization_id": "\(organizationID)"])
         await advance(linkID: linkID)
         wake.signal()
@@ -156,6 +162,7 @@ final class ContractLinks: Sendable {
         let at = now()
         do {
             try await pool.write { db in try LinkStore.record(db, outcome, linkID: linkID, at: at) }
+            statuses.invalidate()
         } catch {
             logger.error("cannot record a binding step", metadata: ["link_id": "\(linkID)", "error": "\(error)"])
         }
@@ -177,19 +184,22 @@ final class ContractLinks: Sendable {
 
     func billingStatus(_ request: BillingStatusRequest, bearerToken: String?) async throws -> BillingStatus {
         let claims = try await authenticator.authenticate(bearerToken)
+        let organizationID = request.organizationId
         let check: CheckAdminResponse
         do {
-            check = try await organization.call(Organizations.checkAdmin, MemberRef(organizationId: request.organizationId, userId: claims.subject),
-                                                options: .init(timeout: .seconds(5)))
+            check = try await viewerRoles.value(for: "\(organizationID) \(claims.subject)") { [organization] () async throws(RPCError) in
+                try await organization.call(Organizations.checkAdmin, MemberRef(organizationId: organizationID, userId: claims.subject),
+                                            options: .init(timeout: .seconds(5)))
+            }
         } catch {
             throw error.code == .invalidArgument ? MarketplaceLinkError.notFound : MarketplaceLinkError.organizationUnavailable
         }
         guard let role = check.role else { throw MarketplaceLinkError.notFound }
         guard role == .admin || role == .billing else { throw MarketplaceLinkError.billingRoleRequired }
-        guard let link = try await pool.read({ db in try LinkStore.latestLink(db, organizationID: request.organizationId) }) else {
-            return BillingStatus(organizationId: request.organizationId, provider: "NONE")
+        let link = try await statuses.value(for: organizationID) { [pool] in
+            try await pool.read { db in try LinkStore.latestLink(db, organizationID: organizationID) }
         }
-        return link.status
+        return link?.status ?? BillingStatus(organizationId: organizationID, provider: "NONE")
     }
 
     func list(_ request: ListLinksRequest) async throws -> LinkList {
