@@ -89,6 +89,10 @@ import TestSupport
         await #expect(throws: RPCError(.notFound, "this registration claim is not valid: in AWS Marketplace, click \"Set up your account\" again")) {
             try await system.linkClient.call(MarketplaceLink.getClaim, ClaimRequest(claim: String(repeating: "A", count: 43)))
         }
+        await #expect(throws: RPCError(.invalidArgument, "organizationId is not a valid organization id")) {
+            try await system.linkClient.call(MarketplaceLink.bindOrganization, BindOrganizationRequest(claim: try #require(other.claim), organizationId: "NOT AN ID"),
+                                             options: .init(bearerToken: admin.accessToken))
+        }
         // Billing status is for ADMIN and BILLING only.
         await #expect(throws: RPCError(.permissionDenied, "only ADMIN or BILLING members of the organization may see its billing")) {
             try await system.linkClient.call(MarketplaceLink.getBillingStatus, BillingStatusRequest(organizationId: organization.id),

@@ -120,7 +120,10 @@ final class ContractLinks: Sendable {
             admin = try await organization.call(Organizations.checkAdmin, MemberRef(organizationId: organizationID, userId: claims.subject),
                                                 options: .init(timeout: .seconds(5)))
         } catch {
-            throw error.code == .invalidArgument ? MarketplaceLinkError.notAdmin : MarketplaceLinkError.organizationUnavailable
+            if error.code == .invalidArgument {
+                throw MarketplaceLinkError.invalid(field: "organizationId", reason: "is not a valid organization id")
+            }
+            throw MarketplaceLinkError.organizationUnavailable
         }
         guard admin.isAdmin else { throw MarketplaceLinkError.notAdmin }
 
