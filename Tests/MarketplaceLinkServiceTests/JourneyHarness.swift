@@ -1,7 +1,6 @@
 import AWSMarketplace
 import ConnectTransport
 import Contracts
-import Crypto
 import Foundation
 import Logging
 import MarketplaceLinkService
@@ -32,7 +31,7 @@ final class JourneyHarness: Sendable {
 
     static func start() async throws -> JourneyHarness {
         let secrets = ["marketplace-link": linkSecret, "operator": operatorSecret]
-        func digest(_ secret: String) -> String { SHA256.hash(data: Data(secret.utf8)).map { String(format: "%02x", $0) }.joined() }
+        let digest = TrustedServices.digest(ofSecret:)
         let simulator = try await SimulatorProcess.start()
         let identity = try await IdentityHarness.start()
         var logger = Logger(label: "journey-test")

@@ -1,7 +1,6 @@
 import AccessTokens
 import ConnectTransport
 import Contracts
-import Crypto
 import Foundation
 import GRDB
 import Logging
@@ -28,7 +27,7 @@ final class OrganizationHarness: Sendable {
     static func start() async throws -> OrganizationHarness {
         let identity = try await IdentityHarness.start()
         let directory = NSTemporaryDirectory() + "organization-\(UUID().uuidString)"
-        let digest = SHA256.hash(data: Data(serviceSecret.utf8)).map { String(format: "%02x", $0) }.joined()
+        let digest = TrustedServices.digest(ofSecret: serviceSecret)
         let settings = try ServiceOptions.parse([
             "--port", "0", "--data-dir", directory, "--identity-url", "http://127.0.0.1:\(identity.port)",
             "--trusted-services", "marketplace-link=\(digest)",

@@ -1,6 +1,5 @@
 import ConnectTransport
 import Contracts
-import Crypto
 import Foundation
 import GRDB
 import IdentityService
@@ -48,7 +47,7 @@ public final class IdentityHarness: Sendable {
     /// `arguments` are identity's own flags (`IdentityOptions`); `--scrypt-log-n 10` unless given.
     public static func start(directory: String = NSTemporaryDirectory() + "identity-\(UUID().uuidString)", clock: TestClock = TestClock(),
                       arguments: [String] = []) async throws -> IdentityHarness {
-        let digest = SHA256.hash(data: Data(callerSecret.utf8)).map { String(format: "%02x", $0) }.joined()
+        let digest = TrustedServices.digest(ofSecret: callerSecret)
         let settings = try ServiceOptions.parse(["--port", "0", "--data-dir", directory, "--trusted-services", "caller=\(digest)"])
             .settings(service: IdentityDefinition.identity, environment: [:])
         let identityArguments = arguments.contains("--scrypt-log-n") ? arguments : ["--scrypt-log-n", "10"] + arguments
@@ -57,7 +56,7 @@ public final class IdentityHarness: Sendable {
         let fixed = configuration
         var logger = Logger(label: "identity-test")
         logger.logLevel = .critical
-        let host = try ServiceHost(definition: IdentityDefinition.make { _ in fixed }, settings: settings, logger: logger)
+        let host = try ServiceHost(definition: IdentityDefinition.make(configuration: fixed), settings: settings, logger: logger)
         let port = try await host.start().port!
         return IdentityHarness(
             host: host, directory: directory, clock: clock, port: port,

@@ -16,9 +16,8 @@ public struct IdentityCommand: AsyncParsableCommand {
 
         func run() async throws {
             let settings = try service.settings(service: IdentityDefinition.identity)
-            let identity = identity
-            _ = try identity.configuration(settings: settings) // fail on bad flags before starting
-            await ServiceMain.run(IdentityDefinition.make { settings in try identity.configuration(settings: settings) }, settings: settings)
+            let configuration = try identity.configuration(settings: settings)
+            await ServiceMain.run(IdentityDefinition.make(configuration: configuration), settings: settings)
         }
     }
 

@@ -7,9 +7,8 @@ import ServiceRuntime
 public enum IdentityDefinition {
     public static let identity = ServiceIdentity(name: "identity", defaultPort: 7101)
 
-    public static func make(configuration: @escaping @Sendable (ServiceSettings) throws -> IdentityConfiguration) -> ServiceDefinition {
+    public static func make(configuration: IdentityConfiguration) -> ServiceDefinition {
         ServiceDefinition(identity: identity, rpcServices: ["identity.v1.IdentityService"], migrator: IdentityMigrations.migrator) { setup, resources in
-            let configuration = try configuration(resources.settings)
             let pool = resources.database.pool
             let keys = try SigningKeyRing(pool: pool, tokenLifetime: configuration.sessions.accessTokenLifetime, now: configuration.now)
             let wake = WakeSignal()

@@ -54,16 +54,16 @@ enum OrganizationStore {
 
     static func members(_ db: Database, organizationID: String) throws -> [Member] {
         try Row.fetchAll(db, sql: "SELECT user_id, role, added_at FROM membership WHERE organization_id = ? ORDER BY added_at, user_id",
-                         arguments: [organizationID]).map {
-            Member(userId: $0["user_id"], role: Role(rawValue: $0["role"]) ?? .member, addedAt: Date(timeIntervalSince1970: $0["added_at"]))
-        }
+                         arguments: [organizationID]).map(member(from:))
     }
 
     static func member(_ db: Database, organizationID: String, userID: String) throws -> Member? {
         try Row.fetchOne(db, sql: "SELECT user_id, role, added_at FROM membership WHERE organization_id = ? AND user_id = ?",
-                         arguments: [organizationID, userID]).map {
-            Member(userId: $0["user_id"], role: Role(rawValue: $0["role"]) ?? .member, addedAt: Date(timeIntervalSince1970: $0["added_at"]))
-        }
+                         arguments: [organizationID, userID]).map(member(from:))
+    }
+
+    private static func member(from row: Row) -> Member {
+        Member(userId: row["user_id"], role: Role(rawValue: row["role"]) ?? .member, addedAt: Date(timeIntervalSince1970: row["added_at"]))
     }
 
     static func billing(_ db: Database, organizationID: String) throws -> BillingAccount {
