@@ -87,12 +87,14 @@ let package = Package(
             path: "Shared/ConnectTransport"
         ),
 
-        // MARK: AWS Marketplace seller APIs: SigV4, the JSON 1.1 protocol, metering and entitlements.
+        // MARK: AWS Marketplace seller APIs: SigV4, the JSON 1.1 protocol, metering and entitlements; SNS messages.
         .target(
             name: "AWSMarketplace",
             dependencies: [
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+                .product(name: "X509", package: "swift-certificates"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -27,9 +27,11 @@ public struct ServiceDefinition: Sendable {
     }
 }
 
-/// What a service's `register` fills in: the RPC handlers, and work that runs beside them.
+/// What a service's `register` fills in: the RPC handlers, plain HTTP routes (webhooks) by path,
+/// and work that runs beside them.
 public struct ServiceSetup: Sendable {
     public var router: RPCRouter
+    public var plainRoutes: [String: PlainRoute] = [:]
     public var backgroundTasks: [BackgroundTask] = []
 }
 
@@ -77,21 +79,25 @@ public final class ServiceHost: Service, Sendable {
         try definition.register(&setup, ServiceResources(settings: settings, database: database, logger: logger))
         let router = setup.router
         backgroundTasks = setup.backgroundTasks
+        let serviceRoutes = setup.plainRoutes
 
         let database = self.database
         let health = self.health
         let metrics = self.metrics
-        let plainRoutes: [String: PlainRoute] = [
-            "/healthz": { .text(200, "ok\n") },
-            "/readyz": {
+        let runtimeRoutes: [String: PlainRoute] = [
+            "/healthz": .get { .text(200, "ok\n") },
+            "/readyz": .get {
                 if health.isDraining { return .text(503, "draining\n") }
                 return await database.isReachable() ? .text(200, "ready\n") : .text(503, "database unreachable\n")
             },
-            "/metrics": {
+            "/metrics": .get {
                 HTTPResponse(status: 200, headers: [("content-type", "text/plain; version=0.0.4")],
                              body: ByteBuffer(bytes: metrics.exposition()))
             },
         ]
+        let plainRoutes = try runtimeRoutes.merging(serviceRoutes) { _, _ in
+            throw ConfigurationError("a service route reuses one of /healthz, /readyz, /metrics")
+        }
         let endpoint = ConnectEndpoint(
             router: router, plainRoutes: plainRoutes, trustedServices: settings.trustedServices,
             configuration: .init(maxBodyBytes: settings.maxBodyBytes), metrics: metrics, logger: logger)

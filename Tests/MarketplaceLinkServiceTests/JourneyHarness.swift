@@ -26,13 +26,19 @@ final class JourneyHarness: Sendable {
     static let operatorSecret = "operator-secret"
 
     var organizationDatabase: String { directory + "/organization/organization.sqlite" }
+    var linkDatabase: String { directory + "/marketplace-link/marketplace-link.sqlite" }
+    var linkURL: String { "http://127.0.0.1:\(linkPort)" }
+    let linkPort: Int
     var organizationURL: String { "http://127.0.0.1:\(organizationPort)" }
     let organizationPort: Int
 
-    static func start() async throws -> JourneyHarness {
+    /// With `notifications`, the simulator delivers its SNS messages to marketplace-link, which
+    /// trusts the simulator as the SNS host.
+    static func start(notifications: Bool = false) async throws -> JourneyHarness {
         let secrets = ["marketplace-link": linkSecret, "operator": operatorSecret]
         let digest = TrustedServices.digest(ofSecret:)
-        let simulator = try await SimulatorProcess.start()
+        let fixedLinkPort = notifications ? try await freePort() : 0
+        let simulator = try await SimulatorProcess.start(notificationURL: notifications ? "http://127.0.0.1:\(fixedLinkPort)/marketplace/sns" : "")
         let identity = try await IdentityHarness.start()
         var logger = Logger(label: "journey-test")
         logger.logLevel = .critical
@@ -46,17 +52,19 @@ final class JourneyHarness: Sendable {
         let organizationPort = try await organization.start().port!
 
         let linkSettings = try ServiceOptions.parse([
-            "--port", "0", "--data-dir", base + "/marketplace-link", "--identity-url", "http://127.0.0.1:\(identity.port)",
+            "--port", "\(fixedLinkPort)", "--data-dir", base + "/marketplace-link", "--identity-url", "http://127.0.0.1:\(identity.port)",
             "--organization-url", "http://127.0.0.1:\(organizationPort)", "--aws-marketplace-endpoint", simulator.baseURL,
             "--service-secret", secrets["marketplace-link"]!, "--trusted-services", "operator=\(digest(secrets["operator"]!))",
         ]).settings(service: MarketplaceLinkDefinition.identity, environment: [:])
-        let configuration = MarketplaceLinkConfiguration(
+        var configuration = MarketplaceLinkConfiguration(
             productCode: SimulatorProcess.product, awsRegion: "us-east-1",
             credentials: AWSCredentials(accessKeyID: SimulatorProcess.sellerAccessKeyID, secretAccessKey: SimulatorProcess.sellerSecret))
+        configuration.snsTrustedOrigins = [simulator.baseURL]
         let link = try ServiceHost(definition: MarketplaceLinkDefinition.make(configuration: configuration), settings: linkSettings, logger: logger)
         let linkPort = try await link.start().port!
         return JourneyHarness(
             simulator: simulator, identity: identity, organization: organization, link: link, directory: base, organizationPort: organizationPort,
+            linkPort: linkPort,
             linkClient: try ConnectClient(configuration: .init(baseURL: "http://127.0.0.1:\(linkPort)")),
             organizationClient: try ConnectClient(configuration: .init(baseURL: "http://127.0.0.1:\(organizationPort)")),
             operatorClient: try ConnectClient(configuration: .init(baseURL: "http://127.0.0.1:\(linkPort)",
@@ -64,9 +72,10 @@ final class JourneyHarness: Sendable {
     }
 
     private init(simulator: SimulatorProcess, identity: IdentityHarness, organization: ServiceHost, link: ServiceHost, directory: String,
-                 organizationPort: Int, linkClient: ConnectClient, organizationClient: ConnectClient, operatorClient: ConnectClient) {
+                 organizationPort: Int, linkPort: Int, linkClient: ConnectClient, organizationClient: ConnectClient, operatorClient: ConnectClient) {
         self.directory = directory
         self.organizationPort = organizationPort
+        self.linkPort = linkPort
         self.simulator = simulator
         self.identity = identity
         self.organization = organization

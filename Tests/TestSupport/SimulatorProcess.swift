@@ -56,14 +56,25 @@ public struct SimulatorProcess: Sendable {
 
     /// `subscribeAndSetUp` against the simulator at `baseURL`.
     public static func subscribeAndSetUp(baseURL: String, identity: String, offer: String) async throws -> String {
+        let customer = try await subscribe(baseURL: baseURL, identity: identity, offer: offer)
+        return try await setUp(baseURL: baseURL, identity: identity, customer: customer)
+    }
+
+    /// Subscribes as `identity` to `offer`; returns the subscription's customer identifier.
+    public static func subscribe(baseURL: String, identity: String, offer: String) async throws -> String {
         let subscribed = try await Curl.post(baseURL + "/buyer/offers/\(offer)/subscribe", body: "as=\(identity)",
                                              contentType: "application/x-www-form-urlencoded")
         #expect(subscribed.status == 302)
         let location = try #require(subscribed.headers.split(separator: "\r\n").first { $0.lowercased().hasPrefix("location:") })
         let path = location.dropFirst("location:".count).trimmingCharacters(in: .whitespaces)
-        let customer = try #require(path.split(separator: "/").last?.split(separator: "?").first)
         let page = try await Curl.get(baseURL + path)
         #expect(page.status == 200 && page.body.contains("Set up your account"))
+        return String(try #require(path.split(separator: "/").last?.split(separator: "?").first))
+    }
+
+    /// Clicks "Set up your account" on a subscription; returns the token the auto-submitting form
+    /// carries to the fulfillment URL.
+    public static func setUp(baseURL: String, identity: String, customer: String) async throws -> String {
         let setup = try await Curl.post(baseURL + "/buyer/subscriptions/\(customer)/setup", body: "as=\(identity)",
                                         contentType: "application/x-www-form-urlencoded")
         #expect(setup.status == 200)
@@ -72,4 +83,27 @@ public struct SimulatorProcess: Sendable {
         let start = try #require(setup.body.range(of: marker)).upperBound
         return String(setup.body[start...].prefix { $0 != "\"" })
     }
+
+    /// The buyer cancels the subscription: the simulator publishes unsubscribe-pending, then unsubscribe-success.
+    public func cancel(identity: String, customer: String) async throws {
+        let cancelled = try await Curl.post(baseURL + "/buyer/subscriptions/\(customer)/cancel", body: "as=\(identity)",
+                                            contentType: "application/x-www-form-urlencoded")
+        #expect(cancelled.status == 200)
+    }
+
+    /// The seller amends an offer's dimensions: the simulator publishes entitlement-updated to its subscribers.
+    public func amend(offer: String, dimensions: [String: Int]) async throws {
+        let body = String(decoding: try JSONSerialization.data(withJSONObject: ["dimensions": dimensions]), as: UTF8.self)
+        let amended = try await Curl.post(baseURL + "/_sim/offers/\(offer)/amend", body: body)
+        #expect(amended.status == 204)
+    }
+
+    /// The SNS topic the simulator publishes `product`'s events on (AWS Marketplace's naming).
+    public static func topicArn(product: String = product) -> String {
+        "arn:aws:sns:us-east-1:287250355862:aws-mp-subscription-notification-\(product)"
+    }
+
+    /// The simulator's SNS signing key, for tests that sign messages of their own.
+    public var snsSigningKeyPath: String { directory + "/sns-signing.key" }
+    public var snsCertificateURL: String { baseURL + "/sns/SimpleNotificationService-simulator.pem" }
 }

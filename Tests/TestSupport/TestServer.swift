@@ -30,7 +30,7 @@ public final class TestServer: Sendable {
         logger.logLevel = .warning
         let endpoint = ConnectEndpoint(
             router: router,
-            plainRoutes: ["/healthz": { .text(200, "ok\n") }],
+            plainRoutes: ["/healthz": .get { .text(200, "ok\n") }],
             trustedServices: try TrustedServices(digestsByService: ["caller": TrustedServices.digest(ofSecret: secret)]),
             configuration: .init(maxBodyBytes: maxBodyBytes), metrics: metrics, logger: logger)
         let server = ConnectServer(

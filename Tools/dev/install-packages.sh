@@ -9,7 +9,7 @@ apt_packages=(pkg-config libnghttp2-dev libsqlite3-dev zlib1g-dev)
 python_modules=()
 if [ "$mode" = test ]; then
   apt_packages+=(nghttp2-client nghttp2-server curl openssl gzip sqlite3 python3 python3-pip)
-  python_modules+=("h2:h2" "httpx:httpx[http2]" "boto3:boto3" "aiosmtpd:aiosmtpd")
+  python_modules+=("h2:h2" "httpx:httpx[http2]" "boto3:boto3" "aiosmtpd:aiosmtpd" "cryptography:cryptography")
 fi
 
 missing=()

@@ -43,8 +43,10 @@ start() {  # name port secret
 }
 start identity 7101 "$IDENTITY_SECRET"
 start organization 7102 "$ORGANIZATION_SECRET"
-# marketplace-link signs its AWS Marketplace calls with the simulator's seller key (demo-seed.json).
+# marketplace-link signs its AWS Marketplace calls with the simulator's seller key (demo-seed.json),
+# and trusts the simulator as the Amazon SNS host of its subscription events.
 AWS_ACCESS_KEY_ID=AKIDLOCALSELLER000001 AWS_SECRET_ACCESS_KEY=local-simulator-seller-secret-not-for-aws \
+  SNS_TRUSTED_ORIGINS=http://127.0.0.1:7199 \
   start marketplace-link 7103 "$MARKETPLACE_LINK_SECRET"
 "$bin/aws-marketplace-sim" --port 7199 --data-dir data/aws-marketplace-sim \
   --seed Tools/AWSMarketplaceSim/demo-seed.json --maildrop-dir data/maildrop &

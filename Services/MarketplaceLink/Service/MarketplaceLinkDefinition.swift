@@ -10,6 +10,10 @@ import ServiceRuntime
 public struct MarketplaceLinkOptions: ParsableArguments, Sendable {
     @Option(help: "The committed-contract product code (PRODUCT_CODE).") var productCode: String?
     @Option(help: "AWS region of the Marketplace APIs; default us-east-1 (AWS_REGION).") var awsRegion: String?
+    @Option(help: "The SNS topic of the product's subscription events; default AWS Marketplace's topic for the product (SNS_TOPIC_ARN).")
+    var snsTopicArn: String?
+    @Option(help: "Comma-separated scheme://host[:port] trusted to serve SNS certificates and SubscribeURLs; default https://sns.us-east-1.amazonaws.com (SNS_TRUSTED_ORIGINS).")
+    var snsTrustedOrigins: String?
 
     public init() {}
 
@@ -18,10 +22,17 @@ public struct MarketplaceLinkOptions: ParsableArguments, Sendable {
         guard let credentials = AWSCredentials.fromEnvironment(environment) else {
             throw ConfigurationError("set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY: marketplace-link calls the AWS Marketplace seller APIs")
         }
-        return MarketplaceLinkConfiguration(
+        var configuration = MarketplaceLinkConfiguration(
             productCode: ServiceOptions.resolve(productCode, "PRODUCT_CODE", environment: environment) ?? "prod-committed-demo",
             awsRegion: ServiceOptions.resolve(awsRegion, "AWS_REGION", environment: environment) ?? "us-east-1",
             credentials: credentials)
+        if let topic = ServiceOptions.resolve(snsTopicArn, "SNS_TOPIC_ARN", environment: environment) {
+            configuration.snsTopicArn = topic
+        }
+        if let origins = ServiceOptions.resolve(snsTrustedOrigins, "SNS_TRUSTED_ORIGINS", environment: environment) {
+            configuration.snsTrustedOrigins = origins.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        }
+        return configuration
     }
 }
 
@@ -30,6 +41,10 @@ public struct MarketplaceLinkConfiguration: Sendable {
     public var productCode: String
     public var awsRegion: String
     public var credentials: AWSCredentials
+    /// The SNS topic AWS Marketplace publishes the product's subscription events on.
+    public var snsTopicArn: String
+    /// Where SNS certificates and SubscribeURLs may come from.
+    public var snsTrustedOrigins = ["https://sns.us-east-1.amazonaws.com"]
     /// The clock the rules read; tests move it.
     public var now: @Sendable () -> Date = { Date() }
 
@@ -37,10 +52,13 @@ public struct MarketplaceLinkConfiguration: Sendable {
         self.productCode = productCode
         self.awsRegion = awsRegion
         self.credentials = credentials
+        // AWS Marketplace's SaaS topics all live in its us-east-1 account.
+        snsTopicArn = "arn:aws:sns:us-east-1:287250355862:aws-mp-subscription-notification-\(productCode)"
     }
 }
 
-/// marketplace-link as the runtime runs it: its schema, its handlers and the binding saga runner.
+/// marketplace-link as the runtime runs it: its schema, its handlers, its SNS endpoint, the link
+/// saga runner and the entitlement refresher.
 public enum MarketplaceLinkDefinition {
     public static let identity = ServiceIdentity(name: "marketplace-link", defaultPort: 7103)
 
@@ -62,7 +80,22 @@ public enum MarketplaceLinkDefinition {
                 authenticator: AccessTokenAuthenticator(identity: identityClient, now: configuration.now, logger: resources.logger),
                 now: configuration.now, logger: resources.logger)
             MarketplaceLinkHandlers(links: links).register(in: &setup.router)
-            setup.backgroundTasks.append(BackgroundTask(name: "binding saga", run: links.runBindings))
+            setup.backgroundTasks.append(BackgroundTask(name: "link saga", run: links.runSagaSteps))
+
+            var receiverConfiguration = SNSReceiver.Configuration(topicArns: [configuration.snsTopicArn],
+                                                                  trustedOrigins: configuration.snsTrustedOrigins)
+            receiverConfiguration.now = configuration.now
+            let receiver: SNSReceiver
+            do {
+                receiver = try SNSReceiver(configuration: receiverConfiguration)
+            } catch {
+                throw ConfigurationError("--sns-trusted-origins: \(error)")
+            }
+            let events = SubscriptionEvents(productCode: configuration.productCode, pool: resources.database.pool, receiver: receiver,
+                                            entitlements: MarketplaceEntitlementClient(transport: transport), links: links,
+                                            now: configuration.now, logger: resources.logger)
+            setup.plainRoutes[SNSEndpoint.path] = SNSEndpoint(events: events, logger: resources.logger).route
+            setup.backgroundTasks.append(BackgroundTask(name: "entitlement refresh", run: events.runRefreshes))
         }
     }
 }

@@ -53,5 +53,20 @@ public struct HTTPResponse: Sendable {
     }
 }
 
-/// The handler of a plain HTTP `GET` route (`/healthz`, `/readyz`, `/metrics`).
-public typealias PlainRoute = @Sendable () async -> HTTPResponse
+/// A plain HTTP route beside the RPC methods: the probes and metrics (`GET /healthz`, `/readyz`,
+/// `/metrics`) and webhooks such as Amazon SNS's (`POST /marketplace/sns`). It answers only its
+/// own method; anything else at its path goes to the RPC router, which refuses it.
+public struct PlainRoute: Sendable {
+    public let method: String
+    public let handle: @Sendable (HTTPRequest) async -> HTTPResponse
+
+    public init(method: String, handle: @escaping @Sendable (HTTPRequest) async -> HTTPResponse) {
+        self.method = method
+        self.handle = handle
+    }
+
+    /// A `GET` route that needs nothing from the request.
+    public static func get(_ answer: @escaping @Sendable () async -> HTTPResponse) -> PlainRoute {
+        PlainRoute(method: "GET") { _ in await answer() }
+    }
+}

@@ -43,8 +43,8 @@ public struct ConnectEndpoint: Sendable {
     /// Answers one request. Never throws: every failure becomes a Connect error response.
     public func handle(_ request: HTTPRequest) async -> HTTPResponse {
         let path = String(request.path)
-        if request.method == "GET", let route = plainRoutes[path] {
-            return await route()
+        if let route = plainRoutes[path], route.method == request.method {
+            return await route.handle(request)
         }
         let started = ContinuousClock.now
         guard let method = router.method(at: path) else {

@@ -1,4 +1,5 @@
 import _CryptoExtras
+import AWSMarketplace
 import Crypto
 import Foundation
 import X509
@@ -37,19 +38,11 @@ struct SNSSigner: Sendable {
         try certificatePEM.write(toFile: certificatePath, atomically: true, encoding: .utf8)
     }
 
-    /// The string SNS signs: `Key\nValue\n` for the message's type, in SNS's order.
-    static func stringToSign(_ message: [String: String]) -> String {
-        let keys = message["Type"] == "Notification"
-            ? ["Message", "MessageId", "Subject", "Timestamp", "TopicArn", "Type"]
-            : ["Message", "MessageId", "SubscribeURL", "Timestamp", "Token", "TopicArn", "Type"]
-        return keys.compactMap { key in message[key].map { "\(key)\n\($0)\n" } }.joined()
-    }
-
     /// Adds `SignatureVersion` 2 and `Signature` to a message.
     func sign(_ message: [String: String]) throws -> [String: String] {
         var signed = message
         signed["SignatureVersion"] = "2"
-        let signature = try key.signature(for: Data(Self.stringToSign(message).utf8), padding: .insecurePKCS1v1_5)
+        let signature = try key.signature(for: Data(SNSMessage.stringToSign(message).utf8), padding: .insecurePKCS1v1_5)
         signed["Signature"] = signature.rawRepresentation.base64EncodedString()
         return signed
     }

@@ -7,10 +7,11 @@ import GRDB
 import Logging
 import RPCCore
 import ServiceRuntime
+import Synchronization
 
 /// marketplace-link's use cases: resolve a registration, bind it to an organization (a durable
-/// saga: recorded as BINDING, then organization's SetBillingAccount retried until it answers),
-/// and report billing status.
+/// saga: recorded as BINDING, then organization's SetBillingAccount retried until it answers;
+/// after a cancellation, ClearBillingAccount the same way), and report billing status.
 final class ContractLinks: Sendable {
     struct Configuration: Sendable {
         /// The committed-contract product; registrations for anything else are refused.
@@ -35,6 +36,8 @@ final class ContractLinks: Sendable {
     /// Roles as organization's CheckAdmin gave them, reused for a few seconds by GetBillingStatus
     /// only (a read-only page). Binding always asks afresh.
     private let viewerRoles = ExpiringCache<String, CheckAdminResponse>(lifetime: .seconds(5))
+    /// Links whose saga step is running now.
+    private let stepsInFlight = Mutex<Set<String>>([])
 
     init(configuration: Configuration, pool: DatabasePool, metering: MarketplaceMeteringClient, entitlements: MarketplaceEntitlementClient,
          organization: ConnectClient, authenticator: AccessTokenAuthenticator, now: @escaping @Sendable () -> Date, logger: Logger) {
@@ -70,13 +73,11 @@ final class ContractLinks: Sendable {
             throw Self.refusal(error)
         }
         let at = now()
-        let active = current.filter { ($0.expirationDate ?? .distantFuture) > at }
+        let active = OfferRecord.active(current, at: at)
         guard !active.isEmpty else { throw MarketplaceLinkError.noActiveEntitlement }
         let account = customer.customerAWSAccountID ?? active.compactMap(\.customerAWSAccountID).first ?? customer.customerIdentifier
-        let offer = OfferRecord(productCode: customer.productCode, awsAccountID: account,
-                                licenseArn: customer.licenseArn ?? active.compactMap(\.licenseArn).first,
-                                entitlements: Dictionary(active.map { ($0.dimension, $0.value.map(Self.text) ?? "") }) { first, _ in first },
-                                contractEndsAt: active.compactMap(\.expirationDate).max())
+        let offer = OfferRecord(productCode: customer.productCode, awsAccountID: account, licenseArn: customer.licenseArn,
+                                entitlements: [:], contractEndsAt: nil).withEntitlements(active)
 
         if let linkedOrganization = try await pool.read({ db in try LinkStore.liveOrganization(db, awsAccountID: account, productCode: customer.productCode) }) {
             return AcceptRegistrationResponse(claim: nil, claimExpiresAt: nil, offer: offer.summary, alreadyLinked: true,
@@ -84,9 +85,15 @@ final class ContractLinks: Sendable {
         }
         let claim = SecretToken.generate()
         let expiresAt = at + configuration.claimLifetime
-        try await pool.write { db in
-            try LinkStore.upsertRegistration(db, offer: offer, customerIdentifier: customer.customerIdentifier, claimHash: claim.hash,
-                                             claimExpiresAt: expiresAt, at: at)
+        // Events AWS Marketplace sent before this registration are applied with it, in one transaction.
+        let registration = try await pool.write { db in
+            let registration = try LinkStore.upsertRegistration(db, offer: offer, customerIdentifier: customer.customerIdentifier,
+                                                                claimHash: claim.hash, claimExpiresAt: expiresAt, at: at)
+            return try SubscriptionLifecycle.applyWaiting(db, to: registration, at: at)
+        }
+        if let reason = registration.closedReason {
+            linksChanged()
+            throw MarketplaceLinkError.subscriptionEnded(reason)
         }
         logger.info("registration accepted", metadata: ["aws_account": "\(offer.maskedAccount)", "product": "\(offer.productCode)"])
         return AcceptRegistrationResponse(claim: claim.value, claimExpiresAt: expiresAt, offer: offer.summary, alreadyLinked: false)
@@ -139,20 +146,25 @@ final class ContractLinks: Sendable {
         return try await status(linkID: linkID)
     }
 
-    /// One step of the saga for a BINDING link: ask organization to set the billing account.
-    /// Success makes the link ACTIVE; a permanent refusal FAILED (which frees the account and the
-    /// organization for another binding); anything else is retried later with backoff.
+    /// One saga step for a link that owes organization one: SET_BILLING after a bind (success makes
+    /// a BINDING link ACTIVE; a permanent refusal makes it FAILED, which frees the account and the
+    /// organization for another binding), CLEAR_BILLING after a cancellation. Anything else is
+    /// retried later with backoff. One step per link at a time, so a clear never overtakes a set.
     func advance(linkID: String) async {
-        guard let link = try? await pool.read({ db in try LinkStore.link(db, id: linkID) }), link.state == .binding else { return }
-        let request = SetBillingAccountRequest(
-            organizationId: link.organizationID, provider: .awsMarketplace, awsAccountId: link.offer.awsAccountID, linkId: link.id,
-            contract: ContractSummary(productCode: link.offer.productCode, offerId: link.offer.licenseArn ?? link.offer.productCode,
-                                      dimensions: link.offer.entitlements, endsAt: link.offer.contractEndsAt),
-            linkedBy: link.linkedBy)
+        guard stepsInFlight.withLock({ $0.insert(linkID).inserted }) else { return }
+        defer { stepsInFlight.withLock { _ = $0.remove(linkID) } }
+        guard let link = try? await pool.read({ db in try LinkStore.link(db, id: linkID) }), let step = link.pendingStep else { return }
         let outcome: LinkStore.Outcome
         do {
-            _ = try await organization.call(Organizations.setBillingAccount, request, options: .init(timeout: .seconds(5)))
-            outcome = .active
+            switch step {
+            case .setBilling:
+                _ = try await organization.call(Organizations.setBillingAccount, Self.setBillingRequest(link), options: .init(timeout: .seconds(5)))
+            case .clearBilling:
+                let request = ClearBillingAccountRequest(organizationId: link.organizationID, linkId: link.id,
+                                                         reason: "the AWS Marketplace subscription ended")
+                _ = try await organization.call(Organizations.clearBillingAccount, request, options: .init(timeout: .seconds(5)))
+            }
+            outcome = .done
         } catch {
             switch error.code {
             case .failedPrecondition, .invalidArgument, .notFound, .permissionDenied, .alreadyExists:
@@ -164,23 +176,38 @@ final class ContractLinks: Sendable {
         }
         let at = now()
         do {
-            try await pool.write { db in try LinkStore.record(db, outcome, linkID: linkID, at: at) }
+            try await pool.write { db in try LinkStore.record(db, outcome, of: step, linkID: linkID, at: at) }
             statuses.invalidate()
         } catch {
-            logger.error("cannot record a binding step", metadata: ["link_id": "\(linkID)", "error": "\(error)"])
+            logger.error("cannot record a saga step", metadata: ["link_id": "\(linkID)", "error": "\(error)"])
         }
-        logger.info("binding step", metadata: ["link_id": "\(linkID)", "outcome": "\(outcome)"])
+        logger.info("saga step", metadata: ["link_id": "\(linkID)", "step": "\(step.rawValue)", "outcome": "\(outcome)"])
     }
 
-    /// The saga runner: advances every BINDING link that is due, including those left by a crash.
-    func runBindings() async {
+    /// The saga runner: advances every link whose step is due, including those left by a crash.
+    func runSagaSteps() async {
         while !Task.isCancelled {
-            let due = (try? await pool.read { [now] db in try LinkStore.dueBindings(db, at: now()) }) ?? []
+            let due = (try? await pool.read { [now] db in try LinkStore.dueSteps(db, at: now()) }) ?? []
             for linkID in due where !Task.isCancelled {
                 await advance(linkID: linkID)
             }
             await wake.wait(upTo: .seconds(1))
         }
+    }
+
+    /// Links changed outside a saga step (a subscription event): the billing page reads afresh and
+    /// the runner looks for due steps now.
+    func linksChanged() {
+        statuses.invalidate()
+        wake.signal()
+    }
+
+    private static func setBillingRequest(_ link: LinkStore.Link) -> SetBillingAccountRequest {
+        SetBillingAccountRequest(
+            organizationId: link.organizationID, provider: .awsMarketplace, awsAccountId: link.offer.awsAccountID, linkId: link.id,
+            contract: ContractSummary(productCode: link.offer.productCode, offerId: link.offer.licenseArn ?? link.offer.productCode,
+                                      dimensions: link.offer.entitlements, endsAt: link.offer.contractEndsAt),
+            linkedBy: link.linkedBy)
     }
 
     // MARK: Status
@@ -226,15 +253,6 @@ final class ContractLinks: Sendable {
         case .invalidToken: .registrationInvalid
         case .expiredToken: .registrationExpired
         default: .awsUnavailable("\(error.kind)")
-        }
-    }
-
-    private static func text(_ value: Entitlement.Value) -> String {
-        switch value {
-        case .integer(let number): String(number)
-        case .double(let number): String(number)
-        case .boolean(let flag): String(flag)
-        case .string(let text): text
         }
     }
 }

@@ -7,6 +7,8 @@ enum MarketplaceLinkError: RPCErrorConvertible, Equatable {
     case registrationExpired
     case wrongProduct(String)
     case noActiveEntitlement
+    /// AWS Marketplace ended the subscription: `subscribe-fail` or `unsubscribe-success`.
+    case subscriptionEnded(String)
     case claimUnknown
     case claimUsed
     case claimExpired
@@ -31,6 +33,10 @@ enum MarketplaceLinkError: RPCErrorConvertible, Equatable {
             RPCError(.failedPrecondition, "this registration is for product \(product), not our committed contract; contact us if you expected otherwise")
         case .noActiveEntitlement:
             RPCError(.failedPrecondition, "this AWS account has no active entitlement for the committed contract; check the subscription in AWS Marketplace")
+        case .subscriptionEnded(let action) where action == "subscribe-fail":
+            RPCError(.failedPrecondition, "AWS Marketplace reports that this subscription failed: subscribe to the offer again in AWS Marketplace, then click \"Set up your account\"")
+        case .subscriptionEnded:
+            RPCError(.failedPrecondition, "this subscription was cancelled in AWS Marketplace: subscribe to the offer again to link it")
         case .claimUnknown:
             RPCError(.notFound, "this registration claim is not valid: in AWS Marketplace, click \"Set up your account\" again")
         case .claimUsed:

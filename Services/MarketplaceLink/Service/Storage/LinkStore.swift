@@ -1,3 +1,4 @@
+import AWSMarketplace
 import Contracts
 import Foundation
 import GRDB
@@ -31,15 +32,56 @@ struct OfferRecord: Codable, Sendable, Equatable {
     init(json: String) throws {
         self = try JSONDecoder().decode(OfferRecord.self, from: Data(json.utf8))
     }
+
+    /// The terms the active entitlements grant: each dimension's value, and the latest expiry.
+    func withEntitlements(_ active: [Entitlement]) -> OfferRecord {
+        var offer = self
+        offer.entitlements = Dictionary(active.map { ($0.dimension, $0.value.map(Self.text) ?? "") }) { first, _ in first }
+        offer.contractEndsAt = active.compactMap(\.expirationDate).max()
+        offer.licenseArn = licenseArn ?? active.compactMap(\.licenseArn).first
+        return offer
+    }
+
+    /// The entitlements that have not expired at `at`.
+    static func active(_ entitlements: [Entitlement], at: Date) -> [Entitlement] {
+        entitlements.filter { ($0.expirationDate ?? .distantFuture) > at }
+    }
+
+    private static func text(_ value: Entitlement.Value) -> String {
+        switch value {
+        case .integer(let number): String(number)
+        case .double(let number): String(number)
+        case .boolean(let flag): String(flag)
+        case .string(let text): text
+        }
+    }
 }
 
 /// marketplace-link's tables, read and written inside the caller's transaction.
 enum LinkStore {
     struct Registration: Sendable {
         var id: String
+        var customerIdentifier: String
         var offer: OfferRecord
         var claimExpiresAt: Date
         var claimUsedAt: Date?
+        /// Set when AWS Marketplace ended the subscription (`subscribe-fail`, `unsubscribe-success`).
+        var closedReason: String?
+
+        init(row: Row) throws {
+            id = row["id"]
+            customerIdentifier = row["customer_identifier"]
+            offer = try OfferRecord(json: row["offer"])
+            claimExpiresAt = Date(timeIntervalSince1970: row["claim_expires_at"])
+            claimUsedAt = (row["claim_used_at"] as Double?).map(Date.init(timeIntervalSince1970:))
+            closedReason = row["closed_reason"]
+        }
+    }
+
+    /// The saga step a link still owes organization.
+    enum PendingStep: String, Sendable {
+        case setBilling = "SET_BILLING"
+        case clearBilling = "CLEAR_BILLING"
     }
 
     struct Link: Sendable {
@@ -51,6 +93,7 @@ enum LinkStore {
         var linkedAt: Date
         var failureReason: String?
         var attempts: Int
+        var pendingStep: PendingStep?
 
         var status: BillingStatus {
             BillingStatus(organizationId: organizationID, provider: "AWS_MARKETPLACE", linkId: id, state: state, offer: offer.summary,
@@ -66,18 +109,19 @@ enum LinkStore {
             linkedAt = Date(timeIntervalSince1970: row["linked_at"])
             failureReason = row["failure_reason"]
             attempts = row["attempts"]
+            pendingStep = (row["pending_step"] as String?).flatMap(PendingStep.init(rawValue:))
         }
     }
 
     /// What a saga step ended with.
     enum Outcome: Sendable, CustomStringConvertible {
-        case active
+        case done
         case failed(String)
         case retry(at: Date, error: String)
 
         var description: String {
             switch self {
-            case .active: "active"
+            case .done: "done"
             case .failed(let reason): "failed: \(reason)"
             case .retry(_, let error): "retry: \(error)"
             }
@@ -93,30 +137,38 @@ enum LinkStore {
     }
 
     /// Keeps one pending registration per (AWS account, product); a new claim replaces the old one.
+    /// A registration AWS Marketplace ended stays ended for the same customer; a new subscription
+    /// (another customer identifier) opens it again. Returns the registration as stored.
+    @discardableResult
     static func upsertRegistration(_ db: Database, offer: OfferRecord, customerIdentifier: String, claimHash: String,
-                                   claimExpiresAt: Date, at: Date) throws {
+                                   claimExpiresAt: Date, at: Date) throws -> Registration {
         try db.execute(sql: """
             INSERT INTO registration (id, aws_account_id, customer_identifier, product_code, offer, claim_hash, claim_expires_at, created_at, updated_at)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
             ON CONFLICT(aws_account_id, product_code) DO UPDATE SET customer_identifier = excluded.customer_identifier,
                 offer = excluded.offer, claim_hash = excluded.claim_hash, claim_expires_at = excluded.claim_expires_at,
-                claim_used_at = NULL, updated_at = excluded.updated_at
+                claim_used_at = NULL, updated_at = excluded.updated_at,
+                closed_reason = CASE WHEN customer_identifier = excluded.customer_identifier THEN closed_reason END,
+                closed_at = CASE WHEN customer_identifier = excluded.customer_identifier THEN closed_at END
             """, arguments: [UUID().uuidString.lowercased(), offer.awsAccountID, customerIdentifier, offer.productCode, offer.json,
                              claimHash, claimExpiresAt.timeIntervalSince1970, at.timeIntervalSince1970, at.timeIntervalSince1970])
+        return try registration(db, claimHash: claimHash)!
     }
 
     static func registration(_ db: Database, claimHash: String) throws -> Registration? {
-        try Row.fetchOne(db, sql: "SELECT id, offer, claim_expires_at, claim_used_at FROM registration WHERE claim_hash = ?",
-                         arguments: [claimHash]).map { row in
-            Registration(id: row["id"], offer: try OfferRecord(json: row["offer"]),
-                         claimExpiresAt: Date(timeIntervalSince1970: row["claim_expires_at"]),
-                         claimUsedAt: (row["claim_used_at"] as Double?).map(Date.init(timeIntervalSince1970:)))
-        }
+        try Row.fetchOne(db, sql: "SELECT * FROM registration WHERE claim_hash = ?", arguments: [claimHash]).map(Registration.init(row:))
+    }
+
+    /// The registration of an AWS Marketplace customer, if they have registered.
+    static func registration(_ db: Database, customerIdentifier: String, productCode: String) throws -> Registration? {
+        try Row.fetchOne(db, sql: "SELECT * FROM registration WHERE customer_identifier = ? AND product_code = ?",
+                         arguments: [customerIdentifier, productCode]).map(Registration.init(row:))
     }
 
     /// The registration behind a claim that may still be used; throws why not otherwise.
     static func usableRegistration(_ db: Database, claimHash: String, at: Date) throws -> Registration {
         guard let registration = try registration(db, claimHash: claimHash) else { throw MarketplaceLinkError.claimUnknown }
+        if let reason = registration.closedReason { throw MarketplaceLinkError.subscriptionEnded(reason) }
         if registration.claimUsedAt != nil { throw MarketplaceLinkError.claimUsed }
         if at >= registration.claimExpiresAt { throw MarketplaceLinkError.claimExpired }
         return registration
@@ -135,8 +187,8 @@ enum LinkStore {
         do {
             try db.execute(sql: """
                 INSERT INTO link (id, registration_id, aws_account_id, product_code, organization_id, offer, state, linked_by, linked_at,
-                                  next_attempt_at, updated_at)
-                VALUES (?, ?, ?, ?, ?, ?, 'BINDING', ?, ?, ?, ?)
+                                  pending_step, next_attempt_at, updated_at)
+                VALUES (?, ?, ?, ?, ?, ?, 'BINDING', ?, ?, 'SET_BILLING', ?, ?)
                 """, arguments: [id, registration.id, registration.offer.awsAccountID, registration.offer.productCode, organizationID,
                                  registration.offer.json, userID, at.timeIntervalSince1970, at.timeIntervalSince1970, at.timeIntervalSince1970])
         } catch let error as DatabaseError where error.extendedResultCode == .SQLITE_CONSTRAINT_UNIQUE {
@@ -164,34 +216,85 @@ enum LinkStore {
                          arguments: [state?.rawValue, limit]).map(Link.init(row:))
     }
 
-    static func dueBindings(_ db: Database, at: Date) throws -> [String] {
-        try String.fetchAll(db, sql: "SELECT id FROM link WHERE state = 'BINDING' AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT 50",
-                            arguments: [at.timeIntervalSince1970])
+    /// Links owing organization a saga step that is due now, including those left by a crash.
+    static func dueSteps(_ db: Database, at: Date) throws -> [String] {
+        try String.fetchAll(db, sql: """
+            SELECT id FROM link WHERE pending_step IS NOT NULL AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT 50
+            """, arguments: [at.timeIntervalSince1970])
     }
 
-    /// Applies a saga step's outcome, only to a link still BINDING.
-    static func record(_ db: Database, _ outcome: Outcome, linkID: String, at: Date) throws {
+    /// Applies the outcome of `step`, only if the link still owes that step (a cancellation may have
+    /// replaced SET_BILLING by CLEAR_BILLING meanwhile).
+    static func record(_ db: Database, _ outcome: Outcome, of step: PendingStep, linkID: String, at: Date) throws {
+        let arguments: StatementArguments = [at.timeIntervalSince1970, linkID, step.rawValue]
         switch outcome {
-        case .active:
+        case .done:
             try db.execute(sql: """
-                UPDATE link SET state = 'ACTIVE', attempts = attempts + 1, next_attempt_at = NULL, failure_reason = NULL, updated_at = ?
-                WHERE id = ? AND state = 'BINDING'
-                """, arguments: [at.timeIntervalSince1970, linkID])
-        case .failed(let reason):
+                UPDATE link SET state = CASE state WHEN 'BINDING' THEN 'ACTIVE' ELSE state END, pending_step = NULL,
+                    attempts = attempts + 1, next_attempt_at = NULL, failure_reason = NULL, updated_at = ?
+                WHERE id = ? AND pending_step = ?
+                """, arguments: arguments)
+        case .failed(let reason) where step == .setBilling:
             try db.execute(sql: """
-                UPDATE link SET state = 'FAILED', attempts = attempts + 1, next_attempt_at = NULL, failure_reason = ?, updated_at = ?
-                WHERE id = ? AND state = 'BINDING'
-                """, arguments: [reason, at.timeIntervalSince1970, linkID])
+                UPDATE link SET state = 'FAILED', pending_step = NULL, attempts = attempts + 1, next_attempt_at = NULL,
+                    failure_reason = ?, updated_at = ?
+                WHERE id = ? AND pending_step = ?
+                """, arguments: [reason] + arguments)
             // Rolled back: the claim may be used again, for another organization.
             if db.changesCount == 1 {
                 try db.execute(sql: "UPDATE registration SET claim_used_at = NULL WHERE id = (SELECT registration_id FROM link WHERE id = ?)",
                                arguments: [linkID])
             }
+        case .failed(let reason):
+            // organization refused to clear for good (the organization is gone, say): nothing is left to clear.
+            try db.execute(sql: """
+                UPDATE link SET pending_step = NULL, attempts = attempts + 1, next_attempt_at = NULL, failure_reason = ?, updated_at = ?
+                WHERE id = ? AND pending_step = ?
+                """, arguments: [reason] + arguments)
         case .retry(let when, let error):
             try db.execute(sql: """
                 UPDATE link SET attempts = attempts + 1, next_attempt_at = ?, failure_reason = ?, updated_at = ?
-                WHERE id = ? AND state = 'BINDING'
-                """, arguments: [when.timeIntervalSince1970, "retrying: \(error)", at.timeIntervalSince1970, linkID])
+                WHERE id = ? AND pending_step = ?
+                """, arguments: [when.timeIntervalSince1970, "retrying: \(error)"] + arguments)
         }
+    }
+
+    // MARK: Subscription lifecycle
+
+    /// The registration's live link, if any.
+    static func liveLink(_ db: Database, registrationID: String) throws -> Link? {
+        try Row.fetchOne(db, sql: "SELECT * FROM link WHERE registration_id = ? AND state IN \(liveStates)",
+                         arguments: [registrationID]).map(Link.init(row:))
+    }
+
+    /// Ends a registration (its claim can no longer be used) and cancels its live link, which then
+    /// owes organization a CLEAR_BILLING step. Returns the cancelled link's id.
+    static func close(_ db: Database, registrationID: String, reason: String, at: Date) throws -> String? {
+        try db.execute(sql: "UPDATE registration SET closed_reason = ?, closed_at = ?, updated_at = ? WHERE id = ?",
+                       arguments: [reason, at.timeIntervalSince1970, at.timeIntervalSince1970, registrationID])
+        guard let link = try liveLink(db, registrationID: registrationID) else { return nil }
+        try db.execute(sql: """
+            UPDATE link SET state = 'CANCELLED', pending_step = 'CLEAR_BILLING', attempts = 0, next_attempt_at = ?, updated_at = ?
+            WHERE id = ?
+            """, arguments: [at.timeIntervalSince1970, at.timeIntervalSince1970, link.id])
+        return link.id
+    }
+
+    /// The buyer asked to unsubscribe: the live link shows UNSUBSCRIBE_PENDING (a pending
+    /// SET_BILLING step still runs, so a later cancellation has something definite to clear).
+    static func markUnsubscribePending(_ db: Database, registrationID: String, at: Date) throws -> Bool {
+        try db.execute(sql: """
+            UPDATE link SET state = 'UNSUBSCRIBE_PENDING', updated_at = ?
+            WHERE registration_id = ? AND state IN ('BINDING', 'ACTIVE')
+            """, arguments: [at.timeIntervalSince1970, registrationID])
+        return db.changesCount > 0
+    }
+
+    /// Replaces the offer (its entitlements) of a registration and of its live link.
+    static func updateOffer(_ db: Database, registrationID: String, offer: OfferRecord, at: Date) throws {
+        try db.execute(sql: "UPDATE registration SET offer = ?, updated_at = ? WHERE id = ?",
+                       arguments: [offer.json, at.timeIntervalSince1970, registrationID])
+        try db.execute(sql: "UPDATE link SET offer = ?, updated_at = ? WHERE registration_id = ? AND state IN \(liveStates)",
+                       arguments: [offer.json, at.timeIntervalSince1970, registrationID])
     }
 }

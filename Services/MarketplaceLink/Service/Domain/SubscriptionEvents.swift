@@ -1,0 +1,150 @@
+import AWSMarketplace
+import Foundation
+import GRDB
+import Logging
+import ServiceRuntime
+
+/// AWS Marketplace's subscription events, as Amazon SNS delivers them: verified, recorded by
+/// MessageId (a redelivery changes nothing) and applied in the same transaction. An event for a
+/// customer who has not registered yet waits for the registration; entitlement-updated is
+/// recorded first and its entitlements fetched from AWS afterwards, retried until AWS answers.
+final class SubscriptionEvents: Sendable {
+    enum Receipt: Equatable {
+        case accepted
+        case duplicate
+    }
+
+    private let productCode: String
+    private let pool: DatabasePool
+    private let receiver: SNSReceiver
+    private let entitlements: MarketplaceEntitlementClient
+    private let links: ContractLinks
+    private let now: @Sendable () -> Date
+    private let logger: Logger
+    /// Wakes the entitlement refresher when an entitlement-updated is recorded.
+    private let wake = WakeSignal()
+    private let longestRetryDelay: TimeInterval = 60
+
+    init(productCode: String, pool: DatabasePool, receiver: SNSReceiver, entitlements: MarketplaceEntitlementClient,
+         links: ContractLinks, now: @escaping @Sendable () -> Date, logger: Logger) {
+        self.productCode = productCode
+        self.pool = pool
+        self.receiver = receiver
+        self.entitlements = entitlements
+        self.links = links
+        self.now = now
+        self.logger = logger
+    }
+
+    /// Takes one SNS message; throws why not (the sender retries on `unavailable`).
+    func receive(_ message: SNSMessage) async throws(SNSMessageError) -> Receipt {
+        try await receiver.verify(message)
+        switch message.kind {
+        case .subscriptionConfirmation:
+            if try await isKnown(message.messageID) { return .duplicate }
+            try await receiver.confirmSubscription(message)
+            let at = now()
+            _ = try await write { db in
+                try NotificationStore.recordSubscription(db, topicArn: message.topicArn, at: at)
+                return try NotificationStore.insert(db, message, event: nil, state: .applied, detail: "subscription confirmed", at: at)
+            }
+            logger.info("SNS subscription confirmed", metadata: ["topic": "\(message.topicArn)"])
+            return .accepted
+        case .unsubscribeConfirmation:
+            let at = now()
+            let isNew = try await write { db in
+                try NotificationStore.insert(db, message, event: nil, state: .ignored, detail: "our endpoint was unsubscribed from the topic", at: at)
+            }
+            if isNew {
+                logger.warning("SNS says this endpoint was unsubscribed; subscribe it again to receive subscription events",
+                               metadata: ["topic": "\(message.topicArn)"])
+            }
+            return isNew ? .accepted : .duplicate
+        case .notification:
+            return try await receive(event: try MarketplaceSubscriptionEvent(message: message.message), of: message)
+        }
+    }
+
+    private func receive(event: MarketplaceSubscriptionEvent, of message: SNSMessage) async throws(SNSMessageError) -> Receipt {
+        let at = now()
+        let productCode = self.productCode
+        let effect: SubscriptionLifecycle.Effect? = try await write { db in
+            guard try NotificationStore.insert(db, message, event: event, state: .waiting, detail: nil, at: at) else { return nil }
+            let effect: SubscriptionLifecycle.Effect
+            if event.productCode != productCode {
+                effect = .init(state: .ignored, detail: "product \(event.productCode) is not the committed contract \(productCode)")
+            } else if var registration = try LinkStore.registration(db, customerIdentifier: event.customerIdentifier, productCode: event.productCode) {
+                effect = try SubscriptionLifecycle.apply(db, event.action, to: &registration, at: at)
+            } else {
+                effect = .init(state: .waiting, detail: "no registration yet; applied when the buyer registers")
+            }
+            try NotificationStore.setState(db, messageID: message.messageID, effect.state, detail: effect.detail, at: at)
+            return effect
+        }
+        guard let effect else { return .duplicate }
+        logger.info("subscription event", metadata: [
+            "message_id": "\(message.messageID)", "action": "\(event.action.rawValue)", "state": "\(effect.state.rawValue)",
+            "detail": "\(effect.detail ?? "")",
+        ])
+        links.linksChanged()
+        if effect.state == .refresh { wake.signal() }
+        return .accepted
+    }
+
+    // MARK: Entitlement refresh
+
+    /// Fetches the entitlements of every recorded entitlement-updated that is due.
+    func runRefreshes() async {
+        while !Task.isCancelled {
+            let due = (try? await pool.read { [now] db in try NotificationStore.dueRefreshes(db, at: now()) }) ?? []
+            for refresh in due where !Task.isCancelled {
+                await self.refresh(refresh)
+            }
+            await wake.wait(upTo: .seconds(1))
+        }
+    }
+
+    private func refresh(_ refresh: NotificationStore.Refresh) async {
+        do {
+            let current = try await entitlements.entitlements(productCode: refresh.productCode,
+                                                              filter: [.customerIdentifier: [refresh.customerIdentifier]])
+            let at = now()
+            try await pool.write { db in
+                guard let registration = try LinkStore.registration(db, customerIdentifier: refresh.customerIdentifier,
+                                                                     productCode: refresh.productCode) else { return }
+                let offer = registration.offer.withEntitlements(OfferRecord.active(current, at: at))
+                try LinkStore.updateOffer(db, registrationID: registration.id, offer: offer, at: at)
+                try NotificationStore.setState(db, messageID: refresh.messageID, .applied,
+                                               detail: "entitlements: \(offer.entitlements.sorted { $0.key < $1.key })", at: at)
+            }
+            links.linksChanged()
+            logger.info("entitlements refreshed", metadata: ["message_id": "\(refresh.messageID)"])
+        } catch {
+            let delay = min(pow(2, Double(refresh.attempts)), longestRetryDelay)
+            logger.info("entitlement refresh failed; retrying", metadata: ["message_id": "\(refresh.messageID)", "error": "\(error)"])
+            try? await pool.write { [now] db in
+                try NotificationStore.postponeRefresh(db, messageID: refresh.messageID, until: now() + delay, error: "\(error)")
+            }
+        }
+    }
+
+    // MARK: Storage
+
+    private func isKnown(_ messageID: String) async throws(SNSMessageError) -> Bool {
+        do {
+            return try await pool.read { db in try NotificationStore.isRecorded(db, messageID: messageID) }
+        } catch {
+            throw .unavailable("cannot read the message log")
+        }
+    }
+
+    /// A write whose failure the sender should retry.
+    private func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws(SNSMessageError) -> T {
+        do {
+            return try await pool.write(body)
+        } catch {
+            logger.error("cannot record an SNS message", metadata: ["error": "\(error)"])
+            throw .unavailable("cannot record the message")
+        }
+    }
+}
