@@ -5,9 +5,9 @@ import RPCCore
 import Testing
 import TestSupport
 
-/// The binding saga when organization cannot confirm: its database is write-locked by another
-/// process (sqlite3 holding BEGIN IMMEDIATE), so CheckAdmin still answers but SetBillingAccount
-/// fails after organization's 5 s busy timeout, until the lock is released.
+/// The binding saga when organization cannot confirm: first its database is write-locked by
+/// another process (sqlite3 holding BEGIN IMMEDIATE), so CheckAdmin still answers but
+/// SetBillingAccount fails after organization's 5 s busy timeout; then organization is down.
 @Suite(.serialized, .timeLimit(.minutes(3))) struct BindingFaultTests {
     /// A sqlite3 process holding the write lock on `database` until `release()`.
     final class WriteLock: @unchecked Sendable {
@@ -40,7 +40,7 @@ import TestSupport
             .stdout.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
-    @Test func aBindCompletesOnceOrganizationCanConfirmAgain() async throws {
+    @Test func aBindCompletesOnceOrganizationIsBack() async throws {
         let system = try await JourneyHarness.start()
         defer { Task { await system.stop() } }
         let (user, organization) = try await system.adminWithOrganization()
@@ -49,7 +49,15 @@ import TestSupport
         let first = try await system.linkClient.call(MarketplaceLink.bindOrganization, BindOrganizationRequest(claim: claim, organizationId: organization.id),
                                                      options: .init(timeout: .seconds(30), bearerToken: user.accessToken))
         #expect(first.state == .binding, "organization could not write, so the link waits")
+        // Then organization goes down altogether: the retries find nobody listening.
+        await system.organization.shutdown(timeout: .seconds(2))
         lock.release()
+        try await Task.sleep(for: .seconds(3))
+        #expect(try await system.linkSQL("SELECT state || ' ' || (attempts >= 2) FROM link") == "BINDING 1")
+        #expect(try await billingRows(system.organizationDatabase) == "0")
+        // organization is back: the bind completes.
+        let restarted = try await system.startOrganizationAgain()
+        defer { Task { await restarted.shutdown(timeout: .seconds(2)) } }
         let active = try await eventually(timeout: .seconds(30)) {
             try await system.linkClient.call(MarketplaceLink.getBillingStatus, BillingStatusRequest(organizationId: organization.id),
                                              options: .init(bearerToken: user.accessToken)).state == .active

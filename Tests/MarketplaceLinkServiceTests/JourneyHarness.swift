@@ -29,6 +29,8 @@ final class JourneyHarness: Sendable {
     var linkDatabase: String { directory + "/marketplace-link/marketplace-link.sqlite" }
     var linkURL: String { "http://127.0.0.1:\(linkPort)" }
     let linkPort: Int
+    /// organization's settings with the port it first bound, to start it again after a test stopped it.
+    let organizationRestartSettings: ServiceSettings
     var organizationURL: String { "http://127.0.0.1:\(organizationPort)" }
     let organizationPort: Int
 
@@ -50,6 +52,8 @@ final class JourneyHarness: Sendable {
         ]).settings(service: OrganizationDefinition.identity, environment: [:])
         let organization = try ServiceHost(definition: OrganizationDefinition.make(), settings: organizationSettings, logger: logger)
         let organizationPort = try await organization.start().port!
+        var restartSettings = organizationSettings
+        restartSettings.port = organizationPort
 
         let linkSettings = try ServiceOptions.parse([
             "--port", "\(fixedLinkPort)", "--data-dir", base + "/marketplace-link", "--identity-url", "http://127.0.0.1:\(identity.port)",
@@ -64,7 +68,7 @@ final class JourneyHarness: Sendable {
         let linkPort = try await link.start().port!
         return JourneyHarness(
             simulator: simulator, identity: identity, organization: organization, link: link, directory: base, organizationPort: organizationPort,
-            linkPort: linkPort,
+            linkPort: linkPort, organizationRestartSettings: restartSettings,
             linkClient: try ConnectClient(configuration: .init(baseURL: "http://127.0.0.1:\(linkPort)")),
             organizationClient: try ConnectClient(configuration: .init(baseURL: "http://127.0.0.1:\(organizationPort)")),
             operatorClient: try ConnectClient(configuration: .init(baseURL: "http://127.0.0.1:\(linkPort)",
@@ -72,10 +76,11 @@ final class JourneyHarness: Sendable {
     }
 
     private init(simulator: SimulatorProcess, identity: IdentityHarness, organization: ServiceHost, link: ServiceHost, directory: String,
-                 organizationPort: Int, linkPort: Int, linkClient: ConnectClient, organizationClient: ConnectClient, operatorClient: ConnectClient) {
+                 organizationPort: Int, linkPort: Int, organizationRestartSettings: ServiceSettings, linkClient: ConnectClient, organizationClient: ConnectClient, operatorClient: ConnectClient) {
         self.directory = directory
         self.organizationPort = organizationPort
         self.linkPort = linkPort
+        self.organizationRestartSettings = organizationRestartSettings
         self.simulator = simulator
         self.identity = identity
         self.organization = organization
@@ -93,6 +98,15 @@ final class JourneyHarness: Sendable {
         await organization.shutdown(timeout: .seconds(2))
         await identity.stop()
         await simulator.stop()
+    }
+
+    /// Starts organization again on its port and data (after `organization.shutdown()`); the caller stops it.
+    func startOrganizationAgain() async throws -> ServiceHost {
+        var logger = Logger(label: "journey-test")
+        logger.logLevel = .critical
+        let host = try ServiceHost(definition: OrganizationDefinition.make(), settings: organizationRestartSettings, logger: logger)
+        _ = try await host.start()
+        return host
     }
 
     /// A signed-up user who administers a new organization; returns both.
