@@ -230,7 +230,8 @@ let package = Package(
         .testTarget(
             name: "MarketplaceLinkServiceTests",
             dependencies: ["MarketplaceLinkService", "OrganizationService", "IdentityService", "AWSMarketplace", "ConnectTransport",
-                           "Contracts", "TestSupport", .product(name: "Crypto", package: "swift-crypto")],
+                           "Contracts", "AccessTokens", "TestSupport", .product(name: "Crypto", package: "swift-crypto"),
+                           .product(name: "GRDB", package: "GRDB.swift")],
             path: "Tests/MarketplaceLinkServiceTests"
         ),
         .testTarget(
