@@ -12,6 +12,9 @@ public enum ProtoJSON {
             if isEmptyObject(buffer) {
                 return try Message(from: EmptyMessageDecoder())
             }
+            if let message = FlatMessageDecoder.decode(Message.self, from: buffer) {
+                return message
+            }
             return try decoder.decode(Message.self, from: buffer)
         } catch let error as DecodingError {
             throw RPCError(.invalidArgument, describe(error))

@@ -19,6 +19,19 @@ public struct RPCRouter: Sendable {
         }
     }
 
+    /// Registers a handler that answers with a response encoded ahead of time, for answers
+    /// served many times from a cache (the billing page's status): no encoding per call.
+    public mutating func register<Request, Response>(
+        _ method: RPCMethod<Request, Response>,
+        encodedHandler: @escaping @Sendable (Request, CallContext) async throws -> EncodedMessage<Response>
+    ) {
+        precondition(methods[method.path] == nil, "\(method.path) registered twice")
+        methods[method.path] = RegisteredMethod(path: method.path, access: method.access) { body, context in
+            let request = try ProtoJSON.decode(Request.self, from: body)
+            return try await encodedHandler(request, context).json
+        }
+    }
+
     /// The method registered at `path`, if any.
     public func method(at path: String) -> RegisteredMethod? {
         methods[path]
@@ -41,5 +54,15 @@ public struct RegisteredMethod: Sendable {
     /// throws `RPCError(.invalidArgument)` naming the field.
     public func callAsFunction(_ body: ByteBuffer, context: CallContext) async throws -> ByteBuffer {
         try await invoke(body, context)
+    }
+}
+
+/// A message already encoded as proto3 JSON, typed by the message so it can only answer a method
+/// whose response it is.
+public struct EncodedMessage<Message: Encodable>: Sendable {
+    public let json: ByteBuffer
+
+    public init(_ message: Message) throws {
+        json = try ProtoJSON.encode(message)
     }
 }

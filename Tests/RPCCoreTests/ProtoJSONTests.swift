@@ -1,7 +1,7 @@
 import Contracts
 import Foundation
 import NIOCore
-import RPCCore
+@testable import RPCCore
 import Testing
 
 @Suite struct ProtoJSONTests {
@@ -176,5 +176,46 @@ import Testing
             init?(intValue: Int) { nil }
         }
         #expect(String(buffer: try ProtoJSON.encode(Nested())) == #"{"outer":{"inner":1}}"#)
+    }
+}
+
+/// The fast path for flat string-only requests gives exactly Foundation's answer, and leaves
+/// everything else (and every error) to Foundation.
+@Suite struct FlatMessageDecoderTests {
+    struct Flat: RPCMessage, Equatable {
+        var organizationId: String
+        var note: String?
+    }
+
+    /// Foundation's answer, for comparison: the shared decoder with ProtoJSON's settings.
+    private func foundation(_ body: String) throws -> Flat {
+        let decoder = JSONDecoder()
+        decoder.keyDecodingStrategy = .convertFromSnakeCase
+        return try decoder.decode(Flat.self, from: Data(body.utf8))
+    }
+
+    @Test func simpleBodiesTakeTheFastPathWithFoundationsAnswer() throws {
+        for body in [#"{"organizationId":"org-1"}"#, #" { "organizationId" : "o", "note" : "a b" } "#,
+                     #"{"note":"","organizationId":"x","unknownField":"ignored"}"#] {
+            let fast = try #require(FlatMessageDecoder.decode(Flat.self, from: ByteBuffer(string: body)), "\(body)")
+            #expect(fast == (try foundation(body)))
+            #expect(try ProtoJSON.decode(Flat.self, from: ByteBuffer(string: body)) == fast)
+        }
+    }
+
+    @Test func anythingElseFallsBackToFoundation() throws {
+        for body in [#"{"organization_id":"snake"}"#, #"{"organizationId":"esc\"aped"}"#, #"{"organizationId":"caf\#u{E9}"}"#,
+                     #"{"organizationId":"a","organizationId":"b"}"#, #"{"organizationId":1}"#, #"{"note":"only"}"#,
+                     #"{"organizationId":"a"} x"#, #"{"organizationId":"a",}"#, #"{"organizationId":null}"#] {
+            #expect(FlatMessageDecoder.decode(Flat.self, from: ByteBuffer(string: body)) == nil, "\(body)")
+        }
+        // ...and Foundation's answers stand: snake_case accepted, errors unchanged.
+        #expect(try ProtoJSON.decode(Flat.self, from: ByteBuffer(string: #"{"organization_id":"snake"}"#)).organizationId == "snake")
+        #expect(throws: RPCError(.invalidArgument, "field 'organizationId' is required")) {
+            try ProtoJSON.decode(Flat.self, from: ByteBuffer(string: #"{"note":"only"}"#))
+        }
+        #expect(throws: RPCError(.invalidArgument, "field 'organizationId': expected a string")) {
+            try ProtoJSON.decode(Flat.self, from: ByteBuffer(string: #"{"organizationId":1}"#))
+        }
     }
 }

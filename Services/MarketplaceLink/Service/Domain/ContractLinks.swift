@@ -31,8 +31,9 @@ final class ContractLinks: Sendable {
     private let logger: Logger
     /// Wakes the saga runner when a binding is recorded.
     let wake = WakeSignal()
-    /// Each organization's current link, for the billing page; every link write invalidates it.
-    private let statuses = ReadThroughCache<String, LinkStore.Link>()
+    /// Each organization's billing status, encoded once for the billing page (the same answer for
+    /// every caller allowed to see it); every link write invalidates it.
+    private let statuses = ReadThroughCache<String, EncodedMessage<BillingStatus>>()
     /// Roles as organization's CheckAdmin gave them, reused for a few seconds by GetBillingStatus
     /// only (a read-only page). Binding always asks afresh.
     private let viewerRoles = ExpiringCache<String, CheckAdminResponse>(lifetime: .seconds(5))
@@ -212,7 +213,7 @@ final class ContractLinks: Sendable {
 
     // MARK: Status
 
-    func billingStatus(_ request: BillingStatusRequest, bearerToken: String?) async throws -> BillingStatus {
+    func billingStatus(_ request: BillingStatusRequest, bearerToken: String?) async throws -> EncodedMessage<BillingStatus> {
         let claims = try await authenticator.authenticate(bearerToken)
         let organizationID = request.organizationId
         let check: CheckAdminResponse
@@ -226,10 +227,11 @@ final class ContractLinks: Sendable {
         }
         guard let role = check.role else { throw MarketplaceLinkError.notFound }
         guard role == .admin || role == .billing else { throw MarketplaceLinkError.billingRoleRequired }
-        let link = try await statuses.value(for: organizationID) { [pool] in
-            try await pool.read { db in try LinkStore.latestLink(db, organizationID: organizationID) }
+        let status = try await statuses.value(for: organizationID) { [pool] in
+            let link = try await pool.read { db in try LinkStore.latestLink(db, organizationID: organizationID) }
+            return try EncodedMessage(link?.status ?? BillingStatus(organizationId: organizationID, provider: "NONE"))
         }
-        return link?.status ?? BillingStatus(organizationId: organizationID, provider: "NONE")
+        return status!  // the loader always has an answer
     }
 
     func list(_ request: ListLinksRequest) async throws -> LinkList {

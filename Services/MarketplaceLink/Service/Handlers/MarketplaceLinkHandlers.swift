@@ -16,9 +16,9 @@ struct MarketplaceLinkHandlers {
         router.register(MarketplaceLink.bindOrganization) { request, context in
             try await links.bind(request, bearerToken: context.bearerToken)
         }
-        router.register(MarketplaceLink.getBillingStatus) { request, context in
+        router.register(MarketplaceLink.getBillingStatus, encodedHandler: { request, context in
             try await links.billingStatus(request, bearerToken: context.bearerToken)
-        }
+        })
         router.register(MarketplaceLink.listLinks) { request, _ in
             try await links.list(request)
         }

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# marketplace-link benchmark (release builds): GetBillingStatus, the billing page's hot path,
+# for an organization with an ACTIVE link, vs Health/Check on the same server, same h2load
+# settings, alternating rounds. Target: >= 60%. The whole system runs: the simulator, identity,
+# organization and marketplace-link; the link is made through the journey first.
+#   Tools/bench/marketplace-link.sh [requests] [rounds]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+requests=${1:-100000}
+rounds=${2:-5}
+Tools/dev/install-packages.sh test >/dev/null
+for product in identity organization marketplace-link aws-marketplace-sim; do swift build -c release --product $product >/dev/null; done
+bin=$(swift build -c release --show-bin-path)
+work=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+source Tools/bench/lib.sh
+secret=bench-link-secret
+digest=$(printf '%s' "$secret" | sha256sum | cut -d' ' -f1)
+
+"$bin/aws-marketplace-sim" --port 17139 --data-dir "$work/sim" --seed Tools/AWSMarketplaceSim/demo-seed.json \
+  --notification-url "" --maildrop-dir "" --log-level warning &
+"$bin/identity" --port 17131 --data-dir "$work/identity" --log-level warning --scrypt-log-n 12 &
+"$bin/organization" --port 17132 --data-dir "$work/organization" --log-level warning \
+  --identity-url http://127.0.0.1:17131 --trusted-services "marketplace-link=$digest" &
+AWS_ACCESS_KEY_ID=AKIDLOCALSELLER000001 AWS_SECRET_ACCESS_KEY=local-simulator-seller-secret-not-for-aws \
+  "$bin/marketplace-link" --port 17133 --data-dir "$work/link" --log-level warning --identity-url http://127.0.0.1:17131 \
+  --organization-url http://127.0.0.1:17132 --aws-marketplace-endpoint http://127.0.0.1:17139 --service-secret "$secret" &
+for port in 17131 17132 17133; do wait_ready $port; done
+for _ in $(seq 100); do curl -sf -o /dev/null http://127.0.0.1:17139/sns/SimpleNotificationService-simulator.pem && break; sleep 0.1; done
+
+# The journey: subscribe and "Set up your account" on the simulator, sign up, create an organization, bind.
+sim=http://127.0.0.1:17139
+customer=$(curl -s -o /dev/null -w '%{redirect_url}' -d as=buyer-admin "$sim/buyer/offers/offer-demo-1/subscribe" | sed 's|.*/subscriptions/||; s|?.*||')
+token=$(curl -s -d as=buyer-admin "$sim/buyer/subscriptions/$customer/setup" | grep -o 'name="x-amzn-marketplace-token" value="[^"]*"' | sed 's/.*value="//; s/"$//')
+login=$(signed_up_user 17131 "$work/identity" admin@example.com "linking passphrase")
+access=$(echo "$login" | json_field '["accessToken"]')
+organization=$(rpc http://127.0.0.1:17132/organization.v1.OrganizationService/CreateOrganization \
+  -H "authorization: Bearer $access" -d '{"name":"Bench Co"}' | json_field '["id"]')
+claim=$(rpc http://127.0.0.1:17133/marketplacelink.v1.MarketplaceLinkService/AcceptRegistration \
+  -d "{\"registrationToken\":\"$token\"}" | json_field '["claim"]')
+rpc http://127.0.0.1:17133/marketplacelink.v1.MarketplaceLinkService/BindOrganization -H "authorization: Bearer $access" \
+  -d "{\"claim\":\"$claim\",\"organizationId\":\"$organization\"}" -o /dev/null
+printf '{"organizationId":"%s"}' "$organization" > "$work/status.json"
+printf '{}' > "$work/empty.json"
+echo "GetBillingStatus answers: $(rpc http://127.0.0.1:17133/marketplacelink.v1.MarketplaceLinkService/GetBillingStatus \
+  -H "authorization: Bearer $access" -d @"$work/status.json")"
+status=(-d "$work/status.json" -H 'content-type: application/json' -H "authorization: Bearer $access"
+        http://127.0.0.1:17133/marketplacelink.v1.MarketplaceLinkService/GetBillingStatus)
+health=(-d "$work/empty.json" -H 'content-type: application/json' http://127.0.0.1:17133/grpc.health.v1.Health/Check)
+echo "== GetBillingStatus vs Health/Check: h2load -n $requests -c 8 -m 32, $rounds alternating rounds"
+h2load -n 100000 -c 8 -m 32 "${status[@]}" >/dev/null; pid=$(pgrep -f "marketplace-link --port 17133" | head -1); perf record -F 2000 -g -p $pid -o /tmp/perf-ml.data -- sleep 6 & sleep 0.5; h2load -n 400000 -c 8 -m 32 "${status[@]}" | grep -E "req/s|succeeded"; wait
