@@ -11,13 +11,7 @@ import sys
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding
 
-
-def string_to_sign(message):
-    if message["Type"] == "Notification":
-        keys = ["Message", "MessageId", "Subject", "Timestamp", "TopicArn", "Type"]
-    else:
-        keys = ["Message", "MessageId", "SubscribeURL", "Timestamp", "Token", "TopicArn", "Type"]
-    return "".join(f"{key}\n{message[key]}\n" for key in keys if key in message).encode()
+from sns_receiver import string_to_sign  # the one canonical-string rule of the fixtures
 
 
 def main():

@@ -34,10 +34,7 @@ import TestSupport
         // The buyer cancels: unsubscribe-pending, then unsubscribe-success; the organization is no longer billed through AWS.
         try await system.simulator.cancel(identity: "alice", customer: customer)
         #expect(try await eventually(timeout: .seconds(20)) { try await system.billingStatus(organization.id, auth).state == .cancelled })
-        #expect(try await eventually(timeout: .seconds(10)) {
-            try await system.organizationClient.call(Organizations.getBillingAccount, OrganizationRef(organizationId: organization.id),
-                                                     options: auth).provider == BillingProvider.none
-        })
+        #expect(try await eventually(timeout: .seconds(10)) { try await system.billingProvider(organization.id, auth) == BillingProvider.none })
         let events = try await system.linkSQL("SELECT action || ':' || state FROM sns_message WHERE type = 'Notification' ORDER BY sent_at")
         #expect(events.split(separator: "\n") == [
             "subscribe-success:APPLIED", "entitlement-updated:APPLIED", "unsubscribe-pending:APPLIED", "unsubscribe-success:APPLIED",
@@ -120,10 +117,7 @@ import TestSupport
         #expect(try await system.billingStatus(organization.id, auth).state == .cancelled)
         #expect(try await system.linkSQL("SELECT action || ':' || state FROM sns_message ORDER BY received_at")
                 .split(separator: "\n") == ["unsubscribe-success:APPLIED", "unsubscribe-pending:IGNORED"])
-        #expect(try await eventually(timeout: .seconds(10)) {
-            try await system.organizationClient.call(Organizations.getBillingAccount, OrganizationRef(organizationId: organization.id),
-                                                     options: auth).provider == BillingProvider.none
-        })
+        #expect(try await eventually(timeout: .seconds(10)) { try await system.billingProvider(organization.id, auth) == BillingProvider.none })
         #expect(try await eventually { try await system.linkSQL("SELECT pending_step IS NULL FROM link") == "1" })
         // The organization may link another contract now.
         #expect(try await system.linkSQL("SELECT count(*) FROM link WHERE state IN ('BINDING', 'ACTIVE', 'UNSUBSCRIBE_PENDING')") == "0")
@@ -136,6 +130,11 @@ extension JourneyHarness {
         let result = try await ExternalCommand.run(["sqlite3", linkDatabase, sql], timeout: .seconds(10))
         guard result.status == 0 else { throw ProcessFailure("sqlite3: \(result.stderr)") }
         return result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// How organization says the organization is billed.
+    func billingProvider(_ organizationID: String, _ options: ConnectClient.CallOptions) async throws -> BillingProvider {
+        try await organizationClient.call(Organizations.getBillingAccount, OrganizationRef(organizationId: organizationID), options: options).provider
     }
 
     func billingStatus(_ organizationID: String, _ options: ConnectClient.CallOptions) async throws -> BillingStatus {
