@@ -60,7 +60,7 @@ public final class SNSReceiver: Sendable {
         guard let signature = Data(base64Encoded: message.signature), !signature.isEmpty else {
             throw .untrusted("Signature is not base64")
         }
-        guard isTrusted(message.signingCertURL), message.signingCertURL.hasSuffix(".pem") else {
+        guard isTrusted(message.signingCertURL), Self.isCertificateName(message.signingCertURL) else {
             throw .untrusted("SigningCertURL is not a certificate on a trusted SNS host")
         }
         let certificate = try await certificate(at: message.signingCertURL)
@@ -92,6 +92,13 @@ public final class SNSReceiver: Sendable {
     public func isTrusted(_ url: String) -> Bool {
         guard let candidate = Origin(url) else { return false }
         return origins.contains { $0.scheme == candidate.scheme && $0.host == candidate.host && $0.port == candidate.port }
+    }
+
+    /// SNS names its certificates `SimpleNotificationService-<id>.pem`; nothing else on the host is
+    /// fetched, so a forged message cannot make us request arbitrary paths.
+    static func isCertificateName(_ url: String) -> Bool {
+        guard let name = URLComponents(string: url)?.path.split(separator: "/").last else { return false }
+        return name.hasPrefix("SimpleNotificationService-") && name.hasSuffix(".pem")
     }
 
     // MARK: Fetching

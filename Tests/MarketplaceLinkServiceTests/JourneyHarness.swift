@@ -34,13 +34,12 @@ final class JourneyHarness: Sendable {
     var organizationURL: String { "http://127.0.0.1:\(organizationPort)" }
     let organizationPort: Int
 
-    /// With `notifications`, the simulator delivers its SNS messages to marketplace-link, which
-    /// trusts the simulator as the SNS host.
+    /// marketplace-link trusts the simulator as the SNS host. With `notifications`, the simulator
+    /// delivers its SNS messages to marketplace-link; it starts last, so they arrive at once.
     static func start(notifications: Bool = false) async throws -> JourneyHarness {
         let secrets = ["marketplace-link": linkSecret, "operator": operatorSecret]
         let digest = TrustedServices.digest(ofSecret:)
-        let fixedLinkPort = notifications ? try await freePort() : 0
-        let simulator = try await SimulatorProcess.start(notificationURL: notifications ? "http://127.0.0.1:\(fixedLinkPort)/marketplace/sns" : "")
+        let simulatorURL = "http://127.0.0.1:\(try await freePort())"
         let identity = try await IdentityHarness.start()
         var logger = Logger(label: "journey-test")
         logger.logLevel = .critical
@@ -56,16 +55,19 @@ final class JourneyHarness: Sendable {
         restartSettings.port = organizationPort
 
         let linkSettings = try ServiceOptions.parse([
-            "--port", "\(fixedLinkPort)", "--data-dir", base + "/marketplace-link", "--identity-url", "http://127.0.0.1:\(identity.port)",
-            "--organization-url", "http://127.0.0.1:\(organizationPort)", "--aws-marketplace-endpoint", simulator.baseURL,
+            "--port", "0", "--data-dir", base + "/marketplace-link", "--identity-url", "http://127.0.0.1:\(identity.port)",
+            "--organization-url", "http://127.0.0.1:\(organizationPort)", "--aws-marketplace-endpoint", simulatorURL,
             "--service-secret", secrets["marketplace-link"]!, "--trusted-services", "operator=\(digest(secrets["operator"]!))",
         ]).settings(service: MarketplaceLinkDefinition.identity, environment: [:])
         var configuration = MarketplaceLinkConfiguration(
             productCode: SimulatorProcess.product, awsRegion: "us-east-1",
             credentials: AWSCredentials(accessKeyID: SimulatorProcess.sellerAccessKeyID, secretAccessKey: SimulatorProcess.sellerSecret))
-        configuration.snsTrustedOrigins = [simulator.baseURL]
+        configuration.snsTrustedOrigins = [simulatorURL]
         let link = try ServiceHost(definition: MarketplaceLinkDefinition.make(configuration: configuration), settings: linkSettings, logger: logger)
         let linkPort = try await link.start().port!
+        let simulator = try await SimulatorProcess.start(
+            port: Int(simulatorURL.split(separator: ":").last!)!,
+            notificationURL: notifications ? "http://127.0.0.1:\(linkPort)/marketplace/sns" : "")
         return JourneyHarness(
             simulator: simulator, identity: identity, organization: organization, link: link, directory: base, organizationPort: organizationPort,
             linkPort: linkPort, organizationRestartSettings: restartSettings,

@@ -73,6 +73,10 @@ import TestSupport
         untrustedHost["SigningCertURL"] = "http://127.0.0.1:1/sns/SimpleNotificationService-simulator.pem"
         #expect(try await sns.post(try await sns.signed(untrustedHost, version: "2"))
                 == (403, "refused: SigningCertURL is not a certificate on a trusted SNS host"))
+        var otherFile = sns.notification("unsubscribe-pending", customer: customer)
+        otherFile["SigningCertURL"] = system.simulator.baseURL + "/healthz.pem"
+        #expect(try await sns.post(try await sns.signed(otherFile, version: "2"))
+                == (403, "refused: SigningCertURL is not a certificate on a trusted SNS host"))
         let foreignKey = try await sns.signed(sns.notification("unsubscribe-pending", customer: customer), version: "2", key: try await sns.foreignKey())
         #expect(try await sns.post(foreignKey) == (403, "refused: the signature does not match the message"))
         var otherTopic = sns.notification("unsubscribe-pending", customer: customer)

@@ -36,11 +36,11 @@ public struct SimulatorProcess: Sendable {
         return try temporaryFile(Data(json.utf8))
     }
 
-    /// Starts the simulator; an empty notification URL or maildrop turns that output off.
-    public static func start(notificationURL: String = "", maildrop: String = "") async throws -> SimulatorProcess {
+    /// Starts the simulator (`port` 0 picks one); an empty notification URL or maildrop turns that output off.
+    public static func start(port: Int = 0, notificationURL: String = "", maildrop: String = "") async throws -> SimulatorProcess {
         let directory = NSTemporaryDirectory() + "sim-\(UUID().uuidString)"
         let process = try await ChildProcess(service: "aws-marketplace-sim", arguments: [
-            "--port", "0", "--data-dir", directory, "--seed", try seed(), "--fulfillment-url", fulfillmentURL,
+            "--port", "\(port)", "--data-dir", directory, "--seed", try seed(), "--fulfillment-url", fulfillmentURL,
             "--notification-url", notificationURL, "--maildrop-dir", maildrop,
         ])
         return SimulatorProcess(process: process, directory: directory)
