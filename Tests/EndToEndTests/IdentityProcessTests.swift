@@ -10,19 +10,6 @@ import TestSupport
 @Suite(.serialized, .timeLimit(.minutes(3))) struct IdentityProcessTests {
     private func dataDirectory() -> String { NSTemporaryDirectory() + "identity-e2e-\(UUID().uuidString)" }
 
-    /// The token in the link of the newest email in `maildrop` to `address`.
-    private func linkToken(in maildrop: String, to address: String, count: Int = 1) async throws -> String {
-        var token: String?
-        try await eventually(timeout: .seconds(10)) {
-            let files = ((try? FileManager.default.contentsOfDirectory(atPath: maildrop)) ?? []).filter { $0.hasSuffix(".eml") }
-            let matching = files.compactMap { try? String(contentsOfFile: maildrop + "/" + $0, encoding: .utf8) }.filter { $0.contains("To: \(address)\r\n") }
-            guard matching.count >= count, let text = matching.first,
-                  let range = text.range(of: #"token=[A-Za-z0-9_-]{43}"#, options: .regularExpression) else { return false }
-            token = String(text[range].dropFirst(6))
-            return true
-        }
-        return try #require(token)
-    }
 
     @Test func signUpJourneyAgainstTheRunningExecutable() async throws {
         let directory = dataDirectory()
@@ -34,7 +21,7 @@ import TestSupport
         let password = "many steps to onboard"
 
         _ = try await client.call(Identity.register, RegisterRequest(email: email, password: password, fullName: "Journey"))
-        let token = try await linkToken(in: directory + "/maildrop", to: email)
+        let token = try await MaildropReader(directory: directory + "/maildrop").linkToken(to: email)
         _ = try await client.call(Identity.verifyEmail, VerifyEmailRequest(token: token))
         let login = try await client.call(Identity.login, LoginRequest(email: email, password: password))
         let auth = ConnectClient.CallOptions(bearerToken: login.accessToken)
@@ -84,7 +71,7 @@ import TestSupport
         let second = try await ChildProcess(service: "identity", arguments: ["--port", "0", "--data-dir", directory, "--scrypt-log-n", "12"])
         defer { Task { await second.stop() } }
         let maildrop = directory + "/maildrop"
-        _ = try await linkToken(in: maildrop, to: "crash@example.com")
+        _ = try await MaildropReader(directory: maildrop).linkToken(to: "crash@example.com")
         try await Task.sleep(for: .seconds(2))
         let files = try FileManager.default.contentsOfDirectory(atPath: maildrop).filter { $0.hasSuffix(".eml") }
         #expect(files.count == 1)

@@ -29,14 +29,8 @@ import TestSupport
         // Sign up through identity, reading the link from its maildrop.
         let email = "org-e2e@example.com"
         _ = try await identityClient.call(Identity.register, RegisterRequest(email: email, password: "organized passphrase", fullName: "O"))
-        var token: String?
-        try await eventually(timeout: .seconds(10)) {
-            let drop = base + "/identity/maildrop"
-            let text = ((try? FileManager.default.contentsOfDirectory(atPath: drop)) ?? []).compactMap { try? String(contentsOfFile: drop + "/" + $0, encoding: .utf8) }.first
-            token = text.flatMap { $0.range(of: #"token=[A-Za-z0-9_-]{43}"#, options: .regularExpression).map { String(text![$0].dropFirst(6)) } }
-            return token != nil
-        }
-        _ = try await identityClient.call(Identity.verifyEmail, VerifyEmailRequest(token: try #require(token)))
+        let token = try await MaildropReader(directory: base + "/identity/maildrop").linkToken(to: email)
+        _ = try await identityClient.call(Identity.verifyEmail, VerifyEmailRequest(token: token))
         let login = try await identityClient.call(Identity.login, LoginRequest(email: email, password: "organized passphrase"))
         let auth = ConnectClient.CallOptions(bearerToken: login.accessToken)
 

@@ -17,18 +17,6 @@ public final class TestClock: Sendable {
     public var function: @Sendable () -> Date { { self.now } }
 }
 
-/// An email as found in the maildrop.
-public struct ReceivedEmail: Sendable {
-    public var to: String
-    public var subject: String
-    public var body: String
-    /// The token in the email's link, if it has one.
-    public var token: String? {
-        guard let range = body.range(of: #"token=[A-Za-z0-9_-]{43}"#, options: .regularExpression) else { return nil }
-        return String(body[range].dropFirst("token=".count))
-    }
-}
-
 /// identity run in-process on an ephemeral port with its real database, a maildrop and a test clock.
 /// scrypt runs at N=2^10 here to keep tests quick; the default cost has tests of its own.
 public final class IdentityHarness: Sendable {
@@ -84,35 +72,13 @@ public final class IdentityHarness: Sendable {
 
     /// Every email in the maildrop to `address`, oldest first.
     public func emails(to address: String) -> [ReceivedEmail] {
-        let files = (try? FileManager.default.contentsOfDirectory(atPath: maildrop)) ?? []
-        return files.filter { $0.hasSuffix(".eml") }.compactMap { name -> (Date, ReceivedEmail)? in
-            let path = maildrop + "/" + name
-            guard let text = try? String(contentsOfFile: path, encoding: .utf8),
-                  let modified = try? FileManager.default.attributesOfItem(atPath: path)[.modificationDate] as? Date,
-                  let email = Self.parse(text), email.to == address else { return nil }
-            return (modified, email)
-        }.sorted { $0.0 < $1.0 }.map(\.1)
+        MaildropReader(directory: maildrop).emails(to: address)
     }
 
     /// Waits until `count` emails to `address` have arrived; returns them.
     @discardableResult
     public func waitForEmails(to address: String, count: Int = 1, timeout: Duration = .seconds(10)) async throws -> [ReceivedEmail] {
-        try await eventually(timeout: timeout) { emails(to: address).count >= count }
-        let found = emails(to: address)
-        guard found.count >= count else { throw ProcessFailure("expected \(count) emails to \(address), found \(found.count)") }
-        return found
-    }
-
-    public static func parse(_ text: String) -> ReceivedEmail? {
-        guard let split = text.range(of: "\r\n\r\n") else { return nil }
-        var headers: [String: String] = [:]
-        for line in text[..<split.lowerBound].components(separatedBy: "\r\n") {
-            if let colon = line.firstIndex(of: ":") {
-                headers[String(line[..<colon]).lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
-            }
-        }
-        guard let to = headers["to"], let subject = headers["subject"] else { return nil }
-        return ReceivedEmail(to: to, subject: subject, body: String(text[split.upperBound...]).replacingOccurrences(of: "\r\n", with: "\n"))
+        try await MaildropReader(directory: maildrop).waitForEmails(to: address, count: count, timeout: timeout)
     }
 
     // MARK: Journeys

@@ -11,7 +11,7 @@ log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
 swift test --skip-build --filter ExecutableTests 2>&1 | tee -a "$log" || status=1
-services="IdentityServiceTests|OrganizationServiceTests|MarketplaceLinkServiceTests|IdentityProcessTests|OrganizationProcessTests"
+services="IdentityServiceTests|OrganizationServiceTests|MarketplaceLinkServiceTests|IdentityProcessTests|OrganizationProcessTests|JourneyProcessTests"
 swift test --skip-build --skip ExecutableTests --skip "$services" 2>&1 | tee -a "$log" || status=1
 swift test --skip-build --filter "$services" 2>&1 | tee -a "$log" || status=1
 passed=$(grep -cE '^✔ Test .* passed after' "$log" || true)
