@@ -142,7 +142,11 @@ final class ContractLinks: Sendable {
         }
         statuses.invalidate()
         logger.info("binding recorded", metadata: ["link_id": "\(linkID)", "organization_id": "\(organizationID)"])
-        await advance(linkID: linkID)
+        // The first attempt is made now, so the answer is usually ACTIVE; if the runner picked the
+        // link up first, wait for its attempt instead.
+        while await !advance(linkID: linkID) {
+            try await Task.sleep(for: .milliseconds(20))
+        }
         wake.signal()
         return try await status(linkID: linkID)
     }
@@ -150,11 +154,13 @@ final class ContractLinks: Sendable {
     /// One saga step for a link that owes organization one: SET_BILLING after a bind (success makes
     /// a BINDING link ACTIVE; a permanent refusal makes it FAILED, which frees the account and the
     /// organization for another binding), CLEAR_BILLING after a cancellation. Anything else is
-    /// retried later with backoff. One step per link at a time, so a clear never overtakes a set.
-    func advance(linkID: String) async {
-        guard stepsInFlight.withLock({ $0.insert(linkID).inserted }) else { return }
+    /// retried later with backoff. One step per link at a time, so a clear never overtakes a set;
+    /// returns false, doing nothing, while another step of the link is running.
+    @discardableResult
+    func advance(linkID: String) async -> Bool {
+        guard stepsInFlight.withLock({ $0.insert(linkID).inserted }) else { return false }
         defer { stepsInFlight.withLock { _ = $0.remove(linkID) } }
-        guard let link = try? await pool.read({ db in try LinkStore.link(db, id: linkID) }), let step = link.pendingStep else { return }
+        guard let link = try? await pool.read({ db in try LinkStore.link(db, id: linkID) }), let step = link.pendingStep else { return true }
         let outcome: LinkStore.Outcome
         do {
             switch step {
@@ -183,6 +189,7 @@ final class ContractLinks: Sendable {
             logger.error("cannot record a saga step", metadata: ["link_id": "\(linkID)", "error": "\(error)"])
         }
         logger.info("saga step", metadata: ["link_id": "\(linkID)", "step": "\(step.rawValue)", "outcome": "\(outcome)"])
+        return true
     }
 
     /// The saga runner: advances every link whose step is due, including those left by a crash.
