@@ -195,7 +195,7 @@ public struct ClearBillingAccountRequest: RPCMessage, Equatable {
 
 public struct AuditEvent: RPCMessage, Equatable {
     /// `organization_created`, `member_added`, `member_removed`, `member_left`, `role_changed`,
-    /// `billing_set`, `billing_cleared`.
+    /// `billing_set`, `billing_updated`, `billing_cleared`.
     public var action: String
     /// A user id, or `service:<name>` for a calling service.
     public var actor: String

@@ -30,6 +30,11 @@ import TestSupport
         #expect(try await eventually(timeout: .seconds(20)) {
             try await system.billingStatus(organization.id, auth).offer?.entitlements["seats"] == "20"
         })
+        // ...and organization's billing record carries the new contract.
+        #expect(try await eventually(timeout: .seconds(10)) {
+            try await system.organizationClient.call(Organizations.getBillingAccount, OrganizationRef(organizationId: organization.id),
+                                                     options: auth).contract?.dimensions["seats"] == "20"
+        })
 
         // The buyer cancels: unsubscribe-pending, then unsubscribe-success; the organization is no longer billed through AWS.
         try await system.simulator.cancel(identity: "alice", customer: customer)

@@ -120,6 +120,14 @@ import TestSupport
         #expect(try await harness.database().read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM billing_account") } == 1)
         #expect(try await harness.database().read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM audit_event WHERE action = 'billing_set'") } == 1)
 
+        // The same link with a new contract (entitlements changed): replaced, once.
+        var amended = set
+        amended.contract.dimensions["seats"] = "99"
+        for _ in 0..<2 {
+            #expect(try await harness.service.call(Organizations.setBillingAccount, amended).contract?.dimensions["seats"] == "99")
+        }
+        #expect(try await harness.database().read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM audit_event WHERE action = 'billing_updated'") } == 1)
+
         var another = set
         another.linkId = "link-2"
         await #expect(throws: RPCError(.failedPrecondition, "this organization is already billed through another AWS Marketplace contract")) {
@@ -131,7 +139,7 @@ import TestSupport
             try await harness.service.call(Organizations.setBillingAccount, elsewhere)
         }
         let seen = try await harness.call(Organizations.getBillingAccount, OrganizationRef(organizationId: id), as: billing)
-        #expect(seen.provider == .awsMarketplace && seen.awsAccountId == "123456789012" && seen.contract == OrganizationHarness.contract())
+        #expect(seen.provider == .awsMarketplace && seen.awsAccountId == "123456789012" && seen.contract == amended.contract)
 
         // Another link cannot clear it; its own link can, and clearing again changes nothing.
         #expect(try await harness.service.call(Organizations.clearBillingAccount, ClearBillingAccountRequest(organizationId: id, linkId: "link-2", reason: "x")).provider == .awsMarketplace)

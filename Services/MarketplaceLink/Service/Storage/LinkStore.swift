@@ -19,7 +19,14 @@ struct OfferRecord: Codable, Sendable, Equatable {
                      contractEndsAt: contractEndsAt)
     }
 
-    var json: String { String(decoding: (try? JSONEncoder().encode(self)) ?? Data("{}".utf8), as: UTF8.self) }
+    /// Sorted keys, so the same offer is always the same text (compared when entitlements change).
+    var json: String { String(decoding: (try? Self.encoder.encode(self)) ?? Data("{}".utf8), as: UTF8.self) }
+
+    private static let encoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        return encoder
+    }()
 
     init(productCode: String, awsAccountID: String, licenseArn: String?, entitlements: [String: String], contractEndsAt: Date?) {
         self.productCode = productCode
@@ -235,13 +242,14 @@ enum LinkStore {
                 WHERE id = ? AND pending_step = ?
                 """, arguments: arguments)
         case .failed(let reason) where step == .setBilling:
+            // A binding never confirmed fails; an ACTIVE link whose contract update was refused stays ACTIVE.
             try db.execute(sql: """
-                UPDATE link SET state = 'FAILED', pending_step = NULL, attempts = attempts + 1, next_attempt_at = NULL,
-                    failure_reason = ?, updated_at = ?
+                UPDATE link SET state = CASE state WHEN 'BINDING' THEN 'FAILED' ELSE state END, pending_step = NULL,
+                    attempts = attempts + 1, next_attempt_at = NULL, failure_reason = ?, updated_at = ?
                 WHERE id = ? AND pending_step = ?
                 """, arguments: [reason] + arguments)
             // Rolled back: the claim may be used again, for another organization.
-            if db.changesCount == 1 {
+            if db.changesCount == 1, try String.fetchOne(db, sql: "SELECT state FROM link WHERE id = ?", arguments: [linkID]) == "FAILED" {
                 try db.execute(sql: "UPDATE registration SET claim_used_at = NULL WHERE id = (SELECT registration_id FROM link WHERE id = ?)",
                                arguments: [linkID])
             }
@@ -290,11 +298,15 @@ enum LinkStore {
         return db.changesCount > 0
     }
 
-    /// Replaces the offer (its entitlements) of a registration and of its live link.
+    /// Replaces the offer (its entitlements) of a registration and of its live link; a link that
+    /// organization already bills through then owes it a SET_BILLING step with the new contract.
     static func updateOffer(_ db: Database, registrationID: String, offer: OfferRecord, at: Date) throws {
         try db.execute(sql: "UPDATE registration SET offer = ?, updated_at = ? WHERE id = ?",
                        arguments: [offer.json, at.timeIntervalSince1970, registrationID])
-        try db.execute(sql: "UPDATE link SET offer = ?, updated_at = ? WHERE registration_id = ? AND state IN \(liveStates)",
-                       arguments: [offer.json, at.timeIntervalSince1970, registrationID])
+        try db.execute(sql: """
+            UPDATE link SET offer = ?, updated_at = ?, pending_step = 'SET_BILLING', attempts = 0,
+                next_attempt_at = CASE WHEN pending_step IS NULL THEN ? ELSE next_attempt_at END
+            WHERE registration_id = ? AND state IN \(liveStates) AND offer != ?
+            """, arguments: [offer.json, at.timeIntervalSince1970, at.timeIntervalSince1970, registrationID, offer.json])
     }
 }

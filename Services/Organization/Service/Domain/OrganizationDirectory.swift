@@ -201,9 +201,15 @@ final class OrganizationDirectory: Sendable {
             guard try OrganizationStore.organization(db, id: organizationID) != nil else { throw OrganizationError.notFound }
             let current = try OrganizationStore.billing(db, organizationID: organizationID)
             if current.provider == .awsMarketplace {
-                // The same link again is a retry: success, nothing changes.
                 guard current.linkId == request.linkId else { throw OrganizationError.billedThroughAnotherLink }
-                return current
+                // The same link again: a retry changes nothing; a new contract (the buyer's
+                // entitlements changed) replaces the old one.
+                guard current.contract != request.contract else { return current }
+                try db.execute(sql: "UPDATE billing_account SET contract = ?, updated_at = ? WHERE organization_id = ?",
+                               arguments: [contract, at.timeIntervalSince1970, organizationID])
+                try OrganizationStore.audit(db, organizationID: organizationID, action: "billing_updated", actor: "service:\(service)",
+                                            detail: "AWS_MARKETPLACE link \(request.linkId): contract changed", at: at)
+                return try OrganizationStore.billing(db, organizationID: organizationID)
             }
             if try String.fetchOne(db, sql: "SELECT organization_id FROM billing_account WHERE link_id = ?", arguments: [request.linkId]) != nil {
                 throw OrganizationError.linkBindsAnotherOrganization
