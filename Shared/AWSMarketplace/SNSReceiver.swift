@@ -33,7 +33,11 @@ public final class SNSReceiver: Sendable {
     /// Certificates by URL; SNS signs with few of them, so this stays small.
     private let certificates = Mutex<[String: Certificate]>([:])
 
-    public init(configuration: Configuration, http: HTTPClient = .shared) throws(SNSMessageError) {
+    /// Follows no redirects: a trusted host must not be able to send us to an untrusted one.
+    private static let withoutRedirects = HTTPClient(configuration: .init(redirectConfiguration: .disallow))
+
+    /// `http` defaults to a client that follows no redirects.
+    public init(configuration: Configuration, http: HTTPClient? = nil) throws(SNSMessageError) {
         var origins: [Origin] = []
         for text in configuration.trustedOrigins {
             guard let origin = Origin(text), origin.path.isEmpty || origin.path == "/" else {
@@ -43,7 +47,7 @@ public final class SNSReceiver: Sendable {
         }
         self.configuration = configuration
         self.origins = origins
-        self.http = http
+        self.http = http ?? Self.withoutRedirects
     }
 
     /// Throws unless SNS sent `message` on one of our topics.
