@@ -69,6 +69,8 @@ public enum ClaimState: String, Codable, Sendable {
     case pending = "PENDING"
     case bound = "BOUND"
     case expired = "EXPIRED"
+    /// AWS Marketplace ended the subscription (subscribe-fail or unsubscribe-success).
+    case ended = "ENDED"
 }
 
 public struct ClaimStatus: RPCMessage, Equatable {

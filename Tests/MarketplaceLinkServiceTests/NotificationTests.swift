@@ -44,7 +44,8 @@ import TestSupport
         #expect(events.split(separator: "\n") == [
             "subscribe-success:APPLIED", "entitlement-updated:APPLIED", "unsubscribe-pending:APPLIED", "unsubscribe-success:APPLIED",
         ])
-        // The claim of an ended subscription cannot be used any more.
+        // The claim of an ended subscription says so, and cannot be used any more.
+        #expect(try await system.linkClient.call(MarketplaceLink.getClaim, ClaimRequest(claim: try #require(accepted.claim))).state == .ended)
         let (_, another) = try await system.adminWithOrganization("Another Co")
         await #expect(throws: RPCError(.failedPrecondition, "this subscription was cancelled in AWS Marketplace: subscribe to the offer again to link it")) {
             try await system.linkClient.call(MarketplaceLink.bindOrganization,

@@ -92,10 +92,7 @@ final class ContractLinks: Sendable {
                                                                 claimHash: claim.hash, claimExpiresAt: expiresAt, at: at)
             return try SubscriptionLifecycle.applyWaiting(db, to: registration, at: at)
         }
-        if let reason = registration.closedReason {
-            linksChanged()
-            throw MarketplaceLinkError.subscriptionEnded(reason)
-        }
+        if let reason = registration.closedReason { throw MarketplaceLinkError.subscriptionEnded(reason) }
         logger.info("registration accepted", metadata: ["aws_account": "\(offer.maskedAccount)", "product": "\(offer.productCode)"])
         return AcceptRegistrationResponse(claim: claim.value, claimExpiresAt: expiresAt, offer: offer.summary, alreadyLinked: false)
     }
@@ -106,7 +103,8 @@ final class ContractLinks: Sendable {
               let registration = try await pool.read({ db in try LinkStore.registration(db, claimHash: SecretToken.hash(request.claim)) }) else {
             throw MarketplaceLinkError.claimUnknown
         }
-        let state: ClaimState = registration.claimUsedAt != nil ? .bound : (at >= registration.claimExpiresAt ? .expired : .pending)
+        let state: ClaimState = registration.closedReason != nil ? .ended
+            : registration.claimUsedAt != nil ? .bound : (at >= registration.claimExpiresAt ? .expired : .pending)
         return ClaimStatus(state: state, offer: registration.offer.summary, expiresAt: registration.claimExpiresAt)
     }
 
