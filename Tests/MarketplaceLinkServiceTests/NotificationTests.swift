@@ -129,6 +129,13 @@ import TestSupport
                 .split(separator: "\n") == ["unsubscribe-success:APPLIED", "unsubscribe-pending:IGNORED"])
         #expect(try await eventually(timeout: .seconds(10)) { try await system.billingProvider(organization.id, auth) == BillingProvider.none })
         #expect(try await eventually { try await system.linkSQL("SELECT pending_step IS NULL FROM link") == "1" })
+        // A signed notification on our topic that is not a subscription event: taken (SNS would
+        // send it forever otherwise) and kept as IGNORED.
+        var strange = sns.notification("unsubscribe-success", customer: customer)
+        strange["Message"] = "not an event"
+        let signedStrange = try await sns.signed(strange, version: "2")
+        #expect(try await sns.post(signedStrange) == (200, "accepted"))
+        #expect(try await system.linkSQL("SELECT state FROM sns_message WHERE message_id = '\(strange["MessageId"]!)'") == "IGNORED")
         // The organization may link another contract now.
         #expect(try await system.linkSQL("SELECT count(*) FROM link WHERE state IN ('BINDING', 'ACTIVE', 'UNSUBSCRIBE_PENDING')") == "0")
     }

@@ -61,7 +61,21 @@ final class SubscriptionEvents: Sendable {
             }
             return isNew ? .accepted : .duplicate
         case .notification:
-            return try await receive(event: try MarketplaceSubscriptionEvent(message: message.message), of: message)
+            let event: MarketplaceSubscriptionEvent
+            do throws(SNSMessageError) {
+                event = try MarketplaceSubscriptionEvent(message: message.message)
+            } catch {
+                // Signed by SNS on our topic, yet not an event we know: kept for an operator to look
+                // at, and taken, since SNS would otherwise send it again and again.
+                let at = now()
+                let isNew = try await write { db in
+                    try NotificationStore.insert(db, message, event: nil, state: .ignored, detail: "\(error)", at: at)
+                }
+                logger.error("SNS notification without a subscription event; kept as IGNORED",
+                             metadata: ["message_id": "\(message.messageID)", "reason": "\(error)"])
+                return isNew ? .accepted : .duplicate
+            }
+            return try await receive(event: event, of: message)
         }
     }
 
