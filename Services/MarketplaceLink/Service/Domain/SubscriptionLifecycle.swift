@@ -13,32 +13,25 @@ enum SubscriptionLifecycle {
     struct Effect {
         var state: NotificationStore.State
         var detail: String?
-        /// A link this event cancelled; it now owes organization a CLEAR_BILLING step.
-        var cancelledLinkID: String?
     }
 
     static func apply(_ db: Database, _ action: MarketplaceSubscriptionEvent.Action, to registration: inout LinkStore.Registration,
                       at: Date) throws -> Effect {
+        if action != .subscribeSuccess, let reason = registration.closedReason {
+            return Effect(state: .ignored, detail: "the subscription had already ended (\(reason))")
+        }
         switch action {
         case .subscribeSuccess:
             return Effect(state: .applied, detail: "nothing to do: the buyer registers through Set up your account")
         case .subscribeFail, .unsubscribeSuccess:
-            if let reason = registration.closedReason {
-                return Effect(state: .ignored, detail: "the subscription had already ended (\(reason))")
-            }
+            // The cancelled link now owes organization a CLEAR_BILLING step.
             let linkID = try LinkStore.close(db, registrationID: registration.id, reason: action.rawValue, at: at)
             registration.closedReason = action.rawValue
-            return Effect(state: .applied, detail: linkID.map { "link \($0) cancelled" } ?? "registration closed", cancelledLinkID: linkID)
+            return Effect(state: .applied, detail: linkID.map { "link \($0) cancelled" } ?? "registration closed")
         case .unsubscribePending:
-            if let reason = registration.closedReason {
-                return Effect(state: .ignored, detail: "the subscription had already ended (\(reason))")
-            }
             let marked = try LinkStore.markUnsubscribePending(db, registrationID: registration.id, at: at)
             return Effect(state: .applied, detail: marked ? "link marked UNSUBSCRIBE_PENDING" : "no live link")
         case .entitlementUpdated:
-            if let reason = registration.closedReason {
-                return Effect(state: .ignored, detail: "the subscription had already ended (\(reason))")
-            }
             return Effect(state: .refresh, detail: "entitlements to fetch")
         }
     }

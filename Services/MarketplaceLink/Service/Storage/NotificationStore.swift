@@ -28,16 +28,17 @@ enum NotificationStore {
     }
 
     /// Records a message; false if its MessageId was already taken (a duplicate: nothing happens).
+    /// A message to act on later (REFRESH) gets that state through `setState`.
     static func insert(_ db: Database, _ message: SNSMessage, event: MarketplaceSubscriptionEvent?, state: State, detail: String?,
                        at: Date) throws -> Bool {
         try db.execute(sql: """
             INSERT INTO sns_message (message_id, type, topic_arn, sent_at, received_at, action, customer_identifier, product_code,
-                                     offer_identifier, state, next_attempt_at, detail)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                     offer_identifier, state, detail)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             ON CONFLICT(message_id) DO NOTHING
             """, arguments: [message.messageID, message.kind.rawValue, message.topicArn, message.timestamp.timeIntervalSince1970,
                              at.timeIntervalSince1970, event?.action.rawValue, event?.customerIdentifier, event?.productCode,
-                             event?.offerIdentifier, state.rawValue, state == .refresh ? at.timeIntervalSince1970 : nil, detail])
+                             event?.offerIdentifier, state.rawValue, detail])
         return db.changesCount == 1
     }
 
