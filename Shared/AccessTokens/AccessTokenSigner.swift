@@ -31,6 +31,6 @@ public struct SigningKey: Sendable {
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         let signingInput = Base64URL.encode(Data(header.utf8)) + "." + Base64URL.encode(try encoder.encode(claims))
         let signature = try privateKey.signature(for: Data(signingInput.utf8))
-        return signingInput + "." + Base64URL.encode(signature.rawRepresentation)
+        return signingInput + "." + Base64URL.encode(ECDSALowS.normalized(signature.rawRepresentation))
     }
 }

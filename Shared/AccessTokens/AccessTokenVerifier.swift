@@ -54,7 +54,8 @@ public struct AccessTokenVerifier: Sendable {
               let header = try? JSONDecoder().decode(Header.self, from: headerData) else { throw .malformed }
         guard header.alg == "ES256" else { throw .unsupportedAlgorithm }
         guard let kid = header.kid, let key = keys[kid] else { throw .unknownKey(header.kid ?? "") }
-        guard let signature = try? P256.Signing.ECDSASignature(rawRepresentation: signatureData),
+        // One token, one spelling: the high-S twin of a valid signature is refused.
+        guard ECDSALowS.isLow(signatureData), let signature = try? P256.Signing.ECDSASignature(rawRepresentation: signatureData),
               key.isValidSignature(signature, for: Data("\(parts[0]).\(parts[1])".utf8)) else { throw .badSignature }
         guard let claims = try? JSONDecoder().decode(AccessTokenClaims.self, from: payload) else { throw .malformed }
         guard claims.issuer == AccessTokenClaims.issuer else { throw .wrongIssuer }

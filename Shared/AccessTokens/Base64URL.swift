@@ -35,7 +35,8 @@ public enum Base64URL {
         return String(decoding: output, as: UTF8.self)
     }
 
-    /// Nil for anything that is not unpadded base64url (including a length no encoding produces).
+    /// Nil for anything that is not canonical unpadded base64url: a length no encoding produces,
+    /// or unused trailing bits that are not zero (which would give one byte string many spellings).
     public static func decode<Text: StringProtocol>(_ text: Text) -> Data? {
         var bytes = [UInt8]()
         bytes.reserveCapacity(text.utf8.count * 3 / 4)
@@ -51,8 +52,8 @@ public enum Base64URL {
                 bytes.append(UInt8(truncatingIfNeeded: accumulator >> UInt32(bits)))
             }
         }
-        // 6 leftover bits cannot come from any byte string.
-        guard bits < 6 else { return nil }
+        // 6 leftover bits cannot come from any byte string; 2 or 4 must be zero padding.
+        guard bits < 6, accumulator & ((1 << UInt32(bits)) - 1) == 0 else { return nil }
         return Data(bytes)
     }
 }

@@ -24,7 +24,8 @@ public enum Identity {
     public static let resetPassword = RPCMethod<ResetPasswordRequest, Empty>(service: service, name: "ResetPassword")
     public static let getSigningKeys = RPCMethod<Empty, JSONWebKeySet>(service: service, name: "GetSigningKeys")
     public static let introspectSession = RPCMethod<SessionTokenRequest, IntrospectSessionResponse>(
-        service: service, name: "IntrospectSession", access: .internalOnly)
+        service: service, name: "IntrospectSession",
+        access: .internalOnly(callers: [ServiceNames.console, ServiceNames.organization, ServiceNames.marketplaceLink]))
 }
 
 /// `google.protobuf.Empty`.

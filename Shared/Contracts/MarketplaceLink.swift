@@ -13,7 +13,8 @@ public enum MarketplaceLink {
     public static let bindOrganization = RPCMethod<BindOrganizationRequest, BillingStatus>(service: service, name: "BindOrganization")
     /// Needs the user's access token; ADMIN or BILLING of the organization.
     public static let getBillingStatus = RPCMethod<BillingStatusRequest, BillingStatus>(service: service, name: "GetBillingStatus")
-    public static let listLinks = RPCMethod<ListLinksRequest, LinkList>(service: service, name: "ListLinks", access: .internalOnly)
+    public static let listLinks = RPCMethod<ListLinksRequest, LinkList>(service: service, name: "ListLinks",
+                                                                  access: .internalOnly(callers: [ServiceNames.console, ServiceNames.operator]))
 }
 
 public struct AcceptRegistrationRequest: RPCMessage, Equatable {

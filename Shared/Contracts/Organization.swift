@@ -18,12 +18,13 @@ public enum Organizations {
     public static let removeMember = RPCMethod<MemberRef, Empty>(service: service, name: "RemoveMember")
     public static let leaveOrganization = RPCMethod<OrganizationRef, Empty>(service: service, name: "LeaveOrganization")
     public static let listMembers = RPCMethod<OrganizationRef, MemberList>(service: service, name: "ListMembers")
-    public static let checkAdmin = RPCMethod<MemberRef, CheckAdminResponse>(service: service, name: "CheckAdmin", access: .internalOnly)
+    public static let checkAdmin = RPCMethod<MemberRef, CheckAdminResponse>(service: service, name: "CheckAdmin",
+                                                                         access: .internalOnly(callers: [ServiceNames.marketplaceLink, ServiceNames.console]))
     public static let getBillingAccount = RPCMethod<OrganizationRef, BillingAccount>(service: service, name: "GetBillingAccount")
     public static let setBillingAccount = RPCMethod<SetBillingAccountRequest, BillingAccount>(
-        service: service, name: "SetBillingAccount", access: .internalOnly)
+        service: service, name: "SetBillingAccount", access: .internalOnly(callers: [ServiceNames.marketplaceLink]))
     public static let clearBillingAccount = RPCMethod<ClearBillingAccountRequest, BillingAccount>(
-        service: service, name: "ClearBillingAccount", access: .internalOnly)
+        service: service, name: "ClearBillingAccount", access: .internalOnly(callers: [ServiceNames.marketplaceLink]))
     public static let listAuditEvents = RPCMethod<OrganizationRef, AuditEventList>(service: service, name: "ListAuditEvents")
 
     /// The request header that makes CreateOrganization idempotent.

@@ -41,6 +41,11 @@ public final class HTTP2Session {
         defer { nghttp2_option_del(option) }
         // Until the peer's SETTINGS arrive, assume it accepts this many streams (RFC 9113 suggests 100).
         nghttp2_option_set_peer_max_concurrent_streams(option, 100)
+        if limits.connectionBodyBudget != nil {
+            // Windows reopen only when the owner releases what it holds (nghttp2 still counts
+            // DATA it discards itself, for closed streams and padding, as consumed at once).
+            nghttp2_option_set_no_auto_window_update(option, 1)
+        }
 
         let userData = Unmanaged.passUnretained(self).toOpaque()
         let rc: Int32
@@ -50,17 +55,63 @@ public final class HTTP2Session {
         }
         guard rc == 0, session != nil else { throw HTTP2SessionError.library(code: rc) }
 
+        // With a budget, a stream's window is its body limit plus one frame, so a body over the
+        // limit still arrives far enough to be refused, and no stream window ever needs reopening.
+        let streamWindow = limits.connectionBodyBudget == nil
+            ? limits.initialWindowSize : UInt32(clamping: limits.maxBodyBytes + 16_384)
         var settings = [
             nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS.rawValue), value: limits.maxConcurrentStreams),
-            nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE.rawValue), value: limits.initialWindowSize),
+            nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE.rawValue), value: streamWindow),
             nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE.rawValue), value: limits.maxHeaderListSize),
         ]
         let settingsRC = nghttp2_submit_settings(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), &settings, settings.count)
         guard settingsRC == 0 else { throw HTTP2SessionError.library(code: settingsRC) }
-        // Widen the connection-level receive window too, so many concurrent bodies do not stall on it.
+        // Widen the connection-level receive window too, so many concurrent bodies do not stall
+        // on it; with a budget, the owner sets it (`setConnectionWindow`).
         let extra = Int32(clamping: Int(limits.initialWindowSize) - 65_535)
-        if extra > 0 {
+        if extra > 0, limits.connectionBodyBudget == nil {
             nghttp2_submit_window_update(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), 0, extra)
+        }
+    }
+
+    // MARK: Body memory (sessions with a connection budget)
+
+    /// Body bytes of streams that have closed, not yet handed back to the peer as window.
+    private var releasableBodyBytes = 0
+    /// Bytes of bodies over the limit, dropped as they arrived, by stream: their window (the
+    /// stream's too) reopens so the peer can finish sending what we will not keep, as it would
+    /// without flow control, and read our refusal.
+    private var droppedBodyBytes: [Int32: Int] = [:]
+
+    /// Body bytes held in memory by streams still open.
+    public private(set) var heldBodyBytes = 0
+
+    /// Reopens the window of every byte released so far (nghttp2 sends WINDOW_UPDATE once enough
+    /// has accumulated).
+    public func releaseBodyBytes() {
+        if releasableBodyBytes > 0 {
+            nghttp2_session_consume_connection(session, releasableBodyBytes)
+            releasableBodyBytes = 0
+        }
+        for (streamID, count) in droppedBodyBytes {
+            if streams[streamID] != nil {
+                nghttp2_session_consume(session, streamID, count)
+            } else {
+                nghttp2_session_consume_connection(session, count)
+            }
+        }
+        droppedBodyBytes.removeAll(keepingCapacity: true)
+    }
+
+    /// Sets the connection's receive window to `size` bytes (sends WINDOW_UPDATE if it grows).
+    public func setConnectionWindow(_ size: Int) {
+        nghttp2_session_set_local_window_size(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), 0, Int32(clamping: size))
+    }
+
+    /// Open streams whose request began before `deadline` and has not arrived whole.
+    public func requestsBegun(before deadline: NIODeadline) -> [Int32] {
+        streams.compactMap { id, stream in
+            stream.begunAt.map { $0 < deadline && !stream.complete } == true ? id : nil
         }
     }
 
@@ -90,10 +141,11 @@ public final class HTTP2Session {
 
     // MARK: Output
 
-    /// Appends every byte nghttp2 has ready to send to `buffer`, and returns the events that sending
-    /// raised (a stream closes once its last frame has left).
-    public func collectOutput(into buffer: inout ByteBuffer) throws -> [HTTP2Event] {
-        while true {
+    /// Appends what nghttp2 has ready to send to `buffer`, up to about `limit` bytes (the rest
+    /// stays queued in nghttp2, paced by its own flow control), and returns the events that
+    /// sending raised (a stream closes once its last frame has left).
+    public func collectOutput(into buffer: inout ByteBuffer, limit: Int = .max) throws -> [HTTP2Event] {
+        while buffer.readableBytes < limit {
             var chunk: UnsafePointer<UInt8>?
             let count = nghttp2_session_mem_send(session, &chunk)
             if count < 0 { throw HTTP2SessionError.library(code: Int32(count)) }
@@ -108,6 +160,7 @@ public final class HTTP2Session {
     public var isAlive: Bool {
         nghttp2_session_want_read(session) != 0 || nghttp2_session_want_write(session) != 0
     }
+
 
     /// Streams that have begun and not yet closed.
     public var openStreamCount: Int { streams.count }
@@ -169,7 +222,10 @@ public final class HTTP2Session {
 
     fileprivate func beginHeaders(streamID: Int32, category: nghttp2_headers_category) {
         if role == .server, category == NGHTTP2_HCAT_REQUEST {
-            streams[streamID] = StreamState()
+            let stream = StreamState()
+            stream.begunAt = .now()
+            streams[streamID] = stream
+            pendingEvents.append(.requestBegun(streamID: streamID))
         } else if category == NGHTTP2_HCAT_HEADERS {
             streams[streamID]?.inTrailers = true
         }
@@ -206,24 +262,35 @@ public final class HTTP2Session {
     }
 
     private func finish(streamID: Int32, stream: StreamState) {
+        stream.complete = true
         guard !stream.exceededBodyLimit else { return }
         pendingEvents.append(.message(streamID: streamID, HTTP2Message(fields: stream.fields, body: stream.incoming)))
         stream.incoming = ByteBuffer()
     }
 
     fileprivate func dataChunk(streamID: Int32, bytes: UnsafeRawBufferPointer) {
-        guard let stream = streams[streamID], !stream.exceededBodyLimit else { return }
+        guard let stream = streams[streamID], !stream.exceededBodyLimit else {
+            droppedBodyBytes[streamID, default: 0] += bytes.count
+            return
+        }
         if stream.incoming.readableBytes + bytes.count > limits.maxBodyBytes {
             stream.exceededBodyLimit = true
+            droppedBodyBytes[streamID, default: 0] += stream.heldBytes + bytes.count
+            heldBodyBytes -= stream.heldBytes
+            stream.heldBytes = 0
             stream.incoming = ByteBuffer()
             pendingEvents.append(.bodyTooLarge(streamID: streamID))
             return
         }
         stream.incoming.writeBytes(bytes)
+        stream.heldBytes += bytes.count
+        heldBodyBytes += bytes.count
     }
 
     fileprivate func streamClosed(streamID: Int32, errorCode: UInt32) {
-        guard streams.removeValue(forKey: streamID) != nil else { return }
+        guard let stream = streams.removeValue(forKey: streamID) else { return }
+        releasableBodyBytes += stream.heldBytes
+        heldBodyBytes -= stream.heldBytes
         pendingEvents.append(.streamClosed(streamID: streamID, errorCode: HTTP2ErrorCode(rawValue: errorCode)))
     }
 
@@ -282,7 +349,12 @@ private final class StreamState {
     var headerBytes = 0
     var inTrailers = false
     var incoming = ByteBuffer()
+    /// Body bytes received and not yet released (they count against the connection window).
+    var heldBytes = 0
     var exceededBodyLimit = false
+    /// When a server stream's request began, and whether it has arrived whole.
+    var begunAt: NIODeadline?
+    var complete = false
     var outgoing = ByteBuffer()
 }
 

@@ -30,6 +30,8 @@ public struct HTTP2Message: Sendable {
 
 /// What incoming bytes meant.
 public enum HTTP2Event: Sendable {
+    /// A request's headers began to arrive (server side): its time limit starts now.
+    case requestBegun(streamID: Int32)
     /// A whole message arrived on a stream (END_STREAM seen).
     case message(streamID: Int32, HTTP2Message)
     /// The stream's body passed `HTTP2Limits.maxBodyBytes`; the rest of it is dropped.
@@ -50,13 +52,18 @@ public struct HTTP2Limits: Sendable {
     public var maxHeaderListSize: UInt32
     /// Largest body we buffer per stream, as received on the wire.
     public var maxBodyBytes: Int
+    /// When set, the connection's receive window is this many bytes and grows back only as the
+    /// owner releases bodies (`releaseBodyBytes`): what the peer may have us buffer is bounded.
+    /// When nil, nghttp2 reopens windows as bytes arrive (fine for a client reading answers).
+    public var connectionBodyBudget: Int?
 
     public init(maxConcurrentStreams: UInt32 = 250, initialWindowSize: UInt32 = 1 << 20,
-                maxHeaderListSize: UInt32 = 16 << 10, maxBodyBytes: Int = 1 << 20) {
+                maxHeaderListSize: UInt32 = 16 << 10, maxBodyBytes: Int = 1 << 20, connectionBodyBudget: Int? = nil) {
         self.maxConcurrentStreams = maxConcurrentStreams
         self.initialWindowSize = initialWindowSize
         self.maxHeaderListSize = maxHeaderListSize
         self.maxBodyBytes = maxBodyBytes
+        self.connectionBodyBudget = connectionBodyBudget
     }
 }
 

@@ -2,11 +2,26 @@
 public typealias RPCMessage = Codable & Sendable
 
 /// Who may call a method.
-public enum RPCAccess: Sendable {
+public enum RPCAccess: Sendable, Hashable {
     /// Any caller; the handler decides what the end user may do.
     case `public`
-    /// Only other services of this system, proven by a service credential.
-    case internalOnly
+    /// Only the named services of this system, proven by a service credential (or client
+    /// certificate) whose name is in `callers`. Another trusted service is refused too: being
+    /// trusted for one method is not a licence for all of them.
+    case internalOnly(callers: Set<String>)
+
+    /// Why `callingService` may not call a method with this access, or nil when it may.
+    public func refusal(of callingService: String?) -> RPCError? {
+        guard case .internalOnly(let callers) = self else { return nil }
+        guard let callingService else {
+            return RPCError(.unauthenticated, "this method is internal-only: call it with a valid service credential")
+        }
+        guard callers.contains(callingService) else {
+            return RPCError(.permissionDenied,
+                            "service '\(callingService)' may not call this method; it is for \(callers.sorted().joined(separator: ", ")) only")
+        }
+        return nil
+    }
 }
 
 /// One RPC, declared once in the shared model and used by both the server that registers a handler

@@ -58,10 +58,14 @@ public struct Maildrop: Sendable {
     /// Writes `message` as `<name>.eml` (its id unless a name is given), replacing a file of that name.
     @discardableResult
     public func deliver(_ message: EmailMessage, name: String? = nil) throws -> String {
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        try PrivateFiles.makeDirectory(directory)
         let path = (directory as NSString).appendingPathComponent("\(name ?? message.id).eml")
         let temporary = path + ".tmp"
-        try message.rfc5322(domain: domain).write(toFile: temporary, atomically: false, encoding: .utf8)
+        // 0600 from creation: the message may hold a link token.
+        guard FileManager.default.createFile(atPath: temporary, contents: Data(message.rfc5322(domain: domain).utf8),
+                                             attributes: [.posixPermissions: 0o600]) else {
+            throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: temporary])
+        }
         guard rename(temporary, path) == 0 else {
             throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: path])
         }

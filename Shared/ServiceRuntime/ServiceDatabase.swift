@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import RPCCore
 
 /// A service's own SQLite database, in its own data directory, migrated when opened.
 public struct ServiceDatabase: Sendable {
@@ -7,14 +8,25 @@ public struct ServiceDatabase: Sendable {
     public let pool: DatabasePool
 
     /// Opens (creating if needed) `<directory>/<name>.sqlite` and applies every pending migration.
-    public init(directory: String, name: String, migrator: DatabaseMigrator) throws {
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    /// The directory is made 0700 and the files 0600. With `holdsSecrets` (identity's signing
+    /// keys), an existing database others may read is refused rather than quietly fixed: its
+    /// secrets may already have been copied, and the operator must know.
+    public init(directory: String, name: String, migrator: DatabaseMigrator, holdsSecrets: Bool = false) throws {
+        try PrivateFiles.makeDirectory(directory)
+        let path = (directory as NSString).appendingPathComponent("\(name).sqlite")
+        for file in [path, path + "-wal", path + "-shm"] {
+            if holdsSecrets {
+                try PrivateFiles.refuseIfShared(file, holding: "\(name)'s private keys")
+            } else {
+                PrivateFiles.tighten(file)
+            }
+        }
         var configuration = Configuration()
         configuration.busyMode = .timeout(5)
         configuration.prepareDatabase { db in
             try db.execute(sql: "PRAGMA synchronous = FULL")
         }
-        pool = try DatabasePool(path: (directory as NSString).appendingPathComponent("\(name).sqlite"), configuration: configuration)
+        pool = try DatabasePool(path: path, configuration: configuration)
         try Self.runtimeMigrator.migrate(pool)
         try migrator.migrate(pool)
     }

@@ -15,6 +15,8 @@ public struct ServiceDefinition: Sendable {
     /// Fully qualified names of the RPC services it serves (for health checks by name).
     public var rpcServices: Set<String>
     public var migrator: DatabaseMigrator
+    /// The database holds secrets (private keys): the service refuses to start if others may read it.
+    public var databaseHoldsSecrets = false
     /// Registers the handlers and background work; called once at start with the opened database.
     public var register: @Sendable (inout ServiceSetup, ServiceResources) throws -> Void
 
@@ -62,6 +64,8 @@ public final class ServiceHost: Service, Sendable {
     public let health: HealthService
     public let metrics: ServerMetrics
     private let server: ConnectServer
+    /// The listener for /metrics alone, when `--metrics-port` keeps it off the service port.
+    private let metricsServer: ConnectServer?
     private let logger: Logger
     private let backgroundTasks: [BackgroundTask]
     private let runningTasks = Mutex<[Task<Void, Never>]>([])
@@ -70,7 +74,9 @@ public final class ServiceHost: Service, Sendable {
                 group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) throws {
         self.settings = settings
         self.logger = logger
-        database = try ServiceDatabase(directory: settings.dataDirectory, name: definition.identity.name, migrator: definition.migrator)
+        PrivateFiles.restrictNewFiles()
+        database = try ServiceDatabase(directory: settings.dataDirectory, name: definition.identity.name, migrator: definition.migrator,
+                                       holdsSecrets: definition.databaseHoldsSecrets)
         health = HealthService(services: definition.rpcServices)
         metrics = ServerMetrics(registry: PrometheusCollectorRegistry())
 
@@ -97,20 +103,43 @@ public final class ServiceHost: Service, Sendable {
         ]
         let plainRoutes = try runtimeRoutes.merging(serviceRoutes) { _, _ in
             throw ConfigurationError("a service route reuses one of /healthz, /readyz, /metrics")
-        }
+        }.filter { path, _ in settings.metricsListener == nil || path != "/metrics" }
         let endpoint = ConnectEndpoint(
             router: router, plainRoutes: plainRoutes, trustedServices: settings.trustedServices,
             configuration: .init(maxBodyBytes: settings.maxBodyBytes), metrics: metrics, logger: logger)
-        server = ConnectServer(
-            configuration: .init(host: settings.host, port: settings.port, tls: settings.tls,
-                                 http2: .init(maxConcurrentStreams: settings.maxConcurrentStreams, maxBodyBytes: settings.maxBodyBytes),
-                                 idleTimeout: settings.idleTimeout, maxConnections: settings.maxConnections),
-            endpoint: endpoint, group: group, logger: logger)
+        let connectionLimits = { (host: String, port: Int, tls: TLSFiles?) in
+            ConnectServer.Configuration(
+                host: host, port: port, tls: tls,
+                http2: .init(maxConcurrentStreams: settings.maxConcurrentStreams, maxBodyBytes: settings.maxBodyBytes),
+                idleTimeout: settings.idleTimeout, requestTimeout: settings.requestTimeout, maxConnections: settings.maxConnections,
+                maxConnectionsPerClient: settings.maxConnectionsPerClient, bodyBudget: settings.bodyBudget)
+        }
+        server = ConnectServer(configuration: connectionLimits(settings.host, settings.port, settings.tls),
+                               endpoint: endpoint, group: group, logger: logger)
+        metricsServer = settings.metricsListener.map { listener in
+            let metricsEndpoint = ConnectEndpoint(
+                router: RPCRouter(), plainRoutes: ["/metrics": runtimeRoutes["/metrics"]!], trustedServices: .none,
+                configuration: .init(maxBodyBytes: 1024), metrics: metrics, logger: logger)
+            return ConnectServer(configuration: connectionLimits(listener.host, listener.port, nil),
+                                 endpoint: metricsEndpoint, group: group, logger: logger)
+        }
     }
+
+    /// Where /metrics is served when `--metrics-port` is set (useful with port 0), once started.
+    public private(set) var metricsAddress: SocketAddress? {
+        get { metricsAddressBox.withLock { $0 } }
+        set { metricsAddressBox.withLock { $0 = newValue } }
+    }
+    private let metricsAddressBox = Mutex<SocketAddress?>(nil)
 
     /// Binds the port; returns the address actually bound.
     public func start() async throws -> SocketAddress {
         let address = try await server.start()
+        if let metricsServer {
+            let metricsAddress = try await metricsServer.start()
+            self.metricsAddress = metricsAddress
+            logger.info("serving /metrics apart", metadata: ["host": "\(metricsAddress.ipAddress ?? "?")", "port": "\(metricsAddress.port ?? 0)"])
+        }
         logger.info("listening", metadata: [
             "service": "\(settings.service.name)", "host": "\(settings.host)", "port": "\(address.port ?? 0)",
             "tls": "\(settings.tls != nil)", "data_dir": "\(settings.dataDirectory)",
@@ -125,6 +154,7 @@ public final class ServiceHost: Service, Sendable {
         logger.info("draining", metadata: ["service": "\(settings.service.name)"])
         health.startDraining()
         await server.shutdown(timeout: timeout)
+        await metricsServer?.shutdown(timeout: .seconds(1))
         let running = runningTasks.withLock { tasks in defer { tasks = [] }; return tasks }
         for task in running { task.cancel() }
         for task in running { await task.value }

@@ -21,7 +21,13 @@ public struct ServiceOptions: ParsableArguments, Sendable {
     @Option(help: "Largest request body in bytes, also after decompression (MAX_BODY_BYTES).") var maxBodyBytes: Int?
     @Option(help: "Max concurrent HTTP/2 streams per connection (MAX_CONCURRENT_STREAMS).") var maxConcurrentStreams: Int?
     @Option(help: "Seconds before an idle connection is closed (IDLE_TIMEOUT_SECONDS).") var idleTimeoutSeconds: Int?
-    @Option(help: "Connections open at once; more are closed on arrival (MAX_CONNECTIONS).") var maxConnections: Int?
+    @Option(help: "Connections open at once; more are closed on arrival. Kept below the open-file limit (MAX_CONNECTIONS).") var maxConnections: Int?
+    @Option(help: "Connections open at once from one client address (MAX_CONNECTIONS_PER_CLIENT).") var maxConnectionsPerClient: Int?
+    @Option(help: "Seconds a request has to arrive whole, headers and body, once begun (REQUEST_TIMEOUT_SECONDS).") var requestTimeoutSeconds: Int?
+    @Option(help: "Bytes of unfinished request bodies one connection may hold; default 4 MiB (CONNECTION_BODY_BUDGET).") var connectionBodyBudget: Int?
+    @Option(help: "Bytes of unfinished request bodies the whole process may hold; default 32 MiB (PROCESS_BODY_BUDGET).") var processBodyBudget: Int?
+    @Option(help: "Serve /metrics on this port only, not on the service port (METRICS_PORT).") var metricsPort: Int?
+    @Option(help: "Address for --metrics-port; default 127.0.0.1 (METRICS_HOST).") var metricsHost: String?
     @Option(help: "Event-loop threads serving connections; default one per core (EVENT_LOOP_THREADS).") var eventLoopThreads: Int?
     @Option(help: "trace, debug, info, notice, warning, error or critical (LOG_LEVEL).") var logLevel: String?
     @Option(help: "This service's secret, presented when it calls other services (SERVICE_SECRET).") var serviceSecret: String?
@@ -70,6 +76,20 @@ public struct ServiceOptions: ParsableArguments, Sendable {
         }
         let connections = try number(maxConnections, "MAX_CONNECTIONS") ?? 10_000
         guard connections > 0 else { throw ConfigurationError("the connection limit must be positive") }
+        let perClient = try number(maxConnectionsPerClient, "MAX_CONNECTIONS_PER_CLIENT") ?? 256
+        guard perClient > 0 else { throw ConfigurationError("the per-client connection limit must be positive") }
+        let requestTimeout = try number(requestTimeoutSeconds, "REQUEST_TIMEOUT_SECONDS") ?? 30
+        guard requestTimeout > 0 else { throw ConfigurationError("the request timeout must be positive") }
+        let connectionBudget = try number(connectionBodyBudget, "CONNECTION_BODY_BUDGET") ?? max(4 << 20, maxBody)
+        guard connectionBudget >= maxBody else {
+            throw ConfigurationError("--connection-body-budget (\(connectionBudget)) must be at least --max-body-bytes (\(maxBody))")
+        }
+        let processBudget = try number(processBodyBudget, "PROCESS_BODY_BUDGET") ?? max(32 << 20, connectionBudget)
+        guard processBudget >= connectionBudget else {
+            throw ConfigurationError("--process-body-budget (\(processBudget)) must be at least --connection-body-budget (\(connectionBudget))")
+        }
+        let metricsPort = try number(metricsPort, "METRICS_PORT")
+        if let metricsPort, !(0...65535).contains(metricsPort) { throw ConfigurationError("metrics port \(metricsPort) is out of range 0-65535") }
         let threads = try number(eventLoopThreads, "EVENT_LOOP_THREADS") ?? System.coreCount
         guard (1...256).contains(threads) else { throw ConfigurationError("event-loop threads must be 1 to 256") }
         let levelText = pick(logLevel, "LOG_LEVEL") ?? "info"
@@ -91,6 +111,10 @@ public struct ServiceOptions: ParsableArguments, Sendable {
             maxConcurrentStreams: UInt32(streams),
             idleTimeout: .seconds(Int64(idle)),
             maxConnections: connections,
+            maxConnectionsPerClient: perClient,
+            requestTimeout: .seconds(Int64(requestTimeout)),
+            bodyBudget: BodyBudget(perConnection: connectionBudget, perProcess: processBudget),
+            metricsListener: metricsPort.map { (host: pick(metricsHost, "METRICS_HOST") ?? "127.0.0.1", port: $0) },
             eventLoopThreads: threads,
             logLevel: level,
             credential: pick(serviceSecret, "SERVICE_SECRET").map { ServiceCredential(serviceName: service.name, secret: $0) },
@@ -129,6 +153,12 @@ public struct ServiceSettings: Sendable {
     public var maxConcurrentStreams: UInt32
     public var idleTimeout: TimeAmount
     public var maxConnections: Int
+    public var maxConnectionsPerClient: Int
+    /// How long a begun request has to arrive whole.
+    public var requestTimeout: TimeAmount
+    public var bodyBudget: BodyBudget
+    /// Where /metrics is served instead of the service port, when set.
+    public var metricsListener: (host: String, port: Int)?
     public var eventLoopThreads: Int
     public var logLevel: Logger.Level
     /// What this service presents to others; nil when no secret is configured.

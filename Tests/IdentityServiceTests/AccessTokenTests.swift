@@ -21,6 +21,40 @@ import TestSupport
         for bad in ["a", "ab+c", "ab/c", "abc=", "ab c", "é"] {
             #expect(Base64URL.decode(bad) == nil, "\(bad)")
         }
+        // Non-canonical spellings: the unused low bits of the last character set.
+        #expect(Base64URL.decode("AA") == Data([0]) && Base64URL.decode("AB") == nil)
+        #expect(Base64URL.decode("AAA") == Data([0, 0]) && Base64URL.decode("AAB") == nil)
+        let token = SecretToken.generate().value
+        #expect(SecretToken.isWellFormed(token) && !SecretToken.isWellFormed(Self.withSpareBitSet(token)))
+    }
+
+    /// The same text with the lowest unused bit of its last character set: another spelling of
+    /// the same bytes under a lax decoder.
+    static func withSpareBitSet(_ text: String) -> String {
+        let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+        let index = alphabet.firstIndex(of: text.last!)!
+        return String(text.dropLast()) + String(alphabet[index | 1])
+    }
+
+    /// An access token has one spelling: the same signature with n - s, and a payload whose last
+    /// character carries extra bits, are refused though they decode to the same bytes.
+    @Test func malleatedSpellingsOfAValidTokenAreRefused() throws {
+        let key = SigningKey.generate()
+        let verifier = try AccessTokenVerifier(keySet: JSONWebKeySet(keys: [key.publicJWK]))
+        for _ in 0..<8 {
+            let token = try key.sign(AccessTokenClaims(subject: "u", email: "u@example.com", emailVerified: true, onboardingState: .complete,
+                                                       sessionID: "s", issuedAt: Date(), expiresAt: Date() + 600))
+            _ = try verifier.verify(token)
+            let parts = token.split(separator: ".").map(String.init)
+            let signature = try #require(Base64URL.decode(parts[2]))
+            #expect(ECDSALowS.isLow(signature), "we sign low-S only")
+            let highS = parts[0] + "." + parts[1] + "." + Base64URL.encode(ECDSALowS.flipped(signature))
+            #expect(throws: AccessTokenError.badSignature) { try verifier.verify(highS) }
+            // A 64-byte signature is 86 characters with 4 spare bits; setting one spells the same bytes.
+            #expect(throws: AccessTokenError.malformed) {
+                try verifier.verify(parts[0] + "." + parts[1] + "." + Self.withSpareBitSet(parts[2]))
+            }
+        }
     }
 
     @Test func tokensVerifyWithThePublishedKeysAndCarryTheUser() async throws {

@@ -63,6 +63,28 @@ import TestSupport
         #expect(message.tls && message.authenticated_as == "mailer")
     }
 
+    /// A server (or a man in the middle) that offers no STARTTLS: with smtp:// the credentials
+    /// stay unsent and the email waits; only smtp+plain:// sends them in clear.
+    @Test func credentialsAreNeverSentInClearUnlessTheURLSaysPlain() async throws {
+        let (server, path) = try await startSMTPServer(extra: ["--auth", "mailer:do-not-leak"])
+        defer { Task { await server.stop() } }
+        let identity = try await IdentityHarness.start(arguments: ["--smtp-url", "smtp://mailer:do-not-leak@127.0.0.1:\(server.port)"])
+        _ = try await identity.client.call(Identity.register, RegisterRequest(email: "clear@example.com", password: IdentityHarness.password, fullName: "C"))
+        try await eventually(timeout: .seconds(10)) {
+            try identity.database().read { db in try String.fetchOne(db, sql: "SELECT last_error FROM email_outbox") }?.contains("STARTTLS") == true
+        }
+        #expect(mailbox(path).isEmpty)
+        let row = try identity.database().read { db in try Row.fetchOne(db, sql: "SELECT sent_at, failed_at FROM email_outbox") }
+        #expect(row?["sent_at"] as Double? == nil && row?["failed_at"] as Double? == nil, "kept for a retry, not dropped")
+        await identity.stop()
+
+        let plain = try await IdentityHarness.start(arguments: ["--smtp-url", "smtp+plain://mailer:do-not-leak@127.0.0.1:\(server.port)"])
+        defer { Task { await plain.stop() } }
+        _ = try await plain.client.call(Identity.register, RegisterRequest(email: "plain@example.com", password: IdentityHarness.password, fullName: "P"))
+        try await eventually(timeout: .seconds(10)) { mailbox(path).count == 1 }
+        #expect(mailbox(path).first?.authenticated_as == "mailer" && mailbox(path).first?.tls == false)
+    }
+
     @Test func authenticatesWithAuthLoginWhenPlainIsNotOffered() async throws {
         let certificates = try await TestCertificates.make()
         let (server, path) = try await startSMTPServer(extra: [

@@ -1,6 +1,7 @@
 import Contracts
 import Foundation
 @testable import IdentityService
+import RPCCore
 import Testing
 
 /// identity's rules as plain values, without sockets or databases.
@@ -24,6 +25,21 @@ struct IdentityRulesTests {
         #expect(throws: IdentityError.self) { try PasswordPolicy.check("my name is MARGARET ok", for: email) }
         // A name part of one or two letters would rule out ordinary words, so it is not checked.
         try PasswordPolicy.check("a perfectly fine password", for: try EmailAddress("a@example.com"))
+    }
+
+    /// 256 grapheme clusters of 2 KiB each: 256 "characters", half a megabyte. Counting them cost
+    /// ~90 ms of event-loop time per call; the byte bound refuses them before any count.
+    @Test func aHugePasswordOfFewCharactersIsRefusedByItsByteLength() throws {
+        let email = try EmailAddress("margaret@example.com")
+        let cluster = "a" + String(repeating: "\u{0301}", count: 1024)
+        let huge = String(repeating: cluster, count: 256)
+        #expect(huge.count == 256 && huge.utf8.count > 500_000)
+        #expect(throws: IdentityError.invalid(field: "password", reason: "must be at most 256 characters long")) {
+            try PasswordPolicy.check(huge, for: email)
+        }
+        #expect(!TextLength.isAtMost(huge, characters: 256))
+        #expect(TextLength.isAtMost(String(repeating: "😀", count: 256), characters: 256))
+        #expect(throws: IdentityError.self) { try BusinessProfileRules.text(huge, field: "companyName", maximum: 200) }
     }
 
     @Test func lockoutsStartAfterFiveFailuresAndDoubleUpToFifteenMinutes() {

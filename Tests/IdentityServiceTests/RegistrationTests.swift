@@ -2,6 +2,7 @@ import ConnectTransport
 import Contracts
 import Foundation
 import RPCCore
+import ServiceRuntime
 import Testing
 import TestSupport
 
@@ -167,6 +168,31 @@ import TestSupport
         }
         let ratio = taken.sorted()[4] / free.sorted()[4]
         #expect(ratio > 0.5 && ratio < 2, "taken \(taken) vs free \(free)")
+    }
+
+    /// identity's database holds its private signing keys and the maildrop holds link tokens:
+    /// both are for identity's user only, and a key store others could read stops the start.
+    @Test func identitysFilesArePrivateAndAKeyStoreOthersCanReadIsRefused() async throws {
+        umask(0o022)
+        let directory = NSTemporaryDirectory() + "identity-\(UUID().uuidString)"
+        let identity = try await IdentityHarness.start(directory: directory)
+        _ = try await identity.signedUpUser("private@example.com")
+        let emails = try FileManager.default.contentsOfDirectory(atPath: identity.maildrop).filter { $0.hasSuffix(".eml") }
+        #expect(!emails.isEmpty)
+        for name in emails { #expect(PrivateFiles.mode(of: identity.maildrop + "/" + name) == 0o600, "\(name)") }
+        #expect(PrivateFiles.mode(of: identity.maildrop) == 0o700)
+        #expect(PrivateFiles.mode(of: directory) == 0o700)
+        #expect(PrivateFiles.mode(of: directory + "/identity.sqlite") == 0o600)
+        await identity.stop()
+
+        chmod(directory + "/identity.sqlite", 0o644)
+        do {
+            let again = try await IdentityHarness.start(directory: directory)
+            await again.stop()
+            Issue.record("identity started on a key store others may read")
+        } catch {
+            #expect("\(error)".contains("chmod 600"), "\(error)")
+        }
     }
 
     @Test func badInputIsRefusedWithInvalidArgumentAndWritesNothing() async throws {

@@ -96,6 +96,66 @@ import TestSupport
                                            options: .init(headers: [(IdentityHandlers.endUserIPHeader, "203.0.113.7")]))
     }
 
+    /// Failures from six addresses lock the account against guessing, but not against its owner:
+    /// the right password from an address with no failures still passes. An address that failed
+    /// is refused even with the right password while the lock lasts.
+    @Test func failuresFromManyAddressesSlowGuessersButNeverLockTheOwnerOut() async throws {
+        let identity = try await IdentityHarness.start()
+        defer { Task { await identity.stop() } }
+        let victim = "owner@example.com"
+        _ = try await identity.signedUpUser(victim)
+        func login(_ password: String, from ip: String) async throws -> LoginResponse {
+            try await identity.service.call(Identity.login, LoginRequest(email: victim, password: password),
+                                            options: .init(headers: [(IdentityHandlers.endUserIPHeader, ip)]))
+        }
+        for index in 1...6 {
+            await #expect(throws: Self.badCredentials) { try await login("guessing guessing", from: "203.0.113.\(index)") }
+        }
+        let locked = try await identity.database().read { db in
+            try Double.fetchOne(db, sql: "SELECT locked_until FROM login_throttle WHERE subject = ?", arguments: ["account:\(victim)"])
+        }
+        #expect(locked != nil, "six failures lock the account")
+        // A guesser's address, even with the right password, is refused while the lock lasts; so
+        // is a wrong password from a fresh address, which now counts against that address too.
+        await #expect(throws: Self.badCredentials) { try await login(IdentityHarness.password, from: "203.0.113.1") }
+        await #expect(throws: Self.badCredentials) { try await login("another guess here", from: "203.0.113.50") }
+        await #expect(throws: Self.badCredentials) { try await login(IdentityHarness.password, from: "203.0.113.50") }
+        // The owner, from an address that never failed, signs in (a little slower while locked).
+        let started = ContinuousClock.now
+        _ = try await login(IdentityHarness.password, from: "198.51.100.9")
+        #expect(ContinuousClock.now - started >= .milliseconds(500))
+    }
+
+    /// ChangePassword counts wrong current passwords like sign-in does: after five, even the right
+    /// one is refused from that address until the lock passes.
+    @Test func changePasswordIsThrottledLikeSignIn() async throws {
+        let identity = try await IdentityHarness.start()
+        defer { Task { await identity.stop() } }
+        let user = try await identity.signedUpUser("guessed@example.com")
+        var auth = ConnectClient.CallOptions(bearerToken: user.accessToken)
+        func change(_ old: String) async throws {
+            _ = try await identity.client.call(Identity.changePassword, ChangePasswordRequest(oldPassword: old, newPassword: "a brand new passphrase"),
+                                               options: auth)
+        }
+        for _ in 0..<5 {
+            await #expect(throws: RPCError(.permissionDenied, "the current password is wrong")) { try await change("not the password!") }
+        }
+        let tooMany = RPCError(.resourceExhausted, "too many wrong passwords: wait a few minutes, or reset your password from the sign-in page")
+        for _ in 0..<3 {
+            await #expect(throws: tooMany) { try await change("not the password!") }
+        }
+        await #expect(throws: tooMany) { try await change(IdentityHarness.password) }
+        // Once the lock has passed, the right password works.
+        identity.clock.advance(by: 16 * 60)
+        let refreshed = try await identity.client.call(Identity.refreshAccessToken, SessionTokenRequest(sessionToken: user.sessionToken))
+        auth = ConnectClient.CallOptions(bearerToken: refreshed.accessToken)
+        try await change(IdentityHarness.password)
+        let failures = try await identity.database().read { db in
+            try Int.fetchOne(db, sql: "SELECT count(*) FROM audit_event WHERE event = 'password_change_failed'")
+        }
+        #expect(failures == 8)
+    }
+
     @Test func sessionsEndAfterTwoIdleHoursOrADayAndOnLogout() async throws {
         let identity = try await IdentityHarness.start()
         defer { Task { await identity.stop() } }

@@ -30,7 +30,8 @@ import Testing
         let requestBody = ByteBuffer(repeating: UInt8(ascii: "q"), count: 300_000)
         let streamID = try client.submitRequest(headers: request(), body: requestBody)
         var (_, serverEvents) = try pump(client, server)
-        guard case .message(let receivedID, let message) = serverEvents.first else {
+        #expect(serverEvents.contains { if case .requestBegun(streamID) = $0 { true } else { false } })
+        guard case .message(let receivedID, let message) = serverEvents.first(where: { if case .message = $0 { true } else { false } }) else {
             Issue.record("no request arrived: \(serverEvents)")
             return
         }

@@ -15,13 +15,16 @@ import ServiceRuntime
 @Suite(.timeLimit(.minutes(3))) struct AuthorizationMatrixTests {
     enum Caller: String, CaseIterable {
         case admin, developer, billing, member, nonMember, noToken, expiredToken, unknownKeyToken, serviceCredential
+        /// A trusted service that is not marketplace-link (identity's credential).
+        case otherService
     }
 
     /// nil: the call succeeds; otherwise the code it must fail with.
     typealias Expectations = [Caller: ConnectCode?]
 
     static let badTokens: Expectations = [.noToken: .unauthenticated, .expiredToken: .unauthenticated,
-                                          .unknownKeyToken: .unauthenticated, .serviceCredential: .unauthenticated]
+                                          .unknownKeyToken: .unauthenticated, .serviceCredential: .unauthenticated,
+                                          .otherService: .unauthenticated]
     static let anyUser: Expectations = badTokens.merging([.admin: nil, .developer: nil, .billing: nil, .member: nil, .nonMember: nil]) { $1 }
     static let anyMember: Expectations = badTokens.merging([.admin: nil, .developer: nil, .billing: nil, .member: nil, .nonMember: .notFound]) { $1 }
     static let adminOnly: Expectations = badTokens.merging([.admin: nil, .developer: .permissionDenied, .billing: .permissionDenied,
@@ -30,7 +33,8 @@ import ServiceRuntime
                                                                  .member: .permissionDenied, .nonMember: .notFound]) { $1 }
     static let serviceOnly: Expectations = [.admin: .unauthenticated, .developer: .unauthenticated, .billing: .unauthenticated,
                                             .member: .unauthenticated, .nonMember: .unauthenticated, .noToken: .unauthenticated,
-                                            .expiredToken: .unauthenticated, .unknownKeyToken: .unauthenticated, .serviceCredential: nil]
+                                            .expiredToken: .unauthenticated, .unknownKeyToken: .unauthenticated, .serviceCredential: nil,
+                                            .otherService: .permissionDenied]
 
     @Test func everyMethodAgainstEveryCaller() async throws {
         let harness = try await OrganizationHarness.start()
@@ -58,6 +62,8 @@ import ServiceRuntime
                     _ = try await harness.client.call(method, request, options: .init(bearerToken: users[.admin]!.accessToken))
                 case .serviceCredential:
                     _ = try await harness.service.call(method, request)
+                case .otherService:
+                    _ = try await harness.otherService.call(method, request)
                 default:
                     _ = try await harness.client.call(method, request, options: .init(bearerToken: users[caller]!.accessToken))
                 }

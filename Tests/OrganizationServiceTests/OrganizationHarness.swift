@@ -13,6 +13,7 @@ import TestSupport
 /// the tokens, and a client holding marketplace-link's service credential.
 final class OrganizationHarness: Sendable {
     static let serviceSecret = "marketplace-link-test-secret"
+    static let otherServiceSecret = "identity-test-secret"
     let identity: IdentityHarness
     let host: ServiceHost
     let directory: String
@@ -23,6 +24,8 @@ final class OrganizationHarness: Sendable {
     let client: ConnectClient
     /// Calls as marketplace-link.
     let service: ConnectClient
+    /// Calls as identity: trusted, but not for organization's internal methods.
+    let otherService: ConnectClient
 
     static func start() async throws -> OrganizationHarness {
         let identity = try await IdentityHarness.start()
@@ -30,7 +33,7 @@ final class OrganizationHarness: Sendable {
         let digest = TrustedServices.digest(ofSecret: serviceSecret)
         let settings = try ServiceOptions.parse([
             "--port", "0", "--data-dir", directory, "--identity-url", "http://127.0.0.1:\(identity.port)",
-            "--trusted-services", "marketplace-link=\(digest)",
+            "--trusted-services", "marketplace-link=\(digest),identity=\(TrustedServices.digest(ofSecret: otherServiceSecret))",
         ]).settings(service: OrganizationDefinition.identity, environment: [:])
         let clock = TestClock()
         var logger = Logger(label: "organization-test")
@@ -41,11 +44,13 @@ final class OrganizationHarness: Sendable {
             identity: identity, host: host, directory: directory, clock: clock, port: port,
             client: try ConnectClient(configuration: .init(baseURL: "http://127.0.0.1:\(port)")),
             service: try ConnectClient(configuration: .init(baseURL: "http://127.0.0.1:\(port)",
-                                                            credential: ServiceCredential(serviceName: "marketplace-link", secret: serviceSecret))))
+                                                            credential: ServiceCredential(serviceName: "marketplace-link", secret: serviceSecret))),
+            otherService: try ConnectClient(configuration: .init(baseURL: "http://127.0.0.1:\(port)",
+                                                                 credential: ServiceCredential(serviceName: "identity", secret: otherServiceSecret))))
     }
 
     private init(identity: IdentityHarness, host: ServiceHost, directory: String, clock: TestClock, port: Int,
-                 client: ConnectClient, service: ConnectClient) {
+                 client: ConnectClient, service: ConnectClient, otherService: ConnectClient) {
         self.identity = identity
         self.host = host
         self.directory = directory
@@ -53,11 +58,13 @@ final class OrganizationHarness: Sendable {
         self.port = port
         self.client = client
         self.service = service
+        self.otherService = otherService
     }
 
     func stop() async {
         await client.close()
         await service.close()
+        await otherService.close()
         await host.shutdown(timeout: .seconds(2))
         await identity.stop()
     }

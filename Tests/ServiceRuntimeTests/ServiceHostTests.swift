@@ -10,7 +10,7 @@ import TestSupport
 
 /// A service host run in-process: its database, its probes, its health and its metrics.
 @Suite(.timeLimit(.minutes(2))) struct ServiceHostTests {
-    private func makeHost() throws -> (ServiceHost, String) {
+    private func makeHost(arguments: [String] = []) throws -> (ServiceHost, String) {
         let directory = NSTemporaryDirectory() + "service-\(UUID().uuidString)"
         let definition = ServiceDefinition(
             identity: ServiceIdentity(name: "sample", defaultPort: 0), rpcServices: ["sample.v1.Sample"],
@@ -24,7 +24,8 @@ import TestSupport
         ) { setup, _ in
             Echo.register(in: &setup.router)
         }
-        let settings = try ServiceOptions.parse(["--port", "0", "--data-dir", directory]).settings(service: definition.identity, environment: [:])
+        let settings = try ServiceOptions.parse(["--port", "0", "--data-dir", directory] + arguments)
+            .settings(service: definition.identity, environment: [:])
         var logger = Logger(label: "sample")
         logger.logLevel = .warning
         return (try ServiceHost(definition: definition, settings: settings, logger: logger), directory)
@@ -47,6 +48,48 @@ import TestSupport
         migrator.registerMigration("v1 things") { db in try db.create(table: "thing") { $0.autoIncrementedPrimaryKey("id") } }
         let definition = ServiceDefinition(identity: settings.service, rpcServices: [], migrator: migrator) { _, _ in }
         return (try ServiceHost(definition: definition, settings: settings, logger: Logger(label: "sample")), directory)
+    }
+
+    /// With --metrics-port, /metrics is on its own listener (on loopback unless told otherwise)
+    /// and no longer on the service port, where anyone who can call the service could read it.
+    @Test func metricsPortKeepsMetricsOffTheServicePort() async throws {
+        let (host, _) = try makeHost(arguments: ["--metrics-port", "0"])
+        let port = try await host.start().port!
+        let metricsPort = try #require(host.metricsAddress?.port)
+        #expect(metricsPort != port)
+        #expect(try await Curl.get("http://127.0.0.1:\(port)/healthz").status == 200)
+        #expect(try await Curl.get("http://127.0.0.1:\(port)/metrics").status != 200)
+        let metrics = try await Curl.get("http://127.0.0.1:\(metricsPort)/metrics")
+        #expect(metrics.status == 200 && metrics.body.contains("rpc_server_calls_total"), "\(metrics.body.prefix(300))")
+        // The metrics listener serves nothing else.
+        #expect(try await Curl.get("http://127.0.0.1:\(metricsPort)/healthz").status != 200)
+        await host.shutdown(timeout: .seconds(1))
+    }
+
+    /// Data directories are 0700 and database files 0600 whatever the umask the process had, and
+    /// a database that says it holds secrets is refused when others may read it.
+    @Test func dataFilesArePrivateAndASharedKeyStoreIsRefused() async throws {
+        umask(0o022)
+        let (host, directory) = try makeHost()
+        _ = try await host.start()
+        try await host.database.pool.write { db in try db.execute(sql: "INSERT INTO thing DEFAULT VALUES") }
+        #expect(PrivateFiles.mode(of: directory) == 0o700)
+        #expect(PrivateFiles.mode(of: directory + "/sample.sqlite") == 0o600)
+        #expect(PrivateFiles.mode(of: directory + "/sample.sqlite-wal") == 0o600)
+        await host.shutdown(timeout: .seconds(1))
+
+        chmod(directory + "/sample.sqlite", 0o644)
+        #expect(throws: ConfigurationError.self) {
+            try ServiceDatabase(directory: directory, name: "sample", migrator: DatabaseMigrator(), holdsSecrets: true)
+        }
+        do {
+            _ = try ServiceDatabase(directory: directory, name: "sample", migrator: DatabaseMigrator(), holdsSecrets: true)
+        } catch {
+            #expect("\(error)".contains("chmod 600 \(directory)/sample.sqlite"), "\(error)")
+        }
+        // Without secrets, an old file is tightened instead.
+        _ = try ServiceDatabase(directory: directory, name: "sample", migrator: DatabaseMigrator())
+        #expect(PrivateFiles.mode(of: directory + "/sample.sqlite") == 0o600)
     }
 
     @Test func servesHealthProbesAndMetricsThenReportsDraining() async throws {

@@ -4,7 +4,8 @@ import Synchronization
 /// A test-only RPC service, so transport tests can ask for slow, large or internal-only answers.
 public enum Echo {
     public static let echo = RPCMethod<EchoRequest, EchoResponse>(service: "test.v1.Echo", name: "Echo")
-    public static let internalEcho = RPCMethod<EchoRequest, EchoResponse>(service: "test.v1.Echo", name: "InternalEcho", access: .internalOnly)
+    public static let internalEcho = RPCMethod<EchoRequest, EchoResponse>(service: "test.v1.Echo", name: "InternalEcho",
+                                                                                       access: .internalOnly(callers: ["caller"]))
 
     private static let startedTexts = Mutex<Set<String>>([])
 

@@ -36,7 +36,7 @@ public final class IdentityHarness: Sendable {
     public static func start(directory: String = NSTemporaryDirectory() + "identity-\(UUID().uuidString)", clock: TestClock = TestClock(),
                       arguments: [String] = []) async throws -> IdentityHarness {
         let digest = TrustedServices.digest(ofSecret: callerSecret)
-        let settings = try ServiceOptions.parse(["--port", "0", "--data-dir", directory, "--trusted-services", "caller=\(digest)"])
+        let settings = try ServiceOptions.parse(["--port", "0", "--data-dir", directory, "--trusted-services", "console=\(digest)"])
             .settings(service: IdentityDefinition.identity, environment: [:])
         let identityArguments = arguments.contains("--scrypt-log-n") ? arguments : ["--scrypt-log-n", "10"] + arguments
         var configuration = try IdentityOptions.parse(identityArguments).configuration(settings: settings, environment: [:])
@@ -50,7 +50,7 @@ public final class IdentityHarness: Sendable {
             host: host, directory: directory, clock: clock, port: port,
             client: try ConnectClient(configuration: .init(baseURL: "http://127.0.0.1:\(port)")),
             service: try ConnectClient(configuration: .init(baseURL: "http://127.0.0.1:\(port)",
-                                                            credential: ServiceCredential(serviceName: "caller", secret: callerSecret))))
+                                                            credential: ServiceCredential(serviceName: "console", secret: callerSecret))))
     }
 
     private init(host: ServiceHost, directory: String, clock: TestClock, port: Int, client: ConnectClient, service: ConnectClient) {

@@ -8,7 +8,7 @@ public enum IdentityDefinition {
     public static let identity = ServiceIdentity(name: "identity", defaultPort: 7101)
 
     public static func make(configuration: IdentityConfiguration) -> ServiceDefinition {
-        ServiceDefinition(identity: identity, rpcServices: ["identity.v1.IdentityService"], migrator: IdentityMigrations.migrator) { setup, resources in
+        var definition = ServiceDefinition(identity: identity, rpcServices: ["identity.v1.IdentityService"], migrator: IdentityMigrations.migrator) { setup, resources in
             let pool = resources.database.pool
             let keys = try SigningKeyRing(pool: pool, tokenLifetime: configuration.sessions.accessTokenLifetime, now: configuration.now)
             let wake = WakeSignal()
@@ -33,12 +33,15 @@ public enum IdentityDefinition {
                 "scrypt": "\(configuration.scrypt)", "hashing_threads": "\(configuration.hashingThreads)",
             ])
         }
+        definition.databaseHoldsSecrets = true
+        return definition
     }
 
     /// Retires the current signing key and makes a new one (the `rotate-signing-keys` command).
     /// Tokens signed with the old key keep verifying until they expire.
     public static func rotateSigningKeys(settings: ServiceSettings) throws -> String {
-        let database = try ServiceDatabase(directory: settings.dataDirectory, name: identity.name, migrator: IdentityMigrations.migrator)
+        let database = try ServiceDatabase(directory: settings.dataDirectory, name: identity.name, migrator: IdentityMigrations.migrator,
+                                           holdsSecrets: true)
         return try SigningKeyRing.rotate(pool: database.pool, tokenLifetime: SessionRules().accessTokenLifetime, at: Date())
     }
 }

@@ -138,6 +138,8 @@ final class HTTP2ClientHandler: HTTP2SessionDriver {
                 }
             case .goAway:
                 markGoingAway()
+            case .requestBegun:
+                break  // server side only
             }
         }
     }

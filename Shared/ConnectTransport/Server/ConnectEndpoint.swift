@@ -26,6 +26,8 @@ public struct ConnectEndpoint: Sendable {
     private let configuration: Configuration
     private let metrics: ServerMetrics
     private let logger: Logger
+    /// Refusals a client can cause at will are logged at most once a minute each.
+    private let refusals: RateLimitedLog
 
     public init(router: RPCRouter, plainRoutes: [String: PlainRoute], trustedServices: TrustedServices,
                 configuration: Configuration, metrics: ServerMetrics, logger: Logger) {
@@ -35,6 +37,7 @@ public struct ConnectEndpoint: Sendable {
         self.configuration = configuration
         self.metrics = metrics
         self.logger = logger
+        refusals = RateLimitedLog(logger: logger)
     }
 
     /// The largest request body the transports should buffer.
@@ -56,7 +59,10 @@ public struct ConnectEndpoint: Sendable {
         let acceptsGzip = headers.acceptEncoding.map(Self.listsGzip) ?? false
         if request.method == "POST", !Self.isJSON(headers.contentType) {
             let error = RPCError(.unknown, "unsupported content type '\(headers.contentType ?? "")': send application/json")
-            var response = finish(error, method: path, requestID: requestID, started: started, acceptsGzip: false)
+            metrics.record(method: path, code: error.code.rawValue, duration: ContinuousClock.now - started)
+            refusals.warning("refusing calls with a content type other than application/json", metadata: ["method": "\(path)"])
+            var response = errorResponse(error)
+            response.headers.append(("x-request-id", requestID))
             response.status = 415
             response.headers.append(("accept-post", "application/json"))
             return response
@@ -110,9 +116,7 @@ public struct ConnectEndpoint: Sendable {
         }
         let callingService = request.tlsClientIdentity
             ?? headers.serviceCredential.flatMap(trustedServices.verify)
-        if access == .internalOnly, callingService == nil {
-            throw RPCError(.unauthenticated, "this method is internal-only: call it with a valid service credential")
-        }
+        if let refusal = access.refusal(of: callingService) { throw refusal }
         var bearer: String?
         if let authorization = headers.authorization, authorization.utf8.count > 7,
            authorization.prefix(7).lowercased() == "bearer " {

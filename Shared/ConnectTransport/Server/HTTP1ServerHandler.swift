@@ -4,28 +4,60 @@ import NIOHTTP1
 
 /// Serves one HTTP/1.1 connection (probes, plain curl, Connect over HTTP/1.1) through the same
 /// `ConnectEndpoint` as HTTP/2. NIO's pipelining handler hands it one request at a time.
+///
+/// Bounded like HTTP/2: an answer the socket cannot take waits here (and the pipelining handler
+/// then holds the next request back), reading stops meanwhile, a body draws on the process's
+/// body budget as it arrives, and the same time limits apply.
 final class HTTP1ServerHandler: ChannelInboundHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
 
+    /// The one request in progress, as `ConnectionDeadlines` counts it.
+    private static let requestID: Int32 = 1
+
     private let endpoint: ConnectEndpoint
+    private let settings: ServerConnectionSettings
     private let connection: ConnectionInfo
     private var head: HTTPRequestHead?
     private var body = ByteBuffer()
+    /// Bytes of `body` covered by the process's body budget.
+    private var drawn = 0
     private var bodyTooLarge = false
     private var busy = false
     private var draining = false
     private var task: Task<Void, Never>?
+    private var deadlines: ConnectionDeadlines
+    private var ticker: RepeatedTask?
+    /// An answer waiting for the socket to take more.
+    private var pending: (response: HTTPResponse, keepAlive: Bool)?
+    private var waitingForBudget = false
 
-    init(endpoint: ConnectEndpoint, connection: ConnectionInfo) {
+    init(endpoint: ConnectEndpoint, settings: ServerConnectionSettings, connection: ConnectionInfo) {
         self.endpoint = endpoint
+        self.settings = settings
         self.connection = connection
+        deadlines = settings.deadlines(now: .now())
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        let this = NIOLoopBound(self, eventLoop: context.eventLoop)
+        let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        ticker = context.eventLoop.scheduleRepeatedTask(initialDelay: settings.tickInterval, delay: settings.tickInterval) { _ in
+            this.value.tick(context: bound.value)
+        }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        ticker?.cancel()
+        ticker = nil
+        releaseBody()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
         case .head(let head):
             guard !bodyTooLarge else { return }
+            deadlines.requestBegan(Self.requestID, at: .now())
             self.head = head
             body = context.channel.allocator.buffer(capacity: 0)
             if let length = head.headers.first(name: "content-length").flatMap(Int.init), length > endpoint.maxBodyBytes {
@@ -37,11 +69,13 @@ final class HTTP1ServerHandler: ChannelInboundHandler {
                 refuseBody(context: context)
             } else {
                 body.writeBuffer(&chunk)
+                drawBudget(context: context)
             }
         case .end:
             guard !bodyTooLarge, let head else { return }
             self.head = nil
             busy = true
+            deadlines.requestArrived(Self.requestID)
             let headers = head.headers.map { (name: $0.name.lowercased(), value: $0.value) }
             let request = HTTPRequest(method: head.method.rawValue, target: head.uri, headers: headers, body: body,
                                       peerAddress: connection.peerAddress, tlsClientIdentity: connection.tlsClientIdentity)
@@ -66,6 +100,7 @@ final class HTTP1ServerHandler: ChannelInboundHandler {
         bodyTooLarge = true
         head = nil
         body = ByteBuffer()
+        releaseBody()
         busy = true
         write(endpoint.bodyTooLargeResponse(), keepAlive: false, context: context)
     }
@@ -74,8 +109,6 @@ final class HTTP1ServerHandler: ChannelInboundHandler {
         if event is ServerDrainEvent {
             draining = true
             if !busy { context.close(promise: nil) }
-        } else if let idle = event as? IdleStateHandler.IdleStateEvent, idle == .all, !busy {
-            context.close(promise: nil)
         } else {
             context.fireUserInboundEventTriggered(event)
         }
@@ -92,8 +125,66 @@ final class HTTP1ServerHandler: ChannelInboundHandler {
         context.fireChannelInactive()
     }
 
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        let writable = context.channel.isWritable
+        deadlines.writabilityChanged(writable: writable, at: .now())
+        updateReading(context: context)
+        if writable, let (response, keepAlive) = pending.take() {
+            write(response, keepAlive: keepAlive, context: context)
+        }
+        context.fireChannelWritabilityChanged()
+    }
+
+    // MARK: Limits
+
+    /// Covers the body held so far from the process's budget; stops reading while it cannot.
+    private func drawBudget(context: ChannelHandlerContext) {
+        drawn += settings.pool.take(upTo: body.readableBytes - drawn)
+        let short = drawn < body.readableBytes
+        if short != waitingForBudget {
+            waitingForBudget = short
+            updateReading(context: context)
+        }
+    }
+
+    private func releaseBody() {
+        settings.pool.giveBack(drawn)
+        drawn = 0
+    }
+
+    private func updateReading(context: ChannelHandlerContext) {
+        let read = context.channel.isWritable && !waitingForBudget
+        try? context.channel.syncOptions?.setOption(.autoRead, value: read)
+    }
+
+    private func tick(context: ChannelHandlerContext) {
+        if waitingForBudget { drawBudget(context: context) }
+        switch deadlines.tick(at: .now()) {
+        case nil:
+            break
+        case .abandonRequests:
+            // The request did not arrive in time: say so, and drop the connection with its unread rest.
+            head = nil
+            body = ByteBuffer()
+            releaseBody()
+            bodyTooLarge = true
+            busy = true
+            write(HTTPResponse(status: 408, headers: [("content-type", "text/plain")],
+                               body: ByteBuffer(string: "the request did not arrive in time\n")),
+                  keepAlive: false, context: context)
+        case .closeIdle, .closeStalled:
+            if !busy || pending != nil { context.close(promise: nil) }
+        }
+    }
+
     private func write(_ response: HTTPResponse, keepAlive: Bool, context: ChannelHandlerContext) {
+        guard context.channel.isWritable else {
+            pending = (response, keepAlive)
+            return
+        }
         busy = false
+        releaseBody()
+        deadlines.requestEnded(Self.requestID, at: .now())
         let keepOpen = keepAlive && !draining && !bodyTooLarge
         var headers = HTTPHeaders(response.headers.map { ($0.name, $0.value) })
         headers.replaceOrAdd(name: "content-length", value: String(response.body.readableBytes))

@@ -11,14 +11,27 @@ final class ProtocolSniffer: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundOut = ByteBuffer
 
     private let endpoint: ConnectEndpoint
-    private let limits: HTTP2Limits
+    private let settings: ServerConnectionSettings
     private let logger: Logger
     private var buffered: ByteBuffer?
+    private var deadline: Scheduled<Void>?
 
-    init(endpoint: ConnectEndpoint, limits: HTTP2Limits, logger: Logger) {
+    init(endpoint: ConnectEndpoint, settings: ServerConnectionSettings, logger: Logger) {
         self.endpoint = endpoint
-        self.limits = limits
+        self.settings = settings
         self.logger = logger
+    }
+
+    /// A peer that has not said which protocol it speaks within the request timeout is dropped
+    /// (a trickled preface must not hold a connection forever).
+    func handlerAdded(context: ChannelHandlerContext) {
+        let channel = context.channel
+        deadline = context.eventLoop.scheduleTask(in: settings.requestTimeout) { channel.close(promise: nil) }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        deadline?.cancel()
+        deadline = nil
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -47,7 +60,7 @@ final class ProtocolSniffer: ChannelInboundHandler, RemovableChannelHandler {
                 .peerCertificate.flatMap(ClientCertificateIdentity.commonName))
         let operations = context.pipeline.syncOperations
         if toHTTP2 {
-            try operations.addHandler(HTTP2ServerHandler(endpoint: endpoint, limits: limits, connection: connection, logger: logger),
+            try operations.addHandler(HTTP2ServerHandler(endpoint: endpoint, settings: settings, connection: connection, logger: logger),
                                       position: .after(self))
         } else {
             try operations.addHandlers(
@@ -55,7 +68,7 @@ final class ProtocolSniffer: ChannelInboundHandler, RemovableChannelHandler {
                  HTTPResponseEncoder(),
                  HTTPServerPipelineHandler(),
                  HTTPServerProtocolErrorHandler(),
-                 HTTP1ServerHandler(endpoint: endpoint, connection: connection)],
+                 HTTP1ServerHandler(endpoint: endpoint, settings: settings, connection: connection)],
                 position: .after(self))
         }
         let bytes = buffered.take()!

@@ -3,6 +3,7 @@ import Contracts
 import Foundation
 import GRDB
 import Logging
+import RPCCore
 import ServiceRuntime
 
 /// Identity's use cases: each method is one RPC's work, in domain words, with every write in one
@@ -98,23 +99,27 @@ final class Accounts: Sendable {
 
     func login(_ request: LoginRequest, clientIP: String?) async throws -> LoginResponse {
         let email = try EmailAddress(request.email)
-        guard !request.password.isEmpty, request.password.count <= PasswordPolicy.maximumLength else {
+        guard !request.password.isEmpty, TextLength.isAtMost(request.password, characters: PasswordPolicy.maximumLength) else {
             throw IdentityError.invalid(field: "password", reason: "must be 1 to \(PasswordPolicy.maximumLength) characters long")
         }
         let subjects = LoginThrottleStore.subjects(email: email, clientIP: clientIP)
-        let (user, lockedUntil) = try await pool.read { [now] db in
-            (try UserRecord.fetch(db, email: email), try LoginThrottleStore.lockedUntil(db, subjects: subjects, at: now()))
+        let (user, throttleState) = try await pool.read { [now, throttle] db in
+            (try UserRecord.fetch(db, email: email), try LoginThrottleStore.state(db, subjects: subjects, policy: throttle, at: now()))
         }
         // Checked even when locked or unknown, so that every refusal takes the same time.
         let check = try await hasher.verify(request.password, against: user?.passwordHash)
         let at = now()
-        if let lockedUntil {
+        if throttleState.accountLockedUntil != nil { try await Task.sleep(for: throttle.lockedAccountDelay) }
+        let admitted = throttle.admits(throttleState, passwordMatches: user != nil && check.matches)
+        if !admitted, user != nil, check.matches, let lockedUntil = throttleState.lockedUntil {
             try await pool.write { db in
                 try AuditLog.record(db, .loginRefusedLocked, at: at, userID: user?.id, email: email.description, clientIP: clientIP,
                                     detail: "locked until \(lockedUntil.formatted(.iso8601))")
             }
             throw IdentityError.badCredentials
         }
+        // A wrong password counts against the account and the address even during a lock, so an
+        // address cannot keep guessing a locked account without ever being locked itself.
         guard let user, check.matches else {
             try await pool.write { [throttle] db in
                 try AuditLog.record(db, .loginFailed, at: at, userID: user?.id, email: email.description, clientIP: clientIP)
@@ -211,13 +216,34 @@ final class Accounts: Sendable {
 
     // MARK: Passwords
 
+    /// Throttled like signing in (the same counters): a stolen access token is not a licence to
+    /// guess the password that would take the account over.
     func changePassword(_ request: ChangePasswordRequest, claims: AccessTokenClaims, clientIP: String?) async throws -> Empty {
         guard let user = try await pool.read({ db in try UserRecord.fetch(db, id: claims.subject) }) else { throw IdentityError.userGone }
-        try PasswordPolicy.check(request.newPassword, for: try EmailAddress(user.email), field: "newPassword")
-        guard try await hasher.verify(request.oldPassword, against: user.passwordHash).matches else { throw IdentityError.wrongPassword }
-        let newHash = try await hasher.hash(request.newPassword)
+        let email = try EmailAddress(user.email)
+        try PasswordPolicy.check(request.newPassword, for: email, field: "newPassword")
+        guard TextLength.isAtMost(request.oldPassword, characters: PasswordPolicy.maximumLength) else { throw IdentityError.wrongPassword }
+        let subjects = LoginThrottleStore.subjects(email: email, clientIP: clientIP)
+        let throttleState = try await pool.read { [now, throttle] db in
+            try LoginThrottleStore.state(db, subjects: subjects, policy: throttle, at: now())
+        }
+        let matches = try await hasher.verify(request.oldPassword, against: user.passwordHash).matches
         let at = now()
+        if throttleState.accountLockedUntil != nil { try await Task.sleep(for: throttle.lockedAccountDelay) }
+        let admitted = throttle.admits(throttleState, passwordMatches: matches)
+        guard matches else {
+            try await pool.write { [throttle] db in
+                try AuditLog.record(db, .passwordChangeFailed, at: at, userID: user.id, email: user.email, clientIP: clientIP)
+                if try LoginThrottleStore.recordFailure(db, subjects: subjects, policy: throttle, at: at) {
+                    try AuditLog.record(db, .locked, at: at, userID: user.id, email: user.email, clientIP: clientIP)
+                }
+            }
+            throw admitted ? IdentityError.wrongPassword : IdentityError.tooManyAttempts
+        }
+        guard admitted else { throw IdentityError.tooManyAttempts }
+        let newHash = try await hasher.hash(request.newPassword)
         try await pool.write { [composer, sessions] db in
+            try LoginThrottleStore.clear(db, subject: subjects[0])
             try db.execute(sql: "UPDATE user SET password_hash = ?, password_changed_at = ? WHERE id = ?",
                            arguments: [newHash, at.timeIntervalSince1970, user.id])
             let revoked = try SessionStore.revokeAll(db, userID: user.id, keeping: claims.sessionID, rules: sessions, at: at)

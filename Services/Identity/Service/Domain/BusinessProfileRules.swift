@@ -1,4 +1,6 @@
 import Contracts
+import Foundation
+import RPCCore
 
 /// Checks and tidies the business profile a user gives after their first sign-in.
 enum BusinessProfileRules {
@@ -20,14 +22,13 @@ enum BusinessProfileRules {
 
     /// Trimmed, non-empty, at most `maximum` characters, no control characters (line breaks only where allowed).
     static func text(_ value: String, field: String, maximum: Int, allowingLineBreaks: Bool = false) throws(IdentityError) -> String {
+        guard value.utf8.count <= maximum * 8 else { throw .invalid(field: field, reason: "must be at most \(maximum) characters long") }
         let trimmed = value.trimmingCharacters(in: .whitespacesAndNewlines)
         guard !trimmed.isEmpty else { throw .invalid(field: field, reason: "is required") }
-        guard trimmed.count <= maximum else { throw .invalid(field: field, reason: "must be at most \(maximum) characters long") }
+        guard TextLength.isAtMost(trimmed, characters: maximum) else { throw .invalid(field: field, reason: "must be at most \(maximum) characters long") }
         guard !trimmed.unicodeScalars.contains(where: { $0.properties.generalCategory == .control && !(allowingLineBreaks && $0 == "\n") }) else {
             throw .invalid(field: field, reason: "must not contain control characters")
         }
         return trimmed
     }
 }
-
-import Foundation

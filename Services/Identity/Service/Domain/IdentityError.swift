@@ -14,6 +14,7 @@ enum IdentityError: RPCErrorConvertible, Equatable {
     case accessToken(String)
     case userGone
     case wrongPassword
+    case tooManyAttempts
     case busy
 
     var rpcError: RPCError {
@@ -41,6 +42,8 @@ enum IdentityError: RPCErrorConvertible, Equatable {
             RPCError(.unauthenticated, "the account no longer exists; sign in again")
         case .wrongPassword:
             RPCError(.permissionDenied, "the current password is wrong")
+        case .tooManyAttempts:
+            RPCError(.resourceExhausted, "too many wrong passwords: wait a few minutes, or reset your password from the sign-in page")
         case .busy:
             RPCError(.unavailable, "too many sign-ins are being processed; try again in a few seconds")
         }

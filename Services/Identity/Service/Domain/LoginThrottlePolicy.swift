@@ -20,4 +20,28 @@ struct LoginThrottlePolicy: Sendable {
     func currentFailures(_ failures: Int, lastFailure: Date, at now: Date) -> Int {
         now.timeIntervalSince(lastFailure) >= forgetAfter ? 0 : failures
     }
+
+    /// How long every answer about a locked account waits: it slows a guesser spread over many
+    /// addresses, and costs the server no thread (the wait is a suspension).
+    var lockedAccountDelay: Duration = .milliseconds(500)
+
+    /// Whether an attempt may succeed. A locked client address is refused outright. A locked
+    /// account is refused too, except to the right password from an address with no failures
+    /// at all: so failures from many addresses slow guessing but never lock the owner out.
+    func admits(_ state: LoginThrottleState, passwordMatches: Bool) -> Bool {
+        if state.clientLockedUntil != nil { return false }
+        if state.accountLockedUntil != nil { return passwordMatches && state.clientFailures == 0 }
+        return true
+    }
+}
+
+/// What the throttle knows of one attempt before its password is judged.
+struct LoginThrottleState: Sendable, Equatable {
+    var accountLockedUntil: Date?
+    var clientLockedUntil: Date?
+    /// Failures recorded for the client's address (against any account) still counting.
+    var clientFailures = 0
+
+    /// The later of the two locks, for the audit trail.
+    var lockedUntil: Date? { [accountLockedUntil, clientLockedUntil].compactMap { $0 }.max() }
 }

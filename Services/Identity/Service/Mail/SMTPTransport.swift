@@ -8,9 +8,9 @@ import ServiceRuntime
 /// Where and how to reach the mail server.
 struct SMTPSettings: Sendable {
     enum Security: String, Sendable {
-        /// Plain text throughout (a local relay).
+        /// Plain text throughout, credentials included (a relay on a trusted network).
         case none
-        /// STARTTLS when the server offers it, plain text otherwise.
+        /// STARTTLS when the server offers it, plain text otherwise (but never AUTH in plain text).
         case opportunistic
         /// STARTTLS or no delivery.
         case required
@@ -73,16 +73,26 @@ struct SMTPTransport: EmailTransport {
         let session = SMTPSession(channel: channel)
         try await session.expect(nil, 220)
         var extensions = try await session.expect("EHLO \(settings.heloName)", 250).extensions
+        var encrypted = false
         if settings.security != .none {
             if extensions.contains("STARTTLS") {
                 try await session.expect("STARTTLS", 220)
                 try await startTLS(on: channel)
+                encrypted = true
                 extensions = try await session.expect("EHLO \(settings.heloName)", 250).extensions
             } else if settings.security == .required {
                 throw EmailDeliveryError(permanent: false, description: "the mail server does not offer STARTTLS, which is required")
             }
         }
         if let username = settings.username, let password = settings.password {
+            // A missing STARTTLS may be an attacker stripping it: credentials never go in clear
+            // unless the operator said so with smtp+plain:// (a relay on a trusted network).
+            guard encrypted || settings.security == .none else {
+                throw EmailDeliveryError(permanent: false, description: """
+                    the mail server did not offer STARTTLS, so the credentials were not sent; \
+                    use smtp+plain:// only for a relay on a trusted network
+                    """)
+            }
             let mechanisms = extensions.first { $0.hasPrefix("AUTH ") }?.split(separator: " ").dropFirst().map(String.init) ?? []
             if mechanisms.contains("PLAIN") {
                 let credentials = Data("\0\(username)\0\(password)".utf8).base64EncodedString()

@@ -5,7 +5,7 @@ import GRDB
 enum AuditEvent: String, Sendable {
     case registered, registerForExistingEmail = "register_existing_email", verified
     case loginSucceeded = "login_succeeded", loginFailed = "login_failed", locked, loginRefusedLocked = "login_refused_locked"
-    case logout, logoutAll = "logout_all", passwordChanged = "password_changed"
+    case logout, logoutAll = "logout_all", passwordChanged = "password_changed", passwordChangeFailed = "password_change_failed"
     case passwordResetRequested = "password_reset_requested", passwordReset = "password_reset"
     case profileUpdated = "profile_updated"
 }

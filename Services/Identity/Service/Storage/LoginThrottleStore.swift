@@ -8,12 +8,21 @@ enum LoginThrottleStore {
         ["account:\(email)"] + (clientIP.map { ["ip:\($0)"] } ?? [])
     }
 
-    /// The latest lock over any of `subjects` still in force at `now`.
-    static func lockedUntil(_ db: Database, subjects: [String], at now: Date) throws -> Date? {
-        let placeholders = databaseQuestionMarks(count: subjects.count)
-        return try Double.fetchOne(db, sql: "SELECT max(locked_until) FROM login_throttle WHERE subject IN (\(placeholders)) AND locked_until > ?",
-                                   arguments: StatementArguments(subjects) + [now.timeIntervalSince1970])
-            .map(Date.init(timeIntervalSince1970:))
+    /// The account's and the client address's locks in force at `now`, and the address's failures.
+    static func state(_ db: Database, subjects: [String], policy: LoginThrottlePolicy, at now: Date) throws -> LoginThrottleState {
+        var state = LoginThrottleState()
+        for (index, subject) in subjects.enumerated() {
+            guard let row = try Row.fetchOne(db, sql: "SELECT failures, last_failure_at, locked_until FROM login_throttle WHERE subject = ?",
+                                             arguments: [subject]) else { continue }
+            let lock = (row["locked_until"] as Double?).map(Date.init(timeIntervalSince1970:)).flatMap { $0 > now ? $0 : nil }
+            if index == 0 {
+                state.accountLockedUntil = lock
+            } else {
+                state.clientLockedUntil = lock
+                state.clientFailures = policy.currentFailures(row["failures"], lastFailure: Date(timeIntervalSince1970: row["last_failure_at"]), at: now)
+            }
+        }
+        return state
     }
 
     /// Counts a failure for each subject; returns true if one of them became locked by it.

@@ -1,6 +1,7 @@
 import Contracts
 import Foundation
 import GRDB
+import RPCCore
 import ServiceRuntime
 
 /// organization's use cases, one method per RPC. Every rule that guards a write (the membership
@@ -227,7 +228,7 @@ final class OrganizationDirectory: Sendable {
     func clearBilling(_ request: ClearBillingAccountRequest, service: String) async throws -> BillingAccount {
         let organizationID = try OrganizationRules.id(request.organizationId, field: "organizationId")
         guard (1...128).contains(request.linkId.utf8.count) else { throw OrganizationError.invalid(field: "linkId", reason: "must be 1 to 128 characters") }
-        guard request.reason.count <= 500 else { throw OrganizationError.invalid(field: "reason", reason: "must be at most 500 characters") }
+        guard TextLength.isAtMost(request.reason, characters: 500) else { throw OrganizationError.invalid(field: "reason", reason: "must be at most 500 characters") }
         let at = now()
         return try await pool.write { db in
             guard try OrganizationStore.organization(db, id: organizationID) != nil else { throw OrganizationError.notFound }

@@ -1,5 +1,6 @@
 import Contracts
 import Foundation
+import RPCCore
 
 /// organization's rules as plain values.
 enum OrganizationRules {
@@ -8,8 +9,8 @@ enum OrganizationRules {
 
     /// Trimmed, 2 to 64 characters, no control characters.
     static func name(_ text: String) throws(OrganizationError) -> String {
-        let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
-        guard (2...64).contains(trimmed.count) else {
+        let trimmed = text.utf8.count <= 64 * 8 ? text.trimmingCharacters(in: .whitespacesAndNewlines) : text
+        guard TextLength.isWithin(trimmed, characters: 2...64) else {
             throw .invalid(field: "name", reason: "must be 2 to 64 characters long (after trimming spaces)")
         }
         guard !trimmed.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
