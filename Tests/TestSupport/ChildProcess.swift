@@ -95,7 +95,7 @@ public final class ChildProcess: @unchecked Sendable {
     }
 
     /// Finds `port=NNNN` in a "listening" log line.
-    static func listeningPort(_ log: String) -> Int? {
+    public static func listeningPort(_ log: String) -> Int? {
         for line in log.split(separator: "\n") where line.contains("listening") {
             if let range = line.range(of: "port=") {
                 return Int(line[range.upperBound...].prefix { $0.isNumber })
