@@ -48,9 +48,14 @@ public struct AWSJSONClient: Sendable {
     }
 
     /// Calls `target` (`AWSMPMeteringService.ResolveCustomer`) with `input`, decoding the answer.
-    public func call<Input: Encodable, Output: Decodable>(target: String, input: Input, output: Output.Type = Output.self)
+    /// An `interactive` call (a person waits on a page) makes at most 3 attempts and starts no
+    /// retry after a second: the person gets an answer soon, and a flood of such calls cannot
+    /// multiply into the seller's AWS quota.
+    public func call<Input: Encodable, Output: Decodable>(target: String, input: Input, output: Output.Type = Output.self,
+                                                          interactive: Bool = false)
         async throws(AWSMarketplaceError) -> Output
     {
+        let started = ContinuousClock.now
         let body: [UInt8]
         do {
             body = Array(try Self.encoder.encode(input))
@@ -64,7 +69,8 @@ public struct AWSJSONClient: Sendable {
                 let (status, responseBody) = try await send(target: target, body: body)
                 logger.debug("aws call", metadata: ["target": "\(target)", "status": "\(status)", "attempt": "\(attempt)"])
                 return try Self.decode(Output.self, status: status.code, headers: status.headers, body: responseBody)
-            } catch let error where error.isRetryable && attempt < configuration.maxAttempts {
+            } catch let error where error.isRetryable && attempt < (interactive ? min(3, configuration.maxAttempts) : configuration.maxAttempts)
+                && (!interactive || ContinuousClock.now - started < .seconds(1)) {
                 logger.info("aws call failed, retrying", metadata: [
                     "target": "\(target)", "attempt": "\(attempt)", "error": "\(error.kind)",
                 ])

@@ -22,7 +22,8 @@ public struct MarketplaceEntitlementClient: Sendable {
 
     /// Every entitlement of `productCode` that matches `filter`, following `NextToken` through
     /// every page, including empty pages that still carry one.
-    public func entitlements(productCode: String, filter: [Filter: [String]], pageSize: Int = 25, maxPages: Int = 1000)
+    public func entitlements(productCode: String, filter: [Filter: [String]], pageSize: Int = 25, maxPages: Int = 1000,
+                             interactive: Bool = false)
         async throws(AWSMarketplaceError) -> [Entitlement]
     {
         var all: [Entitlement] = []
@@ -32,7 +33,8 @@ public struct MarketplaceEntitlementClient: Sendable {
                 target: "AWSMPEntitlementService.GetEntitlements",
                 input: GetEntitlementsInput(productCode: productCode,
                                             filter: Dictionary(uniqueKeysWithValues: filter.map { ($0.key.rawValue, $0.value) }),
-                                            nextToken: nextToken, maxResults: min(max(pageSize, 1), 25)))
+                                            nextToken: nextToken, maxResults: min(max(pageSize, 1), 25)),
+                interactive: interactive)
             all += page.entitlements
             guard let token = page.nextToken, !token.isEmpty else { return all }
             nextToken = token

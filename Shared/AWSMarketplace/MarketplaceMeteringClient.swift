@@ -16,9 +16,9 @@ public struct MarketplaceMeteringClient: Sendable {
 
     /// Who a registration token (the `x-amzn-marketplace-token` of the fulfillment POST) belongs to.
     /// The token is sent only in the signed body, never logged.
-    public func resolveCustomer(registrationToken: String) async throws(AWSMarketplaceError) -> ResolvedCustomer {
+    public func resolveCustomer(registrationToken: String, interactive: Bool = false) async throws(AWSMarketplaceError) -> ResolvedCustomer {
         try await transport.call(target: "AWSMPMeteringService.ResolveCustomer",
-                                 input: ResolveCustomerInput(registrationToken: registrationToken))
+                                 input: ResolveCustomerInput(registrationToken: registrationToken), interactive: interactive)
     }
 
     /// Reports usage: at most 25 records a call. Records AWS did not process come back in

@@ -32,3 +32,17 @@ public struct CallContext: Sendable {
         headers.first { $0.name == name }?.value
     }
 }
+
+extension CallContext {
+    /// The header a trusted front end (a service with a credential) uses to pass on the end user's IP.
+    public static let endUserIPHeader = "x-end-user-ip"
+
+    /// The end user's IP: as passed on by a trusted service, else the connection's peer. The
+    /// header from anyone else is ignored, or a client could pick its own throttling bucket.
+    public var endUserIP: String? {
+        if callingService != nil, let forwarded = header(Self.endUserIPHeader), !forwarded.isEmpty, forwarded.utf8.count <= 64 {
+            return forwarded
+        }
+        return peerAddress
+    }
+}

@@ -116,6 +116,54 @@ import TestSupport
         }
     }
 
+    /// Made-up tokens cost the seller's AWS quota: badly shaped ones are refused before any AWS
+    /// call, and one address gets 20 a minute.
+    @Test func madeUpRegistrationTokensCannotSpendTheSellersAWSQuota() async throws {
+        let system = try await JourneyHarness.start()
+        defer { Task { await system.stop() } }
+        func resolveCalls() async throws -> Int {
+            let body = try await Curl.get(system.simulator.baseURL + "/_sim/calls").body
+            let counts = try JSONDecoder().decode([String: Int].self, from: Data(body.utf8))
+            return counts["AWSMPMeteringService.ResolveCustomer"] ?? 0
+        }
+        for bad in ["short", "has spaces in it, which base64 never does", String(repeating: "A", count: 5000), "quotes\"and<tags>are-not-tokens"] {
+            await #expect(throws: RPCError(.invalidArgument, "registrationToken is not a token AWS Marketplace posted (16 to 4096 characters of base64)")) {
+                try await system.linkClient.call(MarketplaceLink.acceptRegistration, AcceptRegistrationRequest(registrationToken: bad))
+            }
+        }
+        #expect(try await resolveCalls() == 0)
+
+        var exhausted = 0
+        for index in 0..<100 {
+            do {
+                _ = try await system.linkClient.call(MarketplaceLink.acceptRegistration,
+                                                     AcceptRegistrationRequest(registrationToken: "madeUpTokenNumber\(index)xxxxxxxx"))
+            } catch {
+                if error.code == .resourceExhausted { exhausted += 1 }
+            }
+        }
+        #expect(exhausted == 80)
+        #expect(try await resolveCalls() == 20)
+    }
+
+    /// A buyer waiting on AcceptRegistration gets an answer within about a second when AWS throttles:
+    /// three attempts, not five.
+    @Test func throttledAWSIsRetriedBrieflyWhileABuyerWaits() async throws {
+        let system = try await JourneyHarness.start()
+        defer { Task { await system.stop() } }
+        let token = try await system.simulator.subscribeAndSetUp(identity: "alice", offer: "offer-a")
+        #expect(try await Curl.post(system.simulator.baseURL + "/_sim/throttle", body: #"{"count":1000}"#).status == 204)
+        let started = ContinuousClock.now
+        await #expect(throws: RPCError.self) {
+            try await system.linkClient.call(MarketplaceLink.acceptRegistration, AcceptRegistrationRequest(registrationToken: token))
+        }
+        #expect(ContinuousClock.now - started < .seconds(3))
+        let body = try await Curl.get(system.simulator.baseURL + "/_sim/calls").body
+        let calls = try JSONDecoder().decode([String: Int].self, from: Data(body.utf8))["AWSMPMeteringService.ResolveCustomer"] ?? 0
+        #expect(calls == 3, "\(calls) ResolveCustomer calls for one click (5 before)")
+        #expect(try await Curl.post(system.simulator.baseURL + "/_sim/throttle", body: #"{"count":0}"#).status == 204)
+    }
+
     @Test func concurrentDuplicateBindsMakeExactlyOneLink() async throws {
         let system = try await JourneyHarness.start()
         defer { Task { await system.stop() } }

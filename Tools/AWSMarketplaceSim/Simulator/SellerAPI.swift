@@ -9,6 +9,11 @@ final class SellerAPI: Sendable {
     private let store: SimulatorStore
     /// Calls still to answer with ThrottlingException (a switch for tests).
     private let throttleBudget = Atomic<Int>(0)
+    /// Signed calls received, by `X-Amz-Target` (throttled ones included): what they cost the seller.
+    private let calls = Mutex<[String: Int]>([:])
+
+    /// Signed calls received so far, by target.
+    var callCounts: [String: Int] { calls.withLock { $0 } }
 
     init(store: SimulatorStore) {
         self.store = store
@@ -32,6 +37,7 @@ final class SellerAPI: Sendable {
     /// Handles `POST /`: `headers` with lowercase names, `host` the request's Host header.
     func handle(path: String, headers: [String: String], body: [UInt8]) async throws -> Reply {
         if let refusal = try await verifySignature(path: path, headers: headers, body: body) { return refusal }
+        calls.withLock { $0[headers["x-amz-target"] ?? "", default: 0] += 1 }
         if throttleBudget.load(ordering: .relaxed) > 0 {
             throttleBudget.subtract(1, ordering: .relaxed)
             return .error(400, "ThrottlingException", "Rate exceeded")

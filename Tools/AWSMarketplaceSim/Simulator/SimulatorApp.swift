@@ -128,6 +128,12 @@ public struct SimulatorApp: Sendable {
             return .noContent
         }
 
+        // Signed seller API calls received, by target (`{"AWSMPMeteringService.ResolveCustomer": 3}`).
+        router.get("_sim/calls") { _, _ -> Response in
+            let data = try JSONSerialization.data(withJSONObject: sellerAPI.callCounts, options: [.sortedKeys])
+            return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
+        }
+
         router.get("buyer/offers/:offer") { request, context -> Response in
             let (identity, refusal) = try await Self.signedIn(request, store: store)
             guard let identity else { return refusal! }

@@ -8,7 +8,7 @@ struct IdentityHandlers {
     let accounts: Accounts
 
     /// The header a trusted front end (a service with a credential) uses to pass on the end user's IP.
-    static let endUserIPHeader = "x-end-user-ip"
+    static let endUserIPHeader = CallContext.endUserIPHeader
 
     func register(in router: inout RPCRouter) {
         let accounts = accounts
@@ -56,13 +56,6 @@ struct IdentityHandlers {
         }
     }
 
-    /// The end user's IP: as passed on by a trusted service, else the connection's peer. A header
-    /// from anyone else is ignored, or a client could pick its own throttling bucket.
-    static func clientIP(_ context: CallContext) -> String? {
-        if context.callingService != nil, let forwarded = context.header(endUserIPHeader), !forwarded.isEmpty, forwarded.count <= 64 {
-            return forwarded
-        }
-        return context.peerAddress
-    }
+    static func clientIP(_ context: CallContext) -> String? { context.endUserIP }
 }
 

@@ -19,6 +19,8 @@ final class ContractLinks: Sendable {
         var claimLifetime: TimeInterval = 24 * 3600
         /// Longest wait between SetBillingAccount retries.
         var longestRetryDelay: TimeInterval = 60
+        /// AcceptRegistration calls per client address a minute (each costs the seller AWS quota).
+        var registrationsPerMinute = 20
     }
 
     private let configuration: Configuration
@@ -39,10 +41,13 @@ final class ContractLinks: Sendable {
     private let viewerRoles = ExpiringCache<String, CheckAdminResponse>(lifetime: .seconds(5))
     /// Links whose saga step is running now.
     private let stepsInFlight = Mutex<Set<String>>([])
+    /// AcceptRegistration calls per client address in the current minute.
+    private let registrationRate: FixedWindowRateLimiter
 
     init(configuration: Configuration, pool: DatabasePool, metering: MarketplaceMeteringClient, entitlements: MarketplaceEntitlementClient,
          organization: ConnectClient, authenticator: AccessTokenAuthenticator, now: @escaping @Sendable () -> Date, logger: Logger) {
         self.configuration = configuration
+        registrationRate = FixedWindowRateLimiter(limit: configuration.registrationsPerMinute, window: .seconds(60))
         self.pool = pool
         self.metering = metering
         self.entitlements = entitlements
@@ -54,14 +59,17 @@ final class ContractLinks: Sendable {
 
     // MARK: Registration
 
-    func acceptRegistration(_ request: AcceptRegistrationRequest, bearerToken: String?) async throws -> AcceptRegistrationResponse {
+    func acceptRegistration(_ request: AcceptRegistrationRequest, bearerToken: String?, clientIP: String?) async throws -> AcceptRegistrationResponse {
+        // Checked before anything costs AWS quota: the token's shape, then the caller's rate.
         let token = request.registrationToken.trimmingCharacters(in: .whitespacesAndNewlines)
-        guard (1...4096).contains(token.utf8.count) else {
-            throw MarketplaceLinkError.invalid(field: "registrationToken", reason: "must be the 1 to 4096 character token AWS Marketplace posted")
+        guard Self.isRegistrationTokenShaped(token) else {
+            throw MarketplaceLinkError.invalid(field: "registrationToken",
+                                               reason: "is not a token AWS Marketplace posted (16 to 4096 characters of base64)")
         }
+        guard registrationRate.admit(clientIP ?? "unknown") else { throw MarketplaceLinkError.tooManyRegistrations }
         let customer: ResolvedCustomer
         do {
-            customer = try await metering.resolveCustomer(registrationToken: token)
+            customer = try await metering.resolveCustomer(registrationToken: token, interactive: true)
         } catch {
             throw Self.refusal(error)
         }
@@ -69,7 +77,8 @@ final class ContractLinks: Sendable {
         let current: [Entitlement]
         do {
             current = try await entitlements.entitlements(productCode: customer.productCode,
-                                                          filter: [.customerIdentifier: [customer.customerIdentifier]])
+                                                          filter: [.customerIdentifier: [customer.customerIdentifier]],
+                                                          interactive: true)
         } catch {
             throw Self.refusal(error)
         }
@@ -95,6 +104,17 @@ final class ContractLinks: Sendable {
         if let reason = registration.closedReason { throw MarketplaceLinkError.subscriptionEnded(reason) }
         logger.info("registration accepted", metadata: ["aws_account": "\(offer.maskedAccount)", "product": "\(offer.productCode)"])
         return AcceptRegistrationResponse(claim: claim.value, claimExpiresAt: expiresAt, offer: offer.summary, alreadyLinked: false)
+    }
+
+    /// AWS's `x-amzn-marketplace-token`: base64 (standard or URL-safe), of a sane length.
+    static func isRegistrationTokenShaped(_ token: String) -> Bool {
+        (16...4096).contains(token.utf8.count) && token.utf8.allSatisfy { byte in
+            switch byte {
+            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+                 UInt8(ascii: "+"), UInt8(ascii: "/"), UInt8(ascii: "="), UInt8(ascii: "-"), UInt8(ascii: "_"): true
+            default: false
+            }
+        }
     }
 
     func claimStatus(_ request: ClaimRequest) async throws -> ClaimStatus {

@@ -20,6 +20,7 @@ enum MarketplaceLinkError: RPCErrorConvertible, Equatable {
     case organizationAlreadyLinked
     case awsUnavailable(String)
     case organizationUnavailable
+    case tooManyRegistrations
 
     var rpcError: RPCError {
         switch self {
@@ -55,6 +56,8 @@ enum MarketplaceLinkError: RPCErrorConvertible, Equatable {
             RPCError(.failedPrecondition, "this AWS account's committed contract is already linked to an organization; one contract links one organization")
         case .organizationAlreadyLinked:
             RPCError(.failedPrecondition, "this organization is already billed through an AWS Marketplace contract; pick another organization")
+        case .tooManyRegistrations:
+            RPCError(.resourceExhausted, "too many registrations from your address: wait a minute, then click \"Set up your account\" again")
         case .awsUnavailable(let detail):
             RPCError(.unavailable, "AWS Marketplace did not answer (\(detail)); try again in a minute")
         case .organizationUnavailable:

@@ -8,7 +8,7 @@ struct MarketplaceLinkHandlers {
     func register(in router: inout RPCRouter) {
         let links = links
         router.register(MarketplaceLink.acceptRegistration) { request, context in
-            try await links.acceptRegistration(request, bearerToken: context.bearerToken)
+            try await links.acceptRegistration(request, bearerToken: context.bearerToken, clientIP: context.endUserIP)
         }
         router.register(MarketplaceLink.getClaim) { request, _ in
             try await links.claimStatus(request)
