@@ -126,6 +126,15 @@ public enum SNSMessageError: Error, Sendable, Equatable, CustomStringConvertible
         }
     }
 
+    /// `malformed`, `untrusted` or `unavailable`: a label for counters (a fixed set).
+    public var kindName: String {
+        switch self {
+        case .malformed: "malformed"
+        case .untrusted: "untrusted"
+        case .unavailable: "unavailable"
+        }
+    }
+
     public var httpStatus: Int {
         switch self {
         case .malformed: 400

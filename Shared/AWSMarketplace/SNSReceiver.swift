@@ -19,6 +19,9 @@ public final class SNSReceiver: Sendable {
         /// On AWS, `https://sns.us-east-1.amazonaws.com`.
         public var trustedOrigins: [String]
         public var fetchTimeout: Duration = .seconds(5)
+        /// Certificate fetches a minute at most: SNS signs with one certificate for months, so a
+        /// stream of new certificate names is an attacker making us fetch on its behalf.
+        public var certificateFetchesPerMinute = 10
         public var now: @Sendable () -> Date = { Date() }
 
         public init(topicArns: Set<String>, trustedOrigins: [String]) {
@@ -30,8 +33,10 @@ public final class SNSReceiver: Sendable {
     private let configuration: Configuration
     private let origins: [Origin]
     private let http: HTTPClient
-    /// Certificates by URL; SNS signs with few of them, so this stays small.
-    private let certificates = Mutex<[String: Certificate]>([:])
+    /// Certificates by URL; SNS signs with few of them, so this stays small. A URL that did not
+    /// give a certificate is remembered too (nil), so a forged name costs one fetch, not one each.
+    private let certificates = Mutex<[String: Certificate?]>([:])
+    private let fetchBudget = Mutex((windowStart: ContinuousClock.now, fetches: 0))
 
     /// Follows no redirects: a trusted host must not be able to send us to an untrusted one.
     private static let withoutRedirects = HTTPClient(configuration: .init(redirectConfiguration: .disallow))
@@ -98,42 +103,59 @@ public final class SNSReceiver: Sendable {
         return origins.contains { $0.scheme == candidate.scheme && $0.host == candidate.host && $0.port == candidate.port }
     }
 
-    /// SNS names its certificates `SimpleNotificationService-<id>.pem`; nothing else on the host is
-    /// fetched, so a forged message cannot make us request arbitrary paths.
+    /// SNS serves its certificates at `/SimpleNotificationService-<id>.pem` (the id letters and
+    /// digits); no other path, no query, no fragment is fetched, so a forged message cannot make
+    /// us request what it likes on a trusted host.
     static func isCertificateName(_ url: String) -> Bool {
-        guard let name = URLComponents(string: url)?.path.split(separator: "/").last else { return false }
-        return name.hasPrefix("SimpleNotificationService-") && name.hasSuffix(".pem")
+        guard let components = URLComponents(string: url), components.query == nil, components.fragment == nil,
+              components.user == nil, components.password == nil else { return false }
+        let path = components.percentEncodedPath
+        let prefix = "/SimpleNotificationService-", suffix = ".pem"
+        guard path.hasPrefix(prefix), path.hasSuffix(suffix), path.utf8.count > prefix.utf8.count + suffix.utf8.count else { return false }
+        let id = path.utf8.dropFirst(prefix.utf8.count).dropLast(suffix.utf8.count)
+        return id.count <= 64 && id.allSatisfy { (0x30...0x39).contains($0) || (0x41...0x5A).contains($0) || (0x61...0x7A).contains($0) }
     }
 
     // MARK: Fetching
 
     private func certificate(at url: String) async throws(SNSMessageError) -> Certificate {
-        if let cached = certificates.withLock({ $0[url] }) { return cached }
-        let body = try await fetch(url, what: "the signing certificate")
-        let certificate: Certificate
-        do {
-            certificate = try Certificate(pemEncoded: String(buffer: body))
-        } catch {
-            throw .untrusted("SigningCertURL does not hold a PEM certificate")
+        if let cached = certificates.withLock({ $0[url] }) {
+            guard let cached else { throw .untrusted("SigningCertURL does not hold a PEM certificate") }
+            return cached
         }
+        let admitted = fetchBudget.withLock { budget -> Bool in
+            if ContinuousClock.now - budget.windowStart >= .seconds(60) { budget = (.now, 0) }
+            budget.fetches += 1
+            return budget.fetches <= configuration.certificateFetchesPerMinute
+        }
+        guard admitted else { throw .unavailable("too many new signing certificates this minute") }
+        let (status, body) = try await get(url, what: "the signing certificate")
+        // A host that answers, but not with a certificate (a 4xx, or something else than PEM), is
+        // remembered as such; a 5xx may pass, so it is not.
+        guard (200..<300).contains(status) || (400..<500).contains(status) else {
+            throw .unavailable("the signing certificate answered HTTP \(status)")
+        }
+        let certificate = (200..<300).contains(status) ? try? Certificate(pemEncoded: String(buffer: body)) : nil
         certificates.withLock { cache in
             if cache.count >= 32 { cache.removeAll() }
             cache[url] = certificate
         }
+        guard let certificate else { throw .untrusted("SigningCertURL does not hold a PEM certificate") }
         return certificate
     }
 
     /// GETs `url` (already checked as trusted): a 2xx body of at most 64 KiB, within the timeout.
     private func fetch(_ url: String, what: String) async throws(SNSMessageError) -> ByteBuffer {
+        let (status, body) = try await get(url, what: what)
+        guard (200..<300).contains(status) else { throw .unavailable("\(what) answered HTTP \(status)") }
+        return body
+    }
+
+    /// GETs `url`: its status and a body of at most 64 KiB, within the timeout.
+    private func get(_ url: String, what: String) async throws(SNSMessageError) -> (status: Int, body: ByteBuffer) {
         do {
             let response = try await http.execute(HTTPClientRequest(url: url), timeout: TimeAmount(configuration.fetchTimeout))
-            let body = try await response.body.collect(upTo: 64 * 1024)
-            guard (200..<300).contains(response.status.code) else {
-                throw SNSMessageError.unavailable("\(what) answered HTTP \(response.status.code)")
-            }
-            return body
-        } catch let error as SNSMessageError {
-            throw error
+            return (Int(response.status.code), try await response.body.collect(upTo: 64 * 1024))
         } catch {
             throw .unavailable("cannot fetch \(what): \(error)")
         }

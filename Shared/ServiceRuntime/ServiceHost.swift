@@ -54,6 +54,8 @@ public struct ServiceResources: Sendable {
     public let settings: ServiceSettings
     public let database: ServiceDatabase
     public let logger: Logger
+    /// The service's Prometheus series (served at /metrics), for counters of its own.
+    public let metrics: ServerMetrics
 }
 
 /// Runs one service: opens its database, builds its router, serves it on its port and drains on
@@ -82,7 +84,7 @@ public final class ServiceHost: Service, Sendable {
 
         var setup = ServiceSetup(router: RPCRouter())
         health.register(in: &setup.router)
-        try definition.register(&setup, ServiceResources(settings: settings, database: database, logger: logger))
+        try definition.register(&setup, ServiceResources(settings: settings, database: database, logger: logger, metrics: metrics))
         let router = setup.router
         backgroundTasks = setup.backgroundTasks
         let serviceRoutes = setup.plainRoutes

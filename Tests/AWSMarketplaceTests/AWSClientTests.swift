@@ -153,3 +153,45 @@ final class CapturedLogs: LogHandler, @unchecked Sendable {
 
     var text: String { lines.withLock { $0.joined(separator: "\n") } }
 }
+
+/// What a forged SNS message can make us fetch from a trusted host: only SNS's certificate path
+/// form, each name once, and at most 10 new certificates a minute.
+@Suite(.timeLimit(.minutes(2))) struct SNSCertificateFetchTests {
+    @Test func forgedMessagesCannotMakeUsFetchArbitraryPathsOrManyCertificates() async throws {
+        let host = try await ChildProcess(pythonFixture: "counting_http_server.py", arguments: [])
+        defer { Task { await host.stop() } }
+        let origin = "http://127.0.0.1:\(host.port)"
+        let topic = "arn:aws:sns:us-east-1:287250355862:aws-mp-subscription-notification-prod"
+        let receiver = try SNSReceiver(configuration: .init(topicArns: [topic], trustedOrigins: [origin]))
+        func message(certificateURL: String) throws -> SNSMessage {
+            let fields = ["Type": "Notification", "MessageId": UUID().uuidString, "TopicArn": topic, "Message": "{}",
+                          "Timestamp": "2026-12-01T00:00:00.000Z", "SignatureVersion": "2", "Signature": "c2lnbmF0dXJl",
+                          "SigningCertURL": certificateURL]
+            return try SNSMessage(body: Array(try JSONSerialization.data(withJSONObject: fields)))
+        }
+        func fetches() async throws -> Int { Int(try await Curl.get(origin + "/_count").body) ?? -1 }
+
+        let otherForms = ["/admin", "/SimpleNotificationService-a.pem?x=1", "/dir/SimpleNotificationService-a.pem",
+                          "/SimpleNotificationService-a.pem#f", "/SimpleNotificationService-../x.pem", "/SimpleNotificationService-.pem",
+                          "/simplenotificationservice-a.pem", "/SimpleNotificationService-a%2Fb.pem"]
+        for form in otherForms {
+            await #expect(throws: SNSMessageError.untrusted("SigningCertURL is not a certificate on a trusted SNS host"), "\(form)") {
+                try await receiver.verify(try message(certificateURL: origin + form))
+            }
+        }
+        #expect(try await fetches() == 0)
+
+        // 100 messages naming 50 well-formed certificates: 10 fetched, the rest told to retry later;
+        // a name that did not give a certificate is not fetched again.
+        var unavailable = 0
+        for index in 0..<100 {
+            do {
+                try await receiver.verify(try message(certificateURL: origin + "/SimpleNotificationService-forged\(index % 50).pem"))
+            } catch {
+                if case SNSMessageError.unavailable = error { unavailable += 1 }
+            }
+        }
+        #expect(try await fetches() == 10)
+        #expect(unavailable == 80, "\(unavailable)")
+    }
+}

@@ -76,7 +76,7 @@ import TestSupport
         #expect(try await sns.post(pending.merging(["SignatureVersion": "3"]) { $1 })
                 == (403, "refused: SignatureVersion must be 1 or 2, got '3'"))
         var untrustedHost = sns.notification("unsubscribe-pending", customer: customer)
-        untrustedHost["SigningCertURL"] = "http://127.0.0.1:1/sns/SimpleNotificationService-simulator.pem"
+        untrustedHost["SigningCertURL"] = "http://127.0.0.1:1/SimpleNotificationService-simulator.pem"
         #expect(try await sns.post(try await sns.signed(untrustedHost, version: "2"))
                 == (403, "refused: SigningCertURL is not a certificate on a trusted SNS host"))
         var otherFile = sns.notification("unsubscribe-pending", customer: customer)

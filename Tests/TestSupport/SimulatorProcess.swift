@@ -105,5 +105,5 @@ public struct SimulatorProcess: Sendable {
 
     /// The simulator's SNS signing key, for tests that sign messages of their own.
     public var snsSigningKeyPath: String { directory + "/sns-signing.key" }
-    public var snsCertificateURL: String { baseURL + "/sns/SimpleNotificationService-simulator.pem" }
+    public var snsCertificateURL: String { baseURL + "/SimpleNotificationService-simulator.pem" }
 }

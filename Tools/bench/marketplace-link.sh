@@ -26,7 +26,7 @@ AWS_ACCESS_KEY_ID=AKIDLOCALSELLER000001 AWS_SECRET_ACCESS_KEY=local-simulator-se
   "$bin/marketplace-link" --port 17133 --data-dir "$work/link" --log-level warning --identity-url http://127.0.0.1:17131 \
   --organization-url http://127.0.0.1:17132 --aws-marketplace-endpoint http://127.0.0.1:17139 --service-secret "$secret" &
 for port in 17131 17132 17133; do wait_ready $port; done
-for _ in $(seq 100); do curl -sf -o /dev/null http://127.0.0.1:17139/sns/SimpleNotificationService-simulator.pem && break; sleep 0.1; done
+for _ in $(seq 100); do curl -sf -o /dev/null http://127.0.0.1:17139/SimpleNotificationService-simulator.pem && break; sleep 0.1; done
 
 # The journey: subscribe and "Set up your account" on the simulator, sign up, create an organization, bind.
 sim=http://127.0.0.1:17139

@@ -94,7 +94,7 @@ public enum MarketplaceLinkDefinition {
             let events = SubscriptionEvents(productCode: configuration.productCode, pool: resources.database.pool, receiver: receiver,
                                             entitlements: MarketplaceEntitlementClient(transport: transport), links: links,
                                             now: configuration.now, logger: resources.logger)
-            setup.plainRoutes[SNSEndpoint.path] = SNSEndpoint(events: events, logger: resources.logger).route
+            setup.plainRoutes[SNSEndpoint.path] = SNSEndpoint(events: events, refusals: RateLimitedLog(logger: resources.logger), metrics: resources.metrics).route
             setup.backgroundTasks.append(BackgroundTask(name: "entitlement refresh", run: events.runRefreshes))
         }
     }

@@ -31,6 +31,14 @@ public struct ServerMetrics: Sendable {
         histogram.record(duration)
     }
 
+    /// Counts one event a client can cause at will (a refused webhook message, say), where a log
+    /// line each would let a flood fill the log. `reason` must come from a fixed set.
+    public func countRefusal(_ what: String, reason: String) {
+        let descriptor = MetricNameDescriptor(namespace: "refused", subsystem: what, metricName: "requests", unitName: "total",
+                                              helpText: "Requests refused, by reason.")
+        registry.makeCounter(descriptor: descriptor, labels: [("reason", reason)]).increment()
+    }
+
     /// The Prometheus text exposition of every series in the registry.
     public func exposition() -> [UInt8] {
         var bytes: [UInt8] = []

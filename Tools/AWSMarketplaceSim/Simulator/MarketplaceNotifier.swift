@@ -47,7 +47,7 @@ final class MarketplaceNotifier: Service, Sendable {
         let signed = try signer.sign([
             "Type": "Notification", "MessageId": UUID().uuidString.lowercased(), "TopicArn": topic,
             "Message": String(decoding: message, as: UTF8.self), "Timestamp": Date().formatted(Self.timestamp),
-            "SigningCertURL": "\(base)/sns/SimpleNotificationService-simulator.pem",
+            "SigningCertURL": "\(base)/SimpleNotificationService-simulator.pem",
             "UnsubscribeURL": "\(base)/sns/unsubscribe?topic=\(topic)",
         ])
         try await store.enqueue(type: "Notification", signedBody: try Self.json(signed))
@@ -101,7 +101,7 @@ final class MarketplaceNotifier: Service, Sendable {
                 "TopicArn": topic, "Timestamp": Date().formatted(Self.timestamp),
                 "Message": "You have chosen to subscribe to the topic \(topic).\nTo confirm the subscription, visit the SubscribeURL included in this message.",
                 "SubscribeURL": "\(base)/sns/confirm?Action=ConfirmSubscription&TopicArn=\(topic)&Token=\(token)",
-                "SigningCertURL": "\(base)/sns/SimpleNotificationService-simulator.pem",
+                "SigningCertURL": "\(base)/SimpleNotificationService-simulator.pem",
             ])
             try await store.enqueue(type: "SubscriptionConfirmation", signedBody: try Self.json(signed))
         }

@@ -82,7 +82,7 @@ public struct SimulatorApp: Sendable {
         router.get("healthz") { _, _ in "ok\n" }
 
         // Amazon SNS's side: the signing certificate and the subscription confirmation link.
-        router.get("sns/SimpleNotificationService-simulator.pem") { _, _ -> Response in
+        router.get("SimpleNotificationService-simulator.pem") { _, _ -> Response in
             var headers = HTTPFields()
             headers[.contentType] = "application/x-pem-file"
             return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: certificatePEM)))

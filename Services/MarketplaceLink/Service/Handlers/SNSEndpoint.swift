@@ -8,11 +8,15 @@ import Logging
 struct SNSEndpoint {
     static let path = "/marketplace/sns"
     let events: SubscriptionEvents
-    let logger: Logger
+    /// Anyone can POST here: refusals are counted (`refused_sns_requests_total{reason}`) and
+    /// logged once a minute per kind, not a line each.
+    let refusals: RateLimitedLog
+    let metrics: ServerMetrics
 
     var route: PlainRoute {
         let events = events
-        let logger = logger
+        let refusals = refusals
+        let metrics = metrics
         return PlainRoute(method: "POST") { request in
             do throws(SNSMessageError) {
                 let message = try SNSMessage(body: Array(buffer: request.body), typeHeader: request.header("x-amz-sns-message-type"))
@@ -22,7 +26,8 @@ struct SNSEndpoint {
                 }
             } catch {
                 // The message may be anyone's; log why it was refused, never its content.
-                logger.warning("SNS message refused", metadata: ["reason": "\(error)", "peer": "\(request.peerAddress ?? "")"])
+                metrics.countRefusal("sns", reason: error.kindName)
+                refusals.warning("SNS message refused: \(error.kindName)", metadata: ["reason": "\(error)", "peer": "\(request.peerAddress ?? "")"])
                 return .text(error.httpStatus, "\(error)\n")
             }
         }
