@@ -53,7 +53,14 @@ public struct RegisterRequest: RPCMessage, Equatable {
 public struct VerifyEmailRequest: RPCMessage, Equatable {
     /// The token from the link in the verification email.
     public var token: String
-    public init(token: String) { self.token = token }
+    /// The password to finish with. Required when the link came from ResendVerification (whoever
+    /// set the account's password may not own the mailbox); optional for a link sent at
+    /// registration, which sets the password chosen in that registration.
+    public var newPassword: String?
+    public init(token: String, newPassword: String? = nil) {
+        self.token = token
+        self.newPassword = newPassword
+    }
 }
 
 public struct VerifyEmailResponse: RPCMessage, Equatable {

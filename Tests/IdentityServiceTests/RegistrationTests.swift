@@ -1,6 +1,8 @@
 import ConnectTransport
 import Contracts
 import Foundation
+import GRDB
+@testable import IdentityService
 import RPCCore
 import ServiceRuntime
 import Testing
@@ -84,7 +86,12 @@ import TestSupport
         }
         _ = try await client.call(Identity.resendVerification, ResendVerificationRequest(email: email))
         let third = try #require(try await identity.waitForEmails(to: email, count: 3)[2].token)
-        _ = try await client.call(Identity.verifyEmail, VerifyEmailRequest(token: third))
+        // A link sent on request finishes only with a password chosen now.
+        await #expect(throws: RPCError(.failedPrecondition, "this link was sent on request, not with your registration: choose a password (newPassword, 12 to 256 characters) to finish verifying")) {
+            try await client.call(Identity.verifyEmail, VerifyEmailRequest(token: third))
+        }
+        _ = try await client.call(Identity.verifyEmail, VerifyEmailRequest(token: third, newPassword: "a password chosen at verification"))
+        _ = try await client.call(Identity.login, LoginRequest(email: email, password: "a password chosen at verification"))
         await #expect(throws: RPCError(.failedPrecondition, "this email verification link has already been used; your address is verified, so sign in")) {
             try await client.call(Identity.verifyEmail, VerifyEmailRequest(token: third))
         }
@@ -96,16 +103,78 @@ import TestSupport
         }
     }
 
-    @Test func registeringAgainBeforeVerifyingSaysHowToGetANewLink() async throws {
+    /// Pre-registration takeover: an attacker registers the victim's address with the attacker's
+    /// password; the victim registers later and verifies. The attacker's password must not survive,
+    /// whether the victim follows the link of their own registration or asks for a new one.
+    @Test(arguments: [false, true])
+    func anAccountRegisteredBySomeoneElseEndsWithTheMailboxOwnersPassword(victimAsksForANewLink: Bool) async throws {
         let identity = try await IdentityHarness.start()
         defer { Task { await identity.stop() } }
-        let email = "twice@example.com"
-        _ = try await identity.client.call(Identity.register, RegisterRequest(email: email, password: IdentityHarness.password, fullName: "T"))
+        let client = identity.client
+        let email = "mailbox.owner@example.com"
+        let attackerPassword = "the attacker's own passphrase", victimPassword = "the rightful owner's passphrase"
+        _ = try await client.call(Identity.register, RegisterRequest(email: email, password: attackerPassword, fullName: "Attacker"))
+        let attackersLink = try #require(try await identity.waitForEmails(to: email)[0].token)
         identity.clock.advance(by: 61)
-        _ = try await identity.client.call(Identity.register, RegisterRequest(email: email, password: IdentityHarness.password, fullName: "T"))
-        let notice = try await identity.waitForEmails(to: email, count: 2)[1]
-        #expect(notice.subject == "You already have an account" && notice.body.contains("not confirmed yet"))
-        #expect(notice.token == nil, "the notice carries no link token")
+        _ = try await client.call(Identity.register, RegisterRequest(email: email, password: victimPassword, fullName: "Victim"))
+        let victimsLink = try #require(try await identity.waitForEmails(to: email, count: 2)[1].token, "the second registration gets a link of its own")
+        await #expect(throws: RPCError(.failedPrecondition, "this email verification link has expired; ask for a new one with ResendVerification")) {
+            try await client.call(Identity.verifyEmail, VerifyEmailRequest(token: attackersLink))
+        }
+        if victimAsksForANewLink {
+            identity.clock.advance(by: 61)
+            _ = try await client.call(Identity.resendVerification, ResendVerificationRequest(email: email))
+            let newLink = try #require(try await identity.waitForEmails(to: email, count: 3)[2].token)
+            await #expect(throws: RPCError.self) { try await client.call(Identity.verifyEmail, VerifyEmailRequest(token: newLink)) }
+            _ = try await client.call(Identity.verifyEmail, VerifyEmailRequest(token: newLink, newPassword: victimPassword))
+        } else {
+            _ = try await client.call(Identity.verifyEmail, VerifyEmailRequest(token: victimsLink))
+        }
+        await #expect(throws: RPCError(.unauthenticated, "the email or password is wrong")) {
+            try await client.call(Identity.login, LoginRequest(email: email, password: attackerPassword))
+        }
+        let victim = try await client.call(Identity.login, LoginRequest(email: email, password: victimPassword))
+        #expect(victim.user.emailVerified)
+        if !victimAsksForANewLink { #expect(victim.user.fullName == "Victim") }
+    }
+
+    /// One mailbox, one account: case variants of an address are the same account, get one email
+    /// between them (the address's limit), and sign in with any spelling.
+    @Test func caseVariantsOfAnAddressAreOneAccount() async throws {
+        let identity = try await IdentityHarness.start()
+        defer { Task { await identity.stop() } }
+        let variants = ["Mixed.Case@example.com", "mixed.case@example.com", "MIXED.CASE@example.com", "Mixed.CASE@EXAMPLE.com", "mIxEd.cAsE@example.com"]
+        for variant in variants {
+            _ = try await identity.client.call(Identity.register, RegisterRequest(email: variant, password: IdentityHarness.password, fullName: "M"))
+        }
+        let users = try await identity.database().read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM user") }
+        #expect(users == 1)
+        let queued = try await identity.database().read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM email_outbox") }
+        #expect(queued == 1)
+        let link = try #require(try await identity.waitForEmails(to: "Mixed.Case@example.com")[0].token)
+        _ = try await identity.client.call(Identity.verifyEmail, VerifyEmailRequest(token: link))
+        let login = try await identity.client.call(Identity.login, LoginRequest(email: "MIXED.case@example.com", password: IdentityHarness.password))
+        #expect(login.user.email == "Mixed.Case@example.com", "the address keeps the case it was registered with")
+    }
+
+    /// A database from before: two accounts whose addresses differ only in case. The migration
+    /// keeps both, marks the newer as a duplicate (reported at start) and does not fail.
+    @Test func theMigrationReportsAddressesThatDifferOnlyInCaseInsteadOfFailing() async throws {
+        let directory = NSTemporaryDirectory() + "identity-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let queue = try DatabaseQueue(path: directory + "/identity.sqlite")
+        try IdentityMigrations.migrator.migrate(queue, upTo: "identity v1: users, tokens, sessions, keys, throttling, outbox, audit")
+        try await queue.write { db in
+            for (id, email, at) in [("old", "Dup@example.com", 1.0), ("new", "dup@example.com", 2.0), ("other", "other@example.com", 3.0)] {
+                try db.execute(sql: "INSERT INTO user (id, email, full_name, password_hash, created_at, password_changed_at) VALUES (?, ?, 'x', 'x', ?, ?)",
+                               arguments: [id, email, at, at])
+            }
+        }
+        try queue.close()
+        let identity = try await IdentityHarness.start(directory: directory)
+        defer { Task { await identity.stop() } }
+        let duplicates = try await identity.database().read { db in try IdentityMigrations.duplicateAccounts(db) }
+        #expect(duplicates.map(\.id) == ["new"] && duplicates.map(\.keptID) == ["old"])
     }
 
     @Test func resendsAreLimitedToOneAMinuteAndTenAnHour() async throws {

@@ -20,6 +20,13 @@ public enum IdentityDefinition {
                 outboxWake: wake, sessions: configuration.sessions, throttle: configuration.throttle,
                 now: configuration.now, logger: resources.logger)
             IdentityHandlers(accounts: accounts).register(in: &setup.router)
+            let duplicates = try pool.read { db in try IdentityMigrations.duplicateAccounts(db) }
+            if !duplicates.isEmpty {
+                resources.logger.warning("accounts share a mailbox with an older account (addresses differing only in case); they cannot sign in until merged or removed", metadata: [
+                    "count": "\(duplicates.count)",
+                    "accounts": "\(duplicates.map { "\($0.id) (\($0.email), kept \($0.keptID))" }.joined(separator: "; "))",
+                ])
+            }
 
             let transport: any EmailTransport = switch configuration.mail {
             case .maildrop(let directory): MaildropTransport(maildrop: Maildrop(directory: directory, domain: "identity.local"))

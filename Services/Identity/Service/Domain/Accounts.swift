@@ -47,17 +47,29 @@ final class Accounts: Sendable {
         // Hashed whether or not the address is taken, so both answers take the same time.
         let passwordHash = try await hasher.hash(request.password)
         let at = now()
+        let registration = OneTimeToken.Registration(passwordHash: passwordHash, fullName: fullName)
         try await pool.write { [composer] db in
             if let existing = try UserRecord.fetch(db, email: email) {
-                try EmailOutbox.enqueue(db, composer.alreadyRegistered(to: existing.email, verified: existing.emailVerifiedAt != nil), kind: .account, at: at)
-                try AuditLog.record(db, .registerForExistingEmail, at: at, userID: existing.id, email: existing.email, clientIP: clientIP)
+                if existing.emailVerifiedAt != nil {
+                    try EmailOutbox.enqueue(db, composer.alreadyRegistered(to: existing.email), kind: .account, at: at)
+                    try AuditLog.record(db, .registerForExistingEmail, at: at, userID: existing.id, email: existing.email, clientIP: clientIP)
+                    return
+                }
+                // Unverified: whoever registered first may not own the mailbox. This registration
+                // gets a link of its own, which sets the password chosen here; the earlier links end.
+                let token = SecretToken.generate()
+                guard try EmailOutbox.enqueue(db, composer.verification(to: existing.email, name: fullName, token: token), kind: .account, at: at)
+                else { return }
+                try TokenStore.store(db, token, .verifyEmail, userID: existing.id, registration: registration, at: at)
+                try AuditLog.record(db, .registerForExistingEmail, at: at, userID: existing.id, email: existing.email, clientIP: clientIP,
+                                    detail: "unverified: a new link with this registration's password")
                 return
             }
             let id = UUID().uuidString.lowercased()
             try db.execute(sql: """
-                INSERT INTO user (id, email, full_name, password_hash, created_at, password_changed_at) VALUES (?, ?, ?, ?, ?, ?)
-                """, arguments: [id, email.description, fullName, passwordHash, at.timeIntervalSince1970, at.timeIntervalSince1970])
-            let token = try TokenStore.issue(db, .verifyEmail, userID: id, at: at)
+                INSERT INTO user (id, email, email_key, full_name, password_hash, created_at, password_changed_at) VALUES (?, ?, ?, ?, ?, ?, ?)
+                """, arguments: [id, email.description, email.key, fullName, passwordHash, at.timeIntervalSince1970, at.timeIntervalSince1970])
+            let token = try TokenStore.issue(db, .verifyEmail, userID: id, registration: registration, at: at)
             try EmailOutbox.enqueue(db, composer.verification(to: email.description, name: fullName, token: token), kind: .account, at: at)
             try AuditLog.record(db, .registered, at: at, userID: id, email: email.description, clientIP: clientIP)
         }
@@ -65,14 +77,35 @@ final class Accounts: Sendable {
         return Self.checkYourEmail
     }
 
+    /// Following a verification link proves the mailbox, and so ends with the mailbox's owner
+    /// holding the password: the one their registration chose (carried by its link) or, for a
+    /// link sent on request, one they choose now. Every earlier session ends, so an account
+    /// someone else registered with the address is not theirs any more.
     func verifyEmail(_ request: VerifyEmailRequest, clientIP: String?) async throws -> VerifyEmailResponse {
         let at = now()
-        let email = try await pool.write { db -> String in
-            let token = try TokenStore.consume(db, request.token, purpose: .verifyEmail, at: at)
+        let (peeked, user) = try await pool.read { db -> (OneTimeToken, UserRecord) in
+            let token = try TokenStore.peek(db, request.token, purpose: .verifyEmail, at: at)
             guard let user = try UserRecord.fetch(db, id: token.userID) else { throw IdentityError.tokenUnknown(purpose: .verifyEmail) }
-            try db.execute(sql: "UPDATE user SET email_verified_at = coalesce(email_verified_at, ?) WHERE id = ?",
-                           arguments: [at.timeIntervalSince1970, user.id])
-            try AuditLog.record(db, .verified, at: at, userID: user.id, email: user.email, clientIP: clientIP)
+            return (token, user)
+        }
+        var passwordHash = peeked.registration?.passwordHash
+        if let newPassword = request.newPassword {
+            try PasswordPolicy.check(newPassword, for: try EmailAddress(user.email), field: "newPassword")
+            passwordHash = try await hasher.hash(newPassword)
+        }
+        guard let passwordHash else { throw IdentityError.choosePasswordToVerify }
+        let email = try await pool.write { [sessions] db -> String in
+            let token = try TokenStore.consume(db, request.token, purpose: .verifyEmail, at: at)
+            try db.execute(sql: """
+                UPDATE user SET email_verified_at = coalesce(email_verified_at, ?), password_hash = ?, password_changed_at = ?,
+                    full_name = coalesce(?, full_name) WHERE id = ?
+                """, arguments: [at.timeIntervalSince1970, passwordHash, at.timeIntervalSince1970, token.registration?.fullName, user.id])
+            let revoked = try SessionStore.revokeAll(db, userID: user.id, rules: sessions, at: at)
+            try LoginThrottleStore.clear(db, subject: LoginThrottleStore.subjects(email: try EmailAddress(user.email), clientIP: nil)[0])
+            try AuditLog.record(db, .verified, at: at, userID: user.id, email: user.email, clientIP: clientIP,
+                                detail: token.registration != nil && request.newPassword == nil
+                                    ? "password from the registration that sent this link; \(revoked) sessions ended"
+                                    : "password chosen at verification; \(revoked) sessions ended")
             return user.email
         }
         users.invalidate()
@@ -289,7 +322,7 @@ final class Accounts: Sendable {
                 UPDATE user SET password_hash = ?, password_changed_at = ?, email_verified_at = coalesce(email_verified_at, ?) WHERE id = ?
                 """, arguments: [newHash, at.timeIntervalSince1970, at.timeIntervalSince1970, user.id])
             let revoked = try SessionStore.revokeAll(db, userID: user.id, rules: sessions, at: at)
-            try LoginThrottleStore.clear(db, subject: "account:\(user.email)")
+            try LoginThrottleStore.clear(db, subject: LoginThrottleStore.subjects(email: try EmailAddress(user.email), clientIP: nil)[0])
             try EmailOutbox.enqueue(db, composer.passwordChanged(to: user.email), kind: .notice, at: at)
             try AuditLog.record(db, .passwordReset, at: at, userID: user.id, email: user.email, clientIP: clientIP,
                                 detail: "\(revoked) sessions ended")

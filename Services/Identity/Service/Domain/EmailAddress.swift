@@ -1,10 +1,15 @@
 /// An email address as identity stores it: trimmed, domain lowercased, checked. The local part
-/// keeps its case (RFC 5321 leaves it to the receiving server).
+/// keeps the case the person typed, for display; `key` compares addresses.
 struct EmailAddress: Equatable, Sendable, CustomStringConvertible {
     let local: String
     let domain: String
 
     var description: String { "\(local)@\(domain)" }
+
+    /// What makes two addresses the same mailbox for us: the whole address lowercased. RFC 5321
+    /// lets a server treat `Ann@` and `ann@` as two mailboxes, but no real provider does, and
+    /// treating them as two accounts would give one person several (and several emails).
+    var key: String { description.lowercased() }
 
     /// Longest address SMTP can carry (RFC 5321 section 4.5.3.1 with the path's brackets).
     static let maxLength = 254

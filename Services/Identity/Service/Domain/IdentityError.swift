@@ -15,6 +15,7 @@ enum IdentityError: RPCErrorConvertible, Equatable {
     case userGone
     case wrongPassword
     case tooManyAttempts
+    case choosePasswordToVerify
     case busy
 
     var rpcError: RPCError {
@@ -42,6 +43,9 @@ enum IdentityError: RPCErrorConvertible, Equatable {
             RPCError(.unauthenticated, "the account no longer exists; sign in again")
         case .wrongPassword:
             RPCError(.permissionDenied, "the current password is wrong")
+        case .choosePasswordToVerify:
+            RPCError(.failedPrecondition,
+                     "this link was sent on request, not with your registration: choose a password (newPassword, 12 to 256 characters) to finish verifying")
         case .tooManyAttempts:
             RPCError(.resourceExhausted, "too many wrong passwords: wait a few minutes, or reset your password from the sign-in page")
         case .busy:

@@ -39,6 +39,15 @@ struct OneTimeToken: Sendable, Equatable {
     let usedAt: Date?
     /// Set when a newer token of the same purpose replaced this one.
     let supersededAt: Date?
+    /// For a verification link sent at registration: what that registration chose.
+    var registration: Registration? = nil
+
+    /// The password (hash) and name a registration chose, applied when its link is followed, so
+    /// that whoever owns the mailbox ends up with the password they chose.
+    struct Registration: Sendable, Equatable {
+        var passwordHash: String
+        var fullName: String?
+    }
 
     /// Whether the token may be used at `now`, or why not.
     func check(at now: Date) throws(IdentityError) {

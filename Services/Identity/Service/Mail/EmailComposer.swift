@@ -19,17 +19,13 @@ struct EmailComposer: Sendable {
             """)
     }
 
-    /// `verified` says whether the existing account's address was confirmed; if not, the email says how to.
-    func alreadyRegistered(to email: String, verified: Bool) -> EmailMessage {
-        let unverified = verified ? "" : """
-
-            Your address is not confirmed yet: ask for a new confirmation link at \(publicBaseURL)/verify-email/resend.
-            """
-        return EmailMessage(from: from, to: email, subject: "You already have an account", body: """
+    /// To a verified account's address when someone registers it again.
+    func alreadyRegistered(to email: String) -> EmailMessage {
+        EmailMessage(from: from, to: email, subject: "You already have an account", body: """
             Hello,
 
             someone (probably you) tried to create an account with this email address, but you already have one.
-            Sign in at \(publicBaseURL)/login, or reset your password at \(publicBaseURL)/forgot-password.\(unverified)
+            Sign in at \(publicBaseURL)/login, or reset your password at \(publicBaseURL)/forgot-password.
 
             If this was not you, ignore this email: nothing has changed.
             """)

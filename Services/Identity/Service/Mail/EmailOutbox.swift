@@ -22,7 +22,7 @@ enum EmailOutbox {
     static func enqueue(_ db: Database, _ message: EmailMessage, kind: Kind, at now: Date) throws -> Bool {
         if kind != .notice {
             let recent = try Double.fetchAll(db, sql: """
-                SELECT created_at FROM email_outbox WHERE recipient = ? AND kind = ? AND created_at > ?
+                SELECT created_at FROM email_outbox WHERE recipient = ? COLLATE NOCASE AND kind = ? AND created_at > ?
                 """, arguments: [message.to, kind.rawValue, now.timeIntervalSince1970 - 3600])
             if recent.count >= hourlyLimit || recent.contains(where: { $0 > now.timeIntervalSince1970 - minimumGap }) {
                 return false

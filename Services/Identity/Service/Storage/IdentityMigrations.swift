@@ -84,6 +84,38 @@ enum IdentityMigrations {
                 CREATE INDEX audit_event_by_user ON audit_event(user_id, at);
                 """)
         }
+        // One mailbox, one account: addresses compare case-insensitively. Accounts made before
+        // this that differ only in case are kept, but all except the oldest are marked as
+        // duplicates (no longer found by address) and reported at start, instead of failing.
+        migrator.registerMigration("identity v2: addresses compare case-insensitively") { db in
+            try db.execute(sql: """
+                ALTER TABLE user ADD COLUMN email_key TEXT NOT NULL DEFAULT '';
+                ALTER TABLE user ADD COLUMN duplicate_of TEXT REFERENCES user(id);
+                UPDATE user SET email_key = lower(email);
+                UPDATE user SET duplicate_of = (
+                    SELECT first.id FROM user AS first WHERE first.email_key = user.email_key
+                    ORDER BY first.created_at, first.id LIMIT 1)
+                WHERE id != (SELECT first.id FROM user AS first WHERE first.email_key = user.email_key
+                             ORDER BY first.created_at, first.id LIMIT 1);
+                CREATE UNIQUE INDEX user_by_email_key ON user(email_key) WHERE duplicate_of IS NULL;
+                CREATE INDEX email_outbox_by_recipient_nocase ON email_outbox(recipient COLLATE NOCASE, kind, created_at);
+                """)
+        }
+        // A verification link carries the password (hash) and name of the registration that asked
+        // for it; links sent on request carry none, and verifying with them sets a new password.
+        migrator.registerMigration("identity v3: verification links carry their registration") { db in
+            try db.execute(sql: """
+                ALTER TABLE one_time_token ADD COLUMN password_hash TEXT;
+                ALTER TABLE one_time_token ADD COLUMN full_name TEXT;
+                """)
+        }
         return migrator
+    }
+
+    /// Accounts the v2 migration found sharing a mailbox with an older one: id, address and the
+    /// account kept, for the operator to merge or remove.
+    static func duplicateAccounts(_ db: Database) throws -> [(id: String, email: String, keptID: String)] {
+        try Row.fetchAll(db, sql: "SELECT id, email, duplicate_of FROM user WHERE duplicate_of IS NOT NULL ORDER BY email_key")
+            .map { ($0["id"], $0["email"], $0["duplicate_of"]) }
     }
 }

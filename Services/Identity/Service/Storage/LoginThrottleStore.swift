@@ -5,7 +5,7 @@ import GRDB
 enum LoginThrottleStore {
     /// Keys for one sign-in attempt: the account (by normalised email) and the client's IP.
     static func subjects(email: EmailAddress, clientIP: String?) -> [String] {
-        ["account:\(email)"] + (clientIP.map { ["ip:\($0)"] } ?? [])
+        ["account:\(email.key)"] + (clientIP.map { ["ip:\($0)"] } ?? [])
     }
 
     /// The account's and the client address's locks in force at `now`, and the address's failures.

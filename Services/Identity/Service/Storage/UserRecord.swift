@@ -39,6 +39,6 @@ struct UserRecord: FetchableRecord, Sendable {
     }
 
     static func fetch(_ db: Database, email: EmailAddress) throws -> UserRecord? {
-        try fetchOne(db.cachedStatement(sql: "SELECT * FROM user WHERE email = ?"), arguments: [email.description])
+        try fetchOne(db.cachedStatement(sql: "SELECT * FROM user WHERE email_key = ? AND duplicate_of IS NULL"), arguments: [email.key])
     }
 }
