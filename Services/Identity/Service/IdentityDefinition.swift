@@ -33,7 +33,7 @@ public enum IdentityDefinition {
             case .smtp(let settings): SMTPTransport(settings: settings, group: MultiThreadedEventLoopGroup.singleton)
             }
             let sender = OutboxSender(pool: pool, transport: transport, from: configuration.mailFrom, wake: wake,
-                                      now: configuration.now, logger: resources.logger)
+                                      now: configuration.now, logger: resources.logger, prepare: accounts.preparePasswordResets)
             setup.backgroundTasks.append(BackgroundTask(name: "email outbox", run: sender.run))
             resources.logger.info("identity configured", metadata: [
                 "email": "\(configuration.mailDescription)", "public_base_url": "\(configuration.publicBaseURL)",

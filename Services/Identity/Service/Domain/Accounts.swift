@@ -289,20 +289,40 @@ final class Accounts: Sendable {
         return Empty()
     }
 
+    /// Records the request, whatever the address, and answers: the same work for a known and
+    /// an unknown address, so the answer's timing tells nothing. The outbox sender looks the
+    /// address up afterwards (`preparePasswordResets`).
     func requestPasswordReset(_ request: RequestPasswordResetRequest, clientIP: String?) async throws -> AcknowledgedResponse {
         let email = try EmailAddress(request.email)
         let at = now()
-        let queued = try await pool.write { [composer] db -> Bool in
-            guard let user = try UserRecord.fetch(db, email: email) else { return false }
-            let token = SecretToken.generate()
-            guard try EmailOutbox.enqueue(db, composer.passwordReset(to: user.email, token: token), kind: .passwordReset, at: at)
-            else { return false }
-            try TokenStore.store(db, token, .resetPassword, userID: user.id, at: at)
-            try AuditLog.record(db, .passwordResetRequested, at: at, userID: user.id, email: user.email, clientIP: clientIP)
-            return true
+        try await pool.write { db in
+            try db.execute(sql: "INSERT INTO password_reset_request (email, client_ip, requested_at) VALUES (?, ?, ?)",
+                           arguments: [email.description, clientIP, at.timeIntervalSince1970])
         }
-        if queued { outboxWake.signal() }
+        outboxWake.signal()
         return Self.checkYourEmail
+    }
+
+    /// Turns recorded reset requests into reset emails for the addresses that have an account
+    /// (within the address's email limit); the rest are dropped. Returns how many it took.
+    func preparePasswordResets() async throws -> Int {
+        let at = now()
+        guard try await pool.read({ db in try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM password_reset_request)") }) == true else {
+            return 0
+        }
+        return try await pool.write { [composer] db -> Int in
+            let requests = try Row.fetchAll(db, sql: "SELECT id, email, client_ip FROM password_reset_request ORDER BY id LIMIT 50")
+            for request in requests {
+                try db.execute(sql: "DELETE FROM password_reset_request WHERE id = ?", arguments: [request["id"] as Int64])
+                guard let email = try? EmailAddress(request["email"]), let user = try UserRecord.fetch(db, email: email) else { continue }
+                let token = SecretToken.generate()
+                guard try EmailOutbox.enqueue(db, composer.passwordReset(to: user.email, token: token), kind: .passwordReset, at: at)
+                else { continue }
+                try TokenStore.store(db, token, .resetPassword, userID: user.id, at: at)
+                try AuditLog.record(db, .passwordResetRequested, at: at, userID: user.id, email: user.email, clientIP: request["client_ip"])
+            }
+            return requests.count
+        }
     }
 
     func resetPassword(_ request: ResetPasswordRequest, clientIP: String?) async throws -> Empty {

@@ -13,6 +13,8 @@ struct OutboxSender: Sendable {
     let wake: WakeSignal
     let now: @Sendable () -> Date
     let logger: Logger
+    /// Work that makes emails, run before each round of sending (password reset requests).
+    let prepare: @Sendable () async throws -> Int
 
     /// Longest wait between retries.
     static let longestBackoff: TimeInterval = 300
@@ -20,6 +22,7 @@ struct OutboxSender: Sendable {
     func run() async {
         while !Task.isCancelled {
             do {
+                while try await prepare() > 0, !Task.isCancelled {}
                 let batch = try await pool.read { [now, from] db in try EmailOutbox.due(db, at: now(), limit: 20, from: from) }
                 for pending in batch where !Task.isCancelled {
                     await deliver(pending)
