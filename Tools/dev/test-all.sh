@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs every test: installs what the tests need, builds, then runs the suite in three passes.
-# The executables' suite measures start-up time and memory, so it runs first, on its own; the
+# Runs every test: installs what the tests need, builds, then runs the suite in four passes.
+# The executables' suite and the hostile-client probes measure start-up time, memory and
+# latency, so they run first, each on its own; the
 # services' suites (password hashing, real SMTP servers, several processes) run apart from the
 # engine's timing-sensitive tests, so that neither slows the other down.
 set -euo pipefail
@@ -13,8 +14,10 @@ log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
 swift test --skip-build --filter ExecutableTests 2>&1 | tee -a "$log" || status=1
+swift test --skip-build --filter HostileClientTests 2>&1 | tee -a "$log" || status=1
+alone="ExecutableTests|HostileClientTests"
 services="IdentityServiceTests|OrganizationServiceTests|MarketplaceLinkServiceTests|IdentityProcessTests|OrganizationProcessTests|JourneyProcessTests"
-swift test --skip-build --skip ExecutableTests --skip "$services" 2>&1 | tee -a "$log" || status=1
+swift test --skip-build --skip "$alone" --skip "$services" 2>&1 | tee -a "$log" || status=1
 swift test --skip-build --filter "$services" 2>&1 | tee -a "$log" || status=1
 passed=$(grep -cE '^✔ Test .* passed after' "$log" || true)
 failed=$(grep -cE '^✘ Test .* failed after' "$log" || true)
