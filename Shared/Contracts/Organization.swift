@@ -13,7 +13,14 @@ public enum Organizations {
     public static let getOrganization = RPCMethod<OrganizationRef, Organization>(service: service, name: "GetOrganization")
     public static let selectOrganization = RPCMethod<OrganizationRef, Organization>(service: service, name: "SelectOrganization")
     public static let getSelectedOrganization = RPCMethod<Empty, SelectedOrganization>(service: service, name: "GetSelectedOrganization")
-    public static let addMember = RPCMethod<MemberRequest, Member>(service: service, name: "AddMember")
+    /// Invites a user: they become a member only once they accept (AcceptInvitation). An
+    /// invitation grants nothing and does not count against the invitee's organization limit.
+    public static let addMember = RPCMethod<MemberRequest, Invitation>(service: service, name: "AddMember")
+    /// The caller's pending invitations.
+    public static let listMyInvitations = RPCMethod<Empty, InvitationList>(service: service, name: "ListMyInvitations")
+    /// Joins the organization in the role the invitation names (within the 25-organization limit).
+    public static let acceptInvitation = RPCMethod<OrganizationRef, Organization>(service: service, name: "AcceptInvitation")
+    public static let declineInvitation = RPCMethod<OrganizationRef, Empty>(service: service, name: "DeclineInvitation")
     public static let changeMemberRole = RPCMethod<MemberRequest, Member>(service: service, name: "ChangeMemberRole")
     public static let removeMember = RPCMethod<MemberRef, Empty>(service: service, name: "RemoveMember")
     public static let leaveOrganization = RPCMethod<OrganizationRef, Empty>(service: service, name: "LeaveOrganization")
@@ -107,6 +114,29 @@ public struct Member: RPCMessage, Equatable {
         self.role = role
         self.addedAt = addedAt
     }
+}
+
+/// An invitation to join an organization, as the admin who made it and the invitee see it.
+public struct Invitation: RPCMessage, Equatable {
+    public var organizationId: String
+    public var organizationName: String
+    public var userId: String
+    public var role: Role
+    public var invitedBy: String
+    public var invitedAt: Date
+    public init(organizationId: String, organizationName: String, userId: String, role: Role, invitedBy: String, invitedAt: Date) {
+        self.organizationId = organizationId
+        self.organizationName = organizationName
+        self.userId = userId
+        self.role = role
+        self.invitedBy = invitedBy
+        self.invitedAt = invitedAt
+    }
+}
+
+public struct InvitationList: RPCMessage, Equatable {
+    public var invitations: [Invitation]
+    public init(invitations: [Invitation]) { self.invitations = invitations }
 }
 
 public struct MemberList: RPCMessage, Equatable {

@@ -54,6 +54,8 @@ import TestSupport
         let developer = try await system.identity.signedUpUser()
         _ = try await system.organizationClient.call(Organizations.addMember, MemberRequest(organizationId: organization.id, userId: developer.user.id, role: .developer),
                                                      options: .init(bearerToken: admin.accessToken))
+        _ = try await system.organizationClient.call(Organizations.acceptInvitation, OrganizationRef(organizationId: organization.id),
+                                                     options: .init(bearerToken: developer.accessToken))
         let accepted = try await system.register()
         let claim = try #require(accepted.claim)
 

@@ -80,9 +80,9 @@ import ServiceRuntime
                 (users[.developer]!, .developer), (users[.billing]!, .billing), (users[.member]!, .member),
             ])
             // A second admin, so the first may leave, and a member per caller to act on.
-            _ = try await harness.call(Organizations.addMember, MemberRequest(organizationId: organization, userId: "second-admin", role: .admin), as: users[.admin]!)
+            try harness.insertMember(organizationID: organization, userID: "second-admin", role: .admin)
             for caller in Caller.allCases {
-                _ = try await harness.call(Organizations.addMember, MemberRequest(organizationId: organization, userId: "target-\(caller.rawValue.lowercased())", role: .member), as: users[.admin]!)
+                try harness.insertMember(organizationID: organization, userID: "target-\(caller.rawValue.lowercased())", role: .member)
             }
             for caller in Caller.allCases {
                 let outcome = await call(method, request(organization, caller), as: caller)
@@ -100,6 +100,7 @@ import ServiceRuntime
         try await check(Organizations.removeMember, Self.adminOnly) { id, caller in MemberRef(organizationId: id, userId: "target-\(caller.rawValue.lowercased())") }
         try await check(Organizations.leaveOrganization, Self.anyMember) { id, _ in OrganizationRef(organizationId: id) }
         try await check(Organizations.listMembers, Self.anyMember) { id, _ in OrganizationRef(organizationId: id) }
+        try await check(Organizations.listMyInvitations, Self.anyUser) { _, _ in Empty() }
         try await check(Organizations.checkAdmin, Self.serviceOnly) { id, _ in MemberRef(organizationId: id, userId: users[.admin]!.user.id) }
         try await check(Organizations.getBillingAccount, Self.adminOrBilling) { id, _ in OrganizationRef(organizationId: id) }
         try await check(Organizations.setBillingAccount, Self.serviceOnly) { id, _ in

@@ -79,13 +79,24 @@ final class OrganizationHarness: Sendable {
         try await client.call(method, request, options: .init(bearerToken: user.accessToken, headers: headers))
     }
 
-    /// An organization created by `admin`, with the other users added in the given roles.
+    /// An organization created by `admin`, with the other users invited in the given roles and
+    /// accepting.
     func organization(admin: LoginResponse, members: [(LoginResponse, Role)] = [], name: String = "Acme") async throws -> String {
         let organization = try await call(Organizations.createOrganization, CreateOrganizationRequest(name: name), as: admin)
         for (member, role) in members {
             _ = try await call(Organizations.addMember, MemberRequest(organizationId: organization.id, userId: member.user.id, role: role), as: admin)
+            _ = try await call(Organizations.acceptInvitation, OrganizationRef(organizationId: organization.id), as: member)
         }
         return organization.id
+    }
+
+    /// Makes `userID` a member directly in the database: a fixture for members who never sign in
+    /// (targets of role changes and removals in the authorization matrix).
+    func insertMember(organizationID: String, userID: String, role: Role) throws {
+        try database().write { db in
+            try db.execute(sql: "INSERT INTO membership (organization_id, user_id, role, added_at) VALUES (?, ?, ?, ?)",
+                           arguments: [organizationID, userID, role.rawValue, Date().timeIntervalSince1970])
+        }
     }
 
     func database() throws -> DatabaseQueue {
@@ -93,7 +104,7 @@ final class OrganizationHarness: Sendable {
     }
 
     func rowCounts() throws -> [String: Int] {
-        let tables = ["organization", "membership", "selected_organization", "create_idempotency", "billing_account", "audit_event"]
+        let tables = ["organization", "membership", "invitation", "selected_organization", "create_idempotency", "billing_account", "audit_event"]
         return try database().read { db in
             try Dictionary(uniqueKeysWithValues: tables.map { ($0, try Int.fetchOne(db, sql: "SELECT count(*) FROM \($0)") ?? -1) })
         }

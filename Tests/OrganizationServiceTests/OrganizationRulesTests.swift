@@ -27,7 +27,7 @@ import TestSupport
         let members = try await harness.call(Organizations.listMembers, OrganizationRef(organizationId: id), as: other).members
         #expect(members.map(\.userId) == [other.user.id] && members[0].role == .admin)
         let actions = try await harness.call(Organizations.listAuditEvents, OrganizationRef(organizationId: id), as: other).events.map(\.action)
-        #expect(actions == ["member_left", "role_changed", "member_added", "organization_created"])
+        #expect(actions == ["member_left", "role_changed", "member_added", "member_invited", "organization_created"])
     }
 
     @Test func twoAdminsDemotingEachOtherAtOnceLeaveOneAdmin() async throws {
@@ -79,10 +79,46 @@ import TestSupport
         await #expect(throws: RPCError(.resourceExhausted, "a user may belong to at most 25 organizations; leave one first")) {
             try await harness.call(Organizations.createOrganization, CreateOrganizationRequest(name: "One too many"), as: user)
         }
+        // An invitation does not count: it can be made, but accepting it is refused at the limit.
         let other = try await harness.user("inviter")
         let id = try await harness.organization(admin: other)
-        await #expect(throws: RPCError.self) {
-            try await harness.call(Organizations.addMember, MemberRequest(organizationId: id, userId: user.user.id, role: .member), as: other)
+        _ = try await harness.call(Organizations.addMember, MemberRequest(organizationId: id, userId: user.user.id, role: .member), as: other)
+        await #expect(throws: RPCError(.resourceExhausted, "a user may belong to at most 25 organizations; leave one first")) {
+            try await harness.call(Organizations.acceptInvitation, OrganizationRef(organizationId: id), as: user)
+        }
+    }
+
+    /// Nobody becomes a member without consent: AddMember invites; an invitation grants nothing
+    /// (no role, no admin check), does not count against the invitee's limit, and is accepted or
+    /// declined by the invitee alone.
+    @Test func addingAUserInvitesThemAndOnlyTheyCanAccept() async throws {
+        let harness = try await OrganizationHarness.start()
+        defer { Task { await harness.stop() } }
+        let attacker = try await harness.user("attacker")
+        let victim = try await harness.user("victim")
+        var organizations: [String] = []
+        for index in 0..<25 {
+            let id = try await harness.organization(admin: attacker, name: "Forced \(index)")
+            _ = try await harness.call(Organizations.addMember, MemberRequest(organizationId: id, userId: victim.user.id, role: .admin), as: attacker)
+            organizations.append(id)
+        }
+        #expect(try await harness.call(Organizations.listMyOrganizations, Empty(), as: victim).organizations.isEmpty)
+        let check = try await harness.service.call(Organizations.checkAdmin, MemberRef(organizationId: organizations[0], userId: victim.user.id))
+        #expect(!check.isAdmin && check.role == nil)
+        let invitations = try await harness.call(Organizations.listMyInvitations, Empty(), as: victim).invitations
+        #expect(invitations.count == 25 && invitations.allSatisfy { $0.role == .admin && $0.invitedBy == attacker.user.id })
+        // The victim's own organizations are not blocked by the invitations.
+        _ = try await harness.call(Organizations.createOrganization, CreateOrganizationRequest(name: "Mine"), as: victim)
+        // Only the invitee can accept; another user has no invitation to accept.
+        await #expect(throws: RPCError(.notFound, "you have no invitation to this organization; ask one of its admins to invite you")) {
+            try await harness.call(Organizations.acceptInvitation, OrganizationRef(organizationId: organizations[0]), as: attacker)
+        }
+        _ = try await harness.call(Organizations.declineInvitation, OrganizationRef(organizationId: organizations[0]), as: victim)
+        let joined = try await harness.call(Organizations.acceptInvitation, OrganizationRef(organizationId: organizations[1]), as: victim)
+        #expect(joined.role == .admin && joined.name == "Forced 1")
+        #expect(try await harness.call(Organizations.listMyInvitations, Empty(), as: victim).invitations.count == 23)
+        await #expect(throws: RPCError(.alreadyExists, "this user is already a member; use ChangeMemberRole to change their role")) {
+            try await harness.call(Organizations.addMember, MemberRequest(organizationId: organizations[1], userId: victim.user.id, role: .member), as: attacker)
         }
     }
 

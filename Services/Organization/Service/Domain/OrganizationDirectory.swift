@@ -89,24 +89,63 @@ final class OrganizationDirectory: Sendable {
 
     // MARK: Members
 
-    func addMember(_ request: MemberRequest, actor: String) async throws -> Member {
+    /// Invites a user; they join only by accepting. So nobody is made a member (let alone an
+    /// ADMIN) of an organization they did not choose, and invitations cannot fill anyone's
+    /// 25-organization limit: it is checked when they accept.
+    func addMember(_ request: MemberRequest, actor: String) async throws -> Invitation {
         let organizationID = try OrganizationRules.id(request.organizationId, field: "organizationId")
         let userID = try OrganizationRules.id(request.userId, field: "userId")
         let at = now()
-        let member = try await pool.write { db -> Member in
+        return try await pool.write { db -> Invitation in
             try Self.requireRole(db, organizationID: organizationID, userID: actor, in: [.admin])
             guard try OrganizationStore.role(db, organizationID: organizationID, userID: userID) == nil else { throw OrganizationError.alreadyMember }
+            try OrganizationStore.invite(db, organizationID: organizationID, userID: userID, role: request.role, by: actor, at: at)
+            try OrganizationStore.audit(db, organizationID: organizationID, action: "member_invited", actor: actor, subject: userID,
+                                        detail: request.role.rawValue, at: at)
+            guard let invitation = try OrganizationStore.invitations(db, userID: userID, organizationID: organizationID).first else {
+                throw OrganizationError.notFound
+            }
+            return invitation
+        }
+    }
+
+    func invitations(userID: String) async throws -> InvitationList {
+        InvitationList(invitations: try await pool.read { db in try OrganizationStore.invitations(db, userID: userID) })
+    }
+
+    func acceptInvitation(_ ref: OrganizationRef, userID: String) async throws -> Organization {
+        let organizationID = try OrganizationRules.id(ref.organizationId, field: "organizationId")
+        let at = now()
+        let organization = try await pool.write { db -> Organization in
+            guard let invitation = try OrganizationStore.invitations(db, userID: userID, organizationID: organizationID).first else {
+                throw OrganizationError.noInvitation
+            }
             guard try OrganizationStore.membershipCount(db, userID: userID) < OrganizationRules.maxOrganizationsPerUser else {
                 throw OrganizationError.tooManyOrganizations(limit: OrganizationRules.maxOrganizationsPerUser)
             }
             try db.execute(sql: "INSERT INTO membership (organization_id, user_id, role, added_at) VALUES (?, ?, ?, ?)",
-                           arguments: [organizationID, userID, request.role.rawValue, at.timeIntervalSince1970])
-            try OrganizationStore.audit(db, organizationID: organizationID, action: "member_added", actor: actor, subject: userID,
-                                        detail: request.role.rawValue, at: at)
-            return Member(userId: userID, role: request.role, addedAt: at)
+                           arguments: [organizationID, userID, invitation.role.rawValue, at.timeIntervalSince1970])
+            try OrganizationStore.deleteInvitation(db, organizationID: organizationID, userID: userID)
+            try OrganizationStore.audit(db, organizationID: organizationID, action: "member_added", actor: userID, subject: userID,
+                                        detail: "\(invitation.role.rawValue), invited by \(invitation.invitedBy)", at: at)
+            guard let view = try OrganizationStore.view(db, organizationID: organizationID, userID: userID) else { throw OrganizationError.notFound }
+            return view
         }
         roles.invalidate()
-        return member
+        return organization
+    }
+
+    func declineInvitation(_ ref: OrganizationRef, userID: String) async throws -> Empty {
+        let organizationID = try OrganizationRules.id(ref.organizationId, field: "organizationId")
+        let at = now()
+        try await pool.write { db in
+            guard try !OrganizationStore.invitations(db, userID: userID, organizationID: organizationID).isEmpty else {
+                throw OrganizationError.noInvitation
+            }
+            try OrganizationStore.deleteInvitation(db, organizationID: organizationID, userID: userID)
+            try OrganizationStore.audit(db, organizationID: organizationID, action: "invitation_declined", actor: userID, subject: userID, at: at)
+        }
+        return Empty()
     }
 
     func changeRole(_ request: MemberRequest, actor: String) async throws -> Member {

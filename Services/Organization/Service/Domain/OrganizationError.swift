@@ -10,6 +10,7 @@ enum OrganizationError: RPCErrorConvertible, Equatable {
     case lastAdmin
     case alreadyMember
     case notMember
+    case noInvitation
     case billedThroughAnotherLink
     case linkBindsAnotherOrganization
 
@@ -27,6 +28,8 @@ enum OrganizationError: RPCErrorConvertible, Equatable {
             RPCError(.failedPrecondition, "an organization needs at least one admin: make another member ADMIN first")
         case .alreadyMember:
             RPCError(.alreadyExists, "this user is already a member; use ChangeMemberRole to change their role")
+        case .noInvitation:
+            RPCError(.notFound, "you have no invitation to this organization; ask one of its admins to invite you")
         case .notMember:
             RPCError(.notFound, "this user is not a member of the organization")
         case .billedThroughAnotherLink:

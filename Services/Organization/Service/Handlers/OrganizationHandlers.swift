@@ -32,6 +32,15 @@ struct OrganizationHandlers {
         router.register(Organizations.addMember) { request, context in
             try await directory.addMember(request, actor: try await user(context))
         }
+        router.register(Organizations.listMyInvitations) { _, context in
+            try await directory.invitations(userID: try await user(context))
+        }
+        router.register(Organizations.acceptInvitation) { request, context in
+            try await directory.acceptInvitation(request, userID: try await user(context))
+        }
+        router.register(Organizations.declineInvitation) { request, context in
+            try await directory.declineInvitation(request, userID: try await user(context))
+        }
         router.register(Organizations.changeMemberRole) { request, context in
             try await directory.changeRole(request, actor: try await user(context))
         }

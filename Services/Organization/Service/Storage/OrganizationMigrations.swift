@@ -53,6 +53,20 @@ enum OrganizationMigrations {
                 CREATE INDEX audit_event_by_organization ON audit_event(organization_id, id);
                 """)
         }
+        // Nobody is made a member without consent: AddMember makes an invitation, accepted by the invitee.
+        migrator.registerMigration("organization v2: invitations") { db in
+            try db.execute(sql: """
+                CREATE TABLE invitation (
+                    organization_id TEXT NOT NULL REFERENCES organization(id) ON DELETE CASCADE,
+                    user_id TEXT NOT NULL,
+                    role TEXT NOT NULL CHECK (role IN ('ADMIN', 'DEVELOPER', 'BILLING', 'MEMBER')),
+                    invited_by TEXT NOT NULL,
+                    invited_at REAL NOT NULL,
+                    PRIMARY KEY (organization_id, user_id)
+                );
+                CREATE INDEX invitation_by_user ON invitation(user_id);
+                """)
+        }
         return migrator
     }
 }

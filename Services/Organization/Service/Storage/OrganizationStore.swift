@@ -44,6 +44,32 @@ enum OrganizationStore {
                             role: role, canLinkBilling: role == .admin)
     }
 
+    /// Makes or renews the invitation of `userID` (a re-invitation takes the new role).
+    static func invite(_ db: Database, organizationID: String, userID: String, role: Role, by actor: String, at: Date) throws {
+        try db.execute(sql: """
+            INSERT INTO invitation (organization_id, user_id, role, invited_by, invited_at) VALUES (?, ?, ?, ?, ?)
+            ON CONFLICT (organization_id, user_id) DO UPDATE SET role = excluded.role, invited_by = excluded.invited_by,
+                invited_at = excluded.invited_at
+            """, arguments: [organizationID, userID, role.rawValue, actor, at.timeIntervalSince1970])
+    }
+
+    /// The user's pending invitations, newest first; or the one to `organizationID`.
+    static func invitations(_ db: Database, userID: String, organizationID: String? = nil) throws -> [Invitation] {
+        try Row.fetchAll(db, sql: """
+            SELECT i.organization_id, o.name, i.user_id, i.role, i.invited_by, i.invited_at
+            FROM invitation i JOIN organization o ON o.id = i.organization_id
+            WHERE i.user_id = ? AND (? IS NULL OR i.organization_id = ?) ORDER BY i.invited_at DESC
+            """, arguments: [userID, organizationID, organizationID]).map { row in
+            Invitation(organizationId: row["organization_id"], organizationName: row["name"], userId: row["user_id"],
+                       role: Role(rawValue: row["role"]) ?? .member, invitedBy: row["invited_by"],
+                       invitedAt: Date(timeIntervalSince1970: row["invited_at"]))
+        }
+    }
+
+    static func deleteInvitation(_ db: Database, organizationID: String, userID: String) throws {
+        try db.execute(sql: "DELETE FROM invitation WHERE organization_id = ? AND user_id = ?", arguments: [organizationID, userID])
+    }
+
     static func membershipCount(_ db: Database, userID: String) throws -> Int {
         try Int.fetchOne(db, sql: "SELECT count(*) FROM membership WHERE user_id = ?", arguments: [userID]) ?? 0
     }
