@@ -26,6 +26,34 @@ public enum Identity {
     public static let introspectSession = RPCMethod<SessionTokenRequest, IntrospectSessionResponse>(
         service: service, name: "IntrospectSession",
         access: .internalOnly(callers: [ServiceNames.console, ServiceNames.organization, ServiceNames.marketplaceLink]))
+    /// The users among `userIds` that exist (at most 100 ids): for organization's invitations and
+    /// the console's member pages. Never for end users.
+    public static let lookupUsers = RPCMethod<LookupUsersRequest, UserDirectory>(
+        service: service, name: "LookupUsers", access: .internalOnly(callers: [ServiceNames.organization, ServiceNames.console]))
+}
+
+public struct LookupUsersRequest: RPCMessage, Equatable {
+    public var userIds: [String]
+    public init(userIds: [String]) { self.userIds = userIds }
+}
+
+/// A user as other services may show them to the user's organizations.
+public struct UserSummary: RPCMessage, Equatable {
+    public var id: String
+    public var email: String
+    public var fullName: String
+    public var emailVerified: Bool
+    public init(id: String, email: String, fullName: String, emailVerified: Bool) {
+        self.id = id
+        self.email = email
+        self.fullName = fullName
+        self.emailVerified = emailVerified
+    }
+}
+
+public struct UserDirectory: RPCMessage, Equatable {
+    public var users: [UserSummary]
+    public init(users: [UserSummary]) { self.users = users }
 }
 
 /// `google.protobuf.Empty`.

@@ -219,6 +219,22 @@ import TestSupport
         await #expect(throws: ended) { try await client.call(Identity.refreshAccessToken, SessionTokenRequest(sessionToken: "garbage")) }
     }
 
+    /// LookupUsers answers the users that exist among the ids, to organization and the console
+    /// only: a user, even signed in, is refused.
+    @Test func lookupUsersIsForTrustedServicesAndNamesOnlyExistingUsers() async throws {
+        let identity = try await IdentityHarness.start()
+        defer { Task { await identity.stop() } }
+        let login = try await identity.signedUpUser("looked.up@example.com")
+        let found = try await identity.service.call(Identity.lookupUsers, LookupUsersRequest(userIds: [login.user.id, "nobody"]))
+        #expect(found.users == [UserSummary(id: login.user.id, email: "looked.up@example.com", fullName: "Test User", emailVerified: true)])
+        await #expect(throws: RPCError(.unauthenticated, "this method is internal-only: call it with a valid service credential")) {
+            try await identity.client.call(Identity.lookupUsers, LookupUsersRequest(userIds: [login.user.id]), options: .init(bearerToken: login.accessToken))
+        }
+        await #expect(throws: RPCError(.invalidArgument, "userIds may hold at most 100 ids")) {
+            try await identity.service.call(Identity.lookupUsers, LookupUsersRequest(userIds: (0..<101).map { "id-\($0)" }))
+        }
+    }
+
     @Test func introspectionIsForServicesOnly() async throws {
         let identity = try await IdentityHarness.start()
         defer { Task { await identity.stop() } }

@@ -47,6 +47,7 @@ final class JourneyHarness: Sendable {
 
         let organizationSettings = try ServiceOptions.parse([
             "--port", "0", "--data-dir", base + "/organization", "--identity-url", "http://127.0.0.1:\(identity.port)",
+            "--service-secret", IdentityHarness.organizationSecret,
             "--trusted-services", "marketplace-link=\(digest(secrets["marketplace-link"]!))",
         ]).settings(service: OrganizationDefinition.identity, environment: [:])
         let organization = try ServiceHost(definition: OrganizationDefinition.make(), settings: organizationSettings, logger: logger)

@@ -44,6 +44,8 @@ import ServiceRuntime
             .billing: try await harness.user("billing"), .member: try await harness.user("member"),
             .nonMember: try await harness.user("outsider"),
         ]
+        // A registered user nobody has invited yet, for AddMember.
+        let newcomer = try await harness.user("newcomer")
         // A token from a key identity never published, with otherwise genuine claims.
         let keys = try await harness.identity.client.call(Identity.getSigningKeys, Empty())
         let claims = try AccessTokenVerifier(keySet: keys).verify(users[.admin]!.accessToken)
@@ -95,7 +97,7 @@ import ServiceRuntime
         try await check(Organizations.getOrganization, Self.anyMember) { id, _ in OrganizationRef(organizationId: id) }
         try await check(Organizations.selectOrganization, Self.anyMember) { id, _ in OrganizationRef(organizationId: id) }
         try await check(Organizations.getSelectedOrganization, Self.anyUser) { _, _ in Empty() }
-        try await check(Organizations.addMember, Self.adminOnly) { id, caller in MemberRequest(organizationId: id, userId: "new-\(caller.rawValue.lowercased())", role: .member) }
+        try await check(Organizations.addMember, Self.adminOnly) { id, _ in MemberRequest(organizationId: id, userId: newcomer.user.id, role: .member) }
         try await check(Organizations.changeMemberRole, Self.adminOnly) { id, caller in MemberRequest(organizationId: id, userId: "target-\(caller.rawValue.lowercased())", role: .developer) }
         try await check(Organizations.removeMember, Self.adminOnly) { id, caller in MemberRef(organizationId: id, userId: "target-\(caller.rawValue.lowercased())") }
         try await check(Organizations.leaveOrganization, Self.anyMember) { id, _ in OrganizationRef(organizationId: id) }

@@ -33,6 +33,7 @@ final class OrganizationHarness: Sendable {
         let digest = TrustedServices.digest(ofSecret: serviceSecret)
         let settings = try ServiceOptions.parse([
             "--port", "0", "--data-dir", directory, "--identity-url", "http://127.0.0.1:\(identity.port)",
+            "--service-secret", IdentityHarness.organizationSecret,
             "--trusted-services", "marketplace-link=\(digest),identity=\(TrustedServices.digest(ofSecret: otherServiceSecret))",
         ]).settings(service: OrganizationDefinition.identity, environment: [:])
         let clock = TestClock()

@@ -120,6 +120,12 @@ import TestSupport
         await #expect(throws: RPCError(.alreadyExists, "this user is already a member; use ChangeMemberRole to change their role")) {
             try await harness.call(Organizations.addMember, MemberRequest(organizationId: organizations[1], userId: victim.user.id, role: .member), as: attacker)
         }
+        // A user id identity does not know is refused, and nothing is written.
+        let before = try harness.rowCounts()
+        await #expect(throws: RPCError(.notFound, "no user has this id: check it, or ask the person to register first")) {
+            try await harness.call(Organizations.addMember, MemberRequest(organizationId: organizations[1], userId: "no-such-user", role: .admin), as: attacker)
+        }
+        #expect(try harness.rowCounts() == before)
     }
 
     @Test func selectionIsRememberedAndForgottenOnLeaving() async throws {

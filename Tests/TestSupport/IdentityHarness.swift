@@ -21,6 +21,8 @@ public final class TestClock: Sendable {
 /// scrypt runs at N=2^10 here to keep tests quick; the default cost has tests of its own.
 public final class IdentityHarness: Sendable {
     public static let callerSecret = "test-caller-secret"
+    /// The secret organization presents to identity in tests (LookupUsers), which identity trusts.
+    public static let organizationSecret = "test-organization-secret"
     public let host: ServiceHost
     public let directory: String
     public let clock: TestClock
@@ -36,7 +38,8 @@ public final class IdentityHarness: Sendable {
     public static func start(directory: String = NSTemporaryDirectory() + "identity-\(UUID().uuidString)", clock: TestClock = TestClock(),
                       arguments: [String] = []) async throws -> IdentityHarness {
         let digest = TrustedServices.digest(ofSecret: callerSecret)
-        let settings = try ServiceOptions.parse(["--port", "0", "--data-dir", directory, "--trusted-services", "console=\(digest)"])
+        let settings = try ServiceOptions.parse(["--port", "0", "--data-dir", directory, "--trusted-services",
+                                                  "console=\(digest),organization=\(TrustedServices.digest(ofSecret: organizationSecret))"])
             .settings(service: IdentityDefinition.identity, environment: [:])
         let identityArguments = arguments.contains("--scrypt-log-n") ? arguments : ["--scrypt-log-n", "10"] + arguments
         var configuration = try IdentityOptions.parse(identityArguments).configuration(settings: settings, environment: [:])

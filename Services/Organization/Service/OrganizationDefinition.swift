@@ -15,7 +15,7 @@ public enum OrganizationDefinition {
             let identityClient = try ConnectClient(configuration: .init(
                 baseURL: resources.settings.peers.identity, credential: resources.settings.credential))
             let authenticator = AccessTokenAuthenticator(identity: identityClient, now: now, logger: resources.logger)
-            let directory = OrganizationDirectory(pool: resources.database.pool, now: now)
+            let directory = OrganizationDirectory(pool: resources.database.pool, identity: identityClient, now: now)
             OrganizationHandlers(directory: directory, authenticator: authenticator).register(in: &setup.router)
         }
     }

@@ -356,6 +356,15 @@ final class Accounts: Sendable {
 
     func signingKeys() async -> JSONWebKeySet { await keys.published() }
 
+    func lookUp(_ request: LookupUsersRequest) async throws -> UserDirectory {
+        guard request.userIds.count <= 100 else { throw IdentityError.invalid(field: "userIds", reason: "may hold at most 100 ids") }
+        let ids = Array(Set(request.userIds.filter { $0.utf8.count <= 64 }))
+        let users = try await pool.read { db in try ids.compactMap { try UserRecord.fetch(db, id: $0) } }
+        return UserDirectory(users: users.sorted { $0.id < $1.id }.map {
+            UserSummary(id: $0.id, email: $0.email, fullName: $0.fullName, emailVerified: $0.emailVerifiedAt != nil)
+        })
+    }
+
     func introspect(_ request: SessionTokenRequest) async throws -> IntrospectSessionResponse {
         let at = now()
         return try await pool.read { [sessions] db in

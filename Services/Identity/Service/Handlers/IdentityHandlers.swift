@@ -54,6 +54,9 @@ struct IdentityHandlers {
         router.register(Identity.introspectSession) { request, _ in
             try await accounts.introspect(request)
         }
+        router.register(Identity.lookupUsers) { request, _ in
+            try await accounts.lookUp(request)
+        }
     }
 
     static func clientIP(_ context: CallContext) -> String? { context.endUserIP }

@@ -1,3 +1,4 @@
+import ConnectTransport
 import Contracts
 import Foundation
 import GRDB
@@ -9,6 +10,8 @@ import ServiceRuntime
 /// SQLite runs one writer at a time, so concurrent requests cannot slip past a check together.
 final class OrganizationDirectory: Sendable {
     private let pool: DatabasePool
+    /// identity, asked (with organization's service credential) whether an invited user exists.
+    private let identity: ConnectClient
     private let now: @Sendable () -> Date
     /// Roles by (organization, user), for CheckAdmin and every authorization; invalidated by membership writes.
     private let roles = ReadThroughCache<MembershipKey, Role>()
@@ -18,8 +21,9 @@ final class OrganizationDirectory: Sendable {
         var userID: String
     }
 
-    init(pool: DatabasePool, now: @escaping @Sendable () -> Date) {
+    init(pool: DatabasePool, identity: ConnectClient, now: @escaping @Sendable () -> Date) {
         self.pool = pool
+        self.identity = identity
         self.now = now
     }
 
@@ -95,6 +99,7 @@ final class OrganizationDirectory: Sendable {
     func addMember(_ request: MemberRequest, actor: String) async throws -> Invitation {
         let organizationID = try OrganizationRules.id(request.organizationId, field: "organizationId")
         let userID = try OrganizationRules.id(request.userId, field: "userId")
+        try await requireUserExists(userID)
         let at = now()
         return try await pool.write { db -> Invitation in
             try Self.requireRole(db, organizationID: organizationID, userID: actor, in: [.admin])
@@ -107,6 +112,17 @@ final class OrganizationDirectory: Sendable {
             }
             return invitation
         }
+    }
+
+    /// Asks identity; an unreachable identity is `unavailable`, never taken as a yes.
+    private func requireUserExists(_ userID: String) async throws {
+        let found: UserDirectory
+        do {
+            found = try await identity.call(Identity.lookupUsers, LookupUsersRequest(userIds: [userID]), options: .init(timeout: .seconds(5)))
+        } catch {
+            throw OrganizationError.identityUnavailable
+        }
+        guard found.users.contains(where: { $0.id == userID }) else { throw OrganizationError.unknownUser }
     }
 
     func invitations(userID: String) async throws -> InvitationList {

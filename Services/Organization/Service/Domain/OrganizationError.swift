@@ -11,6 +11,8 @@ enum OrganizationError: RPCErrorConvertible, Equatable {
     case alreadyMember
     case notMember
     case noInvitation
+    case unknownUser
+    case identityUnavailable
     case billedThroughAnotherLink
     case linkBindsAnotherOrganization
 
@@ -28,6 +30,10 @@ enum OrganizationError: RPCErrorConvertible, Equatable {
             RPCError(.failedPrecondition, "an organization needs at least one admin: make another member ADMIN first")
         case .alreadyMember:
             RPCError(.alreadyExists, "this user is already a member; use ChangeMemberRole to change their role")
+        case .unknownUser:
+            RPCError(.notFound, "no user has this id: check it, or ask the person to register first")
+        case .identityUnavailable:
+            RPCError(.unavailable, "cannot check the user with identity now; try again shortly")
         case .noInvitation:
             RPCError(.notFound, "you have no invitation to this organization; ask one of its admins to invite you")
         case .notMember:
