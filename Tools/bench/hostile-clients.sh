@@ -17,15 +17,22 @@ if [ -z "$binary" ]; then
 fi
 work=$(mktemp -d)
 port=17152
-"$binary" --port "$port" --data-dir "$work/organization" --log-level warning > "$work/log" 2>&1 &
-server=$!
+server=
 trap 'kill $server 2>/dev/null; rm -rf "$work"' EXIT
-for _ in $(seq 100); do curl -sf -o /dev/null "http://127.0.0.1:$port/healthz" && break; sleep 0.1; done
+
+start() {  # a fresh process for each probe, so one probe's growth does not hide the next one's
+  [ -n "$server" ] && { kill "$server"; wait "$server" 2>/dev/null || true; }
+  rm -rf "$work/organization"
+  "$binary" --port "$port" --data-dir "$work/organization" --log-level warning > "$work/log" 2>&1 &
+  server=$!
+  for _ in $(seq 100); do curl -sf -o /dev/null "http://127.0.0.1:$port/healthz" && break; sleep 0.1; done
+}
 
 rss() { awk '/VmRSS/ {print $2}' "/proc/$server/status" 2>/dev/null || echo 0; }
 
 probe() {  # label mode...
   local label=$1; shift
+  start
   local before peak slowest=0 pids=()
   before=$(rss); peak=$before
   for mode in "$@"; do
