@@ -202,7 +202,8 @@ let package = Package(
         ),
         .testTarget(
             name: "ConnectTransportTests",
-            dependencies: ["ConnectTransport", "RPCCore", "Contracts", "TestSupport"],
+            dependencies: ["ConnectTransport", "RPCCore", "Contracts", "TestSupport",
+                           .product(name: "Logging", package: "swift-log"), .product(name: "NIOEmbedded", package: "swift-nio")],
             path: "Tests/ConnectTransportTests"
         ),
         .testTarget(

@@ -135,25 +135,6 @@ import TestSupport
     }
 }
 
-/// Collects every log line, to check what is and is not logged.
-final class CapturedLogs: LogHandler, @unchecked Sendable {
-    private let lines = Mutex<[String]>([])
-    var metadata: Logger.Metadata = [:]
-    var logLevel: Logger.Level = .trace
-
-    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-        get { metadata[key] }
-        set { metadata[key] = newValue }
-    }
-
-    func log(event: LogEvent) {
-        let text = "\(event.level) \(event.message) \(event.metadata ?? [:]) \(metadata)"
-        lines.withLock { $0.append(text) }
-    }
-
-    var text: String { lines.withLock { $0.joined(separator: "\n") } }
-}
-
 /// What a forged SNS message can make us fetch from a trusted host: only SNS's certificate path
 /// form, each name once, and at most 10 new certificates a minute.
 @Suite(.timeLimit(.minutes(2))) struct SNSCertificateFetchTests {
