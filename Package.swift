@@ -10,6 +10,7 @@ let package = Package(
         .executable(name: "identity", targets: ["identity"]),
         .executable(name: "organization", targets: ["organization"]),
         .executable(name: "marketplace-link", targets: ["marketplace-link"]),
+        .executable(name: "console", targets: ["console"]),
         .executable(name: "aws-marketplace-sim", targets: ["aws-marketplace-sim"]),
     ],
     dependencies: [
@@ -156,11 +157,30 @@ let package = Package(
         ),
         .executableTarget(name: "marketplace-link", dependencies: ["MarketplaceLinkService", "ServiceRuntime"], path: "Services/MarketplaceLink/Main"),
 
+        // MARK: The look the console and the simulator's buyer pages share.
+        .target(name: "WebLook", path: "Shared/WebLook"),
+
+        // MARK: The web console: the buyer's pages, over the other services' RPCs; no database of its own.
+        .target(
+            name: "ConsoleService",
+            dependencies: [
+                "ServiceRuntime", "Contracts", "RPCCore", "ConnectTransport", "AccessTokens", "WebLook",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Mustache", package: "swift-mustache"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Services/Console/Service"
+        ),
+        .executableTarget(name: "console", dependencies: ["ConsoleService"], path: "Services/Console/Main"),
+
         // MARK: Developer tools: the local stand-in for AWS Marketplace.
         .target(
             name: "AWSMarketplaceSimulator",
             dependencies: [
-                "AWSMarketplace", "ServiceRuntime",
+                "AWSMarketplace", "ServiceRuntime", "WebLook",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Mustache", package: "swift-mustache"),
                 .product(name: "GRDB", package: "GRDB.swift"),
@@ -236,6 +256,11 @@ let package = Package(
             path: "Tests/MarketplaceLinkServiceTests"
         ),
         .testTarget(
+            name: "ConsoleServiceTests",
+            dependencies: ["ConsoleService", "WebLook", "Contracts", "RPCCore", "TestSupport"],
+            path: "Tests/ConsoleServiceTests"
+        ),
+        .testTarget(
             name: "ServiceRuntimeTests",
             dependencies: ["ServiceRuntime", "ConnectTransport", "Contracts", "TestSupport"],
             path: "Tests/ServiceRuntimeTests"
@@ -244,7 +269,7 @@ let package = Package(
             name: "EndToEndTests",
             dependencies: [
                 "TestSupport", "ConnectTransport", "Contracts",
-                "identity", "organization", "marketplace-link", "aws-marketplace-sim",
+                "identity", "organization", "marketplace-link", "aws-marketplace-sim", "console",
             ],
             path: "Tests/EndToEndTests"
         ),

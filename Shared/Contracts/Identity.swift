@@ -26,15 +26,29 @@ public enum Identity {
     public static let introspectSession = RPCMethod<SessionTokenRequest, IntrospectSessionResponse>(
         service: service, name: "IntrospectSession",
         access: .internalOnly(callers: [ServiceNames.console, ServiceNames.organization, ServiceNames.marketplaceLink]))
-    /// The users among `userIds` that exist (at most 100 ids): for organization's invitations and
-    /// the console's member pages. Never for end users.
+    /// The users among `userIds` and `emails` that exist (at most 100 of each): for organization's
+    /// invitations and the console's member pages. Never for end users.
     public static let lookupUsers = RPCMethod<LookupUsersRequest, UserDirectory>(
         service: service, name: "LookupUsers", access: .internalOnly(callers: [ServiceNames.organization, ServiceNames.console]))
 }
 
 public struct LookupUsersRequest: RPCMessage, Equatable {
     public var userIds: [String]
-    public init(userIds: [String]) { self.userIds = userIds }
+    /// Compared as identity compares addresses (case-insensitively).
+    public var emails: [String]
+    public init(userIds: [String] = [], emails: [String] = []) {
+        self.userIds = userIds
+        self.emails = emails
+    }
+
+    enum CodingKeys: String, CodingKey { case userIds, emails }
+
+    /// proto3: an absent repeated field is empty.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        userIds = try container.decodeIfPresent([String].self, forKey: .userIds) ?? []
+        emails = try container.decodeIfPresent([String].self, forKey: .emails) ?? []
+    }
 }
 
 /// A user as other services may show them to the user's organizations.

@@ -12,15 +12,33 @@ public final class ExpiringCache<Key: Hashable & Sendable, Value: Sendable>: Sen
         self.capacity = capacity
     }
 
-    public func value<Failure: Error>(for key: Key, fetch: () async throws(Failure) -> Value) async throws(Failure) -> Value {
+    /// The value kept for `key`, if it is still fresh.
+    public func cached(_ key: Key) -> Value? {
         let now = ContinuousClock.now
-        if let entry = entries.withLock({ $0[key] }), entry.until > now { return entry.value }
-        let value = try await fetch()
+        guard let entry = entries.withLock({ $0[key] }), entry.until > now else { return nil }
+        return entry.value
+    }
+
+    /// Keeps `value` for `key` (fetched by other means, e.g. several at once).
+    public func store(_ value: Value, for key: Key) {
+        let now = ContinuousClock.now
         entries.withLock { entries in
             if entries.count >= capacity { entries = entries.filter { $0.value.until > now } }
             if entries.count >= capacity { entries.removeAll(keepingCapacity: true) }
             entries[key] = (value, now + lifetime)
         }
+    }
+
+    /// Forgets `key`, so the next `value(for:)` fetches afresh.
+    public func remove(_ key: Key) {
+        _ = entries.withLock { $0.removeValue(forKey: key) }
+    }
+
+    public func value<Failure: Error>(for key: Key, fetch: () async throws(Failure) -> Value) async throws(Failure) -> Value {
+        let now = ContinuousClock.now
+        if let entry = entries.withLock({ $0[key] }), entry.until > now { return entry.value }
+        let value = try await fetch()
+        store(value, for: key)
         return value
     }
 }

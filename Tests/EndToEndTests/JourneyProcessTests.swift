@@ -56,7 +56,7 @@ import TestSupport
                                               options: auth)
         #expect(bound.state == .active)
         let billing = try await organizationClient.call(Organizations.getBillingAccount, OrganizationRef(organizationId: created.id), options: auth)
-        #expect(billing.provider == .awsMarketplace && billing.linkId == bound.linkId && billing.awsAccountId == "111111111111")
+        #expect(billing.provider == .awsMarketplace && billing.linkId == bound.linkId && billing.awsAccountId == "********1111")
         let page = try await Curl.post(linkURL + "GetBillingStatus", body: #"{"organizationId":"\#(created.id)"}"#,
                                        extra: ["--http2-prior-knowledge", "-H", "authorization: Bearer \(login.accessToken)"])
         #expect(page.status == 200 && page.body.contains(#""state":"ACTIVE""#) && page.body.contains(#""awsAccountId":"********1111""#), "\(page.body)")

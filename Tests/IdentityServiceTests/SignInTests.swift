@@ -227,6 +227,10 @@ import TestSupport
         let login = try await identity.signedUpUser("looked.up@example.com")
         let found = try await identity.service.call(Identity.lookupUsers, LookupUsersRequest(userIds: [login.user.id, "nobody"]))
         #expect(found.users == [UserSummary(id: login.user.id, email: "looked.up@example.com", fullName: "Test User", emailVerified: true)])
+        // By address too, compared case-insensitively; a malformed or unknown address matches nobody.
+        let byEmail = try await identity.service.call(Identity.lookupUsers, LookupUsersRequest(
+            userIds: [login.user.id], emails: ["Looked.Up@EXAMPLE.com", "not an address", "nobody@example.com"]))
+        #expect(byEmail.users == found.users)
         await #expect(throws: RPCError(.unauthenticated, "this method is internal-only: call it with a valid service credential")) {
             try await identity.client.call(Identity.lookupUsers, LookupUsersRequest(userIds: [login.user.id]), options: .init(bearerToken: login.accessToken))
         }

@@ -15,6 +15,9 @@ import TestSupport
         let claim = try #require(accepted.claim)
         #expect(accepted.offer.awsAccountId == "********1111" && accepted.offer.productCode == SimulatorProcess.product)
         #expect(accepted.offer.entitlements == ["seats": "10", "storage": "500", "compute": "7"])
+        // The whole account id never reaches a user, not even inside the license ARN.
+        let licenseArn = try #require(accepted.offer.licenseArn)
+        #expect(licenseArn.contains("********1111") && !licenseArn.contains("111111111111"), "\(licenseArn)")
         #expect(try await system.linkClient.call(MarketplaceLink.getClaim, ClaimRequest(claim: claim)).state == .pending)
 
         let (user, organization) = try await system.adminWithOrganization()
@@ -24,8 +27,9 @@ import TestSupport
         #expect(bound.state == .active && bound.linkedBy == user.user.id && bound.provider == "AWS_MARKETPLACE")
 
         let billing = try await system.organizationClient.call(Organizations.getBillingAccount, OrganizationRef(organizationId: organization.id), options: auth)
-        #expect(billing.provider == .awsMarketplace && billing.awsAccountId == "111111111111" && billing.linkId == bound.linkId)
+        #expect(billing.provider == .awsMarketplace && billing.awsAccountId == "********1111" && billing.linkId == bound.linkId)
         #expect(billing.contract?.dimensions == ["seats": "10", "storage": "500", "compute": "7"])
+        #expect(billing.contract?.offerId.contains("111111111111") == false && bound.offer?.licenseArn?.contains("111111111111") == false)
         let status = try await system.linkClient.call(MarketplaceLink.getBillingStatus, BillingStatusRequest(organizationId: organization.id), options: auth)
         #expect(status == bound)
         #expect(try await system.linkClient.call(MarketplaceLink.getClaim, ClaimRequest(claim: claim)).state == .bound)

@@ -37,10 +37,11 @@ public struct SimulatorProcess: Sendable {
     }
 
     /// Starts the simulator (`port` 0 picks one); an empty notification URL or maildrop turns that output off.
-    public static func start(port: Int = 0, notificationURL: String = "", maildrop: String = "") async throws -> SimulatorProcess {
+    public static func start(port: Int = 0, notificationURL: String = "", maildrop: String = "", seedPath: String? = nil,
+                             fulfillmentURL: String = fulfillmentURL) async throws -> SimulatorProcess {
         let directory = NSTemporaryDirectory() + "sim-\(UUID().uuidString)"
         let process = try await ChildProcess(service: "aws-marketplace-sim", arguments: [
-            "--port", "\(port)", "--data-dir", directory, "--seed", try seed(), "--fulfillment-url", fulfillmentURL,
+            "--port", "\(port)", "--data-dir", directory, "--seed", try seedPath ?? seed(), "--fulfillment-url", fulfillmentURL,
             "--notification-url", notificationURL, "--maildrop-dir", maildrop,
         ])
         return SimulatorProcess(process: process, directory: directory)

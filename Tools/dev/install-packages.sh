@@ -8,8 +8,9 @@ mode=${1:-run}
 apt_packages=(pkg-config libnghttp2-dev libsqlite3-dev zlib1g-dev)
 python_modules=()
 if [ "$mode" = test ]; then
-  apt_packages+=(nghttp2-client nghttp2-server curl openssl gzip sqlite3 python3 python3-pip)
-  python_modules+=("h2:h2" "httpx:httpx[http2]" "boto3:boto3" "aiosmtpd:aiosmtpd" "cryptography:cryptography")
+  # chromium and chromium-driver: the console's browser tests (driven by Selenium).
+  apt_packages+=(nghttp2-client nghttp2-server curl openssl gzip sqlite3 python3 python3-pip chromium chromium-driver)
+  python_modules+=("h2:h2" "httpx:httpx[http2]" "boto3:boto3" "aiosmtpd:aiosmtpd" "cryptography:cryptography" "selenium:selenium")
 fi
 
 missing=()

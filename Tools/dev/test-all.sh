@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Runs every test: installs what the tests need, builds, then runs the suite in four passes.
+# Runs every test: installs what the tests need, builds, then runs the suite in five passes.
 # The executables' suite and the hostile-client probes measure start-up time, memory and
-# latency, so they run first, each on its own; the
+# latency, so they run first, each on its own, then the browser tests; the
 # services' suites (password hashing, real SMTP servers, several processes) run apart from the
 # engine's timing-sensitive tests, so that neither slows the other down.
 set -euo pipefail
@@ -15,7 +15,9 @@ trap 'rm -f "$log"' EXIT
 status=0
 swift test --skip-build --filter ExecutableTests 2>&1 | tee -a "$log" || status=1
 swift test --skip-build --filter HostileClientTests 2>&1 | tee -a "$log" || status=1
-alone="ExecutableTests|HostileClientTests"
+# The console in headless Chromium: five processes and a browser, on their own.
+swift test --skip-build --filter ConsoleBrowserTests 2>&1 | tee -a "$log" || status=1
+alone="ExecutableTests|HostileClientTests|ConsoleBrowserTests"
 services="IdentityServiceTests|OrganizationServiceTests|MarketplaceLinkServiceTests|IdentityProcessTests|OrganizationProcessTests|JourneyProcessTests"
 swift test --skip-build --skip "$alone" --skip "$services" 2>&1 | tee -a "$log" || status=1
 swift test --skip-build --filter "$services" 2>&1 | tee -a "$log" || status=1

@@ -4,6 +4,7 @@ import Hummingbird
 import Logging
 import NIOCore
 import ServiceRuntime
+import WebLook
 
 /// aws-marketplace-sim: a local stand-in for the AWS side of the journey. Built from its settings
 /// alone, so tests run it in-process or as a process.
@@ -134,7 +135,19 @@ public struct SimulatorApp: Sendable {
             return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
         }
 
+        router.get(RouterPath(WebLook.stylesheetPath)) { _, _ -> Response in
+            Response(status: .ok, headers: [.contentType: "text/css; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: WebLook.stylesheet)))
+        }
+
         router.get("buyer/offers/:offer") { request, context -> Response in
+            // Not signed in: AWS's sign-in, here a choice among the offer account's IAM identities.
+            let offerID = context.parameters.get("offer") ?? ""
+            let chosen = request.uri.queryParameters.get("as") ?? ""
+            if try await store.identity(name: chosen) == nil, let offer = try await store.offer(id: offerID) {
+                let names = try await store.identityNames(accountID: offer.buyerAccountID)
+                return Self.page(.ok, "sign-in", ["title": "Sign in", "accountID": offer.buyerAccountID,
+                                                  "identities": names.map { ["name": $0, "offerID": offerID] }])
+            }
             let (identity, refusal) = try await Self.signedIn(request, store: store)
             guard let identity else { return refusal! }
             guard let offer = try await store.offer(id: context.parameters.get("offer") ?? ""), offer.buyerAccountID == identity.accountID else {
@@ -243,12 +256,7 @@ public struct SimulatorApp: Sendable {
     }
 
     static func form(_ request: inout Request) async throws -> [String: String] {
-        let body = try await request.collectBody(upTo: 64 << 10)
-        var components = URLComponents()
-        components.percentEncodedQuery = String(buffer: body).replacingOccurrences(of: "+", with: "%20")
-        var fields: [String: String] = [:]
-        for item in components.queryItems ?? [] { fields[item.name] = item.value ?? "" }
-        return fields
+        URLEncodedForm.parse(String(buffer: try await request.collectBody(upTo: 64 << 10)))
     }
 
     static func page(_ status: HTTPResponse.Status, _ template: String, _ values: [String: Any]) -> Response {

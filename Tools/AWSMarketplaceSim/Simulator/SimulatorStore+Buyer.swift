@@ -49,6 +49,13 @@ extension SimulatorStore {
         }
     }
 
+    /// The IAM identities of an AWS account, for the sign-in page.
+    func identityNames(accountID: String) async throws -> [String] {
+        try await database.read { db in
+            try String.fetchAll(db, sql: "SELECT name FROM buyer_identity WHERE account_id = ? ORDER BY name", arguments: [accountID])
+        }
+    }
+
     enum SubscribeOutcome: Sendable {
         case subscribed(Subscription)
         /// Subscribing again to the same offer shows the existing subscription.

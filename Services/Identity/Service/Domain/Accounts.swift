@@ -358,8 +358,14 @@ final class Accounts: Sendable {
 
     func lookUp(_ request: LookupUsersRequest) async throws -> UserDirectory {
         guard request.userIds.count <= 100 else { throw IdentityError.invalid(field: "userIds", reason: "may hold at most 100 ids") }
+        guard request.emails.count <= 100 else { throw IdentityError.invalid(field: "emails", reason: "may hold at most 100 addresses") }
         let ids = Array(Set(request.userIds.filter { $0.utf8.count <= 64 }))
-        let users = try await pool.read { db in try ids.compactMap { try UserRecord.fetch(db, id: $0) } }
+        // An address that cannot be one matches nobody, like an unknown one.
+        let emails = request.emails.compactMap { try? EmailAddress($0) }
+        let found = try await pool.read { db in
+            try ids.compactMap { try UserRecord.fetch(db, id: $0) } + emails.compactMap { try UserRecord.fetch(db, email: $0) }
+        }
+        let users = Dictionary(found.map { ($0.id, $0) }) { first, _ in first }.values
         return UserDirectory(users: users.sorted { $0.id < $1.id }.map {
             UserSummary(id: $0.id, email: $0.email, fullName: $0.fullName, emailVerified: $0.emailVerifiedAt != nil)
         })

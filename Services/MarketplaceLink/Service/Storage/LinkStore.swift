@@ -12,10 +12,10 @@ struct OfferRecord: Codable, Sendable, Equatable {
     var contractEndsAt: Date?
 
     /// All but the last four digits hidden.
-    var maskedAccount: String { String(repeating: "*", count: max(0, awsAccountID.count - 4)) + awsAccountID.suffix(4) }
+    var maskedAccount: String { AWSAccountMask.account(awsAccountID) }
 
     var summary: OfferSummary {
-        OfferSummary(productCode: productCode, awsAccountId: maskedAccount, licenseArn: licenseArn, entitlements: entitlements,
+        OfferSummary(productCode: productCode, awsAccountId: maskedAccount, licenseArn: licenseArn.map(AWSAccountMask.arn), entitlements: entitlements,
                      contractEndsAt: contractEndsAt)
     }
 

@@ -237,7 +237,11 @@ final class OrganizationDirectory: Sendable {
     func billing(_ ref: OrganizationRef, userID: String) async throws -> BillingAccount {
         let organizationID = try OrganizationRules.id(ref.organizationId, field: "organizationId")
         _ = try await role(organizationID: organizationID, userID: userID, in: OrganizationRules.billingReaders)
-        return try await pool.read { db in try OrganizationStore.billing(db, organizationID: organizationID) }
+        var account = try await pool.read { db in try OrganizationStore.billing(db, organizationID: organizationID) }
+        // A user sees the AWS account masked, here and inside the contract's license ARN.
+        account.awsAccountId = account.awsAccountId.map(AWSAccountMask.account)
+        if let offerID = account.contract?.offerId { account.contract?.offerId = AWSAccountMask.arn(offerID) }
+        return account
     }
 
     func setBilling(_ request: SetBillingAccountRequest, service: String) async throws -> BillingAccount {

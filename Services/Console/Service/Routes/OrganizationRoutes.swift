@@ -1,0 +1,225 @@
+import Contracts
+import Foundation
+import Hummingbird
+import RPCCore
+
+/// The organizations: the list, invitations, members and roles, the activity trail, and the
+/// billing page.
+extension ConsoleApp {
+    func addOrganizationRoutes(to router: Router<ConsoleRequestContext>) {
+        page(router, .get, "organizations") { [self] visit, _ in
+            visit.render(try await organizationsPage(visit, newName: "", errors: []))
+        }
+
+        page(router, .post, "organizations", retry: { [self] visit in
+            try await organizationsPage(visit, newName: visit.field("name"), errors: [])
+        }) { [self] visit, _ in
+            let buyer = try requireBuyer(visit)
+            do throws(RPCError) {
+                let created = try await upstreams.organization.call(Organizations.createOrganization, CreateOrganizationRequest(name: visit.field("name")),
+                                                                    options: asBuyer(visit, buyer))
+                return visit.redirect("/organizations/\(created.id)")
+            } catch {
+                guard error.code == .invalidArgument || error.code == .failedPrecondition else { throw error }
+                let problems = Problems.fieldErrors(error, labels: ["name": "Organization name"]) ?? [PageError(field: "name", message: Problems.sentence(error.message))]
+                var page = try await organizationsPage(visit, newName: visit.field("name"), errors: problems)
+                page.status = .badRequest
+                return visit.render(page)
+            }
+        }
+
+        page(router, .post, "organizations/:organization/select", retry: { [self] visit in
+            try await organizationsPage(visit, newName: "", errors: [])
+        }) { [self] visit, context in
+            let buyer = try requireBuyer(visit)
+            _ = try await upstreams.organization.call(Organizations.selectOrganization, OrganizationRef(organizationId: context.parameters.get("organization") ?? ""),
+                                                      options: asBuyer(visit, buyer))
+            return visit.redirect("/organizations")
+        }
+
+        for (action, method) in [("accept", Organizations.acceptInvitation.path), ("decline", Organizations.declineInvitation.path)] {
+            page(router, .post, RouterPath("invitations/:organization/\(action)"), retry: { [self] visit in
+                try await organizationsPage(visit, newName: "", errors: [])
+            }) { [self] visit, context in
+                let buyer = try requireBuyer(visit)
+                let ref = OrganizationRef(organizationId: context.parameters.get("organization") ?? "")
+                if method == Organizations.acceptInvitation.path {
+                    _ = try await upstreams.organization.call(Organizations.acceptInvitation, ref, options: asBuyer(visit, buyer))
+                } else {
+                    _ = try await upstreams.organization.call(Organizations.declineInvitation, ref, options: asBuyer(visit, buyer))
+                }
+                return visit.redirect("/organizations")
+            }
+        }
+
+        page(router, .get, "organizations/:organization") { [self] visit, context in
+            visit.render(try await organizationPage(visit, id: context.parameters.get("organization") ?? "", email: "", errors: []))
+        }
+
+        page(router, .post, "organizations/:organization/members", retry: { [self] visit in
+            try await organizationPage(visit, id: Self.organizationID(visit), email: visit.field("email"), errors: [])
+        }) { [self] visit, context in
+            let buyer = try requireBuyer(visit)
+            let id = context.parameters.get("organization") ?? ""
+            let email = visit.field("email")
+            let found = try await upstreams.identity.call(Identity.lookupUsers, LookupUsersRequest(emails: [email]), options: anonymous(visit)).users
+            guard let user = found.first else {
+                var page = try await organizationPage(visit, id: id, email: email, errors: [PageError(field: "email", message:
+                    "Nobody has an account with that address yet. Ask them to create one, then invite them again.")])
+                page.status = .badRequest
+                return visit.render(page)
+            }
+            do throws(RPCError) {
+                _ = try await upstreams.organization.call(Organizations.addMember, MemberRequest(organizationId: id, userId: user.id, role: .member),
+                                                          options: asBuyer(visit, buyer))
+            } catch {
+                guard [.invalidArgument, .failedPrecondition, .alreadyExists].contains(error.code) else { throw error }
+                var page = try await organizationPage(visit, id: id, email: email, errors: [PageError(field: "email", message: Problems.sentence(error.message))])
+                page.status = .badRequest
+                return visit.render(page)
+            }
+            var page = try await organizationPage(visit, id: id, email: "", errors: [])
+            page.notice = "\(user.fullName) (\(user.email)) is invited; they become a member when they accept."
+            return visit.render(page)
+        }
+
+        page(router, .post, "organizations/:organization/members/:user/role", retry: { [self] visit in
+            try await organizationPage(visit, id: Self.organizationID(visit), email: "", errors: [])
+        }) { [self] visit, context in
+            let buyer = try requireBuyer(visit)
+            let id = context.parameters.get("organization") ?? ""
+            guard let role = Role(rawValue: visit.field("role")) else {
+                return visit.render(try await organizationPage(visit, id: id, email: "", errors: [PageError(message: "Choose one of the roles in the list.")]))
+            }
+            do throws(RPCError) {
+                _ = try await upstreams.organization.call(Organizations.changeMemberRole,
+                                                          MemberRequest(organizationId: id, userId: context.parameters.get("user") ?? "", role: role),
+                                                          options: asBuyer(visit, buyer))
+            } catch {
+                guard error.code == .failedPrecondition || error.code == .invalidArgument else { throw error }
+                var page = try await organizationPage(visit, id: id, email: "", errors: [PageError(message: Self.lastAdminExplained(error))])
+                page.status = .conflict
+                return visit.render(page)
+            }
+            return visit.redirect("/organizations/\(id)")
+        }
+
+        page(router, .post, "organizations/:organization/members/:user/remove", retry: { [self] visit in
+            try await organizationPage(visit, id: Self.organizationID(visit), email: "", errors: [])
+        }) { [self] visit, context in
+            let buyer = try requireBuyer(visit)
+            let id = context.parameters.get("organization") ?? ""
+            do throws(RPCError) {
+                _ = try await upstreams.organization.call(Organizations.removeMember, MemberRef(organizationId: id, userId: context.parameters.get("user") ?? ""),
+                                                          options: asBuyer(visit, buyer))
+            } catch {
+                guard error.code == .failedPrecondition || error.code == .invalidArgument else { throw error }
+                var page = try await organizationPage(visit, id: id, email: "", errors: [PageError(message: Self.lastAdminExplained(error))])
+                page.status = .conflict
+                return visit.render(page)
+            }
+            return visit.redirect("/organizations/\(id)")
+        }
+
+        page(router, .get, "organizations/:organization/billing") { [self] visit, context in
+            try await billingPage(visit, id: context.parameters.get("organization") ?? "")
+        }
+    }
+
+    // MARK: Pages
+
+    func organizationsPage(_ visit: Visit, newName: String, errors: [PageError]) async throws -> Page {
+        let buyer = try requireBuyer(visit)
+        let options = asBuyer(visit, buyer)
+        let organizations = try await upstreams.organization.call(Organizations.listMyOrganizations, Empty(), options: options).organizations
+        let selected = try await upstreams.organization.call(Organizations.getSelectedOrganization, Empty(), options: options).organization?.id
+        let invitations = try await upstreams.organization.call(Organizations.listMyInvitations, Empty(), options: options).invitations
+        var page = Page(title: "Organizations", template: "organizations", values: [
+            "hasOrganizations": !organizations.isEmpty,
+            "organizations": organizations.map { organization -> [String: Any] in
+                ["id": organization.id, "name": organization.name, "role": organization.role.rawValue, "selected": organization.id == selected,
+                 "canSeeBilling": organization.role == .admin || organization.role == .billing]
+            },
+            "hasInvitations": !invitations.isEmpty,
+            "invitations": invitations.map { ["organizationId": $0.organizationId, "organizationName": $0.organizationName, "role": $0.role.rawValue] },
+        ], fields: [Field(name: "name", label: "Organization name", value: newName, autocomplete: "organization")])
+        page.attach(errors)
+        return page
+    }
+
+    func organizationPage(_ visit: Visit, id: String, email: String, errors: [PageError]) async throws -> Page {
+        let buyer = try requireBuyer(visit)
+        let options = asBuyer(visit, buyer)
+        let organization = try await upstreams.organization.call(Organizations.getOrganization, OrganizationRef(organizationId: id), options: options)
+        let members = try await upstreams.organization.call(Organizations.listMembers, OrganizationRef(organizationId: id), options: options).members
+        let isAdmin = organization.role == .admin
+        let audit = isAdmin ? try await upstreams.organization.call(Organizations.listAuditEvents, OrganizationRef(organizationId: id), options: options).events : []
+        let users = try await upstreams.users(members.map(\.userId) + audit.compactMap(\.subjectUserId), clientIP: visit.clientIP)
+        var page = Page(title: organization.name, template: "organization", values: [
+            "organizationName": organization.name, "organizationId": organization.id, "role": organization.role.rawValue, "isAdmin": isAdmin,
+            "canSeeBilling": isAdmin || organization.role == .billing,
+            "members": members.map { member -> [String: Any] in
+                ["userId": member.userId, "role": member.role.rawValue, "name": users[member.userId]?.fullName ?? "Unknown user",
+                 "email": users[member.userId]?.email ?? member.userId,
+                 "roles": Role.allCases.map { ["value": $0.rawValue, "selected": $0 == member.role] }]
+            },
+            "hasAudit": !audit.isEmpty,
+            "audit": audit.prefix(50).map { event -> [String: Any] in
+                ["at": event.at.formatted(.iso8601), "action": event.action.replacingOccurrences(of: "_", with: " "),
+                 "actor": Self.actorName(event.actor, users: users), "detail": [event.subjectUserId.flatMap { users[$0]?.email }, event.detail].compactMap { $0 }.joined(separator: ": ")]
+            },
+        ], fields: isAdmin ? [.email(email, label: "Their email address")] : [])
+        page.attach(errors)
+        if !errors.isEmpty { page.status = .badRequest }
+        return page
+    }
+
+    func billingPage(_ visit: Visit, id: String) async throws -> Response {
+        let buyer = try requireBuyer(visit)
+        let options = asBuyer(visit, buyer)
+        let status: BillingStatus
+        do throws(RPCError) {
+            status = try await upstreams.marketplaceLink.call(MarketplaceLink.getBillingStatus, BillingStatusRequest(organizationId: id), options: options)
+        } catch {
+            guard error.code == .permissionDenied else { throw error }
+            return visit.render(.message(.forbidden, title: "Billing is for admins and billing members",
+                "Only ADMIN and BILLING members of this organization can see its billing. Ask one of its admins if you need access.",
+                links: [("/organizations/\(id)", "The organization's members"), ("/organizations", "Your organizations")]))
+        }
+        let organization = try await upstreams.organization.call(Organizations.getOrganization, OrganizationRef(organizationId: id), options: options)
+        var values: [String: Any] = ["organizationName": organization.name, "organizationId": organization.id, "linked": status.state != nil]
+        var page = Page(title: "Billing for \(organization.name)", template: "billing")
+        if let state = status.state, let offer = status.offer {
+            values.merge(Self.offerValues(offer)) { $1 }
+            values["state"] = state.rawValue
+            values["binding"] = state == .binding
+            values["hasFailure"] = status.failureReason != nil
+            values["failureReason"] = status.failureReason ?? ""
+            var linker: UserSummary?
+            if let linkedBy = status.linkedBy { linker = try await upstreams.users([linkedBy], clientIP: visit.clientIP)[linkedBy] }
+            values["linkedBy"] = linker.map { "\($0.fullName) (\($0.email))" } ?? "a former member"
+            values["linkedAt"] = status.linkedAt?.formatted(.iso8601) ?? ""
+            if state == .binding { page.refreshSeconds = 2 }
+        }
+        page.values = values
+        return visit.render(page)
+    }
+
+    static func organizationID(_ visit: Visit) -> String {
+        let parts = visit.path.split(separator: "/")
+        return parts.count > 1 ? String(parts[1]) : ""
+    }
+
+    static func actorName(_ actor: String, users: [String: UserSummary]) -> String {
+        if actor.hasPrefix("service:") { return "the \(actor.dropFirst("service:".count)) service" }
+        let id = actor.hasPrefix("user:") ? String(actor.dropFirst("user:".count)) : actor
+        return users[id]?.email ?? actor
+    }
+
+    /// organization's refusal, with the rule behind it when it is the last-admin rule.
+    static func lastAdminExplained(_ error: RPCError) -> String {
+        let text = Problems.sentence(error.message)
+        guard error.message.lowercased().contains("admin") else { return text }
+        return text + " Every organization keeps at least one ADMIN: make someone else an ADMIN first."
+    }
+}
