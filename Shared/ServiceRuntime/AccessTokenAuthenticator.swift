@@ -20,6 +20,7 @@ public final class AccessTokenAuthenticator: Sendable {
     private let logger: Logger
     private let keys = Mutex<Keys?>(nil)
     private let lastFetchAttempt = Mutex<ContinuousClock.Instant?>(nil)
+    private let fetchInFlight = Mutex<Task<Keys?, Never>?>(nil)
     private let verified = VerifiedTokenCache()
     static let refreshInterval: Duration = .seconds(300)
 
@@ -59,13 +60,28 @@ public final class AccessTokenAuthenticator: Sendable {
     }
 
     /// Fetches identity's keys, at most once a second; nil when not allowed yet or when it fails.
+    /// Callers that come while a fetch is under way wait for it (at a cold start, every first
+    /// request needs the keys; they must not be refused because one of them went first).
     private func fetch() async -> Keys? {
-        let allowed = lastFetchAttempt.withLock { last -> Bool in
-            if let last, ContinuousClock.now - last < .seconds(1) { return false }
-            last = .now
-            return true
+        let (task, started) = fetchInFlight.withLock { current -> (Task<Keys?, Never>?, Bool) in
+            if let current { return (current, false) }
+            let allowed = lastFetchAttempt.withLock { last -> Bool in
+                if let last, ContinuousClock.now - last < .seconds(1) { return false }
+                last = .now
+                return true
+            }
+            guard allowed else { return (nil, false) }
+            let task = Task { await self.fetchNow() }
+            current = task
+            return (task, true)
         }
-        guard allowed else { return nil }
+        guard let task else { return nil }
+        let keys = await task.value
+        if started { fetchInFlight.withLock { $0 = nil } }
+        return keys
+    }
+
+    private func fetchNow() async -> Keys? {
         do {
             let set = try await identity.call(Identity.getSigningKeys, Empty(), options: .init(timeout: .seconds(5)))
             let fresh = Keys(verifier: AccessTokenVerifier(keySet: set), fetchedAt: .now)

@@ -18,7 +18,7 @@ swift test --skip-build --filter HostileClientTests 2>&1 | tee -a "$log" || stat
 # The console in headless Chromium: five processes and a browser, on their own.
 swift test --skip-build --filter ConsoleBrowserTests 2>&1 | tee -a "$log" || status=1
 alone="ExecutableTests|HostileClientTests|ConsoleBrowserTests"
-services="IdentityServiceTests|OrganizationServiceTests|MarketplaceLinkServiceTests|IdentityProcessTests|OrganizationProcessTests|JourneyProcessTests"
+services="IdentityServiceTests|OrganizationServiceTests|MarketplaceLinkServiceTests|IdentityProcessTests|OrganizationProcessTests|JourneyProcessTests|ConsoleProcessTests"
 swift test --skip-build --skip "$alone" --skip "$services" 2>&1 | tee -a "$log" || status=1
 swift test --skip-build --filter "$services" 2>&1 | tee -a "$log" || status=1
 passed=$(grep -cE '^✔ Test .* passed after' "$log" || true)

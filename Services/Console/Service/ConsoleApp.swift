@@ -4,6 +4,7 @@ import Hummingbird
 import Logging
 import NIOCore
 import RPCCore
+import ServiceRuntime
 import WebLook
 
 /// The console: server-rendered pages over identity, organization and marketplace-link. It keeps
@@ -15,6 +16,10 @@ public final class ConsoleApp: Sendable {
     let jar: CookieJar
     let clientAddress: ClientAddress
     let logger: Logger
+    /// Billing pages as just rendered for a session (keyed by the session's hash and the
+    /// organization): a buyer who reloads, or a BINDING page refreshing itself, is answered
+    /// without three upstream calls. Two seconds: a role removed, a link changed shows within that.
+    let recentBillingPages = ExpiringCache<String, RenderedPage>(lifetime: .seconds(2), capacity: 10_000)
     /// Largest form a page of ours posts.
     static let maxFormBytes = 64 << 10
 

@@ -50,7 +50,7 @@ final class Upstreams: Sendable {
                                         options: options(clientIP: clientIP)).accessToken
             }
             let claims = try await authenticator.authenticate(accessToken)
-            return SignedInBuyer(sessionToken: sessionToken, accessToken: accessToken, claims: claims)
+            return SignedInBuyer(sessionToken: sessionToken, sessionKey: key, accessToken: accessToken, claims: claims)
         } catch {
             guard error.code == .unauthenticated else { throw error }
             accessTokens.remove(key)
@@ -83,6 +83,8 @@ final class Upstreams: Sendable {
 /// what identity says of them.
 struct SignedInBuyer: Sendable {
     let sessionToken: String
+    /// The session token's hash: what caches are keyed by, never the token itself.
+    let sessionKey: String
     let accessToken: String
     let claims: AccessTokenClaims
 

@@ -122,7 +122,13 @@ extension ConsoleApp {
         }
 
         page(router, .get, "organizations/:organization/billing") { [self] visit, context in
-            try await billingPage(visit, id: context.parameters.get("organization") ?? "")
+            let buyer = try requireBuyer(visit)
+            let id = context.parameters.get("organization") ?? ""
+            let key = buyer.sessionKey + "|" + id
+            if let recent = recentBillingPages.cached(key) { return visit.respond(recent) }
+            let page = visit.rendered(try await billingPage(visit, id: id))
+            if page.status == .ok { recentBillingPages.store(page, for: key) }
+            return visit.respond(page)
         }
     }
 
@@ -174,7 +180,7 @@ extension ConsoleApp {
         return page
     }
 
-    func billingPage(_ visit: Visit, id: String) async throws -> Response {
+    func billingPage(_ visit: Visit, id: String) async throws -> Page {
         let buyer = try requireBuyer(visit)
         let options = asBuyer(visit, buyer)
         let status: BillingStatus
@@ -182,9 +188,9 @@ extension ConsoleApp {
             status = try await upstreams.marketplaceLink.call(MarketplaceLink.getBillingStatus, BillingStatusRequest(organizationId: id), options: options)
         } catch {
             guard error.code == .permissionDenied else { throw error }
-            return visit.render(.message(.forbidden, title: "Billing is for admins and billing members",
+            return .message(.forbidden, title: "Billing is for admins and billing members",
                 "Only ADMIN and BILLING members of this organization can see its billing. Ask one of its admins if you need access.",
-                links: [("/organizations/\(id)", "The organization's members"), ("/organizations", "Your organizations")]))
+                links: [("/organizations/\(id)", "The organization's members"), ("/organizations", "Your organizations")])
         }
         let organization = try await upstreams.organization.call(Organizations.getOrganization, OrganizationRef(organizationId: id), options: options)
         var values: [String: Any] = ["organizationName": organization.name, "organizationId": organization.id, "linked": status.state != nil]
@@ -202,7 +208,7 @@ extension ConsoleApp {
             if state == .binding { page.refreshSeconds = 2 }
         }
         page.values = values
-        return visit.render(page)
+        return page
     }
 
     static func organizationID(_ visit: Visit) -> String {

@@ -64,10 +64,18 @@ final class Visit {
     }
 
     func render(_ page: Page) -> Response {
-        let html = PageTemplates.render(page, csrf: formToken, signedInEmail: buyer?.claims.email)
+        respond(RenderedPage(status: page.status, html: ByteBuffer(string: PageTemplates.render(page, csrf: formToken, signedInEmail: buyer?.claims.email))))
+    }
+
+    /// `page` as this visit would answer it, for a cache of recent pages.
+    func rendered(_ page: Page) -> RenderedPage {
+        RenderedPage(status: page.status, html: ByteBuffer(string: PageTemplates.render(page, csrf: formToken, signedInEmail: buyer?.claims.email)))
+    }
+
+    func respond(_ page: RenderedPage) -> Response {
         var headers = HTTPFields()
         headers[.contentType] = "text/html; charset=utf-8"
-        return finish(Response(status: page.status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: html))))
+        return finish(Response(status: page.status, headers: headers, body: .init(byteBuffer: page.html)))
     }
 
     /// 303 See Other: after a POST the browser GETs `path`.
@@ -80,4 +88,10 @@ final class Visit {
         for cookie in cookiesToSet { response.headers.append(.init(name: .setCookie, value: cookie)) }
         return response
     }
+}
+
+/// A page as sent: its status and HTML.
+struct RenderedPage: Sendable {
+    var status: HTTPResponse.Status
+    var html: ByteBuffer
 }
