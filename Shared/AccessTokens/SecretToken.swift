@@ -15,7 +15,19 @@ public struct SecretToken: Sendable {
     public var hash: String { Self.hash(value) }
 
     public static func hash(_ value: String) -> String {
-        SHA256.hash(data: Data(value.utf8)).map { String(format: "%02x", $0) }.joined()
+        // Hex by table: this runs on every request that carries a session (String(format:) per
+        // byte cost more than the hash itself).
+        let digits = Array("0123456789abcdef".utf8)
+        let digest = SHA256.hash(data: Data(value.utf8))
+        return String(unsafeUninitializedCapacity: SHA256.byteCount * 2) { buffer in
+            var index = 0
+            for byte in digest {
+                buffer[index] = digits[Int(byte >> 4)]
+                buffer[index + 1] = digits[Int(byte & 0x0F)]
+                index += 2
+            }
+            return index
+        }
     }
 
     /// True for text shaped like a token; anything else is refused before touching the database.

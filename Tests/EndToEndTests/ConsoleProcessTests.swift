@@ -51,4 +51,23 @@ import TestSupport
         #expect(MaildropReader(directory: system.maildrop).emails(to: "x@example.com").isEmpty, "no account was registered")
         #expect(!system.console.output.contains(token), "no AWS token in the console's log")
     }
+
+    @Test func startsWithoutItsUpstreamsAndStopsCleanlyOnSIGTERM() async throws {
+        // The console holds no state: it starts (and serves what needs no upstream) before the others are up.
+        let launched = ContinuousClock.now
+        let console = try await ChildProcess(service: "console", arguments: ["--port", "0", "--identity-url", "http://127.0.0.1:1"])
+        defer { Task { await console.stop() } }
+        #expect(try await Curl.get("http://127.0.0.1:\(console.port)/healthz").status == 200)
+        #expect(ContinuousClock.now - launched < .seconds(2))
+        let login = try await Curl.get("http://127.0.0.1:\(console.port)/login")
+        #expect(login.status == 200 && login.body.contains("<title>Sign in"))
+        console.signal(SIGTERM)
+        #expect(await console.waitForExit(timeout: .seconds(10)) == 0)
+    }
+
+    @Test func aPublicBaseURLThatIsNotAnOriginIsRefusedAtStart() async throws {
+        let binary = ChildProcess.productsDirectory.appendingPathComponent("console").path
+        let result = try await ExternalCommand.run([binary, "--port", "0", "--public-base-url", "console.example.com/path"], timeout: .seconds(20))
+        #expect(result.status != 0 && result.stderr.contains("--public-base-url must be an origin"), "\(result.stderr)")
+    }
 }

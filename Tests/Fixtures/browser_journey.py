@@ -399,6 +399,18 @@ def scenario_form_security():
         fill(driver, {"name": "Genuine Org"})
         submit(driver, "name")
         wait_for(driver, lambda: heading(driver) == "Genuine Org", "the organization made by a genuine form")
+        # The only ADMIN can neither step down nor leave: the page says why.
+        members = driver.find_element(By.ID, "members").text
+        check(address in members and "Carl Careful" in members and "ADMIN" in members, "the members, with their emails", driver)
+        Select(driver.find_element(By.CSS_SELECTOR, "select[name=role]")).select_by_value("MEMBER")
+        click(driver, driver.find_element(By.XPATH, "//button[normalize-space()='Change role']"))
+        check("An organization needs at least one admin: make another member ADMIN first." in driver.find_element(By.ID, "error-summary").text,
+              "the last-admin rule explained when a role change is refused", driver)
+        click(driver, driver.find_element(By.XPATH, "//button[normalize-space()='Remove']"))
+        check("An organization needs at least one admin: make another member ADMIN first." in driver.find_element(By.ID, "error-summary").text,
+              "the last-admin rule explained when a removal is refused", driver)
+        check("ADMIN" in driver.find_element(By.ID, "members").text, "still the ADMIN", driver)
+        check(driver.find_element(By.ID, "audit").text.strip() != "", "the activity trail is shown to the admin", driver)
 
         # Another site's form posting to the console (the browser sends Sec-Fetch-Site: cross-site).
         form = ("<form method='post' action='" + ARGS.console + "/organizations'>"

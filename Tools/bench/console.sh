@@ -32,19 +32,9 @@ AWS_ACCESS_KEY_ID=AKIDLOCALSELLER000001 AWS_SECRET_ACCESS_KEY=local-simulator-se
 for port in 17141 17142 17143; do wait_ready $port; done
 for _ in $(seq 100); do curl -sf -o /dev/null http://127.0.0.1:17149/healthz && break; sleep 0.1; done
 
-# The journey over RPC: subscribe and "Set up your account", sign up, create an organization, bind.
-sim=http://127.0.0.1:17149
-customer=$(curl -s -o /dev/null -w '%{redirect_url}' -d as=buyer-admin "$sim/buyer/offers/offer-demo-1/subscribe" | sed 's|.*/subscriptions/||; s|?.*||')
-token=$(curl -s -d as=buyer-admin "$sim/buyer/subscriptions/$customer/setup" | grep -o 'name="x-amzn-marketplace-token" value="[^"]*"' | sed 's/.*value="//; s/"$//')
-login=$(signed_up_user 17141 "$work/identity" admin@example.com "linking passphrase")
-access=$(echo "$login" | json_field '["accessToken"]')
+# The journey: subscribe and "Set up your account" on the simulator, sign up, create an organization, bind.
+link_through_journey 17149 17141 "$work/identity" 17142 17143
 session=$(echo "$login" | json_field '["sessionToken"]')
-organization=$(rpc http://127.0.0.1:17142/organization.v1.OrganizationService/CreateOrganization \
-  -H "authorization: Bearer $access" -d '{"name":"Bench Co"}' | json_field '["id"]')
-claim=$(rpc http://127.0.0.1:17143/marketplacelink.v1.MarketplaceLinkService/AcceptRegistration \
-  -d "{\"registrationToken\":\"$token\"}" | json_field '["claim"]')
-rpc http://127.0.0.1:17143/marketplacelink.v1.MarketplaceLinkService/BindOrganization -H "authorization: Bearer $access" \
-  -d "{\"claim\":\"$claim\",\"organizationId\":\"$organization\"}" -o /dev/null
 
 # The console's session cookie is identity's session token: the buyer as signed in by the console.
 start_console() {  # extra arguments

@@ -71,3 +71,21 @@ ratios = [a / b for a, b in rows]
 print(f'median $label_a {statistics.median(r[0] for r in rows):.0f} req/s, $label_b {statistics.median(r[1] for r in rows):.0f} req/s')
 print(f'ratio $label_a / $label_b: median {100 * statistics.median(ratios):.1f}% (range {100 * min(ratios):.1f}%-{100 * max(ratios):.1f}%)')"
 }
+
+# The journey over RPC with the demo seed: subscribe and "Set up your account" on the simulator on
+# port $1, sign up on identity's port $2 (data in $3), create an organization on organization's
+# port $4 and bind the contract to it on marketplace-link's port $5. Sets `login` (Login's JSON),
+# `access` (its access token) and `organization` (the new organization's id).
+link_through_journey() {
+  local sim=http://127.0.0.1:$1 customer token claim
+  customer=$(curl -s -o /dev/null -w '%{redirect_url}' -d as=buyer-admin "$sim/buyer/offers/offer-demo-1/subscribe" | sed 's|.*/subscriptions/||; s|?.*||')
+  token=$(curl -s -d as=buyer-admin "$sim/buyer/subscriptions/$customer/setup" | grep -o 'name="x-amzn-marketplace-token" value="[^"]*"' | sed 's/.*value="//; s/"$//')
+  login=$(signed_up_user "$2" "$3" admin@example.com "linking passphrase")
+  access=$(echo "$login" | json_field '["accessToken"]')
+  organization=$(rpc "http://127.0.0.1:$4/organization.v1.OrganizationService/CreateOrganization" \
+    -H "authorization: Bearer $access" -d '{"name":"Bench Co"}' | json_field '["id"]')
+  claim=$(rpc "http://127.0.0.1:$5/marketplacelink.v1.MarketplaceLinkService/AcceptRegistration" \
+    -d "{\"registrationToken\":\"$token\"}" | json_field '["claim"]')
+  rpc "http://127.0.0.1:$5/marketplacelink.v1.MarketplaceLinkService/BindOrganization" -H "authorization: Bearer $access" \
+    -d "{\"claim\":\"$claim\",\"organizationId\":\"$organization\"}" -o /dev/null
+}

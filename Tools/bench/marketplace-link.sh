@@ -29,17 +29,7 @@ for port in 17131 17132 17133; do wait_ready $port; done
 for _ in $(seq 100); do curl -sf -o /dev/null http://127.0.0.1:17139/SimpleNotificationService-simulator.pem && break; sleep 0.1; done
 
 # The journey: subscribe and "Set up your account" on the simulator, sign up, create an organization, bind.
-sim=http://127.0.0.1:17139
-customer=$(curl -s -o /dev/null -w '%{redirect_url}' -d as=buyer-admin "$sim/buyer/offers/offer-demo-1/subscribe" | sed 's|.*/subscriptions/||; s|?.*||')
-token=$(curl -s -d as=buyer-admin "$sim/buyer/subscriptions/$customer/setup" | grep -o 'name="x-amzn-marketplace-token" value="[^"]*"' | sed 's/.*value="//; s/"$//')
-login=$(signed_up_user 17131 "$work/identity" admin@example.com "linking passphrase")
-access=$(echo "$login" | json_field '["accessToken"]')
-organization=$(rpc http://127.0.0.1:17132/organization.v1.OrganizationService/CreateOrganization \
-  -H "authorization: Bearer $access" -d '{"name":"Bench Co"}' | json_field '["id"]')
-claim=$(rpc http://127.0.0.1:17133/marketplacelink.v1.MarketplaceLinkService/AcceptRegistration \
-  -d "{\"registrationToken\":\"$token\"}" | json_field '["claim"]')
-rpc http://127.0.0.1:17133/marketplacelink.v1.MarketplaceLinkService/BindOrganization -H "authorization: Bearer $access" \
-  -d "{\"claim\":\"$claim\",\"organizationId\":\"$organization\"}" -o /dev/null
+link_through_journey 17139 17131 "$work/identity" 17132 17133
 printf '{"organizationId":"%s"}' "$organization" > "$work/status.json"
 printf '{}' > "$work/empty.json"
 echo "GetBillingStatus answers: $(rpc http://127.0.0.1:17133/marketplacelink.v1.MarketplaceLinkService/GetBillingStatus \

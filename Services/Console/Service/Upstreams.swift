@@ -17,7 +17,7 @@ final class Upstreams: Sendable {
     /// Access tokens by session-token hash, so a page does not ask identity for one every time.
     /// Short-lived: a session signed out on another console replica stops working here within
     /// a minute (one signed out here stops at once: `forget`).
-    private let accessTokens = ExpiringCache<String, String>(lifetime: .seconds(60))
+    private let accessTokens = ExpiringCache<String, VerifiedAccessToken>(lifetime: .seconds(60))
     /// Users' names and addresses for member lists and "linked by", briefly reused.
     private let directory = ExpiringCache<String, UserSummary>(lifetime: .seconds(30))
 
@@ -45,12 +45,13 @@ final class Upstreams: Sendable {
     func signedIn(sessionToken: String, clientIP: String) async throws(RPCError) -> SignedInBuyer? {
         let key = SecretToken.hash(sessionToken)
         do throws(RPCError) {
-            let accessToken = try await accessTokens.value(for: key) { () async throws(RPCError) -> String in
-                try await identity.call(Identity.refreshAccessToken, SessionTokenRequest(sessionToken: sessionToken),
-                                        options: options(clientIP: clientIP)).accessToken
+            // Checked once when fetched (identity's signature), then reused while it is cached.
+            let token = try await accessTokens.value(for: key) { () async throws(RPCError) -> VerifiedAccessToken in
+                let accessToken = try await identity.call(Identity.refreshAccessToken, SessionTokenRequest(sessionToken: sessionToken),
+                                                          options: options(clientIP: clientIP)).accessToken
+                return VerifiedAccessToken(token: accessToken, claims: try await authenticator.authenticate(accessToken))
             }
-            let claims = try await authenticator.authenticate(accessToken)
-            return SignedInBuyer(sessionToken: sessionToken, sessionKey: key, accessToken: accessToken, claims: claims)
+            return SignedInBuyer(sessionToken: sessionToken, sessionKey: key, accessToken: token.token, claims: token.claims)
         } catch {
             guard error.code == .unauthenticated else { throw error }
             accessTokens.remove(key)
@@ -77,6 +78,12 @@ final class Upstreams: Sendable {
         }
         return found
     }
+}
+
+/// An access token from identity with the claims its signature vouches for.
+struct VerifiedAccessToken: Sendable {
+    let token: String
+    let claims: AccessTokenClaims
 }
 
 /// A signed-in buyer: their session (the cookie), a fresh access token for other services, and

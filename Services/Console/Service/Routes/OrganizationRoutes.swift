@@ -83,42 +83,18 @@ extension ConsoleApp {
             return visit.render(page)
         }
 
-        page(router, .post, "organizations/:organization/members/:user/role", retry: { [self] visit in
-            try await organizationPage(visit, id: Self.organizationID(visit), email: "", errors: [])
-        }) { [self] visit, context in
-            let buyer = try requireBuyer(visit)
-            let id = context.parameters.get("organization") ?? ""
+        memberChange(router, "role") { [self] visit, buyer, organizationID, userID throws(RPCError) in
             guard let role = Role(rawValue: visit.field("role")) else {
-                return visit.render(try await organizationPage(visit, id: id, email: "", errors: [PageError(message: "Choose one of the roles in the list.")]))
+                throw RPCError(.invalidArgument, "choose one of the roles in the list")
             }
-            do throws(RPCError) {
-                _ = try await upstreams.organization.call(Organizations.changeMemberRole,
-                                                          MemberRequest(organizationId: id, userId: context.parameters.get("user") ?? "", role: role),
-                                                          options: asBuyer(visit, buyer))
-            } catch {
-                guard error.code == .failedPrecondition || error.code == .invalidArgument else { throw error }
-                var page = try await organizationPage(visit, id: id, email: "", errors: [PageError(message: Self.lastAdminExplained(error))])
-                page.status = .conflict
-                return visit.render(page)
-            }
-            return visit.redirect("/organizations/\(id)")
+            _ = try await upstreams.organization.call(Organizations.changeMemberRole,
+                                                      MemberRequest(organizationId: organizationID, userId: userID, role: role),
+                                                      options: asBuyer(visit, buyer))
         }
 
-        page(router, .post, "organizations/:organization/members/:user/remove", retry: { [self] visit in
-            try await organizationPage(visit, id: Self.organizationID(visit), email: "", errors: [])
-        }) { [self] visit, context in
-            let buyer = try requireBuyer(visit)
-            let id = context.parameters.get("organization") ?? ""
-            do throws(RPCError) {
-                _ = try await upstreams.organization.call(Organizations.removeMember, MemberRef(organizationId: id, userId: context.parameters.get("user") ?? ""),
-                                                          options: asBuyer(visit, buyer))
-            } catch {
-                guard error.code == .failedPrecondition || error.code == .invalidArgument else { throw error }
-                var page = try await organizationPage(visit, id: id, email: "", errors: [PageError(message: Self.lastAdminExplained(error))])
-                page.status = .conflict
-                return visit.render(page)
-            }
-            return visit.redirect("/organizations/\(id)")
+        memberChange(router, "remove") { [self] visit, buyer, organizationID, userID throws(RPCError) in
+            _ = try await upstreams.organization.call(Organizations.removeMember, MemberRef(organizationId: organizationID, userId: userID),
+                                                      options: asBuyer(visit, buyer))
         }
 
         page(router, .get, "organizations/:organization/billing") { [self] visit, context in
@@ -129,6 +105,27 @@ extension ConsoleApp {
             let page = visit.rendered(try await billingPage(visit, id: id))
             if page.status == .ok { recentBillingPages.store(page, for: key) }
             return visit.respond(page)
+        }
+    }
+
+    /// A change to one member (`/organizations/<id>/members/<user>/<action>`): done, then back to
+    /// the organization's page; refused (the last-admin rule), the page again saying why.
+    private func memberChange(_ router: Router<ConsoleRequestContext>, _ action: String,
+                              _ change: @escaping @Sendable (Visit, SignedInBuyer, String, String) async throws(RPCError) -> Void) {
+        page(router, .post, RouterPath("organizations/:organization/members/:user/\(action)"), retry: { [self] visit in
+            try await organizationPage(visit, id: Self.organizationID(visit), email: "", errors: [])
+        }) { [self] visit, context in
+            let buyer = try requireBuyer(visit)
+            let id = context.parameters.get("organization") ?? ""
+            do throws(RPCError) {
+                try await change(visit, buyer, id, context.parameters.get("user") ?? "")
+            } catch {
+                guard error.code == .failedPrecondition || error.code == .invalidArgument else { throw error }
+                var page = try await organizationPage(visit, id: id, email: "", errors: [PageError(message: Problems.sentence(error.message))])
+                page.status = .conflict
+                return visit.render(page)
+            }
+            return visit.redirect("/organizations/\(id)")
         }
     }
 
@@ -160,7 +157,8 @@ extension ConsoleApp {
         let members = try await upstreams.organization.call(Organizations.listMembers, OrganizationRef(organizationId: id), options: options).members
         let isAdmin = organization.role == .admin
         let audit = isAdmin ? try await upstreams.organization.call(Organizations.listAuditEvents, OrganizationRef(organizationId: id), options: options).events : []
-        let users = try await upstreams.users(members.map(\.userId) + audit.compactMap(\.subjectUserId), clientIP: visit.clientIP)
+        let actors = audit.map(\.actor).filter { !$0.hasPrefix("service:") }.map { $0.hasPrefix("user:") ? String($0.dropFirst(5)) : $0 }
+        let users = try await upstreams.users(members.map(\.userId) + audit.compactMap(\.subjectUserId) + actors, clientIP: visit.clientIP)
         var page = Page(title: organization.name, template: "organization", values: [
             "organizationName": organization.name, "organizationId": organization.id, "role": organization.role.rawValue, "isAdmin": isAdmin,
             "canSeeBilling": isAdmin || organization.role == .billing,
@@ -220,12 +218,5 @@ extension ConsoleApp {
         if actor.hasPrefix("service:") { return "the \(actor.dropFirst("service:".count)) service" }
         let id = actor.hasPrefix("user:") ? String(actor.dropFirst("user:".count)) : actor
         return users[id]?.email ?? actor
-    }
-
-    /// organization's refusal, with the rule behind it when it is the last-admin rule.
-    static func lastAdminExplained(_ error: RPCError) -> String {
-        let text = Problems.sentence(error.message)
-        guard error.message.lowercased().contains("admin") else { return text }
-        return text + " Every organization keeps at least one ADMIN: make someone else an ADMIN first."
     }
 }

@@ -14,23 +14,24 @@ final class Visit {
     private var cookiesToSet: [String] = []
     private var preSessionSecret: String?
 
+    let sessionToken: String?
+    let claim: String?
+
     init(request: Request, jar: CookieJar, clientIP: String, form: [String: String]) {
         self.request = request
         self.jar = jar
         self.clientIP = clientIP
         self.form = form
-        preSessionSecret = Self.cookie(jar.preSession, in: request)
+        // Parsed once: Hummingbird parses the Cookie header on every `cookies` access.
+        let cookies = request.cookies
+        func value(_ name: String) -> String? {
+            guard let value = cookies[name]?.value, !value.isEmpty, value.utf8.count <= 512 else { return nil }
+            return value
+        }
+        sessionToken = value(jar.session)
+        claim = value(jar.claim)
+        preSessionSecret = value(jar.preSession)
     }
-
-    func cookie(_ name: String) -> String? { Self.cookie(name, in: request) }
-
-    private static func cookie(_ name: String, in request: Request) -> String? {
-        guard let value = request.cookies[name]?.value, !value.isEmpty, value.utf8.count <= 512 else { return nil }
-        return value
-    }
-
-    var sessionToken: String? { cookie(jar.session) }
-    var claim: String? { cookie(jar.claim) }
     var path: String { request.uri.path }
 
     /// The token this visit's forms carry: from the session once signed in, else from the
