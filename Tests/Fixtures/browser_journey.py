@@ -21,7 +21,7 @@ import urllib.request
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support.expected_conditions import staleness_of
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 PASSWORD = "correct horse battery staple"
@@ -83,11 +83,23 @@ def fill(driver, values):
             element.send_keys(value)
 
 
+def left_behind(element):
+    """A wait condition: `element`'s page has been replaced (chromedriver reports a node of an old
+    page in more than one way while the next one loads)."""
+    def condition(_):
+        try:
+            element.is_enabled()
+            return False
+        except WebDriverException:
+            return True
+    return condition
+
+
 def click(driver, element):
     """Clicks a link or button and waits for the page it leads to."""
     old = driver.find_element(By.TAG_NAME, "html")
     element.click()
-    WebDriverWait(driver, 30).until(staleness_of(old))
+    WebDriverWait(driver, 30).until(left_behind(old))
 
 
 def submit(driver, field):
