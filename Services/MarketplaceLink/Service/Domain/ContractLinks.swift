@@ -191,10 +191,9 @@ final class ContractLinks: Sendable {
             }
             outcome = .done
         } catch {
-            switch error.code {
-            case .failedPrecondition, .invalidArgument, .notFound, .permissionDenied, .alreadyExists:
+            if LinkLifecycle.isPermanent(error.code) {
                 outcome = .failed(error.message)
-            default:
+            } else {
                 let delay = min(pow(2, Double(link.attempts)), configuration.longestRetryDelay)
                 outcome = .retry(at: now() + delay, error: "\(error)")
             }

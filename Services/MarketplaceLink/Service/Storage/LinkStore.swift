@@ -85,14 +85,9 @@ enum LinkStore {
         }
     }
 
-    /// The saga step a link still owes organization.
-    enum PendingStep: String, Sendable {
-        case setBilling = "SET_BILLING"
-        case clearBilling = "CLEAR_BILLING"
-    }
-
     struct Link: Sendable {
         var id: String
+        var registrationID: String
         var organizationID: String
         var offer: OfferRecord
         var state: LinkState
@@ -100,7 +95,9 @@ enum LinkStore {
         var linkedAt: Date
         var failureReason: String?
         var attempts: Int
-        var pendingStep: PendingStep?
+        var pendingStep: LinkLifecycle.Step?
+
+        var lifecycle: LinkLifecycle { LinkLifecycle(state: state, pendingStep: pendingStep) }
 
         var status: BillingStatus {
             BillingStatus(organizationId: organizationID, provider: "AWS_MARKETPLACE", linkId: id, state: state, offer: offer.summary,
@@ -109,6 +106,7 @@ enum LinkStore {
 
         init(row: Row) throws {
             id = row["id"]
+            registrationID = row["registration_id"]
             organizationID = row["organization_id"]
             offer = try OfferRecord(json: row["offer"])
             state = LinkState(rawValue: row["state"]) ?? .failed
@@ -116,7 +114,7 @@ enum LinkStore {
             linkedAt = Date(timeIntervalSince1970: row["linked_at"])
             failureReason = row["failure_reason"]
             attempts = row["attempts"]
-            pendingStep = (row["pending_step"] as String?).flatMap(PendingStep.init(rawValue:))
+            pendingStep = (row["pending_step"] as String?).flatMap(LinkLifecycle.Step.init(rawValue:))
         }
     }
 
@@ -135,7 +133,8 @@ enum LinkStore {
         }
     }
 
-    static let liveStates = "('BINDING', 'ACTIVE', 'UNSUBSCRIBE_PENDING')"
+    /// `LinkLifecycle.liveStates` as an SQL list.
+    static let liveStates = "(" + LinkLifecycle.liveStates.map { "'\($0.rawValue)'" }.joined(separator: ", ") + ")"
 
     /// The organization this account's contract is bound to, if a live link exists.
     static func liveOrganization(_ db: Database, awsAccountID: String, productCode: String) throws -> String? {
@@ -191,13 +190,15 @@ enum LinkStore {
             throw MarketplaceLinkError.organizationAlreadyLinked
         }
         let id = UUID().uuidString.lowercased()
+        let (lifecycle, _) = LinkLifecycle.bindRequested()
         do {
             try db.execute(sql: """
                 INSERT INTO link (id, registration_id, aws_account_id, product_code, organization_id, offer, state, linked_by, linked_at,
                                   pending_step, next_attempt_at, updated_at)
-                VALUES (?, ?, ?, ?, ?, ?, 'BINDING', ?, ?, 'SET_BILLING', ?, ?)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """, arguments: [id, registration.id, registration.offer.awsAccountID, registration.offer.productCode, organizationID,
-                                 registration.offer.json, userID, at.timeIntervalSince1970, at.timeIntervalSince1970, at.timeIntervalSince1970])
+                                 registration.offer.json, lifecycle.state.rawValue, userID, at.timeIntervalSince1970,
+                                 lifecycle.pendingStep?.rawValue, at.timeIntervalSince1970, at.timeIntervalSince1970])
         } catch let error as DatabaseError where error.extendedResultCode == .SQLITE_CONSTRAINT_UNIQUE {
             throw error.message?.contains("organization_id") == true ? MarketplaceLinkError.organizationAlreadyLinked : MarketplaceLinkError.accountAlreadyLinked
         }
@@ -230,40 +231,53 @@ enum LinkStore {
             """, arguments: [at.timeIntervalSince1970])
     }
 
-    /// Applies the outcome of `step`, only if the link still owes that step (a cancellation may have
-    /// replaced SET_BILLING by CLEAR_BILLING meanwhile).
-    static func record(_ db: Database, _ outcome: Outcome, of step: PendingStep, linkID: String, at: Date) throws {
-        let arguments: StatementArguments = [at.timeIntervalSince1970, linkID, step.rawValue]
+    /// Applies the outcome of `step` as `LinkLifecycle` rules it; an outcome for a step the link no
+    /// longer owes (a cancellation replaced SET_BILLING by CLEAR_BILLING meanwhile) changes nothing.
+    static func record(_ db: Database, _ outcome: Outcome, of step: LinkLifecycle.Step, linkID: String, at: Date) throws {
+        guard let link = try link(db, id: linkID) else { return }
+        var lifecycle = link.lifecycle
+        let action: LinkLifecycle.Action
+        let failureReason: String?
+        var nextAttemptAt: Date?
         switch outcome {
         case .done:
-            try db.execute(sql: """
-                UPDATE link SET state = CASE state WHEN 'BINDING' THEN 'ACTIVE' ELSE state END, pending_step = NULL,
-                    attempts = attempts + 1, next_attempt_at = NULL, failure_reason = NULL, updated_at = ?
-                WHERE id = ? AND pending_step = ?
-                """, arguments: arguments)
-        case .failed(let reason) where step == .setBilling:
-            // A binding never confirmed fails; an ACTIVE link whose contract update was refused stays ACTIVE.
-            try db.execute(sql: """
-                UPDATE link SET state = CASE state WHEN 'BINDING' THEN 'FAILED' ELSE state END, pending_step = NULL,
-                    attempts = attempts + 1, next_attempt_at = NULL, failure_reason = ?, updated_at = ?
-                WHERE id = ? AND pending_step = ?
-                """, arguments: [reason] + arguments)
-            // Rolled back: the claim may be used again, for another organization.
-            if db.changesCount == 1, try String.fetchOne(db, sql: "SELECT state FROM link WHERE id = ?", arguments: [linkID]) == "FAILED" {
-                try db.execute(sql: "UPDATE registration SET claim_used_at = NULL WHERE id = (SELECT registration_id FROM link WHERE id = ?)",
-                               arguments: [linkID])
-            }
+            action = lifecycle.organizationConfirmed(step)
+            failureReason = nil
         case .failed(let reason):
-            // organization refused to clear for good (the organization is gone, say): nothing is left to clear.
-            try db.execute(sql: """
-                UPDATE link SET pending_step = NULL, attempts = attempts + 1, next_attempt_at = NULL, failure_reason = ?, updated_at = ?
-                WHERE id = ? AND pending_step = ?
-                """, arguments: [reason] + arguments)
+            action = lifecycle.permanentRefusal(step)
+            failureReason = reason
         case .retry(let when, let error):
+            action = lifecycle.transientFailure(step)
+            failureReason = "retrying: \(error)"
+            nextAttemptAt = when
+        }
+        guard action != .ignore else { return }
+        try db.execute(sql: """
+            UPDATE link SET state = ?, pending_step = ?, attempts = attempts + 1, next_attempt_at = ?, failure_reason = ?, updated_at = ?
+            WHERE id = ?
+            """, arguments: [lifecycle.state.rawValue, lifecycle.pendingStep?.rawValue, nextAttemptAt?.timeIntervalSince1970, failureReason,
+                             at.timeIntervalSince1970, linkID])
+        if action == .saveAndReleaseClaim {
+            // Rolled back: the claim may be used again, for another organization.
+            try db.execute(sql: "UPDATE registration SET claim_used_at = NULL WHERE id = ?", arguments: [link.registrationID])
+        }
+    }
+
+    /// Stores a lifecycle event's new state; a step owed anew starts over (attempts from 0).
+    private static func save(_ db: Database, _ link: Link, _ lifecycle: LinkLifecycle, _ action: LinkLifecycle.Action,
+                             offer: OfferRecord? = nil, at: Date) throws {
+        switch action {
+        case .ignore:
+            return
+        case .owe(_, let startNow):
             try db.execute(sql: """
-                UPDATE link SET attempts = attempts + 1, next_attempt_at = ?, failure_reason = ?, updated_at = ?
-                WHERE id = ? AND pending_step = ?
-                """, arguments: [when.timeIntervalSince1970, "retrying: \(error)"] + arguments)
+                UPDATE link SET state = ?, pending_step = ?, attempts = 0, next_attempt_at = CASE WHEN ? THEN ? ELSE next_attempt_at END,
+                    offer = COALESCE(?, offer), updated_at = ? WHERE id = ?
+                """, arguments: [lifecycle.state.rawValue, lifecycle.pendingStep?.rawValue, startNow, at.timeIntervalSince1970,
+                                 offer?.json, at.timeIntervalSince1970, link.id])
+        case .save, .saveAndReleaseClaim, .retryLater:
+            try db.execute(sql: "UPDATE link SET state = ?, pending_step = ?, offer = COALESCE(?, offer), updated_at = ? WHERE id = ?",
+                           arguments: [lifecycle.state.rawValue, lifecycle.pendingStep?.rawValue, offer?.json, at.timeIntervalSince1970, link.id])
         }
     }
 
@@ -281,21 +295,19 @@ enum LinkStore {
         try db.execute(sql: "UPDATE registration SET closed_reason = ?, closed_at = ?, updated_at = ? WHERE id = ?",
                        arguments: [reason, at.timeIntervalSince1970, at.timeIntervalSince1970, registrationID])
         guard let link = try liveLink(db, registrationID: registrationID) else { return nil }
-        try db.execute(sql: """
-            UPDATE link SET state = 'CANCELLED', pending_step = 'CLEAR_BILLING', attempts = 0, next_attempt_at = ?, updated_at = ?
-            WHERE id = ?
-            """, arguments: [at.timeIntervalSince1970, at.timeIntervalSince1970, link.id])
+        var lifecycle = link.lifecycle
+        let action = lifecycle.subscriptionEnded()
+        try save(db, link, lifecycle, action, at: at)
         return link.id
     }
 
-    /// The buyer asked to unsubscribe: the live link shows UNSUBSCRIBE_PENDING (a pending
-    /// SET_BILLING step still runs, so a later cancellation has something definite to clear).
+    /// The buyer asked to unsubscribe: the live link shows UNSUBSCRIBE_PENDING.
     static func markUnsubscribePending(_ db: Database, registrationID: String, at: Date) throws -> Bool {
-        try db.execute(sql: """
-            UPDATE link SET state = 'UNSUBSCRIBE_PENDING', updated_at = ?
-            WHERE registration_id = ? AND state IN ('BINDING', 'ACTIVE')
-            """, arguments: [at.timeIntervalSince1970, registrationID])
-        return db.changesCount > 0
+        guard let link = try liveLink(db, registrationID: registrationID) else { return false }
+        var lifecycle = link.lifecycle
+        let action = lifecycle.unsubscribePending()
+        try save(db, link, lifecycle, action, at: at)
+        return action != .ignore
     }
 
     /// Replaces the offer (its entitlements) of a registration and of its live link; a link that
@@ -303,10 +315,9 @@ enum LinkStore {
     static func updateOffer(_ db: Database, registrationID: String, offer: OfferRecord, at: Date) throws {
         try db.execute(sql: "UPDATE registration SET offer = ?, updated_at = ? WHERE id = ?",
                        arguments: [offer.json, at.timeIntervalSince1970, registrationID])
-        try db.execute(sql: """
-            UPDATE link SET offer = ?, updated_at = ?, pending_step = 'SET_BILLING', attempts = 0,
-                next_attempt_at = CASE WHEN pending_step IS NULL THEN ? ELSE next_attempt_at END
-            WHERE registration_id = ? AND state IN \(liveStates) AND offer != ?
-            """, arguments: [offer.json, at.timeIntervalSince1970, at.timeIntervalSince1970, registrationID, offer.json])
+        guard let link = try liveLink(db, registrationID: registrationID) else { return }
+        var lifecycle = link.lifecycle
+        let action = lifecycle.entitlementUpdated(termsChanged: link.offer.json != offer.json)
+        try save(db, link, lifecycle, action, offer: offer, at: at)
     }
 }
