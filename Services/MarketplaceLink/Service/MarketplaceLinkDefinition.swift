@@ -73,14 +73,17 @@ public enum MarketplaceLinkDefinition {
                                                                credentials: configuration.credentials), logger: resources.logger)
             let identityClient = try ConnectClient(configuration: .init(baseURL: settings.peers.identity, credential: settings.credential))
             let organizationClient = try ConnectClient(configuration: .init(baseURL: settings.peers.organization, credential: settings.credential))
-            let links = ContractLinks(
-                configuration: .init(productCode: configuration.productCode), pool: resources.database.pool,
-                metering: MarketplaceMeteringClient(transport: transport), entitlements: MarketplaceEntitlementClient(transport: transport),
-                organization: organizationClient,
-                authenticator: AccessTokenAuthenticator(identity: identityClient, now: configuration.now, logger: resources.logger),
-                now: configuration.now, logger: resources.logger)
-            MarketplaceLinkHandlers(links: links).register(in: &setup.router)
-            setup.backgroundTasks.append(BackgroundTask(name: "link saga", run: links.runSagaSteps))
+            let authenticator = AccessTokenAuthenticator(identity: identityClient, now: configuration.now, logger: resources.logger)
+            let pool = resources.database.pool
+            let registrations = Registrations(
+                configuration: .init(productCode: configuration.productCode), pool: pool, metering: MarketplaceMeteringClient(transport: transport),
+                entitlements: MarketplaceEntitlementClient(transport: transport), organization: organizationClient, now: configuration.now,
+                logger: resources.logger)
+            let statusPage = BillingStatusPage(pool: pool, organization: organizationClient, authenticator: authenticator)
+            let saga = BindingSaga(pool: pool, organization: organizationClient, authenticator: authenticator, statusPage: statusPage,
+                                   now: configuration.now, logger: resources.logger)
+            MarketplaceLinkHandlers(registrations: registrations, saga: saga, statusPage: statusPage).register(in: &setup.router)
+            setup.backgroundTasks.append(BackgroundTask(name: "link saga", run: saga.runSagaSteps))
 
             var receiverConfiguration = SNSReceiver.Configuration(topicArns: [configuration.snsTopicArn],
                                                                   trustedOrigins: configuration.snsTrustedOrigins)
@@ -92,7 +95,7 @@ public enum MarketplaceLinkDefinition {
                 throw ConfigurationError("--sns-trusted-origins: \(error)")
             }
             let events = SubscriptionEvents(productCode: configuration.productCode, pool: resources.database.pool, receiver: receiver,
-                                            entitlements: MarketplaceEntitlementClient(transport: transport), links: links,
+                                            entitlements: MarketplaceEntitlementClient(transport: transport), saga: saga,
                                             now: configuration.now, logger: resources.logger)
             setup.plainRoutes[SNSEndpoint.path] = SNSEndpoint(events: events, refusals: RateLimitedLog(logger: resources.logger), metrics: resources.metrics).route
             setup.backgroundTasks.append(BackgroundTask(name: "entitlement refresh", run: events.runRefreshes))

@@ -18,7 +18,7 @@ final class SubscriptionEvents: Sendable {
     private let pool: DatabasePool
     private let receiver: SNSReceiver
     private let entitlements: MarketplaceEntitlementClient
-    private let links: ContractLinks
+    private let saga: BindingSaga
     private let now: @Sendable () -> Date
     private let logger: Logger
     /// Wakes the entitlement refresher when an entitlement-updated is recorded.
@@ -26,12 +26,12 @@ final class SubscriptionEvents: Sendable {
     private let longestRetryDelay: TimeInterval = 60
 
     init(productCode: String, pool: DatabasePool, receiver: SNSReceiver, entitlements: MarketplaceEntitlementClient,
-         links: ContractLinks, now: @escaping @Sendable () -> Date, logger: Logger) {
+         saga: BindingSaga, now: @escaping @Sendable () -> Date, logger: Logger) {
         self.productCode = productCode
         self.pool = pool
         self.receiver = receiver
         self.entitlements = entitlements
-        self.links = links
+        self.saga = saga
         self.now = now
         self.logger = logger
     }
@@ -100,7 +100,7 @@ final class SubscriptionEvents: Sendable {
             "message_id": "\(message.messageID)", "action": "\(event.action.rawValue)", "state": "\(effect.state.rawValue)",
             "detail": "\(effect.detail ?? "")",
         ])
-        links.linksChanged()
+        saga.linksChanged()
         if effect.state == .refresh { wake.signal() }
         return .accepted
     }
@@ -131,7 +131,7 @@ final class SubscriptionEvents: Sendable {
                 try NotificationStore.setState(db, messageID: refresh.messageID, .applied,
                                                detail: "entitlements: \(offer.entitlements.sorted { $0.key < $1.key })", at: at)
             }
-            links.linksChanged()
+            saga.linksChanged()
             logger.info("entitlements refreshed", metadata: ["message_id": "\(refresh.messageID)"])
         } catch {
             let delay = min(pow(2, Double(refresh.attempts)), longestRetryDelay)
