@@ -262,7 +262,8 @@ let package = Package(
         ),
         .testTarget(
             name: "ServiceRuntimeTests",
-            dependencies: ["ServiceRuntime", "ConnectTransport", "Contracts", "TestSupport"],
+            dependencies: ["ServiceRuntime", "ConnectTransport", "Contracts", "TestSupport",
+                           .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"), .product(name: "Logging", package: "swift-log")],
             path: "Tests/ServiceRuntimeTests"
         ),
         .testTarget(

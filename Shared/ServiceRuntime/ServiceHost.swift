@@ -34,19 +34,9 @@ public struct ServiceDefinition: Sendable {
 public struct ServiceSetup: Sendable {
     public var router: RPCRouter
     public var plainRoutes: [String: PlainRoute] = [:]
-    public var backgroundTasks: [BackgroundTask] = []
-}
-
-/// Work a service does beside answering calls (an outbox sender, say): started once the port is
-/// bound, cancelled when the service drains. `run` should return soon after cancellation.
-public struct BackgroundTask: Sendable {
-    public let name: String
-    public let run: @Sendable () async -> Void
-
-    public init(name: String, run: @escaping @Sendable () async -> Void) {
-        self.name = name
-        self.run = run
-    }
+    /// Work the service does beside answering calls (an outbox sender, a saga runner): started
+    /// once the port is bound, stopped when the service drains.
+    public var backgroundWork: [DurableWorkRunner] = []
 }
 
 /// What handlers get from the runtime.
@@ -69,8 +59,9 @@ public final class ServiceHost: Service, Sendable {
     /// The listener for /metrics alone, when `--metrics-port` keeps it off the service port.
     private let metricsServer: ConnectServer?
     private let logger: Logger
-    private let backgroundTasks: [BackgroundTask]
-    private let runningTasks = Mutex<[Task<Void, Never>]>([])
+    private let backgroundWork: [DurableWorkRunner]
+    /// The background work's service group, running from `start` until `shutdown`.
+    private let runningWork = Mutex<(group: ServiceGroup, task: Task<Void, Never>)?>(nil)
 
     public init(definition: ServiceDefinition, settings: ServiceSettings, logger: Logger,
                 group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) throws {
@@ -86,7 +77,7 @@ public final class ServiceHost: Service, Sendable {
         health.register(in: &setup.router)
         try definition.register(&setup, ServiceResources(settings: settings, database: database, logger: logger, metrics: metrics))
         let router = setup.router
-        backgroundTasks = setup.backgroundTasks
+        backgroundWork = setup.backgroundWork
         let serviceRoutes = setup.plainRoutes
 
         let database = self.database
@@ -146,8 +137,15 @@ public final class ServiceHost: Service, Sendable {
             "service": "\(settings.service.name)", "host": "\(settings.host)", "port": "\(address.port ?? 0)",
             "tls": "\(settings.tls != nil)", "data_dir": "\(settings.dataDirectory)",
         ])
-        let started = backgroundTasks.map { task in Task { await task.run() } }
-        runningTasks.withLock { $0 += started }
+        if !backgroundWork.isEmpty {
+            // One group for all of it, stopped (gracefully, between items) by `shutdown`.
+            let group = ServiceGroup(configuration: .init(services: backgroundWork.map { .init(service: $0) }, logger: logger))
+            let logger = self.logger
+            let task = Task {
+                do { try await group.run() } catch { logger.error("background work stopped", metadata: ["error": "\(error)"]) }
+            }
+            runningWork.withLock { $0 = (group, task) }
+        }
         return address
     }
 
@@ -157,9 +155,10 @@ public final class ServiceHost: Service, Sendable {
         health.startDraining()
         await server.shutdown(timeout: timeout)
         await metricsServer?.shutdown(timeout: .seconds(1))
-        let running = runningTasks.withLock { tasks in defer { tasks = [] }; return tasks }
-        for task in running { task.cancel() }
-        for task in running { await task.value }
+        if let running = runningWork.withLock({ current in defer { current = nil }; return current }) {
+            await running.group.triggerGracefulShutdown()
+            await running.task.value
+        }
         logger.info("stopped", metadata: ["service": "\(settings.service.name)"])
     }
 

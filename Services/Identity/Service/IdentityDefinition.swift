@@ -34,7 +34,7 @@ public enum IdentityDefinition {
             }
             let sender = OutboxSender(pool: pool, transport: transport, from: configuration.mailFrom, wake: wake,
                                       now: configuration.now, logger: resources.logger, prepare: accounts.preparePasswordResets)
-            setup.backgroundTasks.append(BackgroundTask(name: "email outbox", run: sender.run))
+            setup.backgroundWork.append(sender.runner())
             resources.logger.info("identity configured", metadata: [
                 "email": "\(configuration.mailDescription)", "public_base_url": "\(configuration.publicBaseURL)",
                 "scrypt": "\(configuration.scrypt)", "hashing_threads": "\(configuration.hashingThreads)",

@@ -83,7 +83,7 @@ public enum MarketplaceLinkDefinition {
             let saga = BindingSaga(pool: pool, organization: organizationClient, authenticator: authenticator, statusPage: statusPage,
                                    now: configuration.now, logger: resources.logger)
             MarketplaceLinkHandlers(registrations: registrations, saga: saga, statusPage: statusPage).register(in: &setup.router)
-            setup.backgroundTasks.append(BackgroundTask(name: "link saga", run: saga.runSagaSteps))
+            setup.backgroundWork.append(saga.runner())
 
             var receiverConfiguration = SNSReceiver.Configuration(topicArns: [configuration.snsTopicArn],
                                                                   trustedOrigins: configuration.snsTrustedOrigins)
@@ -98,7 +98,7 @@ public enum MarketplaceLinkDefinition {
                                             entitlements: MarketplaceEntitlementClient(transport: transport), saga: saga,
                                             now: configuration.now, logger: resources.logger)
             setup.plainRoutes[SNSEndpoint.path] = SNSEndpoint(events: events, refusals: RateLimitedLog(logger: resources.logger), metrics: resources.metrics).route
-            setup.backgroundTasks.append(BackgroundTask(name: "entitlement refresh", run: events.runRefreshes))
+            setup.backgroundWork.append(events.runner())
         }
     }
 }

@@ -11,7 +11,7 @@ import Synchronization
 /// SubscriptionConfirmation first, then Notifications once the seller has fetched the SubscribeURL,
 /// each kept in the outbox and retried with backoff until the seller answers 2xx. It also writes
 /// the offer invitation emails to the maildrop.
-final class MarketplaceNotifier: Service, Sendable {
+final class MarketplaceNotifier: Sendable {
     private let store: SimulatorStore
     private let signer: SNSSigner
     private let notificationURL: String?
@@ -19,6 +19,10 @@ final class MarketplaceNotifier: Service, Sendable {
     private let logger: Logger
     /// The simulator's own base URL, known once the server listens (the port may be chosen then).
     private let baseURL = Mutex<String?>(nil)
+    /// Whether the offer emails are written and the subscription confirmations queued.
+    private let prepared = Mutex((emails: false, confirmations: false))
+    /// Signalled when a message is queued or a topic confirmed.
+    let wake = WakeSignal()
 
     init(store: SimulatorStore, signer: SNSSigner, notificationURL: String?, maildropDirectory: String?, logger: Logger) {
         self.store = store
@@ -51,35 +55,38 @@ final class MarketplaceNotifier: Service, Sendable {
             "UnsubscribeURL": "\(base)/sns/unsubscribe?topic=\(topic)",
         ])
         try await store.enqueue(type: "Notification", signedBody: try Self.json(signed))
+        wake.signal()
     }
 
-    // MARK: Service
+    // MARK: Delivery
 
-    /// Runs until shutdown: a service that returned would stop the whole simulator.
-    func run() async throws {
-        await cancelWhenGracefulShutdown {
-            let base = await self.waitForBaseURL()
-            var emailsWritten = false
-            var confirmationQueued = self.notificationURL == nil
-            while !Task.isCancelled {
-                // A failure is logged and tried again; it never stops the simulator.
-                do {
-                    if !emailsWritten {
-                        try await self.writeOfferEmails(base: base)
-                        emailsWritten = true
-                    }
-                    if !confirmationQueued {
-                        try await self.queueConfirmationIfNeeded(base: base)
-                        confirmationQueued = true
-                    }
-                    if try await self.deliverNext() { continue }
-                } catch {
-                    // Cancellation is how a graceful shutdown ends the loop, not a failure.
-                    if Task.isCancelled { break }
-                    self.logger.error("notifier step failed; retrying", metadata: ["error": "\(error)"])
-                }
-                try? await Task.sleep(for: .milliseconds(100))
-            }
+    /// The outbox as background work, run by the simulator's service group until shutdown: the
+    /// offer emails and confirmations first, then each message once it may be sent, oldest first.
+    func runner() -> DurableWorkRunner {
+        DurableWorkRunner(
+            name: "sns notifications", wake: wake, batchSize: 1, idleWait: .seconds(1),
+            due: { [self] in
+                try await prepareOnce()
+                return try await readyMessage().map { [$0] } ?? []
+            },
+            perform: { [self] message in await deliver(message) },
+            nextDue: { [store] in
+                // A retry not yet due; a message waiting for its topic's confirmation waits for `wake`.
+                guard let next = try await store.oldestUndelivered()?.nextAttemptAt, next > Date() else { return nil }
+                return next
+            },
+            logger: logger)
+    }
+
+    private func prepareOnce() async throws {
+        let base = await waitForBaseURL()
+        if !prepared.withLock({ $0.emails }) {
+            try await writeOfferEmails(base: base)
+            prepared.withLock { $0.emails = true }
+        }
+        if !prepared.withLock({ $0.confirmations }) {
+            if notificationURL != nil { try await queueConfirmationIfNeeded(base: base) }
+            prepared.withLock { $0.confirmations = true }
         }
     }
 
@@ -107,15 +114,22 @@ final class MarketplaceNotifier: Service, Sendable {
         }
     }
 
-    /// Tries the oldest undelivered message; returns whether there was one ready to try.
-    private func deliverNext() async throws -> Bool {
-        guard let notificationURL, let message = try await store.oldestUndelivered(), message.nextAttemptAt <= Date() else {
-            return false
+    /// The oldest undelivered message, if it may be sent now (a Notification only once its
+    /// topic's subscription is confirmed).
+    private func readyMessage() async throws -> SimulatorStore.PendingMessage? {
+        guard notificationURL != nil, let message = try await store.oldestUndelivered(), message.nextAttemptAt <= Date() else {
+            return nil
         }
         if message.type == "Notification" {
             let topic = (try? JSONSerialization.jsonObject(with: Data(message.body.utf8)) as? [String: String])?["TopicArn"] ?? ""
-            guard try await store.isTopicConfirmed(arn: topic) else { return false }
+            guard try await store.isTopicConfirmed(arn: topic) else { return nil }
         }
+        return message
+    }
+
+    /// POSTs one message; a 2xx marks it delivered, anything else retries it later.
+    private func deliver(_ message: SimulatorStore.PendingMessage) async {
+        guard let notificationURL else { return }
         var request = HTTPClientRequest(url: notificationURL)
         request.method = .POST
         request.headers.add(name: "content-type", value: "text/plain; charset=UTF-8")
@@ -127,14 +141,17 @@ final class MarketplaceNotifier: Service, Sendable {
         } catch {
             logger.info("notification not delivered", metadata: ["seq": "\(message.seq)", "error": "\(error)"])
         }
-        if (200..<300).contains(status) {
-            try await store.markDelivered(seq: message.seq)
-        } else {
-            let delay = min(30.0, 0.2 * pow(2.0, Double(message.attempts)))
-            logger.info("notification refused; retrying", metadata: ["seq": "\(message.seq)", "status": "\(status)", "in_seconds": "\(delay)"])
-            try await store.postpone(seq: message.seq, until: Date().addingTimeInterval(delay))
+        do {
+            if (200..<300).contains(status) {
+                try await store.markDelivered(seq: message.seq)
+            } else {
+                let delay = min(30.0, 0.2 * pow(2.0, Double(message.attempts)))
+                logger.info("notification refused; retrying", metadata: ["seq": "\(message.seq)", "status": "\(status)", "in_seconds": "\(delay)"])
+                try await store.postpone(seq: message.seq, until: Date().addingTimeInterval(delay))
+            }
+        } catch {
+            logger.error("cannot record a delivery", metadata: ["seq": "\(message.seq)", "error": "\(error)"])
         }
-        return true
     }
 
     // MARK: Offer emails

@@ -62,7 +62,7 @@ public struct SimulatorApp: Sendable {
         let app = Application(
             router: makeRouter(),
             configuration: .init(address: .hostname(settings.host, port: settings.port), serverName: "aws-marketplace-sim"),
-            services: [notifier],
+            services: [notifier.runner()],
             onServerRunning: { channel in
                 let port = channel.localAddress?.port ?? 0
                 notifier.serverIsListening(baseURL: "http://\(host):\(port)")
@@ -90,6 +90,7 @@ public struct SimulatorApp: Sendable {
         }
         router.get("sns/confirm") { request, _ -> Response in
             let confirmed = try await store.confirmTopic(token: request.uri.queryParameters.get("Token") ?? "")
+            if confirmed { notifier.wake.signal() }
             return confirmed
                 ? Response(status: .ok, body: .init(byteBuffer: ByteBuffer(string: "<ConfirmSubscriptionResponse/>")))
                 : Response(status: .notFound, body: .init(byteBuffer: ByteBuffer(string: "<Error><Code>NotFound</Code></Error>")))

@@ -5,7 +5,7 @@ import ServiceRuntime
 
 /// Delivers the outbox: sends what is due, marks it sent, and retries failures with growing
 /// delays (1 s doubling to 5 min). A permanent refusal by the mail server ends the retries.
-/// Runs as the service's background task.
+/// Runs as the service's background work (`runner()`).
 struct OutboxSender: Sendable {
     let pool: DatabasePool
     let transport: any EmailTransport
@@ -19,23 +19,18 @@ struct OutboxSender: Sendable {
     /// Longest wait between retries.
     static let longestBackoff: TimeInterval = 300
 
-    func run() async {
-        while !Task.isCancelled {
-            do {
+    /// The outbox as background work: password-reset requests turned into emails first, then
+    /// the emails due, 20 at a time; woken when an email is recorded, or when the next retry is due.
+    func runner() -> DurableWorkRunner {
+        DurableWorkRunner(
+            name: "email outbox", wake: wake, batchSize: 20, idleWait: .seconds(5),
+            due: { [self] in
                 while try await prepare() > 0, !Task.isCancelled {}
-                let batch = try await pool.read { [now, from] db in try EmailOutbox.due(db, at: now(), limit: 20, from: from) }
-                for pending in batch where !Task.isCancelled {
-                    await deliver(pending)
-                }
-                if batch.count == 20 { continue }
-                let next = try await pool.read { db in try EmailOutbox.nextDue(db) }
-                let wait = next.map { max(0.01, min($0.timeIntervalSince(now()), 5)) } ?? 5
-                await wake.wait(upTo: .milliseconds(Int64(wait * 1000)))
-            } catch {
-                logger.error("outbox read failed", metadata: ["error": "\(error)"])
-                await wake.wait(upTo: .seconds(1))
-            }
-        }
+                return try await pool.read { [now, from] db in try EmailOutbox.due(db, at: now(), limit: 20, from: from) }
+            },
+            perform: { [self] pending in await deliver(pending) },
+            nextDue: { [pool] in try await pool.read { db in try EmailOutbox.nextDue(db) } },
+            now: now, logger: logger)
     }
 
     private func deliver(_ pending: EmailOutbox.Pending) async {
@@ -46,7 +41,7 @@ struct OutboxSender: Sendable {
             logger.info("email sent", metadata: ["email_id": "\(id)", "subject": "\(pending.message.subject)"])
         } catch {
             let permanent = (error as? EmailDeliveryError)?.permanent ?? false
-            let delay = min(pow(2, Double(pending.attempts)), Self.longestBackoff)
+            let delay = RetryBackoff.delay(afterAttempts: pending.attempts, cap: Self.longestBackoff)
             let retryAt = permanent ? nil : now() + delay
             logger.warning("email not sent", metadata: [
                 "email_id": "\(id)", "error": "\(error)", "attempt": "\(pending.attempts + 1)",

@@ -101,7 +101,7 @@ final class BindingSaga: Sendable {
             if LinkLifecycle.isPermanent(error.code) {
                 outcome = .failed(error.message)
             } else {
-                let delay = min(pow(2, Double(link.attempts)), longestRetryDelay)
+                let delay = RetryBackoff.delay(afterAttempts: link.attempts, cap: longestRetryDelay)
                 outcome = .retry(at: now() + delay, error: "\(error)")
             }
         }
@@ -116,15 +116,14 @@ final class BindingSaga: Sendable {
         return true
     }
 
-    /// The saga runner: advances every link whose step is due, including those left by a crash.
-    func runSagaSteps() async {
-        while !Task.isCancelled {
-            let due = (try? await pool.read { [now] db in try LinkStore.dueSteps(db, at: now()) }) ?? []
-            for linkID in due where !Task.isCancelled {
-                await advance(linkID: linkID)
-            }
-            await wake.wait(upTo: .seconds(1))
-        }
+    /// The saga as background work: every link whose step is due, including those left by a
+    /// crash; woken when a binding or a cancellation is recorded.
+    func runner() -> DurableWorkRunner {
+        DurableWorkRunner(
+            name: "link saga", wake: wake, batchSize: 50, idleWait: .seconds(1),
+            due: { [pool, now] in try await pool.read { db in try LinkStore.dueSteps(db, at: now()) } },
+            perform: { [self] linkID in await advance(linkID: linkID) },
+            now: now, logger: logger)
     }
 
     /// Links changed outside a saga step (a subscription event): the billing page reads afresh and

@@ -107,15 +107,14 @@ final class SubscriptionEvents: Sendable {
 
     // MARK: Entitlement refresh
 
-    /// Fetches the entitlements of every recorded entitlement-updated that is due.
-    func runRefreshes() async {
-        while !Task.isCancelled {
-            let due = (try? await pool.read { [now] db in try NotificationStore.dueRefreshes(db, at: now()) }) ?? []
-            for refresh in due where !Task.isCancelled {
-                await self.refresh(refresh)
-            }
-            await wake.wait(upTo: .seconds(1))
-        }
+    /// The refreshes as background work: the entitlements of every recorded entitlement-updated
+    /// that is due; woken when one is recorded.
+    func runner() -> DurableWorkRunner {
+        DurableWorkRunner(
+            name: "entitlement refresh", wake: wake, batchSize: 50, idleWait: .seconds(1),
+            due: { [pool, now] in try await pool.read { db in try NotificationStore.dueRefreshes(db, at: now()) } },
+            perform: { [self] refresh in await self.refresh(refresh) },
+            now: now, logger: logger)
     }
 
     private func refresh(_ refresh: NotificationStore.Refresh) async {
@@ -134,7 +133,7 @@ final class SubscriptionEvents: Sendable {
             saga.linksChanged()
             logger.info("entitlements refreshed", metadata: ["message_id": "\(refresh.messageID)"])
         } catch {
-            let delay = min(pow(2, Double(refresh.attempts)), longestRetryDelay)
+            let delay = RetryBackoff.delay(afterAttempts: refresh.attempts, cap: longestRetryDelay)
             logger.info("entitlement refresh failed; retrying", metadata: ["message_id": "\(refresh.messageID)", "error": "\(error)"])
             try? await pool.write { [now] db in
                 try NotificationStore.postponeRefresh(db, messageID: refresh.messageID, until: now() + delay, error: "\(error)")
