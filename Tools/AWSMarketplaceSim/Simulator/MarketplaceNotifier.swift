@@ -18,7 +18,7 @@ final class MarketplaceNotifier: Sendable {
     private let maildropDirectory: String?
     private let logger: Logger
     /// The simulator's own base URL, known once the server listens (the port may be chosen then).
-    private let baseURL = Mutex<String?>(nil)
+    private let baseURL = Mutex<(url: String?, waiters: [CheckedContinuation<String?, Never>])>((nil, []))
     /// Whether the offer emails are written and the subscription confirmations queued.
     private let prepared = Mutex((emails: false, confirmations: false))
     /// Signalled when a message is queued or a topic confirmed.
@@ -33,7 +33,11 @@ final class MarketplaceNotifier: Sendable {
     }
 
     func serverIsListening(baseURL url: String) {
-        baseURL.withLock { $0 = url }
+        let waiting = baseURL.withLock { state in
+            defer { state = (url, []) }
+            return state.waiters
+        }
+        for waiter in waiting { waiter.resume(returning: url) }
     }
 
     static func topicArn(productCode: String) -> String {
@@ -46,7 +50,7 @@ final class MarketplaceNotifier: Sendable {
             "action": action, "customer-identifier": subscription.customerIdentifier,
             "product-code": subscription.productCode, "offer-identifier": subscription.offerID,
         ], options: [.sortedKeys])
-        let base = await waitForBaseURL()
+        let base = try await waitForBaseURL()
         let topic = Self.topicArn(productCode: subscription.productCode)
         let signed = try signer.sign([
             "Type": "Notification", "MessageId": UUID().uuidString.lowercased(), "TopicArn": topic,
@@ -79,7 +83,7 @@ final class MarketplaceNotifier: Sendable {
     }
 
     private func prepareOnce() async throws {
-        let base = await waitForBaseURL()
+        let base = try await waitForBaseURL()
         if !prepared.withLock({ $0.emails }) {
             try await writeOfferEmails(base: base)
             prepared.withLock { $0.emails = true }
@@ -90,11 +94,26 @@ final class MarketplaceNotifier: Sendable {
         }
     }
 
-    private func waitForBaseURL() async -> String {
-        while true {
-            if let url = baseURL.withLock({ $0 }) { return url }
-            try? await Task.sleep(for: .milliseconds(10))
+    /// The base URL once the server listens; throws if the task is cancelled before (a server
+    /// that never started: shutdown must not wait for it).
+    private func waitForBaseURL() async throws -> String {
+        let url = await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<String?, Never>) in
+                let known = baseURL.withLock { state -> String? in
+                    if state.url == nil { state.waiters.append(continuation) }
+                    return state.url
+                }
+                if let known { continuation.resume(returning: known) }
+            }
+        } onCancel: {
+            let waiting = baseURL.withLock { state in
+                defer { state.waiters = [] }
+                return state.waiters
+            }
+            for waiter in waiting { waiter.resume(returning: nil) }
         }
+        guard let url else { throw CancellationError() }
+        return url
     }
 
     private func queueConfirmationIfNeeded(base: String) async throws {

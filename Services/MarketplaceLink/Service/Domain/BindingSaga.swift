@@ -23,8 +23,8 @@ final class BindingSaga: Sendable {
     private let logger: Logger
     /// Wakes the saga runner when a binding is recorded.
     let wake = WakeSignal()
-    /// Links whose saga step is running now.
-    private let stepsInFlight = Mutex<Set<String>>([])
+    /// Links whose saga step is running now, each with whoever waits for that step to end.
+    private let stepsInFlight = Mutex<[String: [CheckedContinuation<Void, Never>]]>([:])
 
     init(pool: DatabasePool, organization: ConnectClient, authenticator: AccessTokenAuthenticator, statusPage: BillingStatusPage,
          longestRetryDelay: TimeInterval = 60, now: @escaping @Sendable () -> Date, logger: Logger) {
@@ -70,7 +70,7 @@ final class BindingSaga: Sendable {
         // The first attempt is made now, so the answer is usually ACTIVE; if the runner picked the
         // link up first, wait for its attempt instead.
         while await !advance(linkID: linkID) {
-            try await Task.sleep(for: .milliseconds(20))
+            await stepEnded(linkID: linkID)
         }
         wake.signal()
         return try await statusPage.status(linkID: linkID)
@@ -83,8 +83,15 @@ final class BindingSaga: Sendable {
     /// returns false, doing nothing, while another step of the link is running.
     @discardableResult
     func advance(linkID: String) async -> Bool {
-        guard stepsInFlight.withLock({ $0.insert(linkID).inserted }) else { return false }
-        defer { stepsInFlight.withLock { _ = $0.remove(linkID) } }
+        let started = stepsInFlight.withLock { steps -> Bool in
+            guard steps[linkID] == nil else { return false }
+            steps[linkID] = []
+            return true
+        }
+        guard started else { return false }
+        defer {
+            for waiter in stepsInFlight.withLock({ $0.removeValue(forKey: linkID) }) ?? [] { waiter.resume() }
+        }
         guard let link = try? await pool.read({ db in try LinkStore.link(db, id: linkID) }), let step = link.pendingStep else { return true }
         let outcome: LinkStore.Outcome
         do {
@@ -114,6 +121,18 @@ final class BindingSaga: Sendable {
         }
         logger.info("saga step", metadata: ["link_id": "\(linkID)", "step": "\(step.rawValue)", "outcome": "\(outcome)"])
         return true
+    }
+
+    /// Returns once the step of `linkID` running now has ended (at once if none is running).
+    private func stepEnded(linkID: String) async {
+        await withCheckedContinuation { continuation in
+            let waiting = stepsInFlight.withLock { steps -> Bool in
+                guard steps[linkID] != nil else { return false }
+                steps[linkID]!.append(continuation)
+                return true
+            }
+            if !waiting { continuation.resume() }
+        }
     }
 
     /// The saga as background work: every link whose step is due, including those left by a
