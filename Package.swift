@@ -181,6 +181,7 @@ let package = Package(
             name: "AWSMarketplaceSimulator",
             dependencies: [
                 "AWSMarketplace", "ServiceRuntime", "WebLook",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Mustache", package: "swift-mustache"),
                 .product(name: "GRDB", package: "GRDB.swift"),
@@ -194,7 +195,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "aws-marketplace-sim",
-            dependencies: ["AWSMarketplaceSimulator", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["AWSMarketplaceSimulator"],
             path: "Tools/AWSMarketplaceSim/Main"
         ),
 

@@ -77,6 +77,11 @@ public struct SNSMessage: Sendable {
 
 /// The `Message` of an AWS Marketplace SaaS subscription notification.
 public struct MarketplaceSubscriptionEvent: Sendable, Equatable, Decodable {
+    /// The SNS topic AWS Marketplace publishes a product's subscription events on.
+    public static func topicArn(productCode: String) -> String {
+        "arn:aws:sns:us-east-1:287250355862:aws-mp-subscription-notification-\(productCode)"
+    }
+
     public enum Action: String, Sendable, Decodable {
         case subscribeSuccess = "subscribe-success"
         case subscribeFail = "subscribe-fail"

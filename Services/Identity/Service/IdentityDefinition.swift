@@ -1,4 +1,5 @@
 import Contracts
+import Foundation
 import GRDB
 import NIOPosix
 import ServiceRuntime
@@ -52,5 +53,3 @@ public enum IdentityDefinition {
         return try SigningKeyRing.rotate(pool: database.pool, tokenLifetime: SessionRules().accessTokenLifetime, at: Date())
     }
 }
-
-import Foundation

@@ -53,7 +53,7 @@ public struct MarketplaceLinkConfiguration: Sendable {
         self.awsRegion = awsRegion
         self.credentials = credentials
         // AWS Marketplace's SaaS topics all live in its us-east-1 account.
-        snsTopicArn = "arn:aws:sns:us-east-1:287250355862:aws-mp-subscription-notification-\(productCode)"
+        snsTopicArn = MarketplaceSubscriptionEvent.topicArn(productCode: productCode)
     }
 }
 

@@ -1,3 +1,4 @@
+import AWSMarketplace
 import AsyncHTTPClient
 import Foundation
 import GRDB
@@ -40,18 +41,15 @@ final class MarketplaceNotifier: Sendable {
         for waiter in waiting { waiter.resume(returning: url) }
     }
 
-    static func topicArn(productCode: String) -> String {
-        "arn:aws:sns:us-east-1:287250355862:aws-mp-subscription-notification-\(productCode)"
-    }
 
     /// Queues a Notification with the marketplace `action` for a subscription.
-    func publish(action: String, subscription: SimulatorStore.Subscription) async throws {
+    func publish(action: MarketplaceSubscriptionEvent.Action, subscription: SimulatorStore.Subscription) async throws {
         let message = try JSONSerialization.data(withJSONObject: [
-            "action": action, "customer-identifier": subscription.customerIdentifier,
+            "action": action.rawValue, "customer-identifier": subscription.customerIdentifier,
             "product-code": subscription.productCode, "offer-identifier": subscription.offerID,
         ], options: [.sortedKeys])
         let base = try await waitForBaseURL()
-        let topic = Self.topicArn(productCode: subscription.productCode)
+        let topic = MarketplaceSubscriptionEvent.topicArn(productCode: subscription.productCode)
         let signed = try signer.sign([
             "Type": "Notification", "MessageId": UUID().uuidString.lowercased(), "TopicArn": topic,
             "Message": String(decoding: message, as: UTF8.self), "Timestamp": Date().formatted(Self.timestamp),
@@ -119,7 +117,7 @@ final class MarketplaceNotifier: Sendable {
     private func queueConfirmationIfNeeded(base: String) async throws {
         let codes = try await store.database.read { db in try String.fetchAll(db, sql: "SELECT code FROM product") }
         for code in codes {
-            let topic = Self.topicArn(productCode: code)
+            let topic = MarketplaceSubscriptionEvent.topicArn(productCode: code)
             let (token, isNew) = try await store.topicToken(arn: topic)
             guard isNew else { continue }
             let signed = try signer.sign([

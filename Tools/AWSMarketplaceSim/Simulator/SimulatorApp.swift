@@ -1,3 +1,4 @@
+import AWSMarketplace
 import Foundation
 import GRDB
 import Hummingbird
@@ -103,7 +104,7 @@ public struct SimulatorApp: Sendable {
             guard let changed = try await store.amend(offerID: context.parameters.get("offer") ?? "", dimensions: amendment.dimensions) else {
                 return .notFound
             }
-            for subscription in changed { try await notifier.publish(action: "entitlement-updated", subscription: subscription) }
+            for subscription in changed { try await notifier.publish(action: .entitlementUpdated, subscription: subscription) }
             return .noContent
         }
 
@@ -172,7 +173,7 @@ public struct SimulatorApp: Sendable {
             }
             switch try await store.subscribe(offer: offer, identity: identity) {
             case .subscribed(let subscription):
-                try await notifier.publish(action: "subscribe-success", subscription: subscription)
+                try await notifier.publish(action: .subscribeSuccess, subscription: subscription)
                 return .redirect(to: "/buyer/subscriptions/\(subscription.customerIdentifier)?as=\(identity.name)", type: .found)
             case .alreadySubscribed(let subscription):
                 return .redirect(to: "/buyer/subscriptions/\(subscription.customerIdentifier)?as=\(identity.name)", type: .found)
@@ -217,7 +218,7 @@ public struct SimulatorApp: Sendable {
             guard let failed = try await store.cancel(customerIdentifier: context.parameters.get("customer") ?? "") else {
                 return .notFound
             }
-            try await notifier.publish(action: "subscribe-fail", subscription: failed)
+            try await notifier.publish(action: .subscribeFail, subscription: failed)
             return .noContent
         }
 
@@ -232,8 +233,8 @@ public struct SimulatorApp: Sendable {
                   let cancelled = try await store.cancel(customerIdentifier: customer) else {
                 return Self.page(.notFound, "problem", ["title": "Subscription not found", "message": "Your account has no active subscription with this id."])
             }
-            try await notifier.publish(action: "unsubscribe-pending", subscription: cancelled)
-            try await notifier.publish(action: "unsubscribe-success", subscription: cancelled)
+            try await notifier.publish(action: .unsubscribePending, subscription: cancelled)
+            try await notifier.publish(action: .unsubscribeSuccess, subscription: cancelled)
             return Self.page(.ok, "problem", ["title": "Subscription cancelled", "message": "Your subscription has been cancelled."])
         }
         return router

@@ -1,3 +1,5 @@
+import Foundation
+
 /// An email address as identity stores it: trimmed, domain lowercased, checked. The local part
 /// keeps the case the person typed, for display; `key` compares addresses.
 struct EmailAddress: Equatable, Sendable, CustomStringConvertible {
@@ -57,5 +59,3 @@ struct EmailAddress: Equatable, Sendable, CustomStringConvertible {
         }
     }
 }
-
-import Foundation

@@ -1,4 +1,0 @@
-import OrganizationService
-import ServiceRuntime
-
-await ServiceMain.run(OrganizationDefinition.make())
