@@ -73,6 +73,7 @@ let package = Package(
         .target(
             name: "ConnectTransport",
             dependencies: [
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 "NGHTTP2",
                 "RPCCore",
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -108,6 +109,7 @@ let package = Package(
         .target(
             name: "ServiceRuntime",
             dependencies: [
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"), .product(name: "NIOCore", package: "swift-nio"),
                 "AccessTokens",
                 "ConnectTransport",
                 "Contracts",
@@ -164,6 +166,7 @@ let package = Package(
         .target(
             name: "ConsoleService",
             dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
                 "ServiceRuntime", "Contracts", "RPCCore", "ConnectTransport", "AccessTokens", "WebLook",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -180,6 +183,7 @@ let package = Package(
         .target(
             name: "AWSMarketplaceSimulator",
             dependencies: [
+                .product(name: "Logging", package: "swift-log"), .product(name: "NIOCore", package: "swift-nio"),
                 "AWSMarketplace", "ServiceRuntime", "WebLook",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -203,6 +207,7 @@ let package = Package(
         .target(
             name: "TestSupport",
             dependencies: [
+                "NGHTTP2", .product(name: "NIOCore", package: "swift-nio"), .product(name: "Prometheus", package: "swift-prometheus"),
                 "ConnectTransport", "RPCCore", "Contracts", "ServiceRuntime", "IdentityService",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -218,18 +223,21 @@ let package = Package(
         ),
         .testTarget(
             name: "RPCCoreTests",
-            dependencies: ["RPCCore", "Contracts"],
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),"RPCCore", "Contracts"],
             path: "Tests/RPCCoreTests"
         ),
         .testTarget(
             name: "ConnectTransportTests",
-            dependencies: ["ConnectTransport", "RPCCore", "Contracts", "TestSupport",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),"ConnectTransport", "RPCCore", "Contracts", "TestSupport",
                            .product(name: "Logging", package: "swift-log"), .product(name: "NIOEmbedded", package: "swift-nio")],
             path: "Tests/ConnectTransportTests"
         ),
         .testTarget(
             name: "AWSMarketplaceTests",
-            dependencies: ["AWSMarketplace", "TestSupport"],
+            dependencies: [
+                .product(name: "Logging", package: "swift-log"),"AWSMarketplace", "TestSupport"],
             path: "Tests/AWSMarketplaceTests"
         ),
         .testTarget(
@@ -239,19 +247,22 @@ let package = Package(
         ),
         .testTarget(
             name: "IdentityServiceTests",
-            dependencies: ["IdentityService", "AccessTokens", "ConnectTransport", "Contracts", "TestSupport",
+            dependencies: [
+                "RPCCore", "ServiceRuntime","IdentityService", "AccessTokens", "ConnectTransport", "Contracts", "TestSupport",
                            .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Crypto", package: "swift-crypto")],
             path: "Tests/IdentityServiceTests"
         ),
         .testTarget(
             name: "OrganizationServiceTests",
-            dependencies: ["OrganizationService", "IdentityService", "AccessTokens", "ConnectTransport", "Contracts", "TestSupport",
+            dependencies: [
+                "RPCCore", "ServiceRuntime", .product(name: "Logging", package: "swift-log"),"OrganizationService", "IdentityService", "AccessTokens", "ConnectTransport", "Contracts", "TestSupport",
                            .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Crypto", package: "swift-crypto")],
             path: "Tests/OrganizationServiceTests"
         ),
         .testTarget(
             name: "MarketplaceLinkServiceTests",
-            dependencies: ["MarketplaceLinkService", "OrganizationService", "IdentityService", "AWSMarketplace", "ConnectTransport",
+            dependencies: [
+                "RPCCore", "ServiceRuntime", .product(name: "Logging", package: "swift-log"),"MarketplaceLinkService", "OrganizationService", "IdentityService", "AWSMarketplace", "ConnectTransport",
                            "Contracts", "AccessTokens", "TestSupport", .product(name: "Crypto", package: "swift-crypto"),
                            .product(name: "GRDB", package: "GRDB.swift")],
             path: "Tests/MarketplaceLinkServiceTests"
@@ -263,13 +274,15 @@ let package = Package(
         ),
         .testTarget(
             name: "ServiceRuntimeTests",
-            dependencies: ["ServiceRuntime", "ConnectTransport", "Contracts", "TestSupport",
+            dependencies: [
+                "RPCCore", .product(name: "GRDB", package: "GRDB.swift"),"ServiceRuntime", "ConnectTransport", "Contracts", "TestSupport",
                            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"), .product(name: "Logging", package: "swift-log")],
             path: "Tests/ServiceRuntimeTests"
         ),
         .testTarget(
             name: "EndToEndTests",
             dependencies: [
+                "RPCCore", .product(name: "NIOCore", package: "swift-nio"),
                 "TestSupport", "ConnectTransport", "Contracts",
                 "identity", "organization", "marketplace-link", "aws-marketplace-sim", "console",
             ],

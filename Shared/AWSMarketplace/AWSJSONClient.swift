@@ -23,9 +23,11 @@ public struct AWSJSONClient: Sendable {
         public var baseDelay: Duration
         public var maxDelay: Duration
 
-        public init(endpoint: URL, region: String, credentials: AWSCredentials, signingName: String = "aws-marketplace",
-                    timeout: Duration = .seconds(10), maxAttempts: Int = 5,
-                    baseDelay: Duration = .milliseconds(100), maxDelay: Duration = .seconds(5)) {
+        public init(
+            endpoint: URL, region: String, credentials: AWSCredentials, signingName: String = "aws-marketplace",
+            timeout: Duration = .seconds(10), maxAttempts: Int = 5,
+            baseDelay: Duration = .milliseconds(100), maxDelay: Duration = .seconds(5)
+        ) {
             self.endpoint = endpoint
             self.region = region
             self.credentials = credentials
@@ -51,8 +53,10 @@ public struct AWSJSONClient: Sendable {
     /// An `interactive` call (a person waits on a page) makes at most 3 attempts and starts no
     /// retry after a second: the person gets an answer soon, and a flood of such calls cannot
     /// multiply into the seller's AWS quota.
-    public func call<Input: Encodable, Output: Decodable>(target: String, input: Input, output: Output.Type = Output.self,
-                                                          interactive: Bool = false)
+    public func call<Input: Encodable, Output: Decodable>(
+        target: String, input: Input, output: Output.Type = Output.self,
+        interactive: Bool = false
+    )
         async throws(AWSMarketplaceError) -> Output
     {
         let started = ContinuousClock.now
@@ -69,11 +73,15 @@ public struct AWSJSONClient: Sendable {
                 let (status, responseBody) = try await send(target: target, body: body)
                 logger.debug("aws call", metadata: ["target": "\(target)", "status": "\(status)", "attempt": "\(attempt)"])
                 return try Self.decode(Output.self, status: status.code, headers: status.headers, body: responseBody)
-            } catch let error where error.isRetryable && attempt < (interactive ? min(3, configuration.maxAttempts) : configuration.maxAttempts)
-                && (!interactive || ContinuousClock.now - started < .seconds(1)) {
-                logger.info("aws call failed, retrying", metadata: [
-                    "target": "\(target)", "attempt": "\(attempt)", "error": "\(error.kind)",
-                ])
+            } catch let error
+                where error.isRetryable && attempt < (interactive ? min(3, configuration.maxAttempts) : configuration.maxAttempts)
+                && (!interactive || ContinuousClock.now - started < .seconds(1))
+            {
+                logger.info(
+                    "aws call failed, retrying",
+                    metadata: [
+                        "target": "\(target)", "attempt": "\(attempt)", "error": "\(error.kind)"
+                    ])
                 try? await Task.sleep(for: backoff(afterAttempt: attempt))
                 if Task.isCancelled { throw AWSMarketplaceError(kind: .unreachable, message: "the call was canceled") }
             }
@@ -90,7 +98,7 @@ public struct AWSJSONClient: Sendable {
         let headers: [(name: String, value: String)] = [
             ("host", SigV4Signer.host(of: configuration.endpoint)),
             ("content-type", "application/x-amz-json-1.1"),
-            ("x-amz-target", target),
+            ("x-amz-target", target)
         ]
         let signature = signer.sign(.init(method: "POST", url: configuration.endpoint, headers: headers, body: body), at: Date())
         var request = HTTPClientRequest(url: configuration.endpoint.absoluteString)
@@ -113,8 +121,9 @@ public struct AWSJSONClient: Sendable {
         guard status == 200 else {
             let wire = try? JSONDecoder().decode(WireError.self, from: data)
             let type = AWSMarketplaceError.errorType(header: headers.first(name: "x-amzn-errortype"), bodyType: wire?.type)
-            throw AWSMarketplaceError(kind: type.map(AWSMarketplaceError.Kind.init(awsType:)) ?? (status >= 500 ? .internalServiceError : .other("HTTP \(status)")),
-                                      message: wire?.message ?? wire?.capitalMessage ?? "HTTP status \(status)", status: status)
+            throw AWSMarketplaceError(
+                kind: type.map(AWSMarketplaceError.Kind.init(awsType:)) ?? (status >= 500 ? .internalServiceError : .other("HTTP \(status)")),
+                message: wire?.message ?? wire?.capitalMessage ?? "HTTP status \(status)", status: status)
         }
         do {
             return try decoder.decode(Output.self, from: data.isEmpty ? Data("{}".utf8) : data)

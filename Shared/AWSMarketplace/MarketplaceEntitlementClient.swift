@@ -22,8 +22,10 @@ public struct MarketplaceEntitlementClient: Sendable {
 
     /// Every entitlement of `productCode` that matches `filter`, following `NextToken` through
     /// every page, including empty pages that still carry one.
-    public func entitlements(productCode: String, filter: [Filter: [String]], pageSize: Int = 25, maxPages: Int = 1000,
-                             interactive: Bool = false)
+    public func entitlements(
+        productCode: String, filter: [Filter: [String]], pageSize: Int = 25, maxPages: Int = 1000,
+        interactive: Bool = false
+    )
         async throws(AWSMarketplaceError) -> [Entitlement]
     {
         var all: [Entitlement] = []
@@ -31,9 +33,10 @@ public struct MarketplaceEntitlementClient: Sendable {
         for _ in 0..<maxPages {
             let page: EntitlementsPage = try await transport.call(
                 target: "AWSMPEntitlementService.GetEntitlements",
-                input: GetEntitlementsInput(productCode: productCode,
-                                            filter: Dictionary(uniqueKeysWithValues: filter.map { ($0.key.rawValue, $0.value) }),
-                                            nextToken: nextToken, maxResults: min(max(pageSize, 1), 25)),
+                input: GetEntitlementsInput(
+                    productCode: productCode,
+                    filter: Dictionary(uniqueKeysWithValues: filter.map { ($0.key.rawValue, $0.value) }),
+                    nextToken: nextToken, maxResults: min(max(pageSize, 1), 25)),
                 interactive: interactive)
             all += page.entitlements
             guard let token = page.nextToken, !token.isEmpty else { return all }
@@ -91,8 +94,10 @@ public struct Entitlement: Codable, Sendable, Equatable {
     public var expirationDate: Date?
     public var licenseArn: String?
 
-    public init(productCode: String, dimension: String, customerIdentifier: String, customerAWSAccountID: String? = nil,
-                value: Value? = nil, expirationDate: Date? = nil, licenseArn: String? = nil) {
+    public init(
+        productCode: String, dimension: String, customerIdentifier: String, customerAWSAccountID: String? = nil,
+        value: Value? = nil, expirationDate: Date? = nil, licenseArn: String? = nil
+    ) {
         self.productCode = productCode
         self.dimension = dimension
         self.customerIdentifier = customerIdentifier

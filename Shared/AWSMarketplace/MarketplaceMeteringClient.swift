@@ -17,8 +17,9 @@ public struct MarketplaceMeteringClient: Sendable {
     /// Who a registration token (the `x-amzn-marketplace-token` of the fulfillment POST) belongs to.
     /// The token is sent only in the signed body, never logged.
     public func resolveCustomer(registrationToken: String, interactive: Bool = false) async throws(AWSMarketplaceError) -> ResolvedCustomer {
-        try await transport.call(target: "AWSMPMeteringService.ResolveCustomer",
-                                 input: ResolveCustomerInput(registrationToken: registrationToken), interactive: interactive)
+        try await transport.call(
+            target: "AWSMPMeteringService.ResolveCustomer",
+            input: ResolveCustomerInput(registrationToken: registrationToken), interactive: interactive)
     }
 
     /// Reports usage: at most 25 records a call. Records AWS did not process come back in
@@ -27,8 +28,9 @@ public struct MarketplaceMeteringClient: Sendable {
         guard (1...25).contains(records.count) else {
             throw AWSMarketplaceError(kind: .invalidParameter, message: "BatchMeterUsage takes 1 to 25 records, got \(records.count)")
         }
-        return try await transport.call(target: "AWSMPMeteringService.BatchMeterUsage",
-                                        input: BatchMeterUsageInput(productCode: productCode, usageRecords: records))
+        return try await transport.call(
+            target: "AWSMPMeteringService.BatchMeterUsage",
+            input: BatchMeterUsageInput(productCode: productCode, usageRecords: records))
     }
 }
 
@@ -67,8 +69,10 @@ public struct UsageRecord: Codable, Sendable, Equatable {
     public var dimension: String
     public var quantity: Int?
 
-    public init(timestamp: Date, customerIdentifier: String? = nil, customerAWSAccountID: String? = nil,
-                dimension: String, quantity: Int?) {
+    public init(
+        timestamp: Date, customerIdentifier: String? = nil, customerAWSAccountID: String? = nil,
+        dimension: String, quantity: Int?
+    ) {
         self.timestamp = timestamp
         self.customerIdentifier = customerIdentifier
         self.customerAWSAccountID = customerAWSAccountID

@@ -40,7 +40,8 @@ public struct SNSMessage: Sendable {
         if let typeHeader, typeHeader != typeName {
             throw .malformed("x-amz-sns-message-type says \(typeHeader) but the body says \(typeName)")
         }
-        let required = ["MessageId", "TopicArn", "Message", "Timestamp", "SignatureVersion", "Signature", "SigningCertURL"]
+        let required =
+            ["MessageId", "TopicArn", "Message", "Timestamp", "SignatureVersion", "Signature", "SigningCertURL"]
             + (kind == .notification ? [] : ["SubscribeURL", "Token"])
         if let missing = required.first(where: { fields[$0] == nil }) { throw .malformed("field \(missing) is missing") }
         guard let timestamp = Self.parseTimestamp(fields["Timestamp"]!) else {
@@ -62,7 +63,8 @@ public struct SNSMessage: Sendable {
     /// What SNS signs: `Key\nValue\n` for the keys of the message's type, in SNS's order; `Subject`
     /// only when present.
     public static func stringToSign(_ fields: [String: String]) -> String {
-        let keys = fields["Type"] == Kind.notification.rawValue
+        let keys =
+            fields["Type"] == Kind.notification.rawValue
             ? ["Message", "MessageId", "Subject", "Timestamp", "TopicArn", "Type"]
             : ["Message", "MessageId", "SubscribeURL", "Timestamp", "Token", "TopicArn", "Type"]
         return keys.compactMap { key in fields[key].map { "\(key)\n\($0)\n" } }.joined()

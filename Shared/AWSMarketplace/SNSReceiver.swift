@@ -1,10 +1,10 @@
-import _CryptoExtras
 import AsyncHTTPClient
 import Crypto
 import Foundation
 import NIOCore
 import Synchronization
 import X509
+import _CryptoExtras
 
 /// Checks that an SNS message really comes from Amazon SNS and is meant for us, as AWS's
 /// "Verifying the signatures of Amazon SNS messages" asks: an expected `TopicArn`, a
@@ -82,7 +82,8 @@ public final class SNSReceiver: Sendable {
         }
         let signed = Data(SNSMessage.stringToSign(message.fields).utf8)
         let rsaSignature = _RSA.Signing.RSASignature(rawRepresentation: signature)
-        let valid = digestName == "SHA1"
+        let valid =
+            digestName == "SHA1"
             ? key.isValidSignature(rsaSignature, for: Insecure.SHA1.hash(data: signed), padding: .insecurePKCS1v1_5)
             : key.isValidSignature(rsaSignature, for: SHA256.hash(data: signed), padding: .insecurePKCS1v1_5)
         guard valid else { throw .untrusted("the signature does not match the message") }
@@ -108,7 +109,8 @@ public final class SNSReceiver: Sendable {
     /// us request what it likes on a trusted host.
     static func isCertificateName(_ url: String) -> Bool {
         guard let components = URLComponents(string: url), components.query == nil, components.fragment == nil,
-              components.user == nil, components.password == nil else { return false }
+            components.user == nil, components.password == nil
+        else { return false }
         let path = components.percentEncodedPath
         let prefix = "/SimpleNotificationService-", suffix = ".pem"
         guard path.hasPrefix(prefix), path.hasSuffix(suffix), path.utf8.count > prefix.utf8.count + suffix.utf8.count else { return false }
@@ -170,8 +172,9 @@ public final class SNSReceiver: Sendable {
 
         init?(_ text: String) {
             guard let components = URLComponents(string: text), let scheme = components.scheme?.lowercased(),
-                  scheme == "https" || scheme == "http", let host = components.host?.lowercased(), !host.isEmpty,
-                  components.user == nil, components.password == nil else { return nil }
+                scheme == "https" || scheme == "http", let host = components.host?.lowercased(), !host.isEmpty,
+                components.user == nil, components.password == nil
+            else { return nil }
             self.scheme = scheme
             self.host = host
             self.port = components.port ?? (scheme == "https" ? 443 : 80)

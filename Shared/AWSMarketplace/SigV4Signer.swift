@@ -43,7 +43,7 @@ public struct SigV4Signer: Sendable {
     /// Headers AWS leaves out of signatures (botocore's list).
     static let unsignedHeaders: Set<String> = [
         "authorization", "connection", "expect", "keep-alive", "proxy-authenticate", "proxy-authorization",
-        "te", "trailer", "transfer-encoding", "upgrade", "user-agent", "x-amzn-trace-id",
+        "te", "trailer", "transfer-encoding", "upgrade", "user-agent", "x-amzn-trace-id"
     ]
 
     /// Signs `request` as of `date`.
@@ -79,8 +79,9 @@ public struct SigV4Signer: Sendable {
         }
         let signature = Self.hex(HMAC<SHA256>.authenticationCode(for: Array(stringToSign.utf8), using: key))
         let authorization = "AWS4-HMAC-SHA256 Credential=\(credentials.accessKeyID)/\(scope), SignedHeaders=\(signedHeaders), Signature=\(signature)"
-        return Signature(canonicalRequest: canonicalRequest, stringToSign: stringToSign, signature: signature,
-                         headers: added + [("authorization", authorization)])
+        return Signature(
+            canonicalRequest: canonicalRequest, stringToSign: stringToSign, signature: signature,
+            headers: added + [("authorization", authorization)])
     }
 
     /// `20260131T120000Z`.

@@ -19,8 +19,10 @@ public struct AccessTokenClaims: Codable, Sendable, Equatable {
     /// The `iss` every access token carries.
     public static let issuer = "marketplace-onboarding/identity"
 
-    public init(subject: String, email: String, emailVerified: Bool, onboardingState: OnboardingState,
-                sessionID: String, issuedAt: Date, expiresAt: Date) {
+    public init(
+        subject: String, email: String, emailVerified: Bool, onboardingState: OnboardingState,
+        sessionID: String, issuedAt: Date, expiresAt: Date
+    ) {
         self.issuer = Self.issuer
         self.subject = subject
         self.email = email

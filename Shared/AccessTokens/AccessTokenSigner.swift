@@ -14,13 +14,14 @@ public struct SigningKey: Sendable {
 
     /// A new random key with a random id.
     public static func generate() -> SigningKey {
-        SigningKey(keyID: Base64URL.encode(SymmetricKey(size: .bits128).withUnsafeBytes { Data($0) }),
-                   privateKey: P256.Signing.PrivateKey())
+        SigningKey(
+            keyID: Base64URL.encode(SymmetricKey(size: .bits128).withUnsafeBytes { Data($0) }),
+            privateKey: P256.Signing.PrivateKey())
     }
 
     /// The public half, as published in the JWK set.
     public var publicJWK: JSONWebKey {
-        let raw = privateKey.publicKey.rawRepresentation // x || y, 32 bytes each
+        let raw = privateKey.publicKey.rawRepresentation  // x || y, 32 bytes each
         return JSONWebKey(x: Base64URL.encode(raw.prefix(32)), y: Base64URL.encode(raw.suffix(32)), kid: keyID)
     }
 

@@ -32,7 +32,8 @@ public struct AccessTokenVerifier: Sendable {
         var keys: [String: P256.Signing.PublicKey] = [:]
         for jwk in keySet.keys where jwk.kty == "EC" && jwk.crv == "P-256" && jwk.alg == "ES256" {
             guard let x = Base64URL.decode(jwk.x), let y = Base64URL.decode(jwk.y), x.count == 32, y.count == 32,
-                  let key = try? P256.Signing.PublicKey(rawRepresentation: x + y) else { continue }
+                let key = try? P256.Signing.PublicKey(rawRepresentation: x + y)
+            else { continue }
             keys[jwk.kid] = key
         }
         self.keys = keys
@@ -41,8 +42,9 @@ public struct AccessTokenVerifier: Sendable {
     /// The key id a token names in its header, without checking anything else.
     public static func keyID(of token: String) -> String? {
         guard let headerPart = token.split(separator: ".", omittingEmptySubsequences: false).first,
-              let data = Base64URL.decode(headerPart),
-              let header = try? JSONDecoder().decode(Header.self, from: data) else { return nil }
+            let data = Base64URL.decode(headerPart),
+            let header = try? JSONDecoder().decode(Header.self, from: data)
+        else { return nil }
         return header.kid
     }
 
@@ -50,13 +52,15 @@ public struct AccessTokenVerifier: Sendable {
     public func verify(_ token: String, now: Date = Date()) throws(AccessTokenError) -> AccessTokenClaims {
         let parts = token.split(separator: ".", omittingEmptySubsequences: false)
         guard parts.count == 3, let headerData = Base64URL.decode(parts[0]), let payload = Base64URL.decode(parts[1]),
-              let signatureData = Base64URL.decode(parts[2]),
-              let header = try? JSONDecoder().decode(Header.self, from: headerData) else { throw .malformed }
+            let signatureData = Base64URL.decode(parts[2]),
+            let header = try? JSONDecoder().decode(Header.self, from: headerData)
+        else { throw .malformed }
         guard header.alg == "ES256" else { throw .unsupportedAlgorithm }
         guard let kid = header.kid, let key = keys[kid] else { throw .unknownKey(header.kid ?? "") }
         // One token, one spelling: the high-S twin of a valid signature is refused.
         guard ECDSALowS.isLow(signatureData), let signature = try? P256.Signing.ECDSASignature(rawRepresentation: signatureData),
-              key.isValidSignature(signature, for: Data("\(parts[0]).\(parts[1])".utf8)) else { throw .badSignature }
+            key.isValidSignature(signature, for: Data("\(parts[0]).\(parts[1])".utf8))
+        else { throw .badSignature }
         guard let claims = try? JSONDecoder().decode(AccessTokenClaims.self, from: payload) else { throw .malformed }
         guard claims.issuer == AccessTokenClaims.issuer else { throw .wrongIssuer }
         guard claims.expiresAt > now else { throw .expired }

@@ -20,7 +20,8 @@ public enum Identity {
     public static let updateBusinessProfile = RPCMethod<BusinessProfile, User>(service: service, name: "UpdateBusinessProfile")
     /// Needs the access token.
     public static let changePassword = RPCMethod<ChangePasswordRequest, Empty>(service: service, name: "ChangePassword")
-    public static let requestPasswordReset = RPCMethod<RequestPasswordResetRequest, AcknowledgedResponse>(service: service, name: "RequestPasswordReset")
+    public static let requestPasswordReset = RPCMethod<RequestPasswordResetRequest, AcknowledgedResponse>(
+        service: service, name: "RequestPasswordReset")
     public static let resetPassword = RPCMethod<ResetPasswordRequest, Empty>(service: service, name: "ResetPassword")
     public static let getSigningKeys = RPCMethod<Empty, JSONWebKeySet>(service: service, name: "GetSigningKeys")
     public static let introspectSession = RPCMethod<SessionTokenRequest, IntrospectSessionResponse>(
@@ -174,8 +175,10 @@ public struct User: RPCMessage, Equatable {
     public var onboardingState: OnboardingState
     public var businessProfile: BusinessProfile?
     public var createdAt: Date
-    public init(id: String, email: String, fullName: String, emailVerified: Bool, onboardingState: OnboardingState,
-                businessProfile: BusinessProfile?, createdAt: Date) {
+    public init(
+        id: String, email: String, fullName: String, emailVerified: Bool, onboardingState: OnboardingState,
+        businessProfile: BusinessProfile?, createdAt: Date
+    ) {
         self.id = id
         self.email = email
         self.fullName = fullName
@@ -199,7 +202,7 @@ public struct BusinessProfile: RPCMessage, Equatable {
     /// The accepted company sizes, as proto enum value names.
     public static let companySizes = [
         "COMPANY_SIZE_1_TO_10", "COMPANY_SIZE_11_TO_50", "COMPANY_SIZE_51_TO_200",
-        "COMPANY_SIZE_201_TO_1000", "COMPANY_SIZE_1001_TO_5000", "COMPANY_SIZE_OVER_5000",
+        "COMPANY_SIZE_201_TO_1000", "COMPANY_SIZE_1001_TO_5000", "COMPANY_SIZE_OVER_5000"
     ]
 
     public init(companyName: String, companySize: String, country: String, jobTitle: String, useCase: String) {

@@ -7,14 +7,16 @@ public enum MarketplaceLink {
     static let service = "marketplacelink.v1.MarketplaceLinkService"
 
     /// Called by the web front with the token AWS POSTed to the fulfillment URL.
-    public static let acceptRegistration = RPCMethod<AcceptRegistrationRequest, AcceptRegistrationResponse>(service: service, name: "AcceptRegistration")
+    public static let acceptRegistration = RPCMethod<AcceptRegistrationRequest, AcceptRegistrationResponse>(
+        service: service, name: "AcceptRegistration")
     public static let getClaim = RPCMethod<ClaimRequest, ClaimStatus>(service: service, name: "GetClaim")
     /// Needs the user's access token; the user must be a verified ADMIN of the organization.
     public static let bindOrganization = RPCMethod<BindOrganizationRequest, BillingStatus>(service: service, name: "BindOrganization")
     /// Needs the user's access token; ADMIN or BILLING of the organization.
     public static let getBillingStatus = RPCMethod<BillingStatusRequest, BillingStatus>(service: service, name: "GetBillingStatus")
-    public static let listLinks = RPCMethod<ListLinksRequest, LinkList>(service: service, name: "ListLinks",
-                                                                  access: .internalOnly(callers: [ServiceNames.console, ServiceNames.operator]))
+    public static let listLinks = RPCMethod<ListLinksRequest, LinkList>(
+        service: service, name: "ListLinks",
+        access: .internalOnly(callers: [ServiceNames.console, ServiceNames.operator]))
 }
 
 public struct AcceptRegistrationRequest: RPCMessage, Equatable {
@@ -119,8 +121,10 @@ public struct BillingStatus: RPCMessage, Equatable {
     public var linkedAt: Date?
     /// Why a binding failed, when it did.
     public var failureReason: String?
-    public init(organizationId: String, provider: String, linkId: String? = nil, state: LinkState? = nil, offer: OfferSummary? = nil,
-                linkedBy: String? = nil, linkedAt: Date? = nil, failureReason: String? = nil) {
+    public init(
+        organizationId: String, provider: String, linkId: String? = nil, state: LinkState? = nil, offer: OfferSummary? = nil,
+        linkedBy: String? = nil, linkedAt: Date? = nil, failureReason: String? = nil
+    ) {
         self.organizationId = organizationId
         self.provider = provider
         self.linkId = linkId

@@ -25,8 +25,9 @@ public enum Organizations {
     public static let removeMember = RPCMethod<MemberRef, Empty>(service: service, name: "RemoveMember")
     public static let leaveOrganization = RPCMethod<OrganizationRef, Empty>(service: service, name: "LeaveOrganization")
     public static let listMembers = RPCMethod<OrganizationRef, MemberList>(service: service, name: "ListMembers")
-    public static let checkAdmin = RPCMethod<MemberRef, CheckAdminResponse>(service: service, name: "CheckAdmin",
-                                                                         access: .internalOnly(callers: [ServiceNames.marketplaceLink, ServiceNames.console]))
+    public static let checkAdmin = RPCMethod<MemberRef, CheckAdminResponse>(
+        service: service, name: "CheckAdmin",
+        access: .internalOnly(callers: [ServiceNames.marketplaceLink, ServiceNames.console]))
     public static let getBillingAccount = RPCMethod<OrganizationRef, BillingAccount>(service: service, name: "GetBillingAccount")
     public static let setBillingAccount = RPCMethod<SetBillingAccountRequest, BillingAccount>(
         service: service, name: "SetBillingAccount", access: .internalOnly(callers: [ServiceNames.marketplaceLink]))
@@ -182,8 +183,10 @@ public struct BillingAccount: RPCMessage, Equatable {
     public var linkId: String?
     public var contract: ContractSummary?
     public var updatedAt: Date?
-    public init(organizationId: String, provider: BillingProvider, awsAccountId: String? = nil, linkId: String? = nil,
-                contract: ContractSummary? = nil, updatedAt: Date? = nil) {
+    public init(
+        organizationId: String, provider: BillingProvider, awsAccountId: String? = nil, linkId: String? = nil,
+        contract: ContractSummary? = nil, updatedAt: Date? = nil
+    ) {
         self.organizationId = organizationId
         self.provider = provider
         self.awsAccountId = awsAccountId
@@ -202,8 +205,10 @@ public struct SetBillingAccountRequest: RPCMessage, Equatable {
     public var contract: ContractSummary
     /// The user who linked it, for the audit trail.
     public var linkedBy: String?
-    public init(organizationId: String, provider: BillingProvider, awsAccountId: String, linkId: String,
-                contract: ContractSummary, linkedBy: String? = nil) {
+    public init(
+        organizationId: String, provider: BillingProvider, awsAccountId: String, linkId: String,
+        contract: ContractSummary, linkedBy: String? = nil
+    ) {
         self.organizationId = organizationId
         self.provider = provider
         self.awsAccountId = awsAccountId

@@ -57,12 +57,13 @@ public final class HTTP2Session {
 
         // With a budget, a stream's window is its body limit plus one frame, so a body over the
         // limit still arrives far enough to be refused, and no stream window ever needs reopening.
-        let streamWindow = limits.connectionBodyBudget == nil
+        let streamWindow =
+            limits.connectionBodyBudget == nil
             ? limits.initialWindowSize : UInt32(clamping: limits.maxBodyBytes + 16_384)
         var settings = [
             nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS.rawValue), value: limits.maxConcurrentStreams),
             nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE.rawValue), value: streamWindow),
-            nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE.rawValue), value: limits.maxHeaderListSize),
+            nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE.rawValue), value: limits.maxHeaderListSize)
         ]
         let settingsRC = nghttp2_submit_settings(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), &settings, settings.count)
         guard settingsRC == 0 else { throw HTTP2SessionError.library(code: settingsRC) }
@@ -160,7 +161,6 @@ public final class HTTP2Session {
     public var isAlive: Bool {
         nghttp2_session_want_read(session) != 0 || nghttp2_session_want_write(session) != 0
     }
-
 
     /// Streams that have begun and not yet closed.
     public var openStreamCount: Int { streams.count }

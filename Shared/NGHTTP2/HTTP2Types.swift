@@ -57,8 +57,10 @@ public struct HTTP2Limits: Sendable {
     /// When nil, nghttp2 reopens windows as bytes arrive (fine for a client reading answers).
     public var connectionBodyBudget: Int?
 
-    public init(maxConcurrentStreams: UInt32 = 250, initialWindowSize: UInt32 = 1 << 20,
-                maxHeaderListSize: UInt32 = 16 << 10, maxBodyBytes: Int = 1 << 20, connectionBodyBudget: Int? = nil) {
+    public init(
+        maxConcurrentStreams: UInt32 = 250, initialWindowSize: UInt32 = 1 << 20,
+        maxHeaderListSize: UInt32 = 16 << 10, maxBodyBytes: Int = 1 << 20, connectionBodyBudget: Int? = nil
+    ) {
         self.maxConcurrentStreams = maxConcurrentStreams
         self.initialWindowSize = initialWindowSize
         self.maxHeaderListSize = maxHeaderListSize

@@ -15,9 +15,11 @@ public struct CallContext: Sendable {
     /// The address of the peer that opened the connection.
     public let peerAddress: String?
 
-    public init(path: String, requestID: String, deadline: ContinuousClock.Instant?,
-                headers: [(name: String, value: String)], callingService: String?,
-                bearerToken: String?, peerAddress: String?) {
+    public init(
+        path: String, requestID: String, deadline: ContinuousClock.Instant?,
+        headers: [(name: String, value: String)], callingService: String?,
+        bearerToken: String?, peerAddress: String?
+    ) {
         self.path = path
         self.requestID = requestID
         self.deadline = deadline

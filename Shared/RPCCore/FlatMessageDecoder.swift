@@ -45,7 +45,8 @@ enum FlatMessageDecoder {
             if !expect(UInt8(ascii: "}")) {
                 repeat {
                     guard fields.count < 16, let key = string(isKey: true), expect(UInt8(ascii: ":")), let value = string(isKey: false),
-                          fields.updateValue(value, forKey: key) == nil else { return nil }
+                        fields.updateValue(value, forKey: key) == nil
+                    else { return nil }
                 } while expect(UInt8(ascii: ","))
                 guard expect(UInt8(ascii: "}")) else { return nil }
             }

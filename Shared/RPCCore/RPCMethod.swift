@@ -17,8 +17,9 @@ public enum RPCAccess: Sendable, Hashable {
             return RPCError(.unauthenticated, "this method is internal-only: call it with a valid service credential")
         }
         guard callers.contains(callingService) else {
-            return RPCError(.permissionDenied,
-                            "service '\(callingService)' may not call this method; it is for \(callers.sorted().joined(separator: ", ")) only")
+            return RPCError(
+                .permissionDenied,
+                "service '\(callingService)' may not call this method; it is for \(callers.sorted().joined(separator: ", ")) only")
         }
         return nil
     }
@@ -33,8 +34,10 @@ public struct RPCMethod<Request: RPCMessage, Response: RPCMessage>: Sendable {
     public let name: String
     public let access: RPCAccess
 
-    public init(service: String, name: String, access: RPCAccess = .public,
-                request: Request.Type = Request.self, response: Response.Type = Response.self) {
+    public init(
+        service: String, name: String, access: RPCAccess = .public,
+        request: Request.Type = Request.self, response: Response.Type = Response.self
+    ) {
         self.service = service
         self.name = name
         self.access = access

@@ -22,10 +22,12 @@ public final class DurableWorkRunner: Service, Sendable {
 
     /// `due` finds at most `batchSize` items due now; `perform` does one. `nextDue`, if given,
     /// says when the next item falls due, so the runner need not wake before then.
-    public init<Item: Sendable>(name: String, wake: WakeSignal = WakeSignal(), batchSize: Int, idleWait: Duration,
-                                due: @escaping @Sendable () async throws -> [Item], perform: @escaping @Sendable (Item) async -> Void,
-                                nextDue: (@Sendable () async throws -> Date?)? = nil, now: @escaping @Sendable () -> Date = { Date() },
-                                logger: Logger) {
+    public init<Item: Sendable>(
+        name: String, wake: WakeSignal = WakeSignal(), batchSize: Int, idleWait: Duration,
+        due: @escaping @Sendable () async throws -> [Item], perform: @escaping @Sendable (Item) async -> Void,
+        nextDue: (@Sendable () async throws -> Date?)? = nil, now: @escaping @Sendable () -> Date = { Date() },
+        logger: Logger
+    ) {
         self.name = name
         self.wake = wake
         self.batchSize = batchSize

@@ -27,7 +27,7 @@ public struct EmailMessage: Sendable, Equatable {
             "Message-ID: <\(id)@\(domain)>",
             "MIME-Version: 1.0",
             "Content-Type: text/plain; charset=utf-8",
-            "Content-Transfer-Encoding: 8bit",
+            "Content-Transfer-Encoding: 8bit"
         ]
         let lines = body.replacingOccurrences(of: "\r\n", with: "\n").split(separator: "\n", omittingEmptySubsequences: false)
         return (header + [""] + lines.map(String.init)).joined(separator: "\r\n") + "\r\n"
@@ -62,8 +62,11 @@ public struct Maildrop: Sendable {
         let path = (directory as NSString).appendingPathComponent("\(name ?? message.id).eml")
         let temporary = path + ".tmp"
         // 0600 from creation: the message may hold a link token.
-        guard FileManager.default.createFile(atPath: temporary, contents: Data(message.rfc5322(domain: domain).utf8),
-                                             attributes: [.posixPermissions: 0o600]) else {
+        guard
+            FileManager.default.createFile(
+                atPath: temporary, contents: Data(message.rfc5322(domain: domain).utf8),
+                attributes: [.posixPermissions: 0o600])
+        else {
             throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: temporary])
         }
         guard rename(temporary, path) == 0 else {

@@ -13,8 +13,9 @@ public enum PrivateFiles {
     /// Creates `path` (and missing parents) and makes it 0700.
     public static func makeDirectory(_ path: String) throws {
         restrictNewFiles()
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true,
-                                                attributes: [.posixPermissions: 0o700])
+        try FileManager.default.createDirectory(
+            atPath: path, withIntermediateDirectories: true,
+            attributes: [.posixPermissions: 0o700])
         guard chmod(path, 0o700) == 0 else {
             throw ConfigurationError("cannot make \(path) private (chmod 700): \(String(cString: strerror(errno)))")
         }
@@ -30,7 +31,8 @@ public enum PrivateFiles {
     /// Throws, saying how to fix it, when `path` exists and its group or others may read or write it.
     public static func refuseIfShared(_ path: String, holding what: String) throws {
         guard let mode = mode(of: path), mode & 0o077 != 0 else { return }
-        throw ConfigurationError("""
+        throw ConfigurationError(
+            """
             \(path) holds \(what) but its mode is \(String(mode, radix: 8)): other users may read it. \
             Stop the service, run 'chmod 600 \(path)*', check who may have copied it (rotate the keys if in doubt), and start again
             """)

@@ -1,5 +1,5 @@
-import Foundation
 import ConnectTransport
+import Foundation
 import GRDB
 import Logging
 import NIOCore
@@ -20,8 +20,10 @@ public struct ServiceDefinition: Sendable {
     /// Registers the handlers and background work; called once at start with the opened database.
     public var register: @Sendable (inout ServiceSetup, ServiceResources) throws -> Void
 
-    public init(identity: ServiceIdentity, rpcServices: Set<String>, migrator: DatabaseMigrator,
-                register: @escaping @Sendable (inout ServiceSetup, ServiceResources) throws -> Void) {
+    public init(
+        identity: ServiceIdentity, rpcServices: Set<String>, migrator: DatabaseMigrator,
+        register: @escaping @Sendable (inout ServiceSetup, ServiceResources) throws -> Void
+    ) {
         self.identity = identity
         self.rpcServices = rpcServices
         self.migrator = migrator
@@ -63,13 +65,16 @@ public final class ServiceHost: Service, Sendable {
     /// The background work's service group, running from `start` until `shutdown`.
     private let runningWork = Mutex<(group: ServiceGroup, task: Task<Void, Never>)?>(nil)
 
-    public init(definition: ServiceDefinition, settings: ServiceSettings, logger: Logger,
-                group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) throws {
+    public init(
+        definition: ServiceDefinition, settings: ServiceSettings, logger: Logger,
+        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+    ) throws {
         self.settings = settings
         self.logger = logger
         PrivateFiles.restrictNewFiles()
-        database = try ServiceDatabase(directory: settings.dataDirectory, name: definition.identity.name, migrator: definition.migrator,
-                                       holdsSecrets: definition.databaseHoldsSecrets)
+        database = try ServiceDatabase(
+            directory: settings.dataDirectory, name: definition.identity.name, migrator: definition.migrator,
+            holdsSecrets: definition.databaseHoldsSecrets)
         health = HealthService(services: definition.rpcServices)
         metrics = ServerMetrics(registry: PrometheusCollectorRegistry())
 
@@ -90,9 +95,10 @@ public final class ServiceHost: Service, Sendable {
                 return await database.isReachable() ? .text(200, "ready\n") : .text(503, "database unreachable\n")
             },
             "/metrics": .get {
-                HTTPResponse(status: 200, headers: [("content-type", "text/plain; version=0.0.4")],
-                             body: ByteBuffer(bytes: metrics.exposition()))
-            },
+                HTTPResponse(
+                    status: 200, headers: [("content-type", "text/plain; version=0.0.4")],
+                    body: ByteBuffer(bytes: metrics.exposition()))
+            }
         ]
         let plainRoutes = try runtimeRoutes.merging(serviceRoutes) { _, _ in
             throw ConfigurationError("a service route reuses one of /healthz, /readyz, /metrics")
@@ -107,14 +113,16 @@ public final class ServiceHost: Service, Sendable {
                 idleTimeout: settings.idleTimeout, requestTimeout: settings.requestTimeout, maxConnections: settings.maxConnections,
                 maxConnectionsPerClient: settings.maxConnectionsPerClient, bodyBudget: settings.bodyBudget)
         }
-        server = ConnectServer(configuration: connectionLimits(settings.host, settings.port, settings.tls),
-                               endpoint: endpoint, group: group, logger: logger)
+        server = ConnectServer(
+            configuration: connectionLimits(settings.host, settings.port, settings.tls),
+            endpoint: endpoint, group: group, logger: logger)
         metricsServer = settings.metricsListener.map { listener in
             let metricsEndpoint = ConnectEndpoint(
                 router: RPCRouter(), plainRoutes: ["/metrics": runtimeRoutes["/metrics"]!], trustedServices: .none,
                 configuration: .init(maxBodyBytes: 1024), metrics: metrics, logger: logger)
-            return ConnectServer(configuration: connectionLimits(listener.host, listener.port, nil),
-                                 endpoint: metricsEndpoint, group: group, logger: logger)
+            return ConnectServer(
+                configuration: connectionLimits(listener.host, listener.port, nil),
+                endpoint: metricsEndpoint, group: group, logger: logger)
         }
     }
 
@@ -133,10 +141,12 @@ public final class ServiceHost: Service, Sendable {
             self.metricsAddress = metricsAddress
             logger.info("serving /metrics apart", metadata: ["host": "\(metricsAddress.ipAddress ?? "?")", "port": "\(metricsAddress.port ?? 0)"])
         }
-        logger.info("listening", metadata: [
-            "service": "\(settings.service.name)", "host": "\(settings.host)", "port": "\(address.port ?? 0)",
-            "tls": "\(settings.tls != nil)", "data_dir": "\(settings.dataDirectory)",
-        ])
+        logger.info(
+            "listening",
+            metadata: [
+                "service": "\(settings.service.name)", "host": "\(settings.host)", "port": "\(address.port ?? 0)",
+                "tls": "\(settings.tls != nil)", "data_dir": "\(settings.dataDirectory)"
+            ])
         if !backgroundWork.isEmpty {
             // One group for all of it, stopped (gracefully, between items) by `shutdown`.
             let group = ServiceGroup(configuration: .init(services: backgroundWork.map { .init(service: $0) }, logger: logger))
@@ -155,7 +165,10 @@ public final class ServiceHost: Service, Sendable {
         health.startDraining()
         await server.shutdown(timeout: timeout)
         await metricsServer?.shutdown(timeout: .seconds(1))
-        if let running = runningWork.withLock({ current in defer { current = nil }; return current }) {
+        if let running = runningWork.withLock({ current in
+            defer { current = nil }
+            return current
+        }) {
             await running.group.triggerGracefulShutdown()
             await running.task.value
         }
@@ -190,8 +203,9 @@ public enum ServiceMain {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: settings.eventLoopThreads)
         do {
             let host = try ServiceHost(definition: definition, settings: settings, logger: logger, group: group)
-            let services = ServiceGroup(configuration: .init(
-                services: [.init(service: host)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            let services = ServiceGroup(
+                configuration: .init(
+                    services: [.init(service: host)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
             try await services.run()
         } catch {
             logger.critical("cannot run", metadata: ["error": "\(error)"])

@@ -1,9 +1,9 @@
-import RPCCore
 import ArgumentParser
 import ConnectTransport
 import Foundation
 import Logging
 import NIOCore
+import RPCCore
 
 /// The flags every executable takes (DESIGN.md section 2). Each can also be given as its
 /// upper-snake environment variable (`--data-dir` as `DATA_DIR`); a flag wins over the variable.
@@ -24,7 +24,8 @@ public struct ServiceOptions: ParsableArguments, Sendable {
     @Option(help: "Connections open at once; more are closed on arrival. Kept below the open-file limit (MAX_CONNECTIONS).") var maxConnections: Int?
     @Option(help: "Connections open at once from one client address (MAX_CONNECTIONS_PER_CLIENT).") var maxConnectionsPerClient: Int?
     @Option(help: "Seconds a request has to arrive whole, headers and body, once begun (REQUEST_TIMEOUT_SECONDS).") var requestTimeoutSeconds: Int?
-    @Option(help: "Bytes of unfinished request bodies one connection may hold; default 4 MiB (CONNECTION_BODY_BUDGET).") var connectionBodyBudget: Int?
+    @Option(help: "Bytes of unfinished request bodies one connection may hold; default 4 MiB (CONNECTION_BODY_BUDGET).") var connectionBodyBudget:
+        Int?
     @Option(help: "Bytes of unfinished request bodies the whole process may hold; default 32 MiB (PROCESS_BODY_BUDGET).") var processBodyBudget: Int?
     @Option(help: "Serve /metrics on this port only, not on the service port (METRICS_PORT).") var metricsPort: Int?
     @Option(help: "Address for --metrics-port; default 127.0.0.1 (METRICS_HOST).") var metricsHost: String?

@@ -1,7 +1,7 @@
 import AWSMarketplace
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// aws-marketplace-sim as a real process: the buyer's pages, and the seller APIs against boto3
 /// and against our own client.
@@ -22,9 +22,11 @@ import TestSupport
     }
 
     private func client(_ base: String, credentials: AWSCredentials = seller) -> (MarketplaceMeteringClient, MarketplaceEntitlementClient) {
-        let transport = AWSJSONClient(configuration: .init(endpoint: URL(string: base + "/")!, region: "us-east-1", credentials: credentials,
-                                                           timeout: .seconds(5), maxAttempts: 4, baseDelay: .milliseconds(10),
-                                                           maxDelay: .milliseconds(50)))
+        let transport = AWSJSONClient(
+            configuration: .init(
+                endpoint: URL(string: base + "/")!, region: "us-east-1", credentials: credentials,
+                timeout: .seconds(5), maxAttempts: 4, baseDelay: .milliseconds(10),
+                maxDelay: .milliseconds(50)))
         return (MarketplaceMeteringClient(transport: transport), MarketplaceEntitlementClient(transport: transport))
     }
 
@@ -57,8 +59,9 @@ import TestSupport
         let (sim, base, _) = try await start()
         defer { Task { await sim.stop() } }
         _ = try await subscribeAndSetUp(base, identity: "alice", offer: "offer-a")
-        let second = try await Curl.post(base + "/buyer/offers/offer-b/subscribe", body: "as=alice",
-                                         contentType: "application/x-www-form-urlencoded")
+        let second = try await Curl.post(
+            base + "/buyer/offers/offer-b/subscribe", body: "as=alice",
+            contentType: "application/x-www-form-urlencoded")
         #expect(second.status == 409)
         #expect(second.body.contains("only one"))
         // Another account's offer is not even visible.
@@ -71,8 +74,11 @@ import TestSupport
         let token = try await subscribeAndSetUp(base, identity: "alice", offer: "offer-a")
         let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .appendingPathComponent("Fixtures/boto3_seller.py").path
-        let result = try await ExternalCommand.run(["python3", script, base, token, Self.product, Self.seller.accessKeyID,
-                                                    Self.seller.secretAccessKey], timeout: .seconds(60))
+        let result = try await ExternalCommand.run(
+            [
+                "python3", script, base, token, Self.product, Self.seller.accessKeyID,
+                Self.seller.secretAccessKey
+            ], timeout: .seconds(60))
         #expect(result.status == 0, "\(result.stderr)")
         let output = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
         let resolved = output["resolve"] as? [String: String]
@@ -94,8 +100,9 @@ import TestSupport
         let token = try await subscribeAndSetUp(base, identity: "alice", offer: "offer-a")
         let (metering, entitlements) = client(base)
         let customer = try await metering.resolveCustomer(registrationToken: token)
-        let all = try await entitlements.entitlements(productCode: Self.product, filter: [.customerIdentifier: [customer.customerIdentifier]],
-                                                      pageSize: 2)
+        let all = try await entitlements.entitlements(
+            productCode: Self.product, filter: [.customerIdentifier: [customer.customerIdentifier]],
+            pageSize: 2)
         #expect(all.map(\.dimension) == ["compute", "seats", "storage"])
         #expect(all.map(\.value) == [.integer(7), .integer(10), .integer(500)])
         let none = try await entitlements.entitlements(productCode: Self.product, filter: [.customerAWSAccountID: ["999999999999"]])
@@ -144,14 +151,19 @@ import TestSupport
         let amended = try await Curl.post(base + "/_sim/offers/offer-a/amend", body: #"{"dimensions":{"seats":20,"compute":7}}"#)
         #expect(amended.status == 204)
         let subscription = try #require(try await received(receiver, count: 3).last?["customer-identifier"] as? String)
-        let cancelled = try await Curl.post(base + "/buyer/subscriptions/\(subscription)/cancel", body: "as=alice",
-                                            contentType: "application/x-www-form-urlencoded")
+        let cancelled = try await Curl.post(
+            base + "/buyer/subscriptions/\(subscription)/cancel", body: "as=alice",
+            contentType: "application/x-www-form-urlencoded")
         #expect(cancelled.status == 200)
 
         let messages = try await received(receiver, count: 5)
-        #expect(messages.map { $0["Type"] as? String } == ["SubscriptionConfirmation", "Notification", "Notification", "Notification", "Notification"])
+        #expect(
+            messages.map { $0["Type"] as? String } == ["SubscriptionConfirmation", "Notification", "Notification", "Notification", "Notification"])
         #expect(messages.first?["confirmed"] as? Bool == true)
-        #expect(messages.dropFirst().map { $0["action"] as? String } == ["subscribe-success", "entitlement-updated", "unsubscribe-pending", "unsubscribe-success"])
+        #expect(
+            messages.dropFirst().map { $0["action"] as? String } == [
+                "subscribe-success", "entitlement-updated", "unsubscribe-pending", "unsubscribe-success"
+            ])
         for message in messages {
             #expect(message["verified"] as? Bool == true, "\(message)")
             #expect(message["tamperedVerified"] as? Bool == false)

@@ -1,9 +1,10 @@
-@testable import AWSMarketplace
 import Foundation
 import Logging
 import Synchronization
-import Testing
 import TestSupport
+import Testing
+
+@testable import AWSMarketplace
 
 /// The client against a seller-API stand-in that checks signatures with botocore.
 @Suite(.timeLimit(.minutes(2))) struct AWSClientTests {
@@ -12,9 +13,10 @@ import TestSupport
     private func clients(_ api: ChildProcess, credentials: AWSCredentials = seller, logger: Logger = Logger(label: "aws"))
         -> (MarketplaceMeteringClient, MarketplaceEntitlementClient)
     {
-        let transport = AWSJSONClient(configuration: .init(
-            endpoint: URL(string: "http://127.0.0.1:\(api.port)/")!, region: "us-east-1", credentials: credentials,
-            timeout: .seconds(5), maxAttempts: 4, baseDelay: .milliseconds(10), maxDelay: .milliseconds(50)), logger: logger)
+        let transport = AWSJSONClient(
+            configuration: .init(
+                endpoint: URL(string: "http://127.0.0.1:\(api.port)/")!, region: "us-east-1", credentials: credentials,
+                timeout: .seconds(5), maxAttempts: 4, baseDelay: .milliseconds(10), maxDelay: .milliseconds(50)), logger: logger)
         return (MarketplaceMeteringClient(transport: transport), MarketplaceEntitlementClient(transport: transport))
     }
 
@@ -31,9 +33,12 @@ import TestSupport
         logger.logLevel = .trace
         let (metering, _) = clients(api, logger: logger)
         let customer = try await metering.resolveCustomer(registrationToken: "good-token")
-        #expect(customer == ResolvedCustomer(customerIdentifier: "cust-abc123", customerAWSAccountID: "123456789012",
-                                             productCode: "prod-committed-123",
-                                             licenseArn: "arn:aws:license-manager::123456789012:license:l-1"))
+        #expect(
+            customer
+                == ResolvedCustomer(
+                    customerIdentifier: "cust-abc123", customerAWSAccountID: "123456789012",
+                    productCode: "prod-committed-123",
+                    licenseArn: "arn:aws:license-manager::123456789012:license:l-1"))
         #expect(!logs.text.isEmpty)
         #expect(!logs.text.contains("good-token"))
     }
@@ -107,8 +112,9 @@ import TestSupport
         let api = try await ChildProcess(pythonFixture: "aws_seller_api.py", arguments: [])
         defer { Task { await api.stop() } }
         let (metering, _) = clients(api)
-        let record = UsageRecord(timestamp: Date(timeIntervalSince1970: 1_790_000_000), customerIdentifier: "cust-abc123",
-                                 dimension: "compute", quantity: 3)
+        let record = UsageRecord(
+            timestamp: Date(timeIntervalSince1970: 1_790_000_000), customerIdentifier: "cust-abc123",
+            dimension: "compute", quantity: 3)
         let first = try await metering.batchMeterUsage(productCode: "prod-committed-123", records: [record])
         #expect(first.results.map(\.status) == ["Success"])
         #expect(first.results.first?.usageRecord == record)
@@ -122,7 +128,8 @@ import TestSupport
 
     @Test func errorTypesLoseTheirNamespaceAndSuffix() {
         #expect(AWSMarketplaceError.errorType(header: nil, bodyType: "com.amazonaws.marketplace#ThrottlingException") == "ThrottlingException")
-        #expect(AWSMarketplaceError.errorType(header: "ExpiredTokenException:http://internal.amazon.com/coral/", bodyType: "x#Other")
+        #expect(
+            AWSMarketplaceError.errorType(header: "ExpiredTokenException:http://internal.amazon.com/coral/", bodyType: "x#Other")
                 == "ExpiredTokenException")
         #expect(AWSMarketplaceError.errorType(header: nil, bodyType: "InvalidTokenException") == "InvalidTokenException")
         #expect(AWSMarketplaceError.errorType(header: nil, bodyType: nil) == nil)
@@ -145,16 +152,20 @@ import TestSupport
         let topic = "arn:aws:sns:us-east-1:287250355862:aws-mp-subscription-notification-prod"
         let receiver = try SNSReceiver(configuration: .init(topicArns: [topic], trustedOrigins: [origin]))
         func message(certificateURL: String) throws -> SNSMessage {
-            let fields = ["Type": "Notification", "MessageId": UUID().uuidString, "TopicArn": topic, "Message": "{}",
-                          "Timestamp": "2026-12-01T00:00:00.000Z", "SignatureVersion": "2", "Signature": "c2lnbmF0dXJl",
-                          "SigningCertURL": certificateURL]
+            let fields = [
+                "Type": "Notification", "MessageId": UUID().uuidString, "TopicArn": topic, "Message": "{}",
+                "Timestamp": "2026-12-01T00:00:00.000Z", "SignatureVersion": "2", "Signature": "c2lnbmF0dXJl",
+                "SigningCertURL": certificateURL
+            ]
             return try SNSMessage(body: Array(try JSONSerialization.data(withJSONObject: fields)))
         }
         func fetches() async throws -> Int { Int(try await Curl.get(origin + "/_count").body) ?? -1 }
 
-        let otherForms = ["/admin", "/SimpleNotificationService-a.pem?x=1", "/dir/SimpleNotificationService-a.pem",
-                          "/SimpleNotificationService-a.pem#f", "/SimpleNotificationService-../x.pem", "/SimpleNotificationService-.pem",
-                          "/simplenotificationservice-a.pem", "/SimpleNotificationService-a%2Fb.pem"]
+        let otherForms = [
+            "/admin", "/SimpleNotificationService-a.pem?x=1", "/dir/SimpleNotificationService-a.pem",
+            "/SimpleNotificationService-a.pem#f", "/SimpleNotificationService-../x.pem", "/SimpleNotificationService-.pem",
+            "/simplenotificationservice-a.pem", "/SimpleNotificationService-a%2Fb.pem"
+        ]
         for form in otherForms {
             await #expect(throws: SNSMessageError.untrusted("SigningCertURL is not a certificate on a trusted SNS host"), "\(form)") {
                 try await receiver.verify(try message(certificateURL: origin + form))

@@ -1,10 +1,11 @@
-@testable import ConnectTransport
 import Foundation
 import Logging
 import NIOCore
 import NIOEmbedded
-import Testing
 import TestSupport
+import Testing
+
+@testable import ConnectTransport
 
 /// Running out of file descriptors makes accept fail on every loop turn: the server says so in
 /// its log, once a minute, not once per failure (and not never, as before).

@@ -1,8 +1,8 @@
 import ConnectTransport
 import Foundation
 import RPCCore
-import Testing
 import TestSupport
+import Testing
 
 /// The client engine against our server and against a Python `h2` server we did not write.
 @Suite(.timeLimit(.minutes(3))) struct ClientEngineTests {
@@ -197,17 +197,21 @@ import TestSupport
         let certificates = try await TestCertificates.make()
         let server = try await TestServer.start(tls: certificates.serverFiles(requireClientCertificate: true))
         defer { Task { await server.stop() } }
-        let withCertificate = try server.client(tls: TLSClientSettings(
-            trustedCAPath: certificates.caPath, clientCertificatePath: certificates.clientCertificatePath,
-            clientPrivateKeyPath: certificates.clientKeyPath))
+        let withCertificate = try server.client(
+            tls: TLSClientSettings(
+                trustedCAPath: certificates.caPath, clientCertificatePath: certificates.clientCertificatePath,
+                clientPrivateKeyPath: certificates.clientKeyPath))
         let reply = try await withCertificate.call(Echo.internalEcho, EchoRequest(text: "mtls"))
         #expect(reply.caller == "caller")
         let withoutCertificate = try server.client(tls: TLSClientSettings(trustedCAPath: certificates.caPath))
         await #expect(throws: RPCError.self) { try await withoutCertificate.call(Echo.echo, EchoRequest(text: "no cert")) }
         // curl with the client certificate, over TLS + ALPN h2.
-        let curl = try await Curl.post(server.baseURL + "/test.v1.Echo/InternalEcho", body: #"{"text":"curl"}"#,
-                                       extra: ["--http2", "--cacert", certificates.caPath, "--cert", certificates.clientCertificatePath,
-                                               "--key", certificates.clientKeyPath])
+        let curl = try await Curl.post(
+            server.baseURL + "/test.v1.Echo/InternalEcho", body: #"{"text":"curl"}"#,
+            extra: [
+                "--http2", "--cacert", certificates.caPath, "--cert", certificates.clientCertificatePath,
+                "--key", certificates.clientKeyPath
+            ])
         #expect(curl.status == 200 && curl.httpVersion == "2")
         #expect(curl.body.contains(#""caller":"caller""#))
         await withCertificate.close()

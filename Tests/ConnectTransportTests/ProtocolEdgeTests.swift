@@ -1,8 +1,8 @@
 import ConnectTransport
 import Foundation
 import RPCCore
-import Testing
 import TestSupport
+import Testing
 
 /// The Connect protocol's edges, seen from real clients over real sockets.
 @Suite(.timeLimit(.minutes(3))) struct ProtocolEdgeTests {
@@ -86,8 +86,9 @@ import TestSupport
         let server = try await TestServer.start()
         defer { Task { await server.stop() } }
         let started = ContinuousClock.now
-        let reply = try await Curl.post(server.baseURL + Self.echo, body: #"{"text":"slow","sleepMs":10000}"#,
-                                        extra: ["--http2-prior-knowledge", "-H", "connect-timeout-ms: 200"])
+        let reply = try await Curl.post(
+            server.baseURL + Self.echo, body: #"{"text":"slow","sleepMs":10000}"#,
+            extra: ["--http2-prior-knowledge", "-H", "connect-timeout-ms: 200"])
         #expect(reply.status == 504)
         #expect(reply.body.contains(#""code":"deadline_exceeded""#))
         // Long before the handler's 10 s, even on a loaded machine.
@@ -99,20 +100,23 @@ import TestSupport
         defer { Task { await server.stop() } }
         let plain = try temporaryFile(Data(#"{"text":"zipped","padTo":4000}"#.utf8))
         _ = try await ExternalCommand.run(["gzip", "-k", "-f", plain])
-        let reply = try await Curl.post(server.baseURL + Self.echo, bodyFile: plain + ".gz",
-                                        extra: ["--http2-prior-knowledge", "-H", "content-encoding: gzip", "--compressed"])
+        let reply = try await Curl.post(
+            server.baseURL + Self.echo, bodyFile: plain + ".gz",
+            extra: ["--http2-prior-knowledge", "-H", "content-encoding: gzip", "--compressed"])
         #expect(reply.status == 200)
         #expect(reply.body.contains(#""text":"zipped"#))
         #expect(reply.headers.lowercased().contains("content-encoding: gzip"))
         // A small body stays 1 MiB compressed but grows past the limit once decompressed: refused.
         let bomb = try temporaryFile(Data(#"{"text":"\#(String(repeating: "b", count: 3 << 20))"}"#.utf8))
         _ = try await ExternalCommand.run(["gzip", "-k", "-f", bomb])
-        let bombReply = try await Curl.post(server.baseURL + Self.echo, bodyFile: bomb + ".gz",
-                                            extra: ["--http2-prior-knowledge", "-H", "content-encoding: gzip"])
+        let bombReply = try await Curl.post(
+            server.baseURL + Self.echo, bodyFile: bomb + ".gz",
+            extra: ["--http2-prior-knowledge", "-H", "content-encoding: gzip"])
         #expect(bombReply.status == 429)
         #expect(bombReply.body.contains("once decompressed"))
-        let corrupt = try await Curl.post(server.baseURL + Self.echo, body: "not gzip at all",
-                                          extra: ["--http2-prior-knowledge", "-H", "content-encoding: gzip"])
+        let corrupt = try await Curl.post(
+            server.baseURL + Self.echo, body: "not gzip at all",
+            extra: ["--http2-prior-knowledge", "-H", "content-encoding: gzip"])
         #expect(corrupt.status == 400)
     }
 
@@ -137,7 +141,9 @@ import TestSupport
             try await Curl.post(server.baseURL + Self.echo, body: #"{"text":"third"}"#, extra: ["--http2-prior-knowledge"])
         }
         await first.close()
-        try await eventually { (try? await Curl.post(server.baseURL + Self.echo, body: #"{"text":"3"}"#, extra: ["--http2-prior-knowledge"]))?.status == 200 }
+        try await eventually {
+            (try? await Curl.post(server.baseURL + Self.echo, body: #"{"text":"3"}"#, extra: ["--http2-prior-knowledge"]))?.status == 200
+        }
         #expect(try await second.call(Echo.echo, EchoRequest(text: "still")).text == "still")
         await second.close()
     }

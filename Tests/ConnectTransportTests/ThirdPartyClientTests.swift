@@ -1,7 +1,7 @@
 import ConnectTransport
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// Our server against HTTP clients we did not write: curl, nghttp, h2load, and Python's
 /// pure-Python `h2` and `httpx` (not built on nghttp2), over h2c, HTTP/1.1 and TLS.
@@ -31,8 +31,10 @@ import TestSupport
         defer { Task { await server.stop() } }
         let body = try temporaryFile(Data("{}".utf8))
         let result = try await ExternalCommand.run(
-            ["nghttp", "-d", body, "-H", "content-type: application/json", "-H", "connect-protocol-version: 1",
-             server.baseURL + Self.health], timeout: .seconds(20))
+            [
+                "nghttp", "-d", body, "-H", "content-type: application/json", "-H", "connect-protocol-version: 1",
+                server.baseURL + Self.health
+            ], timeout: .seconds(20))
         #expect(result.status == 0, "\(result.stderr)")
         #expect(result.stdout.contains(#"{"status":"SERVING"}"#))
     }
@@ -42,8 +44,10 @@ import TestSupport
         defer { Task { await server.stop() } }
         let body = try temporaryFile(Data("{}".utf8))
         let result = try await ExternalCommand.run(
-            ["h2load", "-n", "20000", "-c", "8", "-m", "100", "-d", body, "-H", "content-type: application/json",
-             server.baseURL + Self.health], timeout: .seconds(120))
+            [
+                "h2load", "-n", "20000", "-c", "8", "-m", "100", "-d", body, "-H", "content-type: application/json",
+                server.baseURL + Self.health
+            ], timeout: .seconds(120))
         #expect(result.status == 0, "\(result.stderr)")
         #expect(result.stdout.contains("20000 succeeded, 0 failed, 0 errored"), "\(result.stdout)")
         #expect(result.stdout.contains("status codes: 20000 2xx"), "\(result.stdout)")

@@ -1,7 +1,8 @@
-@testable import ConsoleService
 import Contracts
 import Testing
 import WebLook
+
+@testable import ConsoleService
 
 /// The console's rules as values, without sockets: form tokens, where a POST comes from, where a
 /// redirect may go, the next onboarding step, the buyer's address, cookies and forms.
@@ -68,8 +69,9 @@ struct ConsoleRulesTests {
         #expect(direct.resolve(peer: "198.51.100.7", forwardedFor: ["203.0.113.9"]) == "198.51.100.7", "X-Forwarded-For from anyone is ignored")
         let proxied = ClientAddress(trustedProxies: ["10.0.0.2", "10.0.0.3"])
         #expect(proxied.resolve(peer: "10.0.0.2", forwardedFor: ["203.0.113.9"]) == "203.0.113.9")
-        #expect(proxied.resolve(peer: "10.0.0.2", forwardedFor: ["1.1.1.1, 203.0.113.9, 10.0.0.3"]) == "203.0.113.9",
-                "read from the right, past trusted hops; the client's own left part is not believed")
+        #expect(
+            proxied.resolve(peer: "10.0.0.2", forwardedFor: ["1.1.1.1, 203.0.113.9, 10.0.0.3"]) == "203.0.113.9",
+            "read from the right, past trusted hops; the client's own left part is not believed")
         #expect(proxied.resolve(peer: "10.0.0.2", forwardedFor: []) == "10.0.0.2")
         #expect(proxied.resolve(peer: nil, forwardedFor: []) == "unknown")
     }
@@ -92,7 +94,8 @@ struct ConsoleRulesTests {
 
     @Test func awsAccountsAreMaskedAlsoInsideARNs() {
         #expect(AWSAccountMask.account("111122223333") == "********3333")
-        #expect(AWSAccountMask.arn("arn:aws:license-manager::111122223333:license:l-0123456789abcdef0123456789abcdef")
+        #expect(
+            AWSAccountMask.arn("arn:aws:license-manager::111122223333:license:l-0123456789abcdef0123456789abcdef")
                 == "arn:aws:license-manager::********3333:license:l-0123456789abcdef0123456789abcdef")
         #expect(AWSAccountMask.arn("offer-1234") == "offer-1234" && AWSAccountMask.arn("1234567890123") == "1234567890123")
     }

@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// The buyer's journey through the console in a real browser (Debian's headless Chromium,
 /// driven by Selenium: `Tests/Fixtures/browser_journey.py`), against every executable as a
@@ -15,9 +15,12 @@ import TestSupport
             .appendingPathComponent("Fixtures/browser_journey.py").path
         let screenshots = ProcessInfo.processInfo.environment["CONSOLE_SCREENSHOTS"]
         for scenario in Self.scenarios {
-            let result = try await ExternalCommand.run(["python3", "-u", script, scenario,
-                "--console", system.consoleURL, "--simulator", system.simulator.baseURL, "--maildrop", system.maildrop,
-                "--offer-email", "buyer-111111111111@example.com"] + (screenshots.map { ["--screenshots", $0] } ?? []),
+            let result = try await ExternalCommand.run(
+                [
+                    "python3", "-u", script, scenario,
+                    "--console", system.consoleURL, "--simulator", system.simulator.baseURL, "--maildrop", system.maildrop,
+                    "--offer-email", "buyer-111111111111@example.com"
+                ] + (screenshots.map { ["--screenshots", $0] } ?? []),
                 timeout: .seconds(120))
             #expect(result.status == 0 && !result.timedOut, "scenario \(scenario): \(result.stdout)\n\(result.stderr)")
         }

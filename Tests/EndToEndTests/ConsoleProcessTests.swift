@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// The console as a process, driven with curl where a browser is not needed: what a page says
 /// when an upstream is down, limits on what a client may post, the buyer's address, and no
@@ -21,8 +21,9 @@ import TestSupport
         let jar = NSTemporaryDirectory() + "jar-\(UUID().uuidString)"
         let token = try await Self.formToken(system.consoleURL + "/login", jar: jar)
         await system.identity.stop()
-        let answer = try await Curl.post(system.consoleURL + "/login", body: "csrf=\(token)&email=a%40example.com&password=whatever+it+is",
-                                         contentType: "application/x-www-form-urlencoded", extra: ["-c", jar, "-b", jar])
+        let answer = try await Curl.post(
+            system.consoleURL + "/login", body: "csrf=\(token)&email=a%40example.com&password=whatever+it+is",
+            contentType: "application/x-www-form-urlencoded", extra: ["-c", jar, "-b", jar])
         #expect(answer.status == 503)
         #expect(answer.body.contains("<h1>Please try again shortly</h1>") && answer.body.contains("Wait a minute, then try again"), "\(answer.body)")
         #expect(!answer.body.contains("RPCError") && !answer.body.contains("unavailable"), "no internals on the page")
@@ -38,15 +39,17 @@ import TestSupport
         #expect(tooLarge.status == 413 && tooLarge.body.contains("Too much text"), "\(tooLarge.status) \(tooLarge.body)")
         // The fulfillment POST comes from AWS's site with no cookie and no form token.
         let token = try await system.simulator.subscribeAndSetUp(identity: "frank", offer: "offer-f")
-        let setup = try await Curl.post(system.consoleURL + "/marketplace/setup", body: "x-amzn-marketplace-token=\(token)",
-                                        contentType: "application/x-www-form-urlencoded", extra: ["-H", "Sec-Fetch-Site: cross-site"])
+        let setup = try await Curl.post(
+            system.consoleURL + "/marketplace/setup", body: "x-amzn-marketplace-token=\(token)",
+            contentType: "application/x-www-form-urlencoded", extra: ["-H", "Sec-Fetch-Site: cross-site"])
         #expect(setup.status == 303 && setup.headers.lowercased().contains("location: /marketplace/onboarding"), "\(setup.headers)")
         let cookie = try #require(setup.headers.split(separator: "\r\n").first { $0.lowercased().hasPrefix("set-cookie: claim=") })
         #expect(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax") && cookie.contains("Max-Age="))
         #expect(!cookie.contains(token), "the AWS token is never kept")
         // Any other POST from another site is refused, whatever it carries, and changes nothing.
-        let forged = try await Curl.post(system.consoleURL + "/register", body: "email=x%40example.com&password=correct+horse+battery&fullName=X",
-                                         contentType: "application/x-www-form-urlencoded", extra: ["-H", "Sec-Fetch-Site: cross-site"])
+        let forged = try await Curl.post(
+            system.consoleURL + "/register", body: "email=x%40example.com&password=correct+horse+battery&fullName=X",
+            contentType: "application/x-www-form-urlencoded", extra: ["-H", "Sec-Fetch-Site: cross-site"])
         #expect(forged.status == 403 && forged.body.contains("Your form expired, please submit it again."))
         #expect(MaildropReader(directory: system.maildrop).emails(to: "x@example.com").isEmpty, "no account was registered")
         #expect(!system.console.output.contains(token), "no AWS token in the console's log")

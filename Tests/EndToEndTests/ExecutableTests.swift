@@ -2,8 +2,8 @@ import ConnectTransport
 import Contracts
 import Foundation
 import RPCCore
-import Testing
 import TestSupport
+import Testing
 
 /// The three executables as real processes. Start-up time is one of the figures measured here, so
 /// `Tools/dev/test-all.sh` runs this suite in a pass of its own, one test at a time.
@@ -18,8 +18,9 @@ import TestSupport
     @Test(arguments: services)
     func startsQuicklyAndAnswersHealthProbesAndMetrics(service: String) async throws {
         let launched = ContinuousClock.now
-        let process = try await ChildProcess(service: service, arguments: ["--port", "0", "--data-dir", dataDirectory()],
-                                             environment: Self.awsCredentials)
+        let process = try await ChildProcess(
+            service: service, arguments: ["--port", "0", "--data-dir", dataDirectory()],
+            environment: Self.awsCredentials)
         defer { Task { await process.stop() } }
         let url = "http://127.0.0.1:\(process.port)"
         let health = try await Curl.post(url + "/grpc.health.v1.Health/Check", body: "{}", extra: ["--http2-prior-knowledge"])
@@ -33,8 +34,9 @@ import TestSupport
 
     @Test func configurationComesFromEnvironmentVariables() async throws {
         let directory = dataDirectory()
-        let process = try await ChildProcess(service: "organization", arguments: [],
-                                             environment: ["PORT": "0", "DATA_DIR": directory, "LOG_LEVEL": "debug"])
+        let process = try await ChildProcess(
+            service: "organization", arguments: [],
+            environment: ["PORT": "0", "DATA_DIR": directory, "LOG_LEVEL": "debug"])
         defer { Task { await process.stop() } }
         #expect(FileManager.default.fileExists(atPath: directory + "/organization.sqlite"))
         #expect(process.output.contains("debug") || process.output.contains("listening"))

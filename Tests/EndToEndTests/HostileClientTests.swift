@@ -2,8 +2,8 @@ import ConnectTransport
 import Contracts
 import Foundation
 import RPCCore
-import Testing
 import TestSupport
+import Testing
 
 /// Clients we did not write (raw sockets and Python's `h2`, `Tests/Fixtures/hostile_clients.py`)
 /// try to grow one organization process without bound: pipelined HTTP/1.1 requests never read,
@@ -21,9 +21,10 @@ import TestSupport
     }
 
     static func startOrganization(_ extra: [String] = []) async throws -> ChildProcess {
-        try await ChildProcess(name: "organization", executable: executable("organization"),
-                               arguments: ["--port", "0", "--data-dir", NSTemporaryDirectory() + "hostile-\(UUID().uuidString)"] + extra,
-                               environment: [:], readyWithin: .seconds(20), port: ChildProcess.listeningPort)
+        try await ChildProcess(
+            name: "organization", executable: executable("organization"),
+            arguments: ["--port", "0", "--data-dir", NSTemporaryDirectory() + "hostile-\(UUID().uuidString)"] + extra,
+            environment: [:], readyWithin: .seconds(20), port: ChildProcess.listeningPort)
     }
 
     static func rssKiB(_ process: ChildProcess) -> Int {
@@ -55,8 +56,9 @@ import TestSupport
         let results = try await withThrowingTaskGroup(of: String.self) { group in
             for mode in modes {
                 group.addTask {
-                    let result = try await ExternalCommand.run(["python3", script, mode, "127.0.0.1", String(server.port), String(probeSeconds)],
-                                                               timeout: .seconds(probeSeconds + 30))
+                    let result = try await ExternalCommand.run(
+                        ["python3", script, mode, "127.0.0.1", String(server.port), String(probeSeconds)],
+                        timeout: .seconds(probeSeconds + 30))
                     return result.stdout + result.stderr
                 }
             }
@@ -86,8 +88,9 @@ import TestSupport
         let server = try await Self.startOrganization()
         defer { Task { await server.stop() } }
         let probe = try await Self.probe(server, modes: [mode])
-        print("hostile \(mode): RSS \(probe.baselineKiB) KiB -> peak \(probe.peakKiB) KiB (+\(String(format: "%.1f", probe.growthMiB)) MiB), "
-              + "slowest Health/Check \(probe.slowestHealthCheck), \(probe.clientResults.joined())")
+        print(
+            "hostile \(mode): RSS \(probe.baselineKiB) KiB -> peak \(probe.peakKiB) KiB (+\(String(format: "%.1f", probe.growthMiB)) MiB), "
+                + "slowest Health/Check \(probe.slowestHealthCheck), \(probe.clientResults.joined())")
         #expect(probe.growthMiB < 64, "\(mode) grew RSS by \(probe.growthMiB) MiB")
         #expect(probe.failedHealthChecks == 0)
         #expect(probe.slowestHealthCheck < .milliseconds(50), "\(mode): slowest Health/Check \(probe.slowestHealthCheck)")
@@ -98,8 +101,9 @@ import TestSupport
         let server = try await Self.startOrganization()
         defer { Task { await server.stop() } }
         let probe = try await Self.probe(server, modes: ["h2-bodies", "h2-bodies", "h2-flood"])
-        print("hostile x3: RSS \(probe.baselineKiB) KiB -> peak \(probe.peakKiB) KiB (+\(String(format: "%.1f", probe.growthMiB)) MiB), "
-              + "slowest Health/Check \(probe.slowestHealthCheck)")
+        print(
+            "hostile x3: RSS \(probe.baselineKiB) KiB -> peak \(probe.peakKiB) KiB (+\(String(format: "%.1f", probe.growthMiB)) MiB), "
+                + "slowest Health/Check \(probe.slowestHealthCheck)")
         #expect(probe.growthMiB < 128, "three clients grew RSS by \(probe.growthMiB) MiB")
         #expect(probe.failedHealthChecks == 0)
         #expect(probe.slowestHealthCheck < .milliseconds(50), "slowest Health/Check \(probe.slowestHealthCheck)")
@@ -110,8 +114,10 @@ import TestSupport
     @Test func connectionsStayBelowTheOpenFileLimitAndPerClient() async throws {
         let server = try await ChildProcess(
             name: "organization", executable: URL(fileURLWithPath: "/usr/bin/prlimit"),
-            arguments: ["--nofile=512:512", Self.executable("organization").path, "--port", "0",
-                        "--data-dir", NSTemporaryDirectory() + "fd-\(UUID().uuidString)", "--max-connections-per-client", "100"],
+            arguments: [
+                "--nofile=512:512", Self.executable("organization").path, "--port", "0",
+                "--data-dir", NSTemporaryDirectory() + "fd-\(UUID().uuidString)", "--max-connections-per-client", "100"
+            ],
             environment: [:], readyWithin: .seconds(20), port: ChildProcess.listeningPort)
         defer { Task { await server.stop() } }
         #expect(server.output.contains("max_connections=384"), "\(server.output)")

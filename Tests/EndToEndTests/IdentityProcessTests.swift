@@ -2,14 +2,13 @@ import ConnectTransport
 import Contracts
 import Foundation
 import RPCCore
-import Testing
 import TestSupport
+import Testing
 
 /// identity as a real process: the whole sign-up journey over HTTP/2, the key-rotation command,
 /// and an email that survives `kill -9`.
 @Suite(.serialized, .timeLimit(.minutes(3))) struct IdentityProcessTests {
     private func dataDirectory() -> String { NSTemporaryDirectory() + "identity-e2e-\(UUID().uuidString)" }
-
 
     @Test func signUpJourneyAgainstTheRunningExecutable() async throws {
         let directory = dataDirectory()
@@ -26,15 +25,17 @@ import TestSupport
         let login = try await client.call(Identity.login, LoginRequest(email: email, password: password))
         let auth = ConnectClient.CallOptions(bearerToken: login.accessToken)
         #expect(try await client.call(Identity.getMe, Empty(), options: auth).onboardingState == .needsBusinessProfile)
-        let profile = BusinessProfile(companyName: "Journey GmbH", companySize: "COMPANY_SIZE_51_TO_200", country: "DE",
-                                      jobTitle: "Founder", useCase: "Committed spend")
+        let profile = BusinessProfile(
+            companyName: "Journey GmbH", companySize: "COMPANY_SIZE_51_TO_200", country: "DE",
+            jobTitle: "Founder", useCase: "Committed spend")
         #expect(try await client.call(Identity.updateBusinessProfile, profile, options: auth).onboardingState == .complete)
         let refreshed = try await client.call(Identity.refreshAccessToken, SessionTokenRequest(sessionToken: login.sessionToken))
         #expect(try await client.call(Identity.getMe, Empty(), options: .init(bearerToken: refreshed.accessToken)).businessProfile == profile)
 
         // A third-party HTTP/2 client sees the same contract.
-        let me = try await Curl.post("http://127.0.0.1:\(process.port)/identity.v1.IdentityService/GetMe", body: "{}",
-                                     extra: ["--http2-prior-knowledge", "-H", "authorization: Bearer \(refreshed.accessToken)"])
+        let me = try await Curl.post(
+            "http://127.0.0.1:\(process.port)/identity.v1.IdentityService/GetMe", body: "{}",
+            extra: ["--http2-prior-knowledge", "-H", "authorization: Bearer \(refreshed.accessToken)"])
         #expect(me.status == 200 && me.httpVersion == "2" && me.body.contains(#""onboardingState":"COMPLETE""#))
 
         // The rotation command, against the live service's database.
@@ -48,21 +49,25 @@ import TestSupport
         await #expect(throws: RPCError.self) {
             try await client.call(Identity.refreshAccessToken, SessionTokenRequest(sessionToken: login.sessionToken))
         }
-        #expect(!process.output.contains(password) && !process.output.contains(token) && !process.output.contains(login.sessionToken),
-                "secrets must never be logged")
+        #expect(
+            !process.output.contains(password) && !process.output.contains(token) && !process.output.contains(login.sessionToken),
+            "secrets must never be logged")
     }
 
     @Test func anEmailQueuedBeforeKillNineIsSentOnceAfterRestart() async throws {
         let directory = dataDirectory()
         let deadMailServer = try await freePort()
-        let first = try await ChildProcess(service: "identity", arguments: [
-            "--port", "0", "--data-dir", directory, "--scrypt-log-n", "12", "--smtp-url", "smtp+plain://127.0.0.1:\(deadMailServer)",
-        ])
+        let first = try await ChildProcess(
+            service: "identity",
+            arguments: [
+                "--port", "0", "--data-dir", directory, "--scrypt-log-n", "12", "--smtp-url", "smtp+plain://127.0.0.1:\(deadMailServer)"
+            ])
         let client = try ConnectClient(configuration: .init(baseURL: "http://127.0.0.1:\(first.port)"))
         _ = try await client.call(Identity.register, RegisterRequest(email: "crash@example.com", password: "survives being killed", fullName: "C"))
         await client.close()
         let database = directory + "/identity.sqlite"
-        let pending = try await ExternalCommand.run(["sqlite3", database, "SELECT count(*) FROM email_outbox WHERE sent_at IS NULL"], timeout: .seconds(10))
+        let pending = try await ExternalCommand.run(
+            ["sqlite3", database, "SELECT count(*) FROM email_outbox WHERE sent_at IS NULL"], timeout: .seconds(10))
         #expect(pending.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "1")
         first.signal(SIGKILL)
         _ = await first.waitForExit(timeout: .seconds(5))
@@ -75,7 +80,8 @@ import TestSupport
         try await Task.sleep(for: .seconds(2))
         let files = try FileManager.default.contentsOfDirectory(atPath: maildrop).filter { $0.hasSuffix(".eml") }
         #expect(files.count == 1)
-        let sent = try await ExternalCommand.run(["sqlite3", database, "SELECT count(*) FROM email_outbox WHERE sent_at IS NOT NULL"], timeout: .seconds(10))
+        let sent = try await ExternalCommand.run(
+            ["sqlite3", database, "SELECT count(*) FROM email_outbox WHERE sent_at IS NOT NULL"], timeout: .seconds(10))
         #expect(sent.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "1")
     }
 }

@@ -2,8 +2,8 @@ import ConnectTransport
 import Contracts
 import Foundation
 import RPCCore
-import Testing
 import TestSupport
+import Testing
 
 /// identity and organization as real processes: a user signs up with identity, organization
 /// verifies identity's tokens, and a service calls the internal methods with its credential.
@@ -13,18 +13,29 @@ import TestSupport
         let secret = "e2e-marketplace-link-secret"
         let digest = try await ExternalCommand.run(["bash", "-c", "printf '%s' '\(secret)' | sha256sum | cut -d' ' -f1"], timeout: .seconds(10))
             .stdout.trimmingCharacters(in: .whitespacesAndNewlines)
-        let identity = try await ChildProcess(service: "identity", arguments: ["--port", "0", "--data-dir", base + "/identity", "--scrypt-log-n", "12"])
+        let identity = try await ChildProcess(
+            service: "identity", arguments: ["--port", "0", "--data-dir", base + "/identity", "--scrypt-log-n", "12"])
         defer { Task { await identity.stop() } }
-        let organization = try await ChildProcess(service: "organization", arguments: [
-            "--port", "0", "--data-dir", base + "/organization", "--identity-url", "http://127.0.0.1:\(identity.port)",
-            "--trusted-services", "marketplace-link=\(digest)",
-        ])
+        let organization = try await ChildProcess(
+            service: "organization",
+            arguments: [
+                "--port", "0", "--data-dir", base + "/organization", "--identity-url", "http://127.0.0.1:\(identity.port)",
+                "--trusted-services", "marketplace-link=\(digest)"
+            ])
         defer { Task { await organization.stop() } }
         let identityClient = try ConnectClient(configuration: .init(baseURL: "http://127.0.0.1:\(identity.port)"))
         let users = try ConnectClient(configuration: .init(baseURL: "http://127.0.0.1:\(organization.port)"))
-        let linkService = try ConnectClient(configuration: .init(baseURL: "http://127.0.0.1:\(organization.port)",
-                                                                 credential: ServiceCredential(serviceName: "marketplace-link", secret: secret)))
-        defer { Task { await identityClient.close(); await users.close(); await linkService.close() } }
+        let linkService = try ConnectClient(
+            configuration: .init(
+                baseURL: "http://127.0.0.1:\(organization.port)",
+                credential: ServiceCredential(serviceName: "marketplace-link", secret: secret)))
+        defer {
+            Task {
+                await identityClient.close()
+                await users.close()
+                await linkService.close()
+            }
+        }
 
         // Sign up through identity, reading the link from its maildrop.
         let email = "org-e2e@example.com"
@@ -42,14 +53,17 @@ import TestSupport
         await #expect(throws: RPCError.self) {
             try await users.call(Organizations.checkAdmin, MemberRef(organizationId: created.id, userId: login.user.id), options: auth)
         }
-        let check = try await Curl.post("http://127.0.0.1:\(organization.port)/organization.v1.OrganizationService/CheckAdmin",
-                                        body: #"{"organizationId":"\#(created.id)","userId":"\#(login.user.id)"}"#,
-                                        extra: ["--http2-prior-knowledge", "-H", "x-service-credential: marketplace-link:\(secret)"])
+        let check = try await Curl.post(
+            "http://127.0.0.1:\(organization.port)/organization.v1.OrganizationService/CheckAdmin",
+            body: #"{"organizationId":"\#(created.id)","userId":"\#(login.user.id)"}"#,
+            extra: ["--http2-prior-knowledge", "-H", "x-service-credential: marketplace-link:\(secret)"])
         #expect(check.status == 200 && check.body == #"{"isAdmin":true,"role":"ADMIN"}"#, "\(check.body)")
 
-        _ = try await linkService.call(Organizations.setBillingAccount, SetBillingAccountRequest(
-            organizationId: created.id, provider: .awsMarketplace, awsAccountId: "210987654321", linkId: "link-e2e",
-            contract: ContractSummary(productCode: "prod", offerId: "offer"), linkedBy: login.user.id))
+        _ = try await linkService.call(
+            Organizations.setBillingAccount,
+            SetBillingAccountRequest(
+                organizationId: created.id, provider: .awsMarketplace, awsAccountId: "210987654321", linkId: "link-e2e",
+                contract: ContractSummary(productCode: "prod", offerId: "offer"), linkedBy: login.user.id))
         let billing = try await users.call(Organizations.getBillingAccount, OrganizationRef(organizationId: created.id), options: auth)
         #expect(billing.provider == .awsMarketplace && billing.linkId == "link-e2e")
     }

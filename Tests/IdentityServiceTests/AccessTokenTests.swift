@@ -2,11 +2,12 @@ import AccessTokens
 import ConnectTransport
 import Contracts
 import Foundation
-@testable import IdentityService
 import RPCCore
 import ServiceRuntime
-import Testing
 import TestSupport
+import Testing
+
+@testable import IdentityService
 
 /// Access tokens as other services see them: verified with the published keys only.
 @Suite(.timeLimit(.minutes(2))) struct AccessTokenTests {
@@ -42,8 +43,10 @@ import TestSupport
         let key = SigningKey.generate()
         let verifier = AccessTokenVerifier(keySet: JSONWebKeySet(keys: [key.publicJWK]))
         for _ in 0..<8 {
-            let token = try key.sign(AccessTokenClaims(subject: "u", email: "u@example.com", emailVerified: true, onboardingState: .complete,
-                                                       sessionID: "s", issuedAt: Date(), expiresAt: Date() + 600))
+            let token = try key.sign(
+                AccessTokenClaims(
+                    subject: "u", email: "u@example.com", emailVerified: true, onboardingState: .complete,
+                    sessionID: "s", issuedAt: Date(), expiresAt: Date() + 600))
             _ = try verifier.verify(token)
             let parts = token.split(separator: ".").map(String.init)
             let signature = try #require(Base64URL.decode(parts[2]))
@@ -124,7 +127,8 @@ import TestSupport
                     var failed = 0
                     while ContinuousClock.now < until {
                         do {
-                            _ = try await identity.client.call(Identity.getMe, Empty(), options: .init(timeout: .seconds(5), bearerToken: login.accessToken))
+                            _ = try await identity.client.call(
+                                Identity.getMe, Empty(), options: .init(timeout: .seconds(5), bearerToken: login.accessToken))
                             ok += 1
                         } catch {
                             failed += 1
@@ -133,7 +137,10 @@ import TestSupport
                     return (ok, failed)
                 }
             }
-            return await group.reduce(into: (0, 0)) { $0.0 += $1.0; $0.1 += $1.1 }
+            return await group.reduce(into: (0, 0)) {
+                $0.0 += $1.0
+                $0.1 += $1.1
+            }
         }
         #expect(results.1 == 0 && results.0 > 100, "\(results.0) succeeded, \(results.1) failed")
         #expect(try await identity.client.call(Health.check, HealthCheckRequest(), options: .init(timeout: .seconds(2))).status == .serving)

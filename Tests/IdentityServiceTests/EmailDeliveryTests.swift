@@ -2,8 +2,8 @@ import Contracts
 import Foundation
 import GRDB
 import RPCCore
-import Testing
 import TestSupport
+import Testing
 
 /// identity's SMTP client against a mail server we did not write: Python's aiosmtpd, as a real process.
 @Suite(.timeLimit(.minutes(3))) struct EmailDeliveryTests {
@@ -29,10 +29,13 @@ import TestSupport
     @Test func deliversOverPlainSMTP() async throws {
         let (server, path) = try await startSMTPServer()
         defer { Task { await server.stop() } }
-        let identity = try await IdentityHarness.start(arguments: ["--smtp-url", "smtp+plain://127.0.0.1:\(server.port)",
-                                                                   "--public-base-url", "https://console.example.com/"])
+        let identity = try await IdentityHarness.start(arguments: [
+            "--smtp-url", "smtp+plain://127.0.0.1:\(server.port)",
+            "--public-base-url", "https://console.example.com/"
+        ])
         defer { Task { await identity.stop() } }
-        _ = try await identity.client.call(Identity.register, RegisterRequest(email: "smtp@example.com", password: IdentityHarness.password, fullName: "S"))
+        _ = try await identity.client.call(
+            Identity.register, RegisterRequest(email: "smtp@example.com", password: IdentityHarness.password, fullName: "S"))
         try await eventually(timeout: .seconds(10)) { mailbox(path).count == 1 }
         let message = try #require(mailbox(path).first)
         #expect(message.from == "no-reply@localhost" && message.to == ["smtp@example.com"])
@@ -49,14 +52,15 @@ import TestSupport
     @Test func upgradesWithStartTLSAndAuthenticates() async throws {
         let certificates = try await TestCertificates.make()
         let (server, path) = try await startSMTPServer(extra: [
-            "--starttls", certificates.serverCertificatePath, certificates.serverKeyPath, "--auth", "mailer:s3cret pass",
+            "--starttls", certificates.serverCertificatePath, certificates.serverKeyPath, "--auth", "mailer:s3cret pass"
         ])
         defer { Task { await server.stop() } }
         let identity = try await IdentityHarness.start(arguments: [
-            "--smtp-url", "smtp+starttls://mailer:s3cret%20pass@localhost:\(server.port)", "--smtp-ca", certificates.caPath,
+            "--smtp-url", "smtp+starttls://mailer:s3cret%20pass@localhost:\(server.port)", "--smtp-ca", certificates.caPath
         ])
         defer { Task { await identity.stop() } }
-        _ = try await identity.client.call(Identity.register, RegisterRequest(email: "tls@example.com", password: IdentityHarness.password, fullName: "T"))
+        _ = try await identity.client.call(
+            Identity.register, RegisterRequest(email: "tls@example.com", password: IdentityHarness.password, fullName: "T"))
         try await eventually(timeout: .seconds(10)) { mailbox(path).count == 1 }
         let lastError = try await identity.database().read { db in try String.fetchOne(db, sql: "SELECT last_error FROM email_outbox") }
         let message = try #require(mailbox(path).first, "last error: \(lastError ?? "none")")
@@ -69,7 +73,8 @@ import TestSupport
         let (server, path) = try await startSMTPServer(extra: ["--auth", "mailer:do-not-leak"])
         defer { Task { await server.stop() } }
         let identity = try await IdentityHarness.start(arguments: ["--smtp-url", "smtp://mailer:do-not-leak@127.0.0.1:\(server.port)"])
-        _ = try await identity.client.call(Identity.register, RegisterRequest(email: "clear@example.com", password: IdentityHarness.password, fullName: "C"))
+        _ = try await identity.client.call(
+            Identity.register, RegisterRequest(email: "clear@example.com", password: IdentityHarness.password, fullName: "C"))
         try await eventually(timeout: .seconds(10)) {
             try identity.database().read { db in try String.fetchOne(db, sql: "SELECT last_error FROM email_outbox") }?.contains("STARTTLS") == true
         }
@@ -80,7 +85,8 @@ import TestSupport
 
         let plain = try await IdentityHarness.start(arguments: ["--smtp-url", "smtp+plain://mailer:do-not-leak@127.0.0.1:\(server.port)"])
         defer { Task { await plain.stop() } }
-        _ = try await plain.client.call(Identity.register, RegisterRequest(email: "plain@example.com", password: IdentityHarness.password, fullName: "P"))
+        _ = try await plain.client.call(
+            Identity.register, RegisterRequest(email: "plain@example.com", password: IdentityHarness.password, fullName: "P"))
         try await eventually(timeout: .seconds(10)) { mailbox(path).count == 1 }
         #expect(mailbox(path).first?.authenticated_as == "mailer" && mailbox(path).first?.tls == false)
     }
@@ -88,14 +94,15 @@ import TestSupport
     @Test func authenticatesWithAuthLoginWhenPlainIsNotOffered() async throws {
         let certificates = try await TestCertificates.make()
         let (server, path) = try await startSMTPServer(extra: [
-            "--starttls", certificates.serverCertificatePath, certificates.serverKeyPath, "--auth", "mailer:login-only", "--only-login",
+            "--starttls", certificates.serverCertificatePath, certificates.serverKeyPath, "--auth", "mailer:login-only", "--only-login"
         ])
         defer { Task { await server.stop() } }
         let identity = try await IdentityHarness.start(arguments: [
-            "--smtp-url", "smtp://mailer:login-only@localhost:\(server.port)", "--smtp-ca", certificates.caPath,
+            "--smtp-url", "smtp://mailer:login-only@localhost:\(server.port)", "--smtp-ca", certificates.caPath
         ])
         defer { Task { await identity.stop() } }
-        _ = try await identity.client.call(Identity.register, RegisterRequest(email: "login@example.com", password: IdentityHarness.password, fullName: "L"))
+        _ = try await identity.client.call(
+            Identity.register, RegisterRequest(email: "login@example.com", password: IdentityHarness.password, fullName: "L"))
         try await eventually(timeout: .seconds(10)) { mailbox(path).count == 1 }
         let message = try #require(mailbox(path).first)
         #expect(message.tls && message.authenticated_as == "mailer")
@@ -104,14 +111,15 @@ import TestSupport
     @Test func aRefusedLoginIsPermanentAndNotRetried() async throws {
         let certificates = try await TestCertificates.make()
         let (server, path) = try await startSMTPServer(extra: [
-            "--starttls", certificates.serverCertificatePath, certificates.serverKeyPath, "--auth", "mailer:right",
+            "--starttls", certificates.serverCertificatePath, certificates.serverKeyPath, "--auth", "mailer:right"
         ])
         defer { Task { await server.stop() } }
         let identity = try await IdentityHarness.start(arguments: [
-            "--smtp-url", "smtp+starttls://mailer:wrong@localhost:\(server.port)", "--smtp-ca", certificates.caPath,
+            "--smtp-url", "smtp+starttls://mailer:wrong@localhost:\(server.port)", "--smtp-ca", certificates.caPath
         ])
         defer { Task { await identity.stop() } }
-        _ = try await identity.client.call(Identity.register, RegisterRequest(email: "refused@example.com", password: IdentityHarness.password, fullName: "R"))
+        _ = try await identity.client.call(
+            Identity.register, RegisterRequest(email: "refused@example.com", password: IdentityHarness.password, fullName: "R"))
         let failed = try await eventually(timeout: .seconds(10)) {
             try await identity.database().read { db in try Double.fetchOne(db, sql: "SELECT failed_at FROM email_outbox") } != nil
         }
@@ -126,7 +134,8 @@ import TestSupport
         let port = try await freePort()
         let identity = try await IdentityHarness.start(arguments: ["--smtp-url", "smtp+plain://127.0.0.1:\(port)"])
         defer { Task { await identity.stop() } }
-        _ = try await identity.client.call(Identity.register, RegisterRequest(email: "patient@example.com", password: IdentityHarness.password, fullName: "P"))
+        _ = try await identity.client.call(
+            Identity.register, RegisterRequest(email: "patient@example.com", password: IdentityHarness.password, fullName: "P"))
         // Two failed attempts while nothing listens.
         try await eventually(timeout: .seconds(10)) {
             try await identity.database().read { db in try Int.fetchOne(db, sql: "SELECT attempts FROM email_outbox") } ?? 0 >= 2
@@ -138,6 +147,7 @@ import TestSupport
         try await Task.sleep(for: .seconds(3))
         #expect(mailbox(path).count == 1)
         #expect(mailbox(path).first?.to == ["patient@example.com"])
-        #expect(try await eventually { try identity.database().read { db in try Double.fetchOne(db, sql: "SELECT sent_at FROM email_outbox") } != nil })
+        #expect(
+            try await eventually { try identity.database().read { db in try Double.fetchOne(db, sql: "SELECT sent_at FROM email_outbox") } != nil })
     }
 }

@@ -1,17 +1,20 @@
 import Contracts
 import Foundation
-@testable import IdentityService
 import RPCCore
 import Testing
+
+@testable import IdentityService
 
 /// identity's rules as plain values, without sockets or databases.
 struct IdentityRulesTests {
     @Test func emailsAreTrimmedAndTheirDomainLowercasedButTheNamePartKeepsItsCase() throws {
         #expect(try EmailAddress("  Jane.Doe@Example.COM \n").description == "Jane.Doe@example.com")
         #expect(try EmailAddress("a+tag@sub.example.co.uk").description == "a+tag@sub.example.co.uk")
-        for bad in ["", "plain", "@example.com", "a@", "a@localhost", "a b@example.com", "a@exa mple.com", "a..b@example.com",
-                    ".a@example.com", "a@-example.com", "a@example..com", "a\r\nBcc: x@evil.com@example.com",
-                    String(repeating: "a", count: 65) + "@example.com", "ü@example.com"] {
+        for bad in [
+            "", "plain", "@example.com", "a@", "a@localhost", "a b@example.com", "a@exa mple.com", "a..b@example.com",
+            ".a@example.com", "a@-example.com", "a@example..com", "a\r\nBcc: x@evil.com@example.com",
+            String(repeating: "a", count: 65) + "@example.com", "ü@example.com"
+        ] {
             #expect(throws: IdentityError.self, "\(bad)") { try EmailAddress(bad) }
         }
     }
@@ -63,12 +66,16 @@ struct IdentityRulesTests {
     }
 
     @Test func businessProfilesAreTidiedAndChecked() throws {
-        let tidy = try BusinessProfileRules.validated(BusinessProfile(companyName: "  Acme ", companySize: "COMPANY_SIZE_OVER_5000",
-                                                                       country: " de", jobTitle: "CTO", useCase: "Analytics"))
+        let tidy = try BusinessProfileRules.validated(
+            BusinessProfile(
+                companyName: "  Acme ", companySize: "COMPANY_SIZE_OVER_5000",
+                country: " de", jobTitle: "CTO", useCase: "Analytics"))
         #expect(tidy.companyName == "Acme" && tidy.country == "DE")
         #expect(throws: IdentityError.self) {
-            try BusinessProfileRules.validated(BusinessProfile(companyName: "A", companySize: "COMPANY_SIZE_1_TO_10", country: "UK",
-                                                               jobTitle: "J", useCase: "U"))
+            try BusinessProfileRules.validated(
+                BusinessProfile(
+                    companyName: "A", companySize: "COMPANY_SIZE_1_TO_10", country: "UK",
+                    jobTitle: "J", useCase: "U"))
         }
         #expect(CountryCodes.all.count == 249)
     }

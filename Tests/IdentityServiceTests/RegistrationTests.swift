@@ -2,11 +2,12 @@ import ConnectTransport
 import Contracts
 import Foundation
 import GRDB
-@testable import IdentityService
 import RPCCore
 import ServiceRuntime
-import Testing
 import TestSupport
+import Testing
+
+@testable import IdentityService
 
 /// Registering, verifying the address and signing in, over real HTTP/2 against identity in-process.
 @Suite(.timeLimit(.minutes(3))) struct RegistrationTests {
@@ -34,20 +35,27 @@ import TestSupport
         }
 
         #expect(try await client.call(Identity.verifyEmail, VerifyEmailRequest(token: token)).email == "Ada.Lovelace@example.com")
-        let login = try await client.call(Identity.login, LoginRequest(email: "  ada.lovelace@EXAMPLE.com ".replacingOccurrences(of: "ada.lovelace", with: "Ada.Lovelace"),
-                                                                       password: "analytical engine notes"))
+        let login = try await client.call(
+            Identity.login,
+            LoginRequest(
+                email: "  ada.lovelace@EXAMPLE.com ".replacingOccurrences(of: "ada.lovelace", with: "Ada.Lovelace"),
+                password: "analytical engine notes"))
         #expect(login.user.emailVerified && login.user.onboardingState == .needsBusinessProfile)
         #expect(login.sessionToken.count == 43)
 
         let me = try await client.call(Identity.getMe, Empty(), options: .init(bearerToken: login.accessToken))
         #expect(me.email == "Ada.Lovelace@example.com" && me.onboardingState == .needsBusinessProfile)
 
-        let profile = BusinessProfile(companyName: " Analytical Ltd ", companySize: "COMPANY_SIZE_11_TO_50", country: "gb",
-                                      jobTitle: "Engineer", useCase: "Ledgers\nand tables")
+        let profile = BusinessProfile(
+            companyName: " Analytical Ltd ", companySize: "COMPANY_SIZE_11_TO_50", country: "gb",
+            jobTitle: "Engineer", useCase: "Ledgers\nand tables")
         let updated = try await client.call(Identity.updateBusinessProfile, profile, options: .init(bearerToken: login.accessToken))
         #expect(updated.onboardingState == .complete)
-        #expect(updated.businessProfile == BusinessProfile(companyName: "Analytical Ltd", companySize: "COMPANY_SIZE_11_TO_50",
-                                                           country: "GB", jobTitle: "Engineer", useCase: "Ledgers\nand tables"))
+        #expect(
+            updated.businessProfile
+                == BusinessProfile(
+                    companyName: "Analytical Ltd", companySize: "COMPANY_SIZE_11_TO_50",
+                    country: "GB", jobTitle: "Engineer", useCase: "Ledgers\nand tables"))
 
         let refreshed = try await client.call(Identity.refreshAccessToken, SessionTokenRequest(sessionToken: login.sessionToken))
         #expect(try await client.call(Identity.getMe, Empty(), options: .init(bearerToken: refreshed.accessToken)).onboardingState == .complete)
@@ -87,12 +95,19 @@ import TestSupport
         _ = try await client.call(Identity.resendVerification, ResendVerificationRequest(email: email))
         let third = try #require(try await identity.waitForEmails(to: email, count: 3)[2].token)
         // A link sent on request finishes only with a password chosen now.
-        await #expect(throws: RPCError(.failedPrecondition, "this link was sent on request, not with your registration: choose a password (newPassword, 12 to 256 characters) to finish verifying")) {
+        await #expect(
+            throws: RPCError(
+                .failedPrecondition,
+                "this link was sent on request, not with your registration: choose a password (newPassword, 12 to 256 characters) to finish verifying"
+            )
+        ) {
             try await client.call(Identity.verifyEmail, VerifyEmailRequest(token: third))
         }
         _ = try await client.call(Identity.verifyEmail, VerifyEmailRequest(token: third, newPassword: "a password chosen at verification"))
         _ = try await client.call(Identity.login, LoginRequest(email: email, password: "a password chosen at verification"))
-        await #expect(throws: RPCError(.failedPrecondition, "this email verification link has already been used; your address is verified, so sign in")) {
+        await #expect(
+            throws: RPCError(.failedPrecondition, "this email verification link has already been used; your address is verified, so sign in")
+        ) {
             try await client.call(Identity.verifyEmail, VerifyEmailRequest(token: third))
         }
         await #expect(throws: RPCError(.notFound, "this email verification link is not valid; ask for a new one with ResendVerification")) {
@@ -117,7 +132,8 @@ import TestSupport
         let attackersLink = try #require(try await identity.waitForEmails(to: email)[0].token)
         identity.clock.advance(by: 61)
         _ = try await client.call(Identity.register, RegisterRequest(email: email, password: victimPassword, fullName: "Victim"))
-        let victimsLink = try #require(try await identity.waitForEmails(to: email, count: 2)[1].token, "the second registration gets a link of its own")
+        let victimsLink = try #require(
+            try await identity.waitForEmails(to: email, count: 2)[1].token, "the second registration gets a link of its own")
         await #expect(throws: RPCError(.failedPrecondition, "this email verification link has expired; ask for a new one with ResendVerification")) {
             try await client.call(Identity.verifyEmail, VerifyEmailRequest(token: attackersLink))
         }
@@ -143,7 +159,9 @@ import TestSupport
     @Test func caseVariantsOfAnAddressAreOneAccount() async throws {
         let identity = try await IdentityHarness.start()
         defer { Task { await identity.stop() } }
-        let variants = ["Mixed.Case@example.com", "mixed.case@example.com", "MIXED.CASE@example.com", "Mixed.CASE@EXAMPLE.com", "mIxEd.cAsE@example.com"]
+        let variants = [
+            "Mixed.Case@example.com", "mixed.case@example.com", "MIXED.CASE@example.com", "Mixed.CASE@EXAMPLE.com", "mIxEd.cAsE@example.com"
+        ]
         for variant in variants {
             _ = try await identity.client.call(Identity.register, RegisterRequest(email: variant, password: IdentityHarness.password, fullName: "M"))
         }
@@ -166,8 +184,9 @@ import TestSupport
         try IdentityMigrations.migrator.migrate(queue, upTo: "identity v1: users, tokens, sessions, keys, throttling, outbox, audit")
         try await queue.write { db in
             for (id, email, at) in [("old", "Dup@example.com", 1.0), ("new", "dup@example.com", 2.0), ("other", "other@example.com", 3.0)] {
-                try db.execute(sql: "INSERT INTO user (id, email, full_name, password_hash, created_at, password_changed_at) VALUES (?, ?, 'x', 'x', ?, ?)",
-                               arguments: [id, email, at, at])
+                try db.execute(
+                    sql: "INSERT INTO user (id, email, full_name, password_hash, created_at, password_changed_at) VALUES (?, ?, 'x', 'x', ?, ?)",
+                    arguments: [id, email, at, at])
             }
         }
         try queue.close()
@@ -187,7 +206,9 @@ import TestSupport
             _ = try await identity.client.call(Identity.resendVerification, ResendVerificationRequest(email: email))
         }
         // Registration's email plus nine resends fill the hour's ten.
-        let queued = try await identity.database().read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM email_outbox WHERE recipient = ?", arguments: [email]) }
+        let queued = try await identity.database().read { db in
+            try Int.fetchOne(db, sql: "SELECT count(*) FROM email_outbox WHERE recipient = ?", arguments: [email])
+        }
         #expect(queued == 10)
     }
 
@@ -201,8 +222,10 @@ import TestSupport
             let response = try await Curl.post(url + method, body: body, extra: ["--http2-prior-knowledge"])
             return (response.status, response.body)
         }
-        for (method, template) in [("Register", #"{"email":"%@","password":"another long passphrase","fullName":"X"}"#),
-                                   ("ResendVerification", #"{"email":"%@"}"#), ("RequestPasswordReset", #"{"email":"%@"}"#)] {
+        for (method, template) in [
+            ("Register", #"{"email":"%@","password":"another long passphrase","fullName":"X"}"#),
+            ("ResendVerification", #"{"email":"%@"}"#), ("RequestPasswordReset", #"{"email":"%@"}"#)
+        ] {
             // Past the one-email-a-minute limit, which would otherwise hold back the owner's notice.
             identity.clock.advance(by: 61)
             let forTaken = try await raw(method, template.replacingOccurrences(of: "%@", with: taken))
@@ -231,7 +254,8 @@ import TestSupport
         for round in 0..<9 {
             for (email, into) in [("timing@example.com", 0), ("timing-\(round)@example.com", 1)] {
                 let started = ContinuousClock.now
-                _ = try await identity.client.call(Identity.register, RegisterRequest(email: email, password: IdentityHarness.password, fullName: "T"))
+                _ = try await identity.client.call(
+                    Identity.register, RegisterRequest(email: email, password: IdentityHarness.password, fullName: "T"))
                 if into == 0 { taken.append(ContinuousClock.now - started) } else { free.append(ContinuousClock.now - started) }
             }
         }
@@ -284,7 +308,7 @@ import TestSupport
             (#"{"email":"a@example.com","password":"\#(long)","fullName":"A"}"#, "at most 256 characters"),
             (#"{"email":"longname@example.com","password":"my longname is here","fullName":"A"}"#, "name part"),
             (#"{"email":"a@example.com","password":"a long enough passphrase","fullName":"\#(String(repeating: "n", count: 201))"}"#, "at most 200"),
-            (#"{"email":"a@example.com","password":"a long enough passphrase","fullName":"  "}"#, "fullName is required"),
+            (#"{"email":"a@example.com","password":"a long enough passphrase","fullName":"  "}"#, "fullName is required")
         ]
         for (body, mentions) in cases {
             let response = try await Curl.post(url, body: body, extra: ["--http2-prior-knowledge"])
@@ -308,11 +332,12 @@ import TestSupport
             (#"{"companyName":"C","companySize":"COMPANY_SIZE_1_TO_10","country":"XX","jobTitle":"J","useCase":"U"}"#, "ISO 3166-1"),
             (#"{"companyName":"","companySize":"COMPANY_SIZE_1_TO_10","country":"DE","jobTitle":"J","useCase":"U"}"#, "companyName is required"),
             (#"{"companyName":"C\u0007","companySize":"COMPANY_SIZE_1_TO_10","country":"DE","jobTitle":"J","useCase":"U"}"#, "control characters"),
-            (#"{"companyName":"C","companySize":"COMPANY_SIZE_1_TO_10","country":"DE","jobTitle":"J"}"#, "'useCase' is required"),
+            (#"{"companyName":"C","companySize":"COMPANY_SIZE_1_TO_10","country":"DE","jobTitle":"J"}"#, "'useCase' is required")
         ]
         for (body, mentions) in profiles {
-            let response = try await Curl.post(profileURL, body: body,
-                                               extra: ["--http2-prior-knowledge", "-H", "authorization: Bearer \(signedIn.accessToken)"])
+            let response = try await Curl.post(
+                profileURL, body: body,
+                extra: ["--http2-prior-knowledge", "-H", "authorization: Bearer \(signedIn.accessToken)"])
             #expect(response.status == 400 && response.body.contains(mentions), "\(body) -> \(response.body)")
         }
         #expect(try identity.rowCounts() == beforeProfile)

@@ -1,10 +1,11 @@
 import ConnectTransport
 import Contracts
 import Foundation
-@testable import IdentityService
 import RPCCore
-import Testing
 import TestSupport
+import Testing
+
+@testable import IdentityService
 
 /// Signing in: one answer for every failure, throttling and lockout, sessions and their ends,
 /// password changes and resets.
@@ -18,8 +19,9 @@ import TestSupport
         let url = "http://127.0.0.1:\(identity.port)/identity.v1.IdentityService/Login"
         func attempt(_ email: String) async throws -> (Int, String, Duration) {
             let started = ContinuousClock.now
-            let response = try await Curl.post(url, body: #"{"email":"\#(email)","password":"not the password at all"}"#,
-                                               extra: ["--http2-prior-knowledge"])
+            let response = try await Curl.post(
+                url, body: #"{"email":"\#(email)","password":"not the password at all"}"#,
+                extra: ["--http2-prior-knowledge"])
             return (response.status, response.body, ContinuousClock.now - started)
         }
         var unknown: [Duration] = []
@@ -62,7 +64,8 @@ import TestSupport
         for _ in 0..<7 {
             await #expect(throws: Self.badCredentials) { try await identity.client.call(Identity.login, wrong) }
             let until = try await identity.database().read { db in
-                try Double.fetchOne(db, sql: "SELECT locked_until - last_failure_at FROM login_throttle WHERE subject = ?", arguments: ["account:\(email)"])
+                try Double.fetchOne(
+                    db, sql: "SELECT locked_until - last_failure_at FROM login_throttle WHERE subject = ?", arguments: ["account:\(email)"])
             }
             locks.append(until ?? 0)
             clock.advance(by: (until ?? 0) + 1)
@@ -71,7 +74,10 @@ import TestSupport
 
         // Once the lock has passed, the right password works and clears the count.
         _ = try await identity.client.call(Identity.login, right)
-        #expect(try await identity.database().read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM login_throttle WHERE subject = ?", arguments: ["account:\(email)"]) } == 0)
+        #expect(
+            try await identity.database().read { db in
+                try Int.fetchOne(db, sql: "SELECT count(*) FROM login_throttle WHERE subject = ?", arguments: ["account:\(email)"])
+            } == 0)
         let events = try await identity.database().read { db in try String.fetchAll(db, sql: "SELECT DISTINCT event FROM audit_event") }
         #expect(Set(events).isSuperset(of: ["login_failed", "locked", "login_refused_locked", "login_succeeded"]))
     }
@@ -82,18 +88,22 @@ import TestSupport
         let victim = "victim@example.com"
         _ = try await identity.signedUpUser(victim)
         func login(_ email: String, password: String, from ip: String) async throws -> LoginResponse {
-            try await identity.service.call(Identity.login, LoginRequest(email: email, password: password),
-                                            options: .init(headers: [(IdentityHandlers.endUserIPHeader, ip)]))
+            try await identity.service.call(
+                Identity.login, LoginRequest(email: email, password: password),
+                options: .init(headers: [(IdentityHandlers.endUserIPHeader, ip)]))
         }
         // Five different accounts guessed from one address.
         for index in 0..<5 {
-            await #expect(throws: Self.badCredentials) { try await login("guess-\(index)@example.com", password: "guessing guessing", from: "203.0.113.7") }
+            await #expect(throws: Self.badCredentials) {
+                try await login("guess-\(index)@example.com", password: "guessing guessing", from: "203.0.113.7")
+            }
         }
         await #expect(throws: Self.badCredentials) { try await login(victim, password: IdentityHarness.password, from: "203.0.113.7") }
         _ = try await login(victim, password: IdentityHarness.password, from: "198.51.100.1")
         // Without a service credential the header is ignored: the caller is judged by its own address.
-        _ = try await identity.client.call(Identity.login, LoginRequest(email: victim, password: IdentityHarness.password),
-                                           options: .init(headers: [(IdentityHandlers.endUserIPHeader, "203.0.113.7")]))
+        _ = try await identity.client.call(
+            Identity.login, LoginRequest(email: victim, password: IdentityHarness.password),
+            options: .init(headers: [(IdentityHandlers.endUserIPHeader, "203.0.113.7")]))
     }
 
     /// Failures from six addresses lock the account against guessing, but not against its owner:
@@ -105,8 +115,9 @@ import TestSupport
         let victim = "owner@example.com"
         _ = try await identity.signedUpUser(victim)
         func login(_ password: String, from ip: String) async throws -> LoginResponse {
-            try await identity.service.call(Identity.login, LoginRequest(email: victim, password: password),
-                                            options: .init(headers: [(IdentityHandlers.endUserIPHeader, ip)]))
+            try await identity.service.call(
+                Identity.login, LoginRequest(email: victim, password: password),
+                options: .init(headers: [(IdentityHandlers.endUserIPHeader, ip)]))
         }
         for index in 1...6 {
             await #expect(throws: Self.badCredentials) { try await login("guessing guessing", from: "203.0.113.\(index)") }
@@ -134,8 +145,9 @@ import TestSupport
         let user = try await identity.signedUpUser("guessed@example.com")
         var auth = ConnectClient.CallOptions(bearerToken: user.accessToken)
         func change(_ old: String) async throws {
-            _ = try await identity.client.call(Identity.changePassword, ChangePasswordRequest(oldPassword: old, newPassword: "a brand new passphrase"),
-                                               options: auth)
+            _ = try await identity.client.call(
+                Identity.changePassword, ChangePasswordRequest(oldPassword: old, newPassword: "a brand new passphrase"),
+                options: auth)
         }
         for _ in 0..<5 {
             await #expect(throws: RPCError(.permissionDenied, "the current password is wrong")) { try await change("not the password!") }
@@ -181,7 +193,9 @@ import TestSupport
         // The known address still gets its reset email (one: the address's limit), the others none.
         let reset = try await identity.waitForEmails(to: known, count: 2)[1]
         #expect(reset.subject == "Reset your password")
-        try await eventually { try await identity.database().read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM password_reset_request") } == 0 }
+        try await eventually {
+            try await identity.database().read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM password_reset_request") } == 0
+        }
         let resetEmails = try await identity.database().read { db in
             try Int.fetchOne(db, sql: "SELECT count(*) FROM email_outbox WHERE kind = 'password_reset'")
         }
@@ -201,7 +215,7 @@ import TestSupport
             identity.clock.advance(by: 100 * 60)
             _ = try await client.call(Identity.refreshAccessToken, SessionTokenRequest(sessionToken: first.sessionToken))
         }
-        identity.clock.advance(by: 100 * 60) // 25 h 40 min after sign-in
+        identity.clock.advance(by: 100 * 60)  // 25 h 40 min after sign-in
         await #expect(throws: ended) { try await client.call(Identity.refreshAccessToken, SessionTokenRequest(sessionToken: first.sessionToken)) }
 
         let idle = try await client.call(Identity.login, LoginRequest(email: email, password: IdentityHarness.password))
@@ -228,11 +242,14 @@ import TestSupport
         let found = try await identity.service.call(Identity.lookupUsers, LookupUsersRequest(userIds: [login.user.id, "nobody"]))
         #expect(found.users == [UserSummary(id: login.user.id, email: "looked.up@example.com", fullName: "Test User", emailVerified: true)])
         // By address too, compared case-insensitively; a malformed or unknown address matches nobody.
-        let byEmail = try await identity.service.call(Identity.lookupUsers, LookupUsersRequest(
-            userIds: [login.user.id], emails: ["Looked.Up@EXAMPLE.com", "not an address", "nobody@example.com"]))
+        let byEmail = try await identity.service.call(
+            Identity.lookupUsers,
+            LookupUsersRequest(
+                userIds: [login.user.id], emails: ["Looked.Up@EXAMPLE.com", "not an address", "nobody@example.com"]))
         #expect(byEmail.users == found.users)
         await #expect(throws: RPCError(.unauthenticated, "this method is internal-only: call it with a valid service credential")) {
-            try await identity.client.call(Identity.lookupUsers, LookupUsersRequest(userIds: [login.user.id]), options: .init(bearerToken: login.accessToken))
+            try await identity.client.call(
+                Identity.lookupUsers, LookupUsersRequest(userIds: [login.user.id]), options: .init(bearerToken: login.accessToken))
         }
         await #expect(throws: RPCError(.invalidArgument, "userIds may hold at most 100 ids")) {
             try await identity.service.call(Identity.lookupUsers, LookupUsersRequest(userIds: (0..<101).map { "id-\($0)" }))
@@ -247,8 +264,9 @@ import TestSupport
             try await identity.client.call(Identity.introspectSession, SessionTokenRequest(sessionToken: login.sessionToken))
         }
         do {
-            _ = try await identity.client.call(Identity.introspectSession, SessionTokenRequest(sessionToken: login.sessionToken),
-                                               options: .init(bearerToken: login.accessToken))
+            _ = try await identity.client.call(
+                Identity.introspectSession, SessionTokenRequest(sessionToken: login.sessionToken),
+                options: .init(bearerToken: login.accessToken))
         } catch {
             #expect(error.code == .unauthenticated || error.code == .permissionDenied)
         }
@@ -264,15 +282,23 @@ import TestSupport
         let auth = ConnectClient.CallOptions(bearerToken: current.accessToken)
 
         await #expect(throws: RPCError(.permissionDenied, "the current password is wrong")) {
-            try await client.call(Identity.changePassword, ChangePasswordRequest(oldPassword: "not my password!", newPassword: "a brand new passphrase"), options: auth)
+            try await client.call(
+                Identity.changePassword, ChangePasswordRequest(oldPassword: "not my password!", newPassword: "a brand new passphrase"), options: auth)
         }
         await #expect(throws: RPCError(.invalidArgument, "newPassword must be at least 12 characters long")) {
-            try await client.call(Identity.changePassword, ChangePasswordRequest(oldPassword: IdentityHarness.password, newPassword: "short"), options: auth)
+            try await client.call(
+                Identity.changePassword, ChangePasswordRequest(oldPassword: IdentityHarness.password, newPassword: "short"), options: auth)
         }
-        _ = try await client.call(Identity.changePassword, ChangePasswordRequest(oldPassword: IdentityHarness.password, newPassword: "a brand new passphrase"), options: auth)
+        _ = try await client.call(
+            Identity.changePassword, ChangePasswordRequest(oldPassword: IdentityHarness.password, newPassword: "a brand new passphrase"),
+            options: auth)
         _ = try await client.call(Identity.refreshAccessToken, SessionTokenRequest(sessionToken: current.sessionToken))
-        await #expect(throws: RPCError.self) { try await client.call(Identity.refreshAccessToken, SessionTokenRequest(sessionToken: other.sessionToken)) }
-        await #expect(throws: Self.badCredentials) { try await client.call(Identity.login, LoginRequest(email: email, password: IdentityHarness.password)) }
+        await #expect(throws: RPCError.self) {
+            try await client.call(Identity.refreshAccessToken, SessionTokenRequest(sessionToken: other.sessionToken))
+        }
+        await #expect(throws: Self.badCredentials) {
+            try await client.call(Identity.login, LoginRequest(email: email, password: IdentityHarness.password))
+        }
         _ = try await client.call(Identity.login, LoginRequest(email: email, password: "a brand new passphrase"))
         #expect(try await identity.waitForEmails(to: email, count: 2)[1].subject == "Your password was changed")
     }
@@ -290,10 +316,16 @@ import TestSupport
             try await client.call(Identity.resetPassword, ResetPasswordRequest(token: link, newPassword: "I am forgetful again"))
         }
         _ = try await client.call(Identity.resetPassword, ResetPasswordRequest(token: link, newPassword: "remembered at last"))
-        await #expect(throws: RPCError(.failedPrecondition, "this password reset link has already been used; sign in with your new password, or ask for a new link with RequestPasswordReset")) {
+        await #expect(
+            throws: RPCError(
+                .failedPrecondition,
+                "this password reset link has already been used; sign in with your new password, or ask for a new link with RequestPasswordReset")
+        ) {
             try await client.call(Identity.resetPassword, ResetPasswordRequest(token: link, newPassword: "remembered at last"))
         }
-        await #expect(throws: RPCError.self) { try await client.call(Identity.refreshAccessToken, SessionTokenRequest(sessionToken: session.sessionToken)) }
+        await #expect(throws: RPCError.self) {
+            try await client.call(Identity.refreshAccessToken, SessionTokenRequest(sessionToken: session.sessionToken))
+        }
         _ = try await client.call(Identity.login, LoginRequest(email: email, password: "remembered at last"))
 
         identity.clock.advance(by: 61)
@@ -316,7 +348,8 @@ import TestSupport
         let results = await withTaskGroup(of: Bool.self) { group in
             for index in 0..<6 {
                 group.addTask {
-                    (try? await identity.client.call(Identity.resetPassword, ResetPasswordRequest(token: link, newPassword: "racing passphrase \(index)"))) != nil
+                    (try? await identity.client.call(
+                        Identity.resetPassword, ResetPasswordRequest(token: link, newPassword: "racing passphrase \(index)"))) != nil
                 }
             }
             return await group.reduce(into: [Bool]()) { $0.append($1) }

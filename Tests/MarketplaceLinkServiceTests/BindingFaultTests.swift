@@ -2,8 +2,8 @@ import ConnectTransport
 import Contracts
 import Foundation
 import RPCCore
-import Testing
 import TestSupport
+import Testing
 
 /// The binding saga when organization cannot confirm: first its database is write-locked by
 /// another process (sqlite3 holding BEGIN IMMEDIATE), so CheckAdmin still answers but
@@ -46,8 +46,9 @@ import TestSupport
         let (user, organization) = try await system.adminWithOrganization()
         let claim = try #require(try await system.register().claim)
         let lock = try WriteLock(system.organizationDatabase)
-        let first = try await system.linkClient.call(MarketplaceLink.bindOrganization, BindOrganizationRequest(claim: claim, organizationId: organization.id),
-                                                     options: .init(timeout: .seconds(30), bearerToken: user.accessToken))
+        let first = try await system.linkClient.call(
+            MarketplaceLink.bindOrganization, BindOrganizationRequest(claim: claim, organizationId: organization.id),
+            options: .init(timeout: .seconds(30), bearerToken: user.accessToken))
         #expect(first.state == .binding, "organization could not write, so the link waits")
         // Then organization goes down altogether: the retries find nobody listening.
         await system.organization.shutdown(timeout: .seconds(2))
@@ -61,8 +62,9 @@ import TestSupport
         // (The billing page asks organization too: while marketplace-link's client backs off from
         // the restart, it may answer unavailable, so errors are retried here.)
         let active = try await eventually(timeout: .seconds(30)) {
-            (try? await system.linkClient.call(MarketplaceLink.getBillingStatus, BillingStatusRequest(organizationId: organization.id),
-                                               options: .init(bearerToken: user.accessToken)))?.state == .active
+            (try? await system.linkClient.call(
+                MarketplaceLink.getBillingStatus, BillingStatusRequest(organizationId: organization.id),
+                options: .init(bearerToken: user.accessToken)))?.state == .active
         }
         #expect(active)
         #expect(try await billingRows(system.organizationDatabase) == "1")
@@ -74,9 +76,11 @@ import TestSupport
         let (user, organization) = try await system.adminWithOrganization()
         // marketplace-link as a real process, so it can be killed.
         let directory = system.directory + "/link-process"
-        let arguments = ["--port", "0", "--data-dir", directory, "--identity-url", "http://127.0.0.1:\(system.identity.port)",
-                         "--organization-url", system.organizationURL, "--aws-marketplace-endpoint", system.simulator.baseURL,
-                         "--service-secret", JourneyHarness.linkSecret, "--product-code", SimulatorProcess.product]
+        let arguments = [
+            "--port", "0", "--data-dir", directory, "--identity-url", "http://127.0.0.1:\(system.identity.port)",
+            "--organization-url", system.organizationURL, "--aws-marketplace-endpoint", system.simulator.baseURL,
+            "--service-secret", JourneyHarness.linkSecret, "--product-code", SimulatorProcess.product
+        ]
         let environment = ["AWS_ACCESS_KEY_ID": SimulatorProcess.sellerAccessKeyID, "AWS_SECRET_ACCESS_KEY": SimulatorProcess.sellerSecret]
         let first = try await ChildProcess(service: "marketplace-link", arguments: arguments, environment: environment)
         let client = try ConnectClient(configuration: .init(baseURL: "http://127.0.0.1:\(first.port)"))
@@ -85,8 +89,9 @@ import TestSupport
 
         let lock = try WriteLock(system.organizationDatabase)
         let bind = Task {
-            try? await client.call(MarketplaceLink.bindOrganization, BindOrganizationRequest(claim: claim, organizationId: organization.id),
-                                   options: .init(timeout: .seconds(30), bearerToken: user.accessToken))
+            try? await client.call(
+                MarketplaceLink.bindOrganization, BindOrganizationRequest(claim: claim, organizationId: organization.id),
+                options: .init(timeout: .seconds(30), bearerToken: user.accessToken))
         }
         let database = directory + "/marketplace-link.sqlite"
         let recorded = try await eventually(timeout: .seconds(15)) {

@@ -48,7 +48,7 @@ final class JourneyHarness: Sendable {
         let organizationSettings = try ServiceOptions.parse([
             "--port", "0", "--data-dir", base + "/organization", "--identity-url", "http://127.0.0.1:\(identity.port)",
             "--service-secret", IdentityHarness.organizationSecret,
-            "--trusted-services", "marketplace-link=\(digest(secrets["marketplace-link"]!))",
+            "--trusted-services", "marketplace-link=\(digest(secrets["marketplace-link"]!))"
         ]).settings(service: OrganizationDefinition.identity, environment: [:])
         let organization = try ServiceHost(definition: OrganizationDefinition.make(), settings: organizationSettings, logger: logger)
         let organizationPort = try await organization.start().port!
@@ -58,7 +58,7 @@ final class JourneyHarness: Sendable {
         let linkSettings = try ServiceOptions.parse([
             "--port", "0", "--data-dir", base + "/marketplace-link", "--identity-url", "http://127.0.0.1:\(identity.port)",
             "--organization-url", "http://127.0.0.1:\(organizationPort)", "--aws-marketplace-endpoint", simulatorURL,
-            "--service-secret", secrets["marketplace-link"]!, "--trusted-services", "operator=\(digest(secrets["operator"]!))",
+            "--service-secret", secrets["marketplace-link"]!, "--trusted-services", "operator=\(digest(secrets["operator"]!))"
         ]).settings(service: MarketplaceLinkDefinition.identity, environment: [:])
         var configuration = MarketplaceLinkConfiguration(
             productCode: SimulatorProcess.product, awsRegion: "us-east-1",
@@ -74,12 +74,17 @@ final class JourneyHarness: Sendable {
             linkPort: linkPort, organizationRestartSettings: restartSettings,
             linkClient: try ConnectClient(configuration: .init(baseURL: "http://127.0.0.1:\(linkPort)")),
             organizationClient: try ConnectClient(configuration: .init(baseURL: "http://127.0.0.1:\(organizationPort)")),
-            operatorClient: try ConnectClient(configuration: .init(baseURL: "http://127.0.0.1:\(linkPort)",
-                                                                   credential: ServiceCredential(serviceName: "operator", secret: secrets["operator"]!))))
+            operatorClient: try ConnectClient(
+                configuration: .init(
+                    baseURL: "http://127.0.0.1:\(linkPort)",
+                    credential: ServiceCredential(serviceName: "operator", secret: secrets["operator"]!))))
     }
 
-    private init(simulator: SimulatorProcess, identity: IdentityHarness, organization: ServiceHost, link: ServiceHost, directory: String,
-                 organizationPort: Int, linkPort: Int, organizationRestartSettings: ServiceSettings, linkClient: ConnectClient, organizationClient: ConnectClient, operatorClient: ConnectClient) {
+    private init(
+        simulator: SimulatorProcess, identity: IdentityHarness, organization: ServiceHost, link: ServiceHost, directory: String,
+        organizationPort: Int, linkPort: Int, organizationRestartSettings: ServiceSettings, linkClient: ConnectClient,
+        organizationClient: ConnectClient, operatorClient: ConnectClient
+    ) {
         self.directory = directory
         self.organizationPort = organizationPort
         self.linkPort = linkPort
@@ -115,15 +120,17 @@ final class JourneyHarness: Sendable {
     /// A signed-up user who administers a new organization; returns both.
     func adminWithOrganization(_ name: String = "Buyer Co") async throws -> (LoginResponse, Organization) {
         let user = try await identity.signedUpUser()
-        let organization = try await organizationClient.call(Organizations.createOrganization, CreateOrganizationRequest(name: name),
-                                                             options: .init(bearerToken: user.accessToken))
+        let organization = try await organizationClient.call(
+            Organizations.createOrganization, CreateOrganizationRequest(name: name),
+            options: .init(bearerToken: user.accessToken))
         return (user, organization)
     }
 
     /// The simulator's "Set up your account" for `identity` and `offer`, accepted by marketplace-link.
     func register(identity name: String = "alice", offer: String = "offer-a", bearerToken: String? = nil) async throws -> AcceptRegistrationResponse {
         let token = try await simulator.subscribeAndSetUp(identity: name, offer: offer)
-        return try await linkClient.call(MarketplaceLink.acceptRegistration, AcceptRegistrationRequest(registrationToken: token),
-                                         options: .init(bearerToken: bearerToken))
+        return try await linkClient.call(
+            MarketplaceLink.acceptRegistration, AcceptRegistrationRequest(registrationToken: token),
+            options: .init(bearerToken: bearerToken))
     }
 }

@@ -1,7 +1,8 @@
 import Contracts
-@testable import MarketplaceLinkService
 import RPCCore
 import Testing
+
+@testable import MarketplaceLinkService
 
 /// Every (state, owed step, event) of a link's lifecycle, without a database or a socket.
 struct LinkLifecycleTests {
@@ -43,7 +44,7 @@ struct LinkLifecycleTests {
     /// The only state changes there are; anything else is a bug.
     static let allowedTransitions: Set<[LinkState]> = [
         [.binding, .active], [.binding, .failed], [.binding, .unsubscribePending], [.active, .unsubscribePending],
-        [.binding, .cancelled], [.active, .cancelled], [.unsubscribePending, .cancelled],
+        [.binding, .cancelled], [.active, .cancelled], [.unsubscribePending, .cancelled]
     ]
 
     @Test func everyPairChangesStateOnlyAlongTheDiagram() {
@@ -68,8 +69,10 @@ struct LinkLifecycleTests {
     }
 
     @Test func theRulesPairByPair() {
-        typealias Row = (state: LinkState, step: LinkLifecycle.Step?, event: Event, action: LinkLifecycle.Action, state2: LinkState,
-                         step2: LinkLifecycle.Step?)
+        typealias Row = (
+            state: LinkState, step: LinkLifecycle.Step?, event: Event, action: LinkLifecycle.Action, state2: LinkState,
+            step2: LinkLifecycle.Step?
+        )
         let rows: [Row] = [
             (.binding, .setBilling, .confirmedSet, .save, .active, nil),
             (.binding, .setBilling, .refusedSet, .saveAndReleaseClaim, .failed, nil),
@@ -94,13 +97,14 @@ struct LinkLifecycleTests {
             (.cancelled, nil, .subscriptionEnded, .ignore, .cancelled, nil),
             (.cancelled, nil, .termsChanged, .ignore, .cancelled, nil),
             (.failed, nil, .unsubscribePending, .ignore, .failed, nil),
-            (.failed, nil, .subscriptionEnded, .ignore, .failed, nil),
+            (.failed, nil, .subscriptionEnded, .ignore, .failed, nil)
         ]
         for row in rows {
             var lifecycle = LinkLifecycle(state: row.state, pendingStep: row.step)
             let action = row.event.apply(to: &lifecycle)
-            #expect(action == row.action && lifecycle == LinkLifecycle(state: row.state2, pendingStep: row.step2),
-                    "\(row.state)/\(String(describing: row.step)) + \(row.event): got \(action), \(lifecycle)")
+            #expect(
+                action == row.action && lifecycle == LinkLifecycle(state: row.state2, pendingStep: row.step2),
+                "\(row.state)/\(String(describing: row.step)) + \(row.event): got \(action), \(lifecycle)")
         }
         let (bound, action) = LinkLifecycle.bindRequested()
         #expect(bound == LinkLifecycle(state: .binding, pendingStep: .setBilling) && action == .owe(.setBilling, startNow: true))

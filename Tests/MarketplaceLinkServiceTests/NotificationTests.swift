@@ -2,8 +2,8 @@ import ConnectTransport
 import Contracts
 import Foundation
 import RPCCore
-import Testing
 import TestSupport
+import Testing
 
 /// AWS Marketplace's subscription events reaching marketplace-link's SNS endpoint: from the
 /// simulator as SNS delivers them, and hand-made messages signed by Python's `cryptography` with
@@ -20,36 +20,45 @@ import TestSupport
         let accepted = try await system.linkClient.call(MarketplaceLink.acceptRegistration, AcceptRegistrationRequest(registrationToken: token))
         let (user, organization) = try await system.adminWithOrganization()
         let auth = ConnectClient.CallOptions(bearerToken: user.accessToken)
-        let bound = try await system.linkClient.call(MarketplaceLink.bindOrganization,
-                                                     BindOrganizationRequest(claim: try #require(accepted.claim), organizationId: organization.id),
-                                                     options: auth)
+        let bound = try await system.linkClient.call(
+            MarketplaceLink.bindOrganization,
+            BindOrganizationRequest(claim: try #require(accepted.claim), organizationId: organization.id),
+            options: auth)
         #expect(bound.state == .active)
 
         // The seller amends the contract: entitlement-updated, then the entitlements fetched from AWS.
         try await system.simulator.amend(offer: "offer-a", dimensions: ["seats": 20, "storage": 500, "compute": 7])
-        #expect(try await eventually(timeout: .seconds(20)) {
-            try await system.billingStatus(organization.id, auth).offer?.entitlements["seats"] == "20"
-        })
+        #expect(
+            try await eventually(timeout: .seconds(20)) {
+                try await system.billingStatus(organization.id, auth).offer?.entitlements["seats"] == "20"
+            })
         // ...and organization's billing record carries the new contract.
-        #expect(try await eventually(timeout: .seconds(10)) {
-            try await system.organizationClient.call(Organizations.getBillingAccount, OrganizationRef(organizationId: organization.id),
-                                                     options: auth).contract?.dimensions["seats"] == "20"
-        })
+        #expect(
+            try await eventually(timeout: .seconds(10)) {
+                try await system.organizationClient.call(
+                    Organizations.getBillingAccount, OrganizationRef(organizationId: organization.id),
+                    options: auth
+                ).contract?.dimensions["seats"] == "20"
+            })
 
         // The buyer cancels: unsubscribe-pending, then unsubscribe-success; the organization is no longer billed through AWS.
         try await system.simulator.cancel(identity: "alice", customer: customer)
         #expect(try await eventually(timeout: .seconds(20)) { try await system.billingStatus(organization.id, auth).state == .cancelled })
         #expect(try await eventually(timeout: .seconds(10)) { try await system.billingProvider(organization.id, auth) == BillingProvider.none })
         let events = try await system.linkSQL("SELECT action || ':' || state FROM sns_message WHERE type = 'Notification' ORDER BY sent_at")
-        #expect(events.split(separator: "\n") == [
-            "subscribe-success:APPLIED", "entitlement-updated:APPLIED", "unsubscribe-pending:APPLIED", "unsubscribe-success:APPLIED",
-        ])
+        #expect(
+            events.split(separator: "\n") == [
+                "subscribe-success:APPLIED", "entitlement-updated:APPLIED", "unsubscribe-pending:APPLIED", "unsubscribe-success:APPLIED"
+            ])
         // The claim of an ended subscription says so, and cannot be used any more.
         #expect(try await system.linkClient.call(MarketplaceLink.getClaim, ClaimRequest(claim: try #require(accepted.claim))).state == .ended)
         let (_, another) = try await system.adminWithOrganization("Another Co")
-        await #expect(throws: RPCError(.failedPrecondition, "this subscription was cancelled in AWS Marketplace: subscribe to the offer again to link it")) {
-            try await system.linkClient.call(MarketplaceLink.bindOrganization,
-                                             BindOrganizationRequest(claim: try #require(accepted.claim), organizationId: another.id), options: auth)
+        await #expect(
+            throws: RPCError(.failedPrecondition, "this subscription was cancelled in AWS Marketplace: subscribe to the offer again to link it")
+        ) {
+            try await system.linkClient.call(
+                MarketplaceLink.bindOrganization,
+                BindOrganizationRequest(claim: try #require(accepted.claim), organizationId: another.id), options: auth)
         }
     }
 
@@ -73,21 +82,26 @@ import TestSupport
         tampered["Message"] = sns.notification("unsubscribe-success", customer: customer)["Message"]
         #expect(try await sns.post(tampered) == (403, "refused: the signature does not match the message"))
         #expect(try await sns.post(pending.filter { $0.key != "Signature" }) == (400, "not an Amazon SNS message: field Signature is missing"))
-        #expect(try await sns.post(pending.merging(["SignatureVersion": "3"]) { $1 })
+        #expect(
+            try await sns.post(pending.merging(["SignatureVersion": "3"]) { $1 })
                 == (403, "refused: SignatureVersion must be 1 or 2, got '3'"))
         var untrustedHost = sns.notification("unsubscribe-pending", customer: customer)
         untrustedHost["SigningCertURL"] = "http://127.0.0.1:1/SimpleNotificationService-simulator.pem"
-        #expect(try await sns.post(try await sns.signed(untrustedHost, version: "2"))
+        #expect(
+            try await sns.post(try await sns.signed(untrustedHost, version: "2"))
                 == (403, "refused: SigningCertURL is not a certificate on a trusted SNS host"))
         var otherFile = sns.notification("unsubscribe-pending", customer: customer)
         otherFile["SigningCertURL"] = system.simulator.baseURL + "/healthz.pem"
-        #expect(try await sns.post(try await sns.signed(otherFile, version: "2"))
+        #expect(
+            try await sns.post(try await sns.signed(otherFile, version: "2"))
                 == (403, "refused: SigningCertURL is not a certificate on a trusted SNS host"))
-        let foreignKey = try await sns.signed(sns.notification("unsubscribe-pending", customer: customer), version: "2", key: try await sns.foreignKey())
+        let foreignKey = try await sns.signed(
+            sns.notification("unsubscribe-pending", customer: customer), version: "2", key: try await sns.foreignKey())
         #expect(try await sns.post(foreignKey) == (403, "refused: the signature does not match the message"))
         var otherTopic = sns.notification("unsubscribe-pending", customer: customer)
         otherTopic["TopicArn"] = SimulatorProcess.topicArn(product: "prod-someone-else")
-        #expect(try await sns.post(try await sns.signed(otherTopic, version: "2"))
+        #expect(
+            try await sns.post(try await sns.signed(otherTopic, version: "2"))
                 == (403, "refused: topic \(otherTopic["TopicArn"]!) is not one this endpoint subscribes to"))
         var confirmation = sns.confirmation()
         confirmation["SubscribeURL"] = "http://127.0.0.1:1/sns/confirm?Token=x"
@@ -99,7 +113,12 @@ import TestSupport
         #expect(try await sns.post(fail) == (200, "duplicate: already taken"))
 
         // The buyer registers: the kept subscribe-fail applies, and the registration is refused.
-        await #expect(throws: RPCError(.failedPrecondition, "AWS Marketplace reports that this subscription failed: subscribe to the offer again in AWS Marketplace, then click \"Set up your account\"")) {
+        await #expect(
+            throws: RPCError(
+                .failedPrecondition,
+                "AWS Marketplace reports that this subscription failed: subscribe to the offer again in AWS Marketplace, then click \"Set up your account\""
+            )
+        ) {
             try await system.linkClient.call(MarketplaceLink.acceptRegistration, AcceptRegistrationRequest(registrationToken: token))
         }
         #expect(try await system.linkSQL("SELECT state FROM sns_message") == "APPLIED")
@@ -115,8 +134,9 @@ import TestSupport
         let accepted = try await system.linkClient.call(MarketplaceLink.acceptRegistration, AcceptRegistrationRequest(registrationToken: token))
         let (user, organization) = try await system.adminWithOrganization()
         let auth = ConnectClient.CallOptions(bearerToken: user.accessToken)
-        _ = try await system.linkClient.call(MarketplaceLink.bindOrganization,
-                                             BindOrganizationRequest(claim: try #require(accepted.claim), organizationId: organization.id), options: auth)
+        _ = try await system.linkClient.call(
+            MarketplaceLink.bindOrganization,
+            BindOrganizationRequest(claim: try #require(accepted.claim), organizationId: organization.id), options: auth)
 
         // unsubscribe-success arrives before the unsubscribe-pending SNS sent a minute earlier.
         let now = Date()
@@ -125,7 +145,8 @@ import TestSupport
         #expect(try await sns.post(success) == (200, "accepted"))
         #expect(try await sns.post(pending) == (200, "accepted"))
         #expect(try await system.billingStatus(organization.id, auth).state == .cancelled)
-        #expect(try await system.linkSQL("SELECT action || ':' || state FROM sns_message ORDER BY received_at")
+        #expect(
+            try await system.linkSQL("SELECT action || ':' || state FROM sns_message ORDER BY received_at")
                 .split(separator: "\n") == ["unsubscribe-success:APPLIED", "unsubscribe-pending:IGNORED"])
         #expect(try await eventually(timeout: .seconds(10)) { try await system.billingProvider(organization.id, auth) == BillingProvider.none })
         #expect(try await eventually { try await system.linkSQL("SELECT pending_step IS NULL FROM link") == "1" })
@@ -164,23 +185,29 @@ struct SNSMessages {
     let system: JourneyHarness
 
     func notification(_ action: String, customer: String, at: Date = Date()) -> [String: String] {
-        let message = #"{"action":"\#(action)","customer-identifier":"\#(customer)","offer-identifier":"offer","product-code":"\#(SimulatorProcess.product)"}"#
-        return ["Type": "Notification", "MessageId": UUID().uuidString.lowercased(), "TopicArn": SimulatorProcess.topicArn(),
-                "Message": message, "Timestamp": at.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true)),
-                "SigningCertURL": system.simulator.snsCertificateURL]
+        let message =
+            #"{"action":"\#(action)","customer-identifier":"\#(customer)","offer-identifier":"offer","product-code":"\#(SimulatorProcess.product)"}"#
+        return [
+            "Type": "Notification", "MessageId": UUID().uuidString.lowercased(), "TopicArn": SimulatorProcess.topicArn(),
+            "Message": message, "Timestamp": at.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true)),
+            "SigningCertURL": system.simulator.snsCertificateURL
+        ]
     }
 
     func confirmation() -> [String: String] {
-        ["Type": "SubscriptionConfirmation", "MessageId": UUID().uuidString.lowercased(), "TopicArn": SimulatorProcess.topicArn(),
-         "Message": "You have chosen to subscribe.", "Token": "token", "Timestamp": Date().formatted(.iso8601),
-         "SubscribeURL": system.simulator.baseURL + "/sns/confirm?Token=token", "SigningCertURL": system.simulator.snsCertificateURL]
+        [
+            "Type": "SubscriptionConfirmation", "MessageId": UUID().uuidString.lowercased(), "TopicArn": SimulatorProcess.topicArn(),
+            "Message": "You have chosen to subscribe.", "Token": "token", "Timestamp": Date().formatted(.iso8601),
+            "SubscribeURL": system.simulator.baseURL + "/sns/confirm?Token=token", "SigningCertURL": system.simulator.snsCertificateURL
+        ]
     }
 
     /// Signs with Python's `cryptography` (tests/Fixtures/sns_sign.py), by default with the simulator's key.
     func signed(_ message: [String: String], version: String, key: String? = nil) async throws -> [String: String] {
         let input = try temporaryFile(try JSONSerialization.data(withJSONObject: [["version": version, "message": message]]))
-        let result = try await ExternalCommand.run(["python3", Self.fixture("sns_sign.py"), key ?? system.simulator.snsSigningKeyPath, input],
-                                                   timeout: .seconds(20))
+        let result = try await ExternalCommand.run(
+            ["python3", Self.fixture("sns_sign.py"), key ?? system.simulator.snsSigningKeyPath, input],
+            timeout: .seconds(20))
         guard result.status == 0 else { throw ProcessFailure("sns_sign.py: \(result.stderr)") }
         let signed = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [[String: String]]
         return try #require(signed?.first)

@@ -19,9 +19,11 @@ import Testing
     }
 
     private func request(path: String = "/x.v1.S/M") -> [HTTPField] {
-        [HTTPField(name: ":method", value: "POST"), HTTPField(name: ":scheme", value: "http"),
-         HTTPField(name: ":authority", value: "test"), HTTPField(name: ":path", value: path),
-         HTTPField(name: "content-type", value: "application/json")]
+        [
+            HTTPField(name: ":method", value: "POST"), HTTPField(name: ":scheme", value: "http"),
+            HTTPField(name: ":authority", value: "test"), HTTPField(name: ":path", value: path),
+            HTTPField(name: "content-type", value: "application/json")
+        ]
     }
 
     @Test func requestAndResponseLargerThanTheFlowControlWindowArriveWhole() throws {
@@ -40,7 +42,8 @@ import Testing
         #expect(message.body == requestBody)
 
         let responseBody = ByteBuffer(repeating: UInt8(ascii: "r"), count: 200_000)
-        try server.submitResponse(streamID: streamID, status: 200, headers: [HTTPField(name: "content-type", value: "application/json")], body: responseBody)
+        try server.submitResponse(
+            streamID: streamID, status: 200, headers: [HTTPField(name: "content-type", value: "application/json")], body: responseBody)
         let events = try pump(client, server)
         serverEvents = events.server
         let response = events.client.compactMap { event -> HTTP2Message? in

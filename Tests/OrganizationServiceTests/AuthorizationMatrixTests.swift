@@ -2,13 +2,13 @@ import AccessTokens
 import ConnectTransport
 import Contracts
 import Foundation
-import RPCCore
-import Testing
-import TestSupport
 import IdentityService
 import Logging
 import OrganizationService
+import RPCCore
 import ServiceRuntime
+import TestSupport
+import Testing
 
 /// Every method against every kind of caller, over HTTP/2, with identity issuing real tokens.
 /// The expected table is the one in the README.
@@ -22,19 +22,27 @@ import ServiceRuntime
     /// nil: the call succeeds; otherwise the code it must fail with.
     typealias Expectations = [Caller: ConnectCode?]
 
-    static let badTokens: Expectations = [.noToken: .unauthenticated, .expiredToken: .unauthenticated,
-                                          .unknownKeyToken: .unauthenticated, .serviceCredential: .unauthenticated,
-                                          .otherService: .unauthenticated]
+    static let badTokens: Expectations = [
+        .noToken: .unauthenticated, .expiredToken: .unauthenticated,
+        .unknownKeyToken: .unauthenticated, .serviceCredential: .unauthenticated,
+        .otherService: .unauthenticated
+    ]
     static let anyUser: Expectations = badTokens.merging([.admin: nil, .developer: nil, .billing: nil, .member: nil, .nonMember: nil]) { $1 }
     static let anyMember: Expectations = badTokens.merging([.admin: nil, .developer: nil, .billing: nil, .member: nil, .nonMember: .notFound]) { $1 }
-    static let adminOnly: Expectations = badTokens.merging([.admin: nil, .developer: .permissionDenied, .billing: .permissionDenied,
-                                                            .member: .permissionDenied, .nonMember: .notFound]) { $1 }
-    static let adminOrBilling: Expectations = badTokens.merging([.admin: nil, .developer: .permissionDenied, .billing: nil,
-                                                                 .member: .permissionDenied, .nonMember: .notFound]) { $1 }
-    static let serviceOnly: Expectations = [.admin: .unauthenticated, .developer: .unauthenticated, .billing: .unauthenticated,
-                                            .member: .unauthenticated, .nonMember: .unauthenticated, .noToken: .unauthenticated,
-                                            .expiredToken: .unauthenticated, .unknownKeyToken: .unauthenticated, .serviceCredential: nil,
-                                            .otherService: .permissionDenied]
+    static let adminOnly: Expectations = badTokens.merging([
+        .admin: nil, .developer: .permissionDenied, .billing: .permissionDenied,
+        .member: .permissionDenied, .nonMember: .notFound
+    ]) { $1 }
+    static let adminOrBilling: Expectations = badTokens.merging([
+        .admin: nil, .developer: .permissionDenied, .billing: nil,
+        .member: .permissionDenied, .nonMember: .notFound
+    ]) { $1 }
+    static let serviceOnly: Expectations = [
+        .admin: .unauthenticated, .developer: .unauthenticated, .billing: .unauthenticated,
+        .member: .unauthenticated, .nonMember: .unauthenticated, .noToken: .unauthenticated,
+        .expiredToken: .unauthenticated, .unknownKeyToken: .unauthenticated, .serviceCredential: nil,
+        .otherService: .permissionDenied
+    ]
 
     @Test func everyMethodAgainstEveryCaller() async throws {
         let harness = try await OrganizationHarness.start()
@@ -42,7 +50,7 @@ import ServiceRuntime
         let users: [Caller: LoginResponse] = [
             .admin: try await harness.user("admin"), .developer: try await harness.user("developer"),
             .billing: try await harness.user("billing"), .member: try await harness.user("member"),
-            .nonMember: try await harness.user("outsider"),
+            .nonMember: try await harness.user("outsider")
         ]
         // A registered user nobody has invited yet, for AddMember.
         let newcomer = try await harness.user("newcomer")
@@ -76,11 +84,15 @@ import ServiceRuntime
         }
 
         /// A fresh organization for each method, so one caller's change cannot decide another's outcome.
-        func check<Request, Response>(_ method: RPCMethod<Request, Response>, _ expected: Expectations,
-                                      request: (String, Caller) -> Request) async throws {
-            let organization = try await harness.organization(admin: users[.admin]!, members: [
-                (users[.developer]!, .developer), (users[.billing]!, .billing), (users[.member]!, .member),
-            ])
+        func check<Request, Response>(
+            _ method: RPCMethod<Request, Response>, _ expected: Expectations,
+            request: (String, Caller) -> Request
+        ) async throws {
+            let organization = try await harness.organization(
+                admin: users[.admin]!,
+                members: [
+                    (users[.developer]!, .developer), (users[.billing]!, .billing), (users[.member]!, .member)
+                ])
             // A second admin, so the first may leave, and a member per caller to act on.
             try harness.insertMember(organizationID: organization, userID: "second-admin", role: .admin)
             for caller in Caller.allCases {
@@ -97,19 +109,27 @@ import ServiceRuntime
         try await check(Organizations.getOrganization, Self.anyMember) { id, _ in OrganizationRef(organizationId: id) }
         try await check(Organizations.selectOrganization, Self.anyMember) { id, _ in OrganizationRef(organizationId: id) }
         try await check(Organizations.getSelectedOrganization, Self.anyUser) { _, _ in Empty() }
-        try await check(Organizations.addMember, Self.adminOnly) { id, _ in MemberRequest(organizationId: id, userId: newcomer.user.id, role: .member) }
-        try await check(Organizations.changeMemberRole, Self.adminOnly) { id, caller in MemberRequest(organizationId: id, userId: "target-\(caller.rawValue.lowercased())", role: .developer) }
-        try await check(Organizations.removeMember, Self.adminOnly) { id, caller in MemberRef(organizationId: id, userId: "target-\(caller.rawValue.lowercased())") }
+        try await check(Organizations.addMember, Self.adminOnly) { id, _ in MemberRequest(organizationId: id, userId: newcomer.user.id, role: .member)
+        }
+        try await check(Organizations.changeMemberRole, Self.adminOnly) { id, caller in
+            MemberRequest(organizationId: id, userId: "target-\(caller.rawValue.lowercased())", role: .developer)
+        }
+        try await check(Organizations.removeMember, Self.adminOnly) { id, caller in
+            MemberRef(organizationId: id, userId: "target-\(caller.rawValue.lowercased())")
+        }
         try await check(Organizations.leaveOrganization, Self.anyMember) { id, _ in OrganizationRef(organizationId: id) }
         try await check(Organizations.listMembers, Self.anyMember) { id, _ in OrganizationRef(organizationId: id) }
         try await check(Organizations.listMyInvitations, Self.anyUser) { _, _ in Empty() }
         try await check(Organizations.checkAdmin, Self.serviceOnly) { id, _ in MemberRef(organizationId: id, userId: users[.admin]!.user.id) }
         try await check(Organizations.getBillingAccount, Self.adminOrBilling) { id, _ in OrganizationRef(organizationId: id) }
         try await check(Organizations.setBillingAccount, Self.serviceOnly) { id, _ in
-            SetBillingAccountRequest(organizationId: id, provider: .awsMarketplace, awsAccountId: "123456789012", linkId: "link-\(id)",
-                                     contract: OrganizationHarness.contract())
+            SetBillingAccountRequest(
+                organizationId: id, provider: .awsMarketplace, awsAccountId: "123456789012", linkId: "link-\(id)",
+                contract: OrganizationHarness.contract())
         }
-        try await check(Organizations.clearBillingAccount, Self.serviceOnly) { id, _ in ClearBillingAccountRequest(organizationId: id, linkId: "link-\(id)", reason: "test") }
+        try await check(Organizations.clearBillingAccount, Self.serviceOnly) { id, _ in
+            ClearBillingAccountRequest(organizationId: id, linkId: "link-\(id)", reason: "test")
+        }
         try await check(Organizations.listAuditEvents, Self.adminOnly) { id, _ in OrganizationRef(organizationId: id) }
     }
 
@@ -124,7 +144,8 @@ import ServiceRuntime
         // identity signs with the new key within its reload interval; organization has never seen it.
         var after: LoginResponse?
         try await eventually(timeout: .seconds(10)) {
-            let login = try await harness.identity.client.call(Identity.login, LoginRequest(email: before.user.email, password: IdentityHarness.password))
+            let login = try await harness.identity.client.call(
+                Identity.login, LoginRequest(email: before.user.email, password: IdentityHarness.password))
             after = login
             return AccessTokenVerifier.keyID(of: login.accessToken) == newKey
         }
@@ -136,18 +157,22 @@ import ServiceRuntime
 
     @Test func withoutIdentitysKeysCallsAreUnavailableNotAccepted() async throws {
         let deadIdentity = try await freePort()
-        let settings = try ServiceOptions.parse(["--port", "0", "--data-dir", NSTemporaryDirectory() + "org-\(UUID().uuidString)",
-                                                 "--identity-url", "http://127.0.0.1:\(deadIdentity)"])
-            .settings(service: OrganizationDefinition.identity, environment: [:])
+        let settings = try ServiceOptions.parse([
+            "--port", "0", "--data-dir", NSTemporaryDirectory() + "org-\(UUID().uuidString)",
+            "--identity-url", "http://127.0.0.1:\(deadIdentity)"
+        ])
+        .settings(service: OrganizationDefinition.identity, environment: [:])
         var logger = Logger(label: "organization-test")
         logger.logLevel = .critical
         let host = try ServiceHost(definition: OrganizationDefinition.make(), settings: settings, logger: logger)
         let port = try await host.start().port!
         let client = try ConnectClient(configuration: .init(baseURL: "http://127.0.0.1:\(port)"))
-        let forged = try SigningKey.generate().sign(AccessTokenClaims(
-            subject: "someone", email: "x@example.com", emailVerified: true, onboardingState: .complete, sessionID: "s",
-            issuedAt: Date(), expiresAt: Date() + 600))
-        await #expect(throws: RPCError(.unavailable, "cannot check the access token now: identity's signing keys are unavailable; try again shortly")) {
+        let forged = try SigningKey.generate().sign(
+            AccessTokenClaims(
+                subject: "someone", email: "x@example.com", emailVerified: true, onboardingState: .complete, sessionID: "s",
+                issuedAt: Date(), expiresAt: Date() + 600))
+        await #expect(throws: RPCError(.unavailable, "cannot check the access token now: identity's signing keys are unavailable; try again shortly"))
+        {
             try await client.call(Organizations.listMyOrganizations, Empty(), options: .init(bearerToken: forged))
         }
         await client.close()

@@ -34,7 +34,7 @@ final class OrganizationHarness: Sendable {
         let settings = try ServiceOptions.parse([
             "--port", "0", "--data-dir", directory, "--identity-url", "http://127.0.0.1:\(identity.port)",
             "--service-secret", IdentityHarness.organizationSecret,
-            "--trusted-services", "marketplace-link=\(digest),identity=\(TrustedServices.digest(ofSecret: otherServiceSecret))",
+            "--trusted-services", "marketplace-link=\(digest),identity=\(TrustedServices.digest(ofSecret: otherServiceSecret))"
         ]).settings(service: OrganizationDefinition.identity, environment: [:])
         let clock = TestClock()
         var logger = Logger(label: "organization-test")
@@ -44,14 +44,20 @@ final class OrganizationHarness: Sendable {
         return OrganizationHarness(
             identity: identity, host: host, directory: directory, clock: clock, port: port,
             client: try ConnectClient(configuration: .init(baseURL: "http://127.0.0.1:\(port)")),
-            service: try ConnectClient(configuration: .init(baseURL: "http://127.0.0.1:\(port)",
-                                                            credential: ServiceCredential(serviceName: "marketplace-link", secret: serviceSecret))),
-            otherService: try ConnectClient(configuration: .init(baseURL: "http://127.0.0.1:\(port)",
-                                                                 credential: ServiceCredential(serviceName: "identity", secret: otherServiceSecret))))
+            service: try ConnectClient(
+                configuration: .init(
+                    baseURL: "http://127.0.0.1:\(port)",
+                    credential: ServiceCredential(serviceName: "marketplace-link", secret: serviceSecret))),
+            otherService: try ConnectClient(
+                configuration: .init(
+                    baseURL: "http://127.0.0.1:\(port)",
+                    credential: ServiceCredential(serviceName: "identity", secret: otherServiceSecret))))
     }
 
-    private init(identity: IdentityHarness, host: ServiceHost, directory: String, clock: TestClock, port: Int,
-                 client: ConnectClient, service: ConnectClient, otherService: ConnectClient) {
+    private init(
+        identity: IdentityHarness, host: ServiceHost, directory: String, clock: TestClock, port: Int,
+        client: ConnectClient, service: ConnectClient, otherService: ConnectClient
+    ) {
         self.identity = identity
         self.host = host
         self.directory = directory
@@ -75,8 +81,10 @@ final class OrganizationHarness: Sendable {
         try await identity.signedUpUser("\(name)-\(UUID().uuidString.prefix(6).lowercased())@example.com")
     }
 
-    func call<Request, Response>(_ method: RPCMethod<Request, Response>, _ request: Request, as user: LoginResponse,
-                                 headers: [(name: String, value: String)] = []) async throws(RPCError) -> Response {
+    func call<Request, Response>(
+        _ method: RPCMethod<Request, Response>, _ request: Request, as user: LoginResponse,
+        headers: [(name: String, value: String)] = []
+    ) async throws(RPCError) -> Response {
         try await client.call(method, request, options: .init(bearerToken: user.accessToken, headers: headers))
     }
 
@@ -95,8 +103,9 @@ final class OrganizationHarness: Sendable {
     /// (targets of role changes and removals in the authorization matrix).
     func insertMember(organizationID: String, userID: String, role: Role) throws {
         try database().write { db in
-            try db.execute(sql: "INSERT INTO membership (organization_id, user_id, role, added_at) VALUES (?, ?, ?, ?)",
-                           arguments: [organizationID, userID, role.rawValue, Date().timeIntervalSince1970])
+            try db.execute(
+                sql: "INSERT INTO membership (organization_id, user_id, role, added_at) VALUES (?, ?, ?, ?)",
+                arguments: [organizationID, userID, role.rawValue, Date().timeIntervalSince1970])
         }
     }
 

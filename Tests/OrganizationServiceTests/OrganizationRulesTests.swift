@@ -3,8 +3,8 @@ import Contracts
 import Foundation
 import GRDB
 import RPCCore
-import Testing
 import TestSupport
+import Testing
 
 /// organization's rules over HTTP/2: the last admin, idempotency, limits, billing links, bad input.
 @Suite(.timeLimit(.minutes(3))) struct OrganizationRulesTests {
@@ -16,8 +16,12 @@ import TestSupport
         let admin = try await harness.user("admin")
         let other = try await harness.user("other")
         let id = try await harness.organization(admin: admin, members: [(other, .member)])
-        await #expect(throws: Self.lastAdmin) { try await harness.call(Organizations.leaveOrganization, OrganizationRef(organizationId: id), as: admin) }
-        await #expect(throws: Self.lastAdmin) { try await harness.call(Organizations.removeMember, MemberRef(organizationId: id, userId: admin.user.id), as: admin) }
+        await #expect(throws: Self.lastAdmin) {
+            try await harness.call(Organizations.leaveOrganization, OrganizationRef(organizationId: id), as: admin)
+        }
+        await #expect(throws: Self.lastAdmin) {
+            try await harness.call(Organizations.removeMember, MemberRef(organizationId: id, userId: admin.user.id), as: admin)
+        }
         await #expect(throws: Self.lastAdmin) {
             try await harness.call(Organizations.changeMemberRole, MemberRequest(organizationId: id, userId: admin.user.id, role: .member), as: admin)
         }
@@ -37,8 +41,10 @@ import TestSupport
             let first = try await harness.user("first")
             let second = try await harness.user("second")
             let id = try await harness.organization(admin: first, members: [(second, .admin)])
-            async let a = try? harness.call(Organizations.changeMemberRole, MemberRequest(organizationId: id, userId: second.user.id, role: .member), as: first)
-            async let b = try? harness.call(Organizations.changeMemberRole, MemberRequest(organizationId: id, userId: first.user.id, role: .member), as: second)
+            async let a = try? harness.call(
+                Organizations.changeMemberRole, MemberRequest(organizationId: id, userId: second.user.id, role: .member), as: first)
+            async let b = try? harness.call(
+                Organizations.changeMemberRole, MemberRequest(organizationId: id, userId: first.user.id, role: .member), as: second)
             let outcomes = [await a, await b]
             #expect(outcomes.compactMap { $0 }.count == 1)
             let check = try await harness.service.call(Organizations.checkAdmin, MemberRef(organizationId: id, userId: first.user.id))
@@ -58,7 +64,11 @@ import TestSupport
         let concurrentKey = [(name: Organizations.idempotencyKeyHeader, value: "create-2")]
         let ids = await withTaskGroup(of: String?.self) { group in
             for _ in 0..<8 {
-                group.addTask { try? await harness.call(Organizations.createOrganization, CreateOrganizationRequest(name: "Twice"), as: user, headers: concurrentKey).id }
+                group.addTask {
+                    try? await harness.call(
+                        Organizations.createOrganization, CreateOrganizationRequest(name: "Twice"), as: user, headers: concurrentKey
+                    ).id
+                }
             }
             return await group.reduce(into: Set<String?>()) { $0.insert($1) }
         }
@@ -118,12 +128,14 @@ import TestSupport
         #expect(joined.role == .admin && joined.name == "Forced 1")
         #expect(try await harness.call(Organizations.listMyInvitations, Empty(), as: victim).invitations.count == 23)
         await #expect(throws: RPCError(.alreadyExists, "this user is already a member; use ChangeMemberRole to change their role")) {
-            try await harness.call(Organizations.addMember, MemberRequest(organizationId: organizations[1], userId: victim.user.id, role: .member), as: attacker)
+            try await harness.call(
+                Organizations.addMember, MemberRequest(organizationId: organizations[1], userId: victim.user.id, role: .member), as: attacker)
         }
         // A user id identity does not know is refused, and nothing is written.
         let before = try harness.rowCounts()
         await #expect(throws: RPCError(.notFound, "no user has this id: check it, or ask the person to register first")) {
-            try await harness.call(Organizations.addMember, MemberRequest(organizationId: organizations[1], userId: "no-such-user", role: .admin), as: attacker)
+            try await harness.call(
+                Organizations.addMember, MemberRequest(organizationId: organizations[1], userId: "no-such-user", role: .admin), as: attacker)
         }
         #expect(try harness.rowCounts() == before)
     }
@@ -152,15 +164,18 @@ import TestSupport
         let billing = try await harness.user("billing")
         let id = try await harness.organization(admin: admin, members: [(billing, .billing)])
         let other = try await harness.organization(admin: admin, name: "Other")
-        let set = SetBillingAccountRequest(organizationId: id, provider: .awsMarketplace, awsAccountId: "123456789012", linkId: "link-1",
-                                           contract: OrganizationHarness.contract(), linkedBy: admin.user.id)
+        let set = SetBillingAccountRequest(
+            organizationId: id, provider: .awsMarketplace, awsAccountId: "123456789012", linkId: "link-1",
+            contract: OrganizationHarness.contract(), linkedBy: admin.user.id)
         let results = await withTaskGroup(of: BillingAccount?.self) { group in
             for _ in 0..<6 { group.addTask { try? await harness.service.call(Organizations.setBillingAccount, set) } }
             return await group.reduce(into: [BillingAccount?]()) { $0.append($1) }
         }
         #expect(results.allSatisfy { $0?.provider == .awsMarketplace && $0?.linkId == "link-1" })
         #expect(try await harness.database().read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM billing_account") } == 1)
-        #expect(try await harness.database().read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM audit_event WHERE action = 'billing_set'") } == 1)
+        #expect(
+            try await harness.database().read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM audit_event WHERE action = 'billing_set'") }
+                == 1)
 
         // The same link with a new contract (entitlements changed): replaced, once.
         var amended = set
@@ -168,7 +183,9 @@ import TestSupport
         for _ in 0..<2 {
             #expect(try await harness.service.call(Organizations.setBillingAccount, amended).contract?.dimensions["seats"] == "99")
         }
-        #expect(try await harness.database().read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM audit_event WHERE action = 'billing_updated'") } == 1)
+        #expect(
+            try await harness.database().read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM audit_event WHERE action = 'billing_updated'") }
+                == 1)
 
         var another = set
         another.linkId = "link-2"
@@ -181,13 +198,23 @@ import TestSupport
             try await harness.service.call(Organizations.setBillingAccount, elsewhere)
         }
         let seen = try await harness.call(Organizations.getBillingAccount, OrganizationRef(organizationId: id), as: billing)
-        #expect(seen.provider == .awsMarketplace && seen.awsAccountId == "********9012" && seen.contract?.dimensions == amended.contract.dimensions,
-                "a user sees the AWS account masked")
+        #expect(
+            seen.provider == .awsMarketplace && seen.awsAccountId == "********9012" && seen.contract?.dimensions == amended.contract.dimensions,
+            "a user sees the AWS account masked")
 
         // Another link cannot clear it; its own link can, and clearing again changes nothing.
-        #expect(try await harness.service.call(Organizations.clearBillingAccount, ClearBillingAccountRequest(organizationId: id, linkId: "link-2", reason: "x")).provider == .awsMarketplace)
-        #expect(try await harness.service.call(Organizations.clearBillingAccount, ClearBillingAccountRequest(organizationId: id, linkId: "link-1", reason: "unsubscribed")).provider == .none)
-        #expect(try await harness.service.call(Organizations.clearBillingAccount, ClearBillingAccountRequest(organizationId: id, linkId: "link-1", reason: "unsubscribed")).provider == .none)
+        #expect(
+            try await harness.service.call(
+                Organizations.clearBillingAccount, ClearBillingAccountRequest(organizationId: id, linkId: "link-2", reason: "x")
+            ).provider == .awsMarketplace)
+        #expect(
+            try await harness.service.call(
+                Organizations.clearBillingAccount, ClearBillingAccountRequest(organizationId: id, linkId: "link-1", reason: "unsubscribed")
+            ).provider == .none)
+        #expect(
+            try await harness.service.call(
+                Organizations.clearBillingAccount, ClearBillingAccountRequest(organizationId: id, linkId: "link-1", reason: "unsubscribed")
+            ).provider == .none)
         let actions = try await harness.call(Organizations.listAuditEvents, OrganizationRef(organizationId: id), as: admin).events
         #expect(actions.first?.action == "billing_cleared" && actions.first?.actor == "service:marketplace-link")
     }
@@ -209,22 +236,30 @@ import TestSupport
             ("AddMember", #"{"organizationId":"\#(id)","userId":"x","role":"OWNER"}"#, "role"),
             ("AddMember", #"{"organizationId":"\#(id)","userId":"NOT VALID","role":"MEMBER"}"#, "userId is not a valid id"),
             ("AddMember", #"{"organizationId":"","userId":"x","role":"MEMBER"}"#, "organizationId is required"),
-            ("ChangeMemberRole", #"{"organizationId":"\#(id)","userId":"x"}"#, "'role' is required"),
+            ("ChangeMemberRole", #"{"organizationId":"\#(id)","userId":"x"}"#, "'role' is required")
         ]
         for (method, body, mentions) in cases {
-            let response = try await Curl.post(base + method, body: body,
-                                               extra: ["--http2-prior-knowledge", "-H", "authorization: Bearer \(admin.accessToken)"])
-            #expect(response.status == 400 && response.body.contains("invalid_argument") && response.body.contains(mentions),
-                    "\(method) \(body) -> \(response.body)")
+            let response = try await Curl.post(
+                base + method, body: body,
+                extra: ["--http2-prior-knowledge", "-H", "authorization: Bearer \(admin.accessToken)"])
+            #expect(
+                response.status == 400 && response.body.contains("invalid_argument") && response.body.contains(mentions),
+                "\(method) \(body) -> \(response.body)")
         }
-        let idempotency = try await Curl.post(base + "CreateOrganization", body: #"{"name":"Fine"}"#, extra: [
-            "--http2-prior-knowledge", "-H", "authorization: Bearer \(admin.accessToken)", "-H", "idempotency-key: \(String(repeating: "k", count: 200))",
-        ])
+        let idempotency = try await Curl.post(
+            base + "CreateOrganization", body: #"{"name":"Fine"}"#,
+            extra: [
+                "--http2-prior-knowledge", "-H", "authorization: Bearer \(admin.accessToken)", "-H",
+                "idempotency-key: \(String(repeating: "k", count: 200))"
+            ])
         #expect(idempotency.status == 400 && idempotency.body.contains("idempotency-key"))
         for bad in [(account: "12345", link: "l"), (account: "123456789012", link: "")] {
             await #expect(throws: RPCError.self) {
-                try await harness.service.call(Organizations.setBillingAccount, SetBillingAccountRequest(
-                    organizationId: id, provider: .awsMarketplace, awsAccountId: bad.account, linkId: bad.link, contract: OrganizationHarness.contract()))
+                try await harness.service.call(
+                    Organizations.setBillingAccount,
+                    SetBillingAccountRequest(
+                        organizationId: id, provider: .awsMarketplace, awsAccountId: bad.account, linkId: bad.link,
+                        contract: OrganizationHarness.contract()))
             }
         }
         #expect(try harness.rowCounts() == before)

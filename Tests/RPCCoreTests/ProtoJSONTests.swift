@@ -1,8 +1,9 @@
 import Contracts
 import Foundation
 import NIOCore
-@testable import RPCCore
 import Testing
+
+@testable import RPCCore
 
 @Suite struct ProtoJSONTests {
     struct Sample: RPCMessage {
@@ -67,7 +68,7 @@ import Testing
             .canceled: 499, .unknown: 500, .invalidArgument: 400, .deadlineExceeded: 504, .notFound: 404,
             .alreadyExists: 409, .permissionDenied: 403, .resourceExhausted: 429, .failedPrecondition: 400,
             .aborted: 409, .outOfRange: 400, .unimplemented: 501, .internal: 500, .unavailable: 503,
-            .dataLoss: 500, .unauthenticated: 401,
+            .dataLoss: 500, .unauthenticated: 401
         ]
         for code in ConnectCode.allCases { #expect(code.httpStatus == expected[code]) }
         #expect(ConnectCode.inferred(fromHTTPStatus: 400) == .internal)
@@ -195,8 +196,10 @@ import Testing
     }
 
     @Test func simpleBodiesTakeTheFastPathWithFoundationsAnswer() throws {
-        for body in [#"{"organizationId":"org-1"}"#, #" { "organizationId" : "o", "note" : "a b" } "#,
-                     #"{"note":"","organizationId":"x","unknownField":"ignored"}"#] {
+        for body in [
+            #"{"organizationId":"org-1"}"#, #" { "organizationId" : "o", "note" : "a b" } "#,
+            #"{"note":"","organizationId":"x","unknownField":"ignored"}"#
+        ] {
             let fast = try #require(FlatMessageDecoder.decode(Flat.self, from: ByteBuffer(string: body)), "\(body)")
             #expect(fast == (try foundation(body)))
             #expect(try ProtoJSON.decode(Flat.self, from: ByteBuffer(string: body)) == fast)
@@ -204,9 +207,11 @@ import Testing
     }
 
     @Test func anythingElseFallsBackToFoundation() throws {
-        for body in [#"{"organization_id":"snake"}"#, #"{"organizationId":"esc\"aped"}"#, #"{"organizationId":"caf\#u{E9}"}"#,
-                     #"{"organizationId":"a","organizationId":"b"}"#, #"{"organizationId":1}"#, #"{"note":"only"}"#,
-                     #"{"organizationId":"a"} x"#, #"{"organizationId":"a",}"#, #"{"organizationId":null}"#] {
+        for body in [
+            #"{"organization_id":"snake"}"#, #"{"organizationId":"esc\"aped"}"#, #"{"organizationId":"caf\#u{E9}"}"#,
+            #"{"organizationId":"a","organizationId":"b"}"#, #"{"organizationId":1}"#, #"{"note":"only"}"#,
+            #"{"organizationId":"a"} x"#, #"{"organizationId":"a",}"#, #"{"organizationId":null}"#
+        ] {
             #expect(FlatMessageDecoder.decode(Flat.self, from: ByteBuffer(string: body)) == nil, "\(body)")
         }
         // ...and Foundation's answers stand: snake_case accepted, errors unchanged.

@@ -3,8 +3,8 @@ import Logging
 import ServiceLifecycle
 import ServiceRuntime
 import Synchronization
-import Testing
 import TestSupport
+import Testing
 
 /// The one loop for durable background work: it does what is due in batches, sleeps until woken
 /// (not polling), retries a failed read, and stops at graceful shutdown.
@@ -19,7 +19,12 @@ struct DurableWorkTests {
             name: "test work", batchSize: 2, idleWait: .seconds(60),
             due: { () async throws -> [Int] in
                 // The first read fails: the runner logs it and tries again a second later.
-                if reads.withLock({ count in count += 1; return count == 1 }) { throw ReadFailed() }
+                if reads.withLock({ count in
+                    count += 1
+                    return count == 1
+                }) {
+                    throw ReadFailed()
+                }
                 return queue.withLock { queue in
                     let batch = Array(queue.prefix(2))
                     queue.removeFirst(batch.count)

@@ -6,8 +6,9 @@ import Testing
     @Test func writesWholeRFC5322FilesNamedByMessage() throws {
         let directory = NSTemporaryDirectory() + "maildrop-\(UUID().uuidString)"
         let maildrop = Maildrop(directory: directory, domain: "identity.local")
-        let message = EmailMessage(from: "Sender <noreply@example.com>", to: "<user@example.com>", subject: "Verify your email",
-                                   body: "Hello,\nclick the link.\n", id: "m-1")
+        let message = EmailMessage(
+            from: "Sender <noreply@example.com>", to: "<user@example.com>", subject: "Verify your email",
+            body: "Hello,\nclick the link.\n", id: "m-1")
         let path = try maildrop.deliver(message)
         #expect(path == directory + "/m-1.eml")
         let text = try String(contentsOfFile: path, encoding: .utf8)

@@ -5,8 +5,8 @@ import GRDB
 import Logging
 import RPCCore
 import ServiceRuntime
-import Testing
 import TestSupport
+import Testing
 
 /// A service host run in-process: its database, its probes, its health and its metrics.
 @Suite(.timeLimit(.minutes(2))) struct ServiceHostTests {

@@ -23,25 +23,32 @@ public final class ChildProcess: @unchecked Sendable {
 
     /// Starts one of this package's executables with `arguments` (use `--port 0`) and waits until
     /// it logs that it listens.
-    public convenience init(service name: String, arguments: [String], environment: [String: String] = [:],
-                            readyWithin: Duration = .seconds(20)) async throws {
-        try await self.init(name: name, executable: Self.productsDirectory.appendingPathComponent(name), arguments: arguments,
-                            environment: environment, readyWithin: readyWithin, port: Self.listeningPort)
+    public convenience init(
+        service name: String, arguments: [String], environment: [String: String] = [:],
+        readyWithin: Duration = .seconds(20)
+    ) async throws {
+        try await self.init(
+            name: name, executable: Self.productsDirectory.appendingPathComponent(name), arguments: arguments,
+            environment: environment, readyWithin: readyWithin, port: Self.listeningPort)
     }
 
     /// Starts a Python script from `Tests/Fixtures` that prints `PORT <n>` once it listens.
     public convenience init(pythonFixture script: String, arguments: [String]) async throws {
         let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .appendingPathComponent("Fixtures/\(script)").path
-        try await self.init(name: script, executable: URL(fileURLWithPath: "/usr/bin/env"),
-                            arguments: ["python3", "-u", path] + arguments, environment: [:], readyWithin: .seconds(20)) { log in
+        try await self.init(
+            name: script, executable: URL(fileURLWithPath: "/usr/bin/env"),
+            arguments: ["python3", "-u", path] + arguments, environment: [:], readyWithin: .seconds(20)
+        ) { log in
             log.split(separator: "\n").first { $0.hasPrefix("PORT ") }.flatMap { Int($0.dropFirst(5)) }
         }
     }
 
     /// Starts `executable` and waits until `port(log)` finds the port it listens on.
-    public init(name: String, executable: URL, arguments: [String], environment: [String: String],
-                readyWithin: Duration, port findPort: (String) -> Int?) async throws {
+    public init(
+        name: String, executable: URL, arguments: [String], environment: [String: String],
+        readyWithin: Duration, port findPort: (String) -> Int?
+    ) async throws {
         self.name = name
         logPath = NSTemporaryDirectory() + "\(name)-\(UUID().uuidString).log"
         _ = FileManager.default.createFile(atPath: logPath, contents: nil)

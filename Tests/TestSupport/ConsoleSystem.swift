@@ -53,30 +53,39 @@ public struct ConsoleSystem: Sendable {
         func common(_ name: String) -> [String] {
             ["--port", "0", "--data-dir", "\(base)/\(name)", "--service-secret", secrets[name]!, "--trusted-services", trusted]
         }
-        let identity = try await ChildProcess(service: "identity", arguments: common("identity") + [
-            "--scrypt-log-n", "12", "--maildrop-dir", maildrop, "--public-base-url", consoleURL,
-        ])
+        let identity = try await ChildProcess(
+            service: "identity",
+            arguments: common("identity") + [
+                "--scrypt-log-n", "12", "--maildrop-dir", maildrop, "--public-base-url", consoleURL
+            ])
         let identityURL = "http://127.0.0.1:\(identity.port)"
         let organization = try await ChildProcess(service: "organization", arguments: common("organization") + ["--identity-url", identityURL])
         let organizationURL = "http://127.0.0.1:\(organization.port)"
         let simulatorURL = "http://127.0.0.1:\(try await freePort())"
-        let link = try await ChildProcess(service: "marketplace-link", arguments: common("marketplace-link") + [
-            "--identity-url", identityURL, "--organization-url", organizationURL, "--aws-marketplace-endpoint", simulatorURL,
-            "--product-code", SimulatorProcess.product, "--sns-trusted-origins", simulatorURL,
-        ], environment: ["AWS_ACCESS_KEY_ID": SimulatorProcess.sellerAccessKeyID, "AWS_SECRET_ACCESS_KEY": SimulatorProcess.sellerSecret])
+        let link = try await ChildProcess(
+            service: "marketplace-link",
+            arguments: common("marketplace-link") + [
+                "--identity-url", identityURL, "--organization-url", organizationURL, "--aws-marketplace-endpoint", simulatorURL,
+                "--product-code", SimulatorProcess.product, "--sns-trusted-origins", simulatorURL
+            ], environment: ["AWS_ACCESS_KEY_ID": SimulatorProcess.sellerAccessKeyID, "AWS_SECRET_ACCESS_KEY": SimulatorProcess.sellerSecret])
         let linkURL = "http://127.0.0.1:\(link.port)"
-        let consoleExecutable = consoleRelease
+        let consoleExecutable =
+            consoleRelease
             ? ChildProcess.productsDirectory.deletingLastPathComponent().appendingPathComponent("release/console")
             : ChildProcess.productsDirectory.appendingPathComponent("console")
-        let console = try await ChildProcess(name: "console", executable: consoleExecutable, arguments: [
-            "--port", "\(consolePort)", "--service-secret", secrets["console"]!, "--identity-url", identityURL,
-            "--organization-url", organizationURL, "--marketplace-link-url", linkURL, "--public-base-url", consoleURL,
-        ] + consoleArguments, environment: [:], readyWithin: .seconds(20), port: ChildProcess.listeningPort)
-        let simulator = try await SimulatorProcess.start(port: Int(simulatorURL.split(separator: ":").last!)!,
-                                                         notificationURL: linkURL + "/marketplace/sns", maildrop: maildrop,
-                                                         seedPath: try browserSeed(), fulfillmentURL: consoleURL + "/marketplace/setup")
-        return ConsoleSystem(identity: identity, organization: organization, marketplaceLink: link, console: console,
-                             simulator: simulator, maildrop: maildrop)
+        let console = try await ChildProcess(
+            name: "console", executable: consoleExecutable,
+            arguments: [
+                "--port", "\(consolePort)", "--service-secret", secrets["console"]!, "--identity-url", identityURL,
+                "--organization-url", organizationURL, "--marketplace-link-url", linkURL, "--public-base-url", consoleURL
+            ] + consoleArguments, environment: [:], readyWithin: .seconds(20), port: ChildProcess.listeningPort)
+        let simulator = try await SimulatorProcess.start(
+            port: Int(simulatorURL.split(separator: ":").last!)!,
+            notificationURL: linkURL + "/marketplace/sns", maildrop: maildrop,
+            seedPath: try browserSeed(), fulfillmentURL: consoleURL + "/marketplace/setup")
+        return ConsoleSystem(
+            identity: identity, organization: organization, marketplaceLink: link, console: console,
+            simulator: simulator, maildrop: maildrop)
     }
 
     public func stop() async {

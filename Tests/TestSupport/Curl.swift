@@ -11,8 +11,10 @@ public struct CurlResponse: Sendable {
 /// curl, the reference HTTP client, as tests use it.
 public enum Curl {
     /// POSTs `body` (or `bodyFile`) to `url` with the given extra curl arguments.
-    public static func post(_ url: String, body: String? = nil, bodyFile: String? = nil,
-                            contentType: String = "application/json", extra: [String] = []) async throws -> CurlResponse {
+    public static func post(
+        _ url: String, body: String? = nil, bodyFile: String? = nil,
+        contentType: String = "application/json", extra: [String] = []
+    ) async throws -> CurlResponse {
         var arguments = ["curl", "-sS", "-X", "POST", "-H", "content-type: \(contentType)"]
         if let body { arguments += ["--data-binary", body] }
         if let bodyFile { arguments += ["--data-binary", "@\(bodyFile)"] }
@@ -32,9 +34,10 @@ public enum Curl {
         guard result.status == 0 else { throw ProcessFailure("curl failed (\(result.status)): \(result.stderr)") }
         var lines = result.stdout.split(separator: "\n", omittingEmptySubsequences: false)
         let trailer = lines.removeLast().split(separator: " ")
-        return CurlResponse(status: Int(trailer[0]) ?? 0, httpVersion: String(trailer[1]),
-                            headers: (try? String(contentsOfFile: headerFile, encoding: .utf8)) ?? "",
-                            body: lines.joined(separator: "\n"))
+        return CurlResponse(
+            status: Int(trailer[0]) ?? 0, httpVersion: String(trailer[1]),
+            headers: (try? String(contentsOfFile: headerFile, encoding: .utf8)) ?? "",
+            body: lines.joined(separator: "\n"))
     }
 }
 

@@ -4,8 +4,9 @@ import Synchronization
 /// A test-only RPC service, so transport tests can ask for slow, large or internal-only answers.
 public enum Echo {
     public static let echo = RPCMethod<EchoRequest, EchoResponse>(service: "test.v1.Echo", name: "Echo")
-    public static let internalEcho = RPCMethod<EchoRequest, EchoResponse>(service: "test.v1.Echo", name: "InternalEcho",
-                                                                                       access: .internalOnly(callers: ["caller"]))
+    public static let internalEcho = RPCMethod<EchoRequest, EchoResponse>(
+        service: "test.v1.Echo", name: "InternalEcho",
+        access: .internalOnly(callers: ["caller"]))
 
     private static let startedTexts = Mutex<Set<String>>([])
 
@@ -25,8 +26,9 @@ public enum Echo {
                 throw RPCError(code, "asked to fail")
             }
             let padding = String(repeating: "x", count: max(0, request.padTo - request.text.utf8.count))
-            return EchoResponse(text: request.text + padding, caller: context.callingService, requestId: context.requestID,
-                                headerNames: context.headers.map(\.name))
+            return EchoResponse(
+                text: request.text + padding, caller: context.callingService, requestId: context.requestID,
+                headerNames: context.headers.map(\.name))
         }
         router.register(echo, handler: handler)
         router.register(internalEcho, handler: handler)

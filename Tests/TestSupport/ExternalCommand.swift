@@ -11,8 +11,10 @@ public struct CommandResult: Sendable {
 /// Runs third-party programs (curl, nghttp, h2load, python3) with a time limit.
 public enum ExternalCommand {
     /// Runs `arguments[0]` found on PATH; kills it after `timeout`.
-    public static func run(_ arguments: [String], stdin: Data? = nil, timeout: Duration = .seconds(60),
-                           environment: [String: String] = [:]) async throws -> CommandResult {
+    public static func run(
+        _ arguments: [String], stdin: Data? = nil, timeout: Duration = .seconds(60),
+        environment: [String: String] = [:]
+    ) async throws -> CommandResult {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = arguments

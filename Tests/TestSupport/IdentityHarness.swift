@@ -35,12 +35,16 @@ public final class IdentityHarness: Sendable {
     public var maildrop: String { directory + "/maildrop" }
 
     /// `arguments` are identity's own flags (`IdentityOptions`); `--scrypt-log-n 10` unless given.
-    public static func start(directory: String = NSTemporaryDirectory() + "identity-\(UUID().uuidString)", clock: TestClock = TestClock(),
-                      arguments: [String] = []) async throws -> IdentityHarness {
+    public static func start(
+        directory: String = NSTemporaryDirectory() + "identity-\(UUID().uuidString)", clock: TestClock = TestClock(),
+        arguments: [String] = []
+    ) async throws -> IdentityHarness {
         let digest = TrustedServices.digest(ofSecret: callerSecret)
-        let settings = try ServiceOptions.parse(["--port", "0", "--data-dir", directory, "--trusted-services",
-                                                  "console=\(digest),organization=\(TrustedServices.digest(ofSecret: organizationSecret))"])
-            .settings(service: IdentityDefinition.identity, environment: [:])
+        let settings = try ServiceOptions.parse([
+            "--port", "0", "--data-dir", directory, "--trusted-services",
+            "console=\(digest),organization=\(TrustedServices.digest(ofSecret: organizationSecret))"
+        ])
+        .settings(service: IdentityDefinition.identity, environment: [:])
         let identityArguments = arguments.contains("--scrypt-log-n") ? arguments : ["--scrypt-log-n", "10"] + arguments
         var configuration = try IdentityOptions.parse(identityArguments).configuration(settings: settings, environment: [:])
         configuration.now = clock.function
@@ -52,8 +56,10 @@ public final class IdentityHarness: Sendable {
         return IdentityHarness(
             host: host, directory: directory, clock: clock, port: port,
             client: try ConnectClient(configuration: .init(baseURL: "http://127.0.0.1:\(port)")),
-            service: try ConnectClient(configuration: .init(baseURL: "http://127.0.0.1:\(port)",
-                                                            credential: ServiceCredential(serviceName: "console", secret: callerSecret))))
+            service: try ConnectClient(
+                configuration: .init(
+                    baseURL: "http://127.0.0.1:\(port)",
+                    credential: ServiceCredential(serviceName: "console", secret: callerSecret))))
     }
 
     private init(host: ServiceHost, directory: String, clock: TestClock, port: Int, client: ConnectClient, service: ConnectClient) {
@@ -89,8 +95,10 @@ public final class IdentityHarness: Sendable {
     public static let password = "a long enough passphrase"
 
     /// Registers, verifies through the emailed link and signs in.
-    public func signedUpUser(_ email: String = "user-\(UUID().uuidString.prefix(8))@example.com",
-                      password: String = IdentityHarness.password) async throws -> LoginResponse {
+    public func signedUpUser(
+        _ email: String = "user-\(UUID().uuidString.prefix(8))@example.com",
+        password: String = IdentityHarness.password
+    ) async throws -> LoginResponse {
         _ = try await client.call(Identity.register, RegisterRequest(email: email, password: password, fullName: "Test User"))
         let link = try await waitForEmails(to: email)[0]
         _ = try await client.call(Identity.verifyEmail, VerifyEmailRequest(token: link.token ?? ""))

@@ -27,8 +27,9 @@ public struct MaildropReader: Sendable {
         return files.filter { $0.hasSuffix(".eml") }.compactMap { name -> (Date, ReceivedEmail)? in
             let path = directory + "/" + name
             guard let text = try? String(contentsOfFile: path, encoding: .utf8),
-                  let modified = try? FileManager.default.attributesOfItem(atPath: path)[.modificationDate] as? Date,
-                  let email = Self.parse(text), email.to == address else { return nil }
+                let modified = try? FileManager.default.attributesOfItem(atPath: path)[.modificationDate] as? Date,
+                let email = Self.parse(text), email.to == address
+            else { return nil }
             return (modified, email)
         }.sorted { $0.0 < $1.0 }.map(\.1)
     }

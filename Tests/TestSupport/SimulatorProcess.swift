@@ -17,33 +17,37 @@ public struct SimulatorProcess: Sendable {
     public static func seed() throws -> String {
         let future = Date().addingTimeInterval(30 * 86400).formatted(.iso8601)
         let json = """
-        {"sellerKeys": [{"accessKeyId": "\(sellerAccessKeyID)", "secretAccessKey": "\(sellerSecret)"}],
-         "product": {"code": "\(product)", "name": "ClickHouse Cloud - Committed Contract"},
-         "offers": [
-           {"id": "offer-a", "buyerAccountId": "111111111111", "committedAmountUSD": 120000, "termMonths": 12,
-            "dimensions": {"seats": 10, "storage": 500, "compute": 7}, "expiresAt": "\(future)"},
-           {"id": "offer-b", "buyerAccountId": "111111111111", "committedAmountUSD": 50000, "termMonths": 6,
-            "dimensions": {"seats": 5}, "expiresAt": "\(future)"},
-           {"id": "offer-c", "buyerAccountId": "222222222222", "committedAmountUSD": 10000, "termMonths": 12,
-            "dimensions": {"seats": 1}, "expiresAt": "\(future)"}],
-         "buyers": [
-           {"accountId": "111111111111", "email": "buyer@example.com", "identities": [
-             {"name": "alice", "managedPolicies": ["AWSMarketplaceRead-only", "AWSMarketplaceManageSubscriptions"], "actions": []},
-             {"name": "bob", "managedPolicies": ["AWSMarketplaceRead-only"], "actions": []}]},
-           {"accountId": "222222222222", "email": "other@example.com", "identities": [
-             {"name": "carol", "managedPolicies": [], "actions": ["aws-marketplace:ListPrivateListings", "aws-marketplace:ViewSubscriptions"]}]}]}
-        """
+            {"sellerKeys": [{"accessKeyId": "\(sellerAccessKeyID)", "secretAccessKey": "\(sellerSecret)"}],
+             "product": {"code": "\(product)", "name": "ClickHouse Cloud - Committed Contract"},
+             "offers": [
+               {"id": "offer-a", "buyerAccountId": "111111111111", "committedAmountUSD": 120000, "termMonths": 12,
+                "dimensions": {"seats": 10, "storage": 500, "compute": 7}, "expiresAt": "\(future)"},
+               {"id": "offer-b", "buyerAccountId": "111111111111", "committedAmountUSD": 50000, "termMonths": 6,
+                "dimensions": {"seats": 5}, "expiresAt": "\(future)"},
+               {"id": "offer-c", "buyerAccountId": "222222222222", "committedAmountUSD": 10000, "termMonths": 12,
+                "dimensions": {"seats": 1}, "expiresAt": "\(future)"}],
+             "buyers": [
+               {"accountId": "111111111111", "email": "buyer@example.com", "identities": [
+                 {"name": "alice", "managedPolicies": ["AWSMarketplaceRead-only", "AWSMarketplaceManageSubscriptions"], "actions": []},
+                 {"name": "bob", "managedPolicies": ["AWSMarketplaceRead-only"], "actions": []}]},
+               {"accountId": "222222222222", "email": "other@example.com", "identities": [
+                 {"name": "carol", "managedPolicies": [], "actions": ["aws-marketplace:ListPrivateListings", "aws-marketplace:ViewSubscriptions"]}]}]}
+            """
         return try temporaryFile(Data(json.utf8))
     }
 
     /// Starts the simulator (`port` 0 picks one); an empty notification URL or maildrop turns that output off.
-    public static func start(port: Int = 0, notificationURL: String = "", maildrop: String = "", seedPath: String? = nil,
-                             fulfillmentURL: String = fulfillmentURL) async throws -> SimulatorProcess {
+    public static func start(
+        port: Int = 0, notificationURL: String = "", maildrop: String = "", seedPath: String? = nil,
+        fulfillmentURL: String = fulfillmentURL
+    ) async throws -> SimulatorProcess {
         let directory = NSTemporaryDirectory() + "sim-\(UUID().uuidString)"
-        let process = try await ChildProcess(service: "aws-marketplace-sim", arguments: [
-            "--port", "\(port)", "--data-dir", directory, "--seed", try seedPath ?? seed(), "--fulfillment-url", fulfillmentURL,
-            "--notification-url", notificationURL, "--maildrop-dir", maildrop,
-        ])
+        let process = try await ChildProcess(
+            service: "aws-marketplace-sim",
+            arguments: [
+                "--port", "\(port)", "--data-dir", directory, "--seed", try seedPath ?? seed(), "--fulfillment-url", fulfillmentURL,
+                "--notification-url", notificationURL, "--maildrop-dir", maildrop
+            ])
         return SimulatorProcess(process: process, directory: directory)
     }
 
@@ -63,8 +67,9 @@ public struct SimulatorProcess: Sendable {
 
     /// Subscribes as `identity` to `offer`; returns the subscription's customer identifier.
     public static func subscribe(baseURL: String, identity: String, offer: String) async throws -> String {
-        let subscribed = try await Curl.post(baseURL + "/buyer/offers/\(offer)/subscribe", body: "as=\(identity)",
-                                             contentType: "application/x-www-form-urlencoded")
+        let subscribed = try await Curl.post(
+            baseURL + "/buyer/offers/\(offer)/subscribe", body: "as=\(identity)",
+            contentType: "application/x-www-form-urlencoded")
         #expect(subscribed.status == 302)
         let location = try #require(subscribed.headers.split(separator: "\r\n").first { $0.lowercased().hasPrefix("location:") })
         let path = location.dropFirst("location:".count).trimmingCharacters(in: .whitespaces)
@@ -76,11 +81,14 @@ public struct SimulatorProcess: Sendable {
     /// Clicks "Set up your account" on a subscription; returns the token the auto-submitting form
     /// carries to the fulfillment URL.
     public static func setUp(baseURL: String, identity: String, customer: String) async throws -> String {
-        let setup = try await Curl.post(baseURL + "/buyer/subscriptions/\(customer)/setup", body: "as=\(identity)",
-                                        contentType: "application/x-www-form-urlencoded")
+        let setup = try await Curl.post(
+            baseURL + "/buyer/subscriptions/\(customer)/setup", body: "as=\(identity)",
+            contentType: "application/x-www-form-urlencoded")
         #expect(setup.status == 200)
-        #expect(setup.body.range(of: #"<form id="fulfillment" method="post" action="http://127\.0\.0\.1:\d+/marketplace/setup">"#,
-                                 options: .regularExpression) != nil, "the form posts to the fulfillment URL")
+        #expect(
+            setup.body.range(
+                of: #"<form id="fulfillment" method="post" action="http://127\.0\.0\.1:\d+/marketplace/setup">"#,
+                options: .regularExpression) != nil, "the form posts to the fulfillment URL")
         let marker = #"name="x-amzn-marketplace-token" value=""#
         let start = try #require(setup.body.range(of: marker)).upperBound
         return String(setup.body[start...].prefix { $0 != "\"" })
@@ -88,8 +96,9 @@ public struct SimulatorProcess: Sendable {
 
     /// The buyer cancels the subscription: the simulator publishes unsubscribe-pending, then unsubscribe-success.
     public func cancel(identity: String, customer: String) async throws {
-        let cancelled = try await Curl.post(baseURL + "/buyer/subscriptions/\(customer)/cancel", body: "as=\(identity)",
-                                            contentType: "application/x-www-form-urlencoded")
+        let cancelled = try await Curl.post(
+            baseURL + "/buyer/subscriptions/\(customer)/cancel", body: "as=\(identity)",
+            contentType: "application/x-www-form-urlencoded")
         #expect(cancelled.status == 200)
     }
 

@@ -19,9 +19,11 @@ public final class TestServer: Sendable {
     public static let secret = "test-secret-of-the-caller-service"
 
     /// Starts a server; `port` 0 picks a free one.
-    public static func start(port: Int = 0, maxBodyBytes: Int = 1 << 20, maxConcurrentStreams: UInt32 = 250,
-                             tls: TLSFiles? = nil, idleTimeout: TimeAmount = .seconds(60),
-                             maxConnections: Int = 10_000) async throws -> TestServer {
+    public static func start(
+        port: Int = 0, maxBodyBytes: Int = 1 << 20, maxConcurrentStreams: UInt32 = 250,
+        tls: TLSFiles? = nil, idleTimeout: TimeAmount = .seconds(60),
+        maxConnections: Int = 10_000
+    ) async throws -> TestServer {
         var router = RPCRouter()
         Echo.register(in: &router)
         HealthService(services: ["test.v1.Echo"]).register(in: &router)
@@ -34,9 +36,10 @@ public final class TestServer: Sendable {
             trustedServices: try TrustedServices(digestsByService: ["caller": TrustedServices.digest(ofSecret: secret)]),
             configuration: .init(maxBodyBytes: maxBodyBytes), metrics: metrics, logger: logger)
         let server = ConnectServer(
-            configuration: .init(host: "127.0.0.1", port: port, tls: tls,
-                                 http2: HTTP2Limits(maxConcurrentStreams: maxConcurrentStreams), idleTimeout: idleTimeout,
-                                 maxConnections: maxConnections),
+            configuration: .init(
+                host: "127.0.0.1", port: port, tls: tls,
+                http2: HTTP2Limits(maxConcurrentStreams: maxConcurrentStreams), idleTimeout: idleTimeout,
+                maxConnections: maxConnections),
             endpoint: endpoint, group: MultiThreadedEventLoopGroup.singleton, logger: logger)
         let address = try await server.start()
         return TestServer(server: server, port: address.port!, metrics: metrics, tls: tls)

@@ -7,6 +7,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 Tools/dev/install-packages.sh test
+# The code's shape first: swift-format's lint (.swift-format) and every import declared in Package.swift.
+swift format lint --strict -r Shared Services Tools Tests
+Tools/dev/check-imports.py
 swift build --build-tests
 # The hostile-client tests measure a release organization (EndToEndTests/HostileClientTests).
 swift build -c release --product organization

@@ -67,16 +67,19 @@ public final class ConsoleApp: Sendable {
         // Anything else: a page, with the same headers as every other, rather than a bare 404.
         for method in [HTTPRequest.Method.get, .post] {
             page(router, method, "**", checkForm: false) { visit, _ in
-                visit.render(.message(.notFound, title: "Page not found", "There is no page at this address.",
-                                      links: [("/", "Go to the start page")]))
+                visit.render(
+                    .message(
+                        .notFound, title: "Page not found", "There is no page at this address.",
+                        links: [("/", "Go to the start page")]))
             }
         }
         return router
     }
 
     static func asset(_ text: String, type: String) -> Response {
-        Response(status: .ok, headers: [.contentType: type, .cacheControl: "public, max-age=3600"],
-                 body: .init(byteBuffer: ByteBuffer(string: text)))
+        Response(
+            status: .ok, headers: [.contentType: type, .cacheControl: "public, max-age=3600"],
+            body: .init(byteBuffer: ByteBuffer(string: text)))
     }
 
     // MARK: Every page goes through here
@@ -84,9 +87,11 @@ public final class ConsoleApp: Sendable {
     /// Registers a page: reads the form (POST), finds the signed-in buyer, refuses a POST that
     /// did not come from one of our own forms (showing the form again via `retry`), and turns
     /// every failure into a page that says what to do next.
-    func page(_ router: Router<ConsoleRequestContext>, _ method: HTTPRequest.Method, _ path: RouterPath, checkForm: Bool = true,
-              retry: (@Sendable (Visit) async throws -> Page)? = nil,
-              _ handler: @escaping @Sendable (Visit, ConsoleRequestContext) async throws -> Response) {
+    func page(
+        _ router: Router<ConsoleRequestContext>, _ method: HTTPRequest.Method, _ path: RouterPath, checkForm: Bool = true,
+        retry: (@Sendable (Visit) async throws -> Page)? = nil,
+        _ handler: @escaping @Sendable (Visit, ConsoleRequestContext) async throws -> Response
+    ) {
         router.on(path, method: method) { [self] request, context in
             var request = request
             var form: [String: String] = [:]
@@ -94,8 +99,10 @@ public final class ConsoleApp: Sendable {
                 let body = try? await request.collectBody(upTo: Self.maxFormBytes)
                 guard let body else {
                     let visit = Visit(request: request, jar: jar, clientIP: clientIP(request, context), form: [:])
-                    return visit.render(.message(.contentTooLarge, title: "Too much text",
-                                                 "What you sent is larger than any of our forms takes. Go back, shorten it, and send it again."))
+                    return visit.render(
+                        .message(
+                            .contentTooLarge, title: "Too much text",
+                            "What you sent is larger than any of our forms takes. Go back, shorten it, and send it again."))
                 }
                 form = URLEncodedForm.parse(String(buffer: body))
             }
@@ -115,7 +122,9 @@ public final class ConsoleApp: Sendable {
                 return try await handler(visit, context)
             } catch is SignInRequired {
                 let next = method == .get ? visit.request.uri.description : "/"
-                return visit.redirect("/login?next=" + (next.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "/-_.~"))) ?? "/"))
+                return visit.redirect(
+                    "/login?next="
+                        + (next.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "/-_.~"))) ?? "/"))
             } catch let error as RPCError {
                 if error.code == .unauthenticated, visit.buyer != nil {
                     // The session ended while the page was being made.
@@ -125,8 +134,10 @@ public final class ConsoleApp: Sendable {
                 return visit.render(Problems.page(for: error, logger: logger))
             } catch {
                 logger.error("page failed", metadata: ["path": "\(visit.path)", "error": "\(type(of: error))"])
-                return visit.render(.message(.internalServerError, title: "Something went wrong",
-                                             "Something went wrong on our side. Try again in a minute; if it keeps happening, contact support."))
+                return visit.render(
+                    .message(
+                        .internalServerError, title: "Something went wrong",
+                        "Something went wrong on our side. Try again in a minute; if it keeps happening, contact support."))
             }
         }
     }
@@ -134,8 +145,9 @@ public final class ConsoleApp: Sendable {
     /// Why a POST is not from one of our forms, or nil when it is.
     private func formRefusal(_ visit: Visit) -> String? {
         let headers = visit.request.headers
-        let origin = RequestOrigin(origin: headers[.origin], fetchSite: headers[.init("Sec-Fetch-Site")!],
-                                   host: visit.request.head.authority, publicOrigin: settings.publicBaseURL)
+        let origin = RequestOrigin(
+            origin: headers[.origin], fetchSite: headers[.init("Sec-Fetch-Site")!],
+            host: visit.request.head.authority, publicOrigin: settings.publicBaseURL)
         if origin.isCrossSite { return "posted from another site (origin \(origin.origin ?? "none"), fetch site \(origin.fetchSite ?? "none"))" }
         if !visit.formTokenIsValid { return visit.form[FormToken.fieldName] == nil ? "no form token" : "wrong form token" }
         return nil

@@ -21,10 +21,13 @@ public struct ConsoleSettings: Sendable {
     /// Serve `/_bench/reference`, a static page of this many bytes (benchmarks only; off by default).
     public var referencePageBytes: Int?
 
-    public init(host: String = "127.0.0.1", port: Int = 7100, identityURL: String, organizationURL: String, marketplaceLinkURL: String,
-                credential: ServiceCredential?, publicBaseURL: String, trustedProxies: Set<String> = []) throws {
+    public init(
+        host: String = "127.0.0.1", port: Int = 7100, identityURL: String, organizationURL: String, marketplaceLinkURL: String,
+        credential: ServiceCredential?, publicBaseURL: String, trustedProxies: Set<String> = []
+    ) throws {
         guard publicBaseURL.hasPrefix("http://") || publicBaseURL.hasPrefix("https://"),
-              let url = URL(string: publicBaseURL), url.host != nil, url.path.isEmpty || url.path == "/" else {
+            let url = URL(string: publicBaseURL), url.host != nil, url.path.isEmpty || url.path == "/"
+        else {
             throw ConfigurationError("--public-base-url must be an origin like https://console.example.com, got '\(publicBaseURL)'")
         }
         self.host = host

@@ -47,8 +47,10 @@ final class Upstreams: Sendable {
         do throws(RPCError) {
             // Checked once when fetched (identity's signature), then reused while it is cached.
             let token = try await accessTokens.value(for: key) { () async throws(RPCError) -> VerifiedAccessToken in
-                let accessToken = try await identity.call(Identity.refreshAccessToken, SessionTokenRequest(sessionToken: sessionToken),
-                                                          options: options(clientIP: clientIP)).accessToken
+                let accessToken = try await identity.call(
+                    Identity.refreshAccessToken, SessionTokenRequest(sessionToken: sessionToken),
+                    options: options(clientIP: clientIP)
+                ).accessToken
                 return VerifiedAccessToken(token: accessToken, claims: try await authenticator.authenticate(accessToken))
             }
             return SignedInBuyer(sessionToken: sessionToken, sessionKey: key, accessToken: token.token, claims: token.claims)
@@ -70,7 +72,8 @@ final class Upstreams: Sendable {
         let unique = Array(Set(ids)).prefix(100)
         let missing = unique.filter { directory.cached($0) == nil }
         if !missing.isEmpty {
-            let answer = try await identity.call(Identity.lookupUsers, LookupUsersRequest(userIds: Array(missing)), options: options(clientIP: clientIP))
+            let answer = try await identity.call(
+                Identity.lookupUsers, LookupUsersRequest(userIds: Array(missing)), options: options(clientIP: clientIP))
             for user in answer.users { directory.store(user, for: user.id) }
         }
         for id in unique {

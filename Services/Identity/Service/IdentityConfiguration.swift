@@ -1,7 +1,7 @@
-import RPCCore
 import ArgumentParser
 import Foundation
 import NIOCore
+import RPCCore
 import ServiceRuntime
 
 /// Identity's own flags, beside the ones every service takes. Each can also be given as its
@@ -19,7 +19,9 @@ public struct IdentityOptions: ParsableArguments, Sendable {
 
     public init() {}
 
-    public func configuration(settings: ServiceSettings, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> IdentityConfiguration {
+    public func configuration(settings: ServiceSettings, environment: [String: String] = ProcessInfo.processInfo.environment) throws
+        -> IdentityConfiguration
+    {
         func pick(_ flag: String?, _ variable: String) -> String? { ServiceOptions.resolve(flag, variable, environment: environment) }
         func number(_ flag: Int?, _ variable: String) throws -> Int? {
             guard let text = pick(flag.map(String.init), variable) else { return nil }

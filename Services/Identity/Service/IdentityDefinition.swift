@@ -9,7 +9,8 @@ public enum IdentityDefinition {
     public static let identity = ServiceIdentity(name: "identity", defaultPort: 7101)
 
     public static func make(configuration: IdentityConfiguration) -> ServiceDefinition {
-        var definition = ServiceDefinition(identity: identity, rpcServices: ["identity.v1.IdentityService"], migrator: IdentityMigrations.migrator) { setup, resources in
+        var definition = ServiceDefinition(identity: identity, rpcServices: ["identity.v1.IdentityService"], migrator: IdentityMigrations.migrator) {
+            setup, resources in
             let pool = resources.database.pool
             let keys = try SigningKeyRing(pool: pool, tokenLifetime: configuration.sessions.accessTokenLifetime, now: configuration.now)
             let wake = WakeSignal()
@@ -23,23 +24,29 @@ public enum IdentityDefinition {
             IdentityHandlers(accounts: accounts).register(in: &setup.router)
             let duplicates = try pool.read { db in try IdentityMigrations.duplicateAccounts(db) }
             if !duplicates.isEmpty {
-                resources.logger.warning("accounts share a mailbox with an older account (addresses differing only in case); they cannot sign in until merged or removed", metadata: [
-                    "count": "\(duplicates.count)",
-                    "accounts": "\(duplicates.map { "\($0.id) (\($0.email), kept \($0.keptID))" }.joined(separator: "; "))",
-                ])
+                resources.logger.warning(
+                    "accounts share a mailbox with an older account (addresses differing only in case); they cannot sign in until merged or removed",
+                    metadata: [
+                        "count": "\(duplicates.count)",
+                        "accounts": "\(duplicates.map { "\($0.id) (\($0.email), kept \($0.keptID))" }.joined(separator: "; "))"
+                    ])
             }
 
-            let transport: any EmailTransport = switch configuration.mail {
-            case .maildrop(let directory): MaildropTransport(maildrop: Maildrop(directory: directory, domain: "identity.local"))
-            case .smtp(let settings): SMTPTransport(settings: settings, group: MultiThreadedEventLoopGroup.singleton)
-            }
-            let sender = OutboxSender(pool: pool, transport: transport, from: configuration.mailFrom, wake: wake,
-                                      now: configuration.now, logger: resources.logger, prepare: accounts.preparePasswordResets)
+            let transport: any EmailTransport =
+                switch configuration.mail {
+                case .maildrop(let directory): MaildropTransport(maildrop: Maildrop(directory: directory, domain: "identity.local"))
+                case .smtp(let settings): SMTPTransport(settings: settings, group: MultiThreadedEventLoopGroup.singleton)
+                }
+            let sender = OutboxSender(
+                pool: pool, transport: transport, from: configuration.mailFrom, wake: wake,
+                now: configuration.now, logger: resources.logger, prepare: accounts.preparePasswordResets)
             setup.backgroundWork.append(sender.runner())
-            resources.logger.info("identity configured", metadata: [
-                "email": "\(configuration.mailDescription)", "public_base_url": "\(configuration.publicBaseURL)",
-                "scrypt": "\(configuration.scrypt)", "hashing_threads": "\(configuration.hashingThreads)",
-            ])
+            resources.logger.info(
+                "identity configured",
+                metadata: [
+                    "email": "\(configuration.mailDescription)", "public_base_url": "\(configuration.publicBaseURL)",
+                    "scrypt": "\(configuration.scrypt)", "hashing_threads": "\(configuration.hashingThreads)"
+                ])
         }
         definition.databaseHoldsSecrets = true
         return definition
@@ -48,8 +55,9 @@ public enum IdentityDefinition {
     /// Retires the current signing key and makes a new one (the `rotate-signing-keys` command).
     /// Tokens signed with the old key keep verifying until they expire.
     public static func rotateSigningKeys(settings: ServiceSettings) throws -> String {
-        let database = try ServiceDatabase(directory: settings.dataDirectory, name: identity.name, migrator: IdentityMigrations.migrator,
-                                           holdsSecrets: true)
+        let database = try ServiceDatabase(
+            directory: settings.dataDirectory, name: identity.name, migrator: IdentityMigrations.migrator,
+            holdsSecrets: true)
         return try SigningKeyRing.rotate(pool: database.pool, tokenLifetime: SessionRules().accessTokenLifetime, at: Date())
     }
 }

@@ -12,7 +12,10 @@ public struct MarketplaceLinkOptions: ParsableArguments, Sendable {
     @Option(help: "AWS region of the Marketplace APIs; default us-east-1 (AWS_REGION).") var awsRegion: String?
     @Option(help: "The SNS topic of the product's subscription events; default AWS Marketplace's topic for the product (SNS_TOPIC_ARN).")
     var snsTopicArn: String?
-    @Option(help: "Comma-separated scheme://host[:port] trusted to serve SNS certificates and SubscribeURLs; default https://sns.us-east-1.amazonaws.com (SNS_TRUSTED_ORIGINS).")
+    @Option(
+        help:
+            "Comma-separated scheme://host[:port] trusted to serve SNS certificates and SubscribeURLs; default https://sns.us-east-1.amazonaws.com (SNS_TRUSTED_ORIGINS)."
+    )
     var snsTrustedOrigins: String?
 
     public init() {}
@@ -63,14 +66,21 @@ public enum MarketplaceLinkDefinition {
     public static let identity = ServiceIdentity(name: "marketplace-link", defaultPort: 7103)
 
     public static func make(configuration: MarketplaceLinkConfiguration) -> ServiceDefinition {
-        ServiceDefinition(identity: identity, rpcServices: ["marketplacelink.v1.MarketplaceLinkService"],
-                          migrator: MarketplaceLinkMigrations.migrator) { setup, resources in
+        ServiceDefinition(
+            identity: identity, rpcServices: ["marketplacelink.v1.MarketplaceLinkService"],
+            migrator: MarketplaceLinkMigrations.migrator
+        ) { setup, resources in
             let settings = resources.settings
-            guard let endpoint = URL(string: settings.peers.awsMarketplace.hasSuffix("/") ? settings.peers.awsMarketplace : settings.peers.awsMarketplace + "/") else {
+            guard
+                let endpoint = URL(
+                    string: settings.peers.awsMarketplace.hasSuffix("/") ? settings.peers.awsMarketplace : settings.peers.awsMarketplace + "/")
+            else {
                 throw ConfigurationError("--aws-marketplace-endpoint must be a URL")
             }
-            let transport = AWSJSONClient(configuration: .init(endpoint: endpoint, region: configuration.awsRegion,
-                                                               credentials: configuration.credentials), logger: resources.logger)
+            let transport = AWSJSONClient(
+                configuration: .init(
+                    endpoint: endpoint, region: configuration.awsRegion,
+                    credentials: configuration.credentials), logger: resources.logger)
             let identityClient = try ConnectClient(configuration: .init(baseURL: settings.peers.identity, credential: settings.credential))
             let organizationClient = try ConnectClient(configuration: .init(baseURL: settings.peers.organization, credential: settings.credential))
             let authenticator = AccessTokenAuthenticator(identity: identityClient, now: configuration.now, logger: resources.logger)
@@ -80,13 +90,15 @@ public enum MarketplaceLinkDefinition {
                 entitlements: MarketplaceEntitlementClient(transport: transport), organization: organizationClient, now: configuration.now,
                 logger: resources.logger)
             let statusPage = BillingStatusPage(pool: pool, organization: organizationClient, authenticator: authenticator)
-            let saga = BindingSaga(pool: pool, organization: organizationClient, authenticator: authenticator, statusPage: statusPage,
-                                   now: configuration.now, logger: resources.logger)
+            let saga = BindingSaga(
+                pool: pool, organization: organizationClient, authenticator: authenticator, statusPage: statusPage,
+                now: configuration.now, logger: resources.logger)
             MarketplaceLinkHandlers(registrations: registrations, saga: saga, statusPage: statusPage).register(in: &setup.router)
             setup.backgroundWork.append(saga.runner())
 
-            var receiverConfiguration = SNSReceiver.Configuration(topicArns: [configuration.snsTopicArn],
-                                                                  trustedOrigins: configuration.snsTrustedOrigins)
+            var receiverConfiguration = SNSReceiver.Configuration(
+                topicArns: [configuration.snsTopicArn],
+                trustedOrigins: configuration.snsTrustedOrigins)
             receiverConfiguration.now = configuration.now
             let receiver: SNSReceiver
             do {
@@ -94,10 +106,12 @@ public enum MarketplaceLinkDefinition {
             } catch {
                 throw ConfigurationError("--sns-trusted-origins: \(error)")
             }
-            let events = SubscriptionEvents(productCode: configuration.productCode, pool: resources.database.pool, receiver: receiver,
-                                            entitlements: MarketplaceEntitlementClient(transport: transport), saga: saga,
-                                            now: configuration.now, logger: resources.logger)
-            setup.plainRoutes[SNSEndpoint.path] = SNSEndpoint(events: events, refusals: RateLimitedLog(logger: resources.logger), metrics: resources.metrics).route
+            let events = SubscriptionEvents(
+                productCode: configuration.productCode, pool: resources.database.pool, receiver: receiver,
+                entitlements: MarketplaceEntitlementClient(transport: transport), saga: saga,
+                now: configuration.now, logger: resources.logger)
+            setup.plainRoutes[SNSEndpoint.path] =
+                SNSEndpoint(events: events, refusals: RateLimitedLog(logger: resources.logger), metrics: resources.metrics).route
             setup.backgroundWork.append(events.runner())
         }
     }

@@ -10,10 +10,13 @@ public enum OrganizationDefinition {
 
     /// `now` is the clock the rules read; tests move it.
     public static func make(now: @escaping @Sendable () -> Date = { Date() }) -> ServiceDefinition {
-        ServiceDefinition(identity: identity, rpcServices: ["organization.v1.OrganizationService"],
-                          migrator: OrganizationMigrations.migrator) { setup, resources in
-            let identityClient = try ConnectClient(configuration: .init(
-                baseURL: resources.settings.peers.identity, credential: resources.settings.credential))
+        ServiceDefinition(
+            identity: identity, rpcServices: ["organization.v1.OrganizationService"],
+            migrator: OrganizationMigrations.migrator
+        ) { setup, resources in
+            let identityClient = try ConnectClient(
+                configuration: .init(
+                    baseURL: resources.settings.peers.identity, credential: resources.settings.credential))
             let authenticator = AccessTokenAuthenticator(identity: identityClient, now: now, logger: resources.logger)
             let directory = OrganizationDirectory(pool: resources.database.pool, identity: identityClient, now: now)
             OrganizationHandlers(directory: directory, authenticator: authenticator).register(in: &setup.router)

@@ -1,5 +1,5 @@
-import Foundation
 import CompressNIO
+import Foundation
 import Logging
 import NGHTTP2
 import NIOCore
@@ -21,9 +21,11 @@ public final class ConnectClient: Sendable {
         /// Attempts for a call the server did not start (refused, or cut off by GOAWAY).
         public var maxAttempts: Int
 
-        public init(baseURL: String, tls: TLSClientSettings = TLSClientSettings(), credential: ServiceCredential? = nil,
-                    http2: HTTP2Limits = HTTP2Limits(maxBodyBytes: 16 << 20), connectTimeout: TimeAmount = .seconds(5),
-                    maxAttempts: Int = 3) {
+        public init(
+            baseURL: String, tls: TLSClientSettings = TLSClientSettings(), credential: ServiceCredential? = nil,
+            http2: HTTP2Limits = HTTP2Limits(maxBodyBytes: 16 << 20), connectTimeout: TimeAmount = .seconds(5),
+            maxAttempts: Int = 3
+        ) {
             self.baseURL = baseURL
             self.tls = tls
             self.credential = credential
@@ -64,8 +66,10 @@ public final class ConnectClient: Sendable {
 
     /// Calls `method`. Every failure is an `RPCError`: the server's own, or one inferred from the
     /// HTTP status, or `unavailable` / `deadline_exceeded` / `canceled` from this side.
-    public func call<Request, Response>(_ method: RPCMethod<Request, Response>, _ request: Request,
-                                        options: CallOptions = CallOptions()) async throws(RPCError) -> Response {
+    public func call<Request, Response>(
+        _ method: RPCMethod<Request, Response>, _ request: Request,
+        options: CallOptions = CallOptions()
+    ) async throws(RPCError) -> Response {
         let body: ByteBuffer
         do {
             body = try ProtoJSON.encode(request)
@@ -92,7 +96,7 @@ public final class ConnectClient: Sendable {
             HTTPField(name: ":path", value: path),
             HTTPField(name: "content-type", value: "application/json"),
             HTTPField(name: "connect-protocol-version", value: "1"),
-            HTTPField(name: "accept-encoding", value: "gzip"),
+            HTTPField(name: "accept-encoding", value: "gzip")
         ]
         if let timeout = options.timeout {
             let milliseconds = max(1, TimeAmount(timeout).nanoseconds / 1_000_000)
@@ -143,8 +147,9 @@ public final class ConnectClient: Sendable {
         let status = Int(message[":status"] ?? "") ?? 0
         guard status == 200 else {
             if message["content-type"]?.hasPrefix("application/json") == true,
-               let wire = try? ProtoJSON.decode(RPCError.WireBody.self, from: body),
-               let code = ConnectCode(rawValue: wire.code) {
+                let wire = try? ProtoJSON.decode(RPCError.WireBody.self, from: body),
+                let code = ConnectCode(rawValue: wire.code)
+            {
                 throw RPCError(code, wire.message ?? "")
             }
             throw RPCError(ConnectCode.inferred(fromHTTPStatus: status), "HTTP status \(status) without a Connect error body")
@@ -177,7 +182,8 @@ struct UpstreamAddress: Sendable {
         }
         let hostPort = rest.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
         guard let colon = hostPort.lastIndex(of: ":"), let port = Int(hostPort[hostPort.index(after: colon)...]),
-              (1...65535).contains(port) else {
+            (1...65535).contains(port)
+        else {
             self.init(host: String(hostPort), port: secure ? 443 : 80, secure: secure)
             guard !host.isEmpty else { throw ConfigurationError("upstream URL '\(url)' has no host") }
             return

@@ -103,7 +103,8 @@ final class HTTP2ConnectionPool: Sendable {
                 channel.eventLoop.makeCompletedFuture {
                     let operations = channel.pipeline.syncOperations
                     if let sslContext {
-                        try operations.addHandler(NIOSSLClientHandler(context: sslContext, serverHostname: target.host.isIPAddress ? nil : target.host))
+                        try operations.addHandler(
+                            NIOSSLClientHandler(context: sslContext, serverHostname: target.host.isIPAddress ? nil : target.host))
                     }
                     try operations.addHandler(HTTP2ClientHandler(limits: limits, onGoingAway: onGoingAway))
                 }
@@ -134,8 +135,9 @@ final class HTTP2ConnectionPool: Sendable {
                 // Full jitter over an exponential ceiling: 50 ms, 100 ms, ... up to 2 s.
                 let ceiling = min(2_000, 50 << min(state.failures - 1, 6))
                 let delay = TimeAmount.milliseconds(Int64.random(in: 0...Int64(ceiling)))
-                state.phase = .backingOff(until: .now() + delay,
-                                          error: RPCError(.unavailable, "cannot connect to \(target.host):\(target.port): \(error)"))
+                state.phase = .backingOff(
+                    until: .now() + delay,
+                    error: RPCError(.unavailable, "cannot connect to \(target.host):\(target.port): \(error)"))
             }
         }
     }
@@ -189,7 +191,12 @@ extension EventLoopFuture where Value == HTTP2ClientConnection {
         let promise = loop.makePromise(of: HTTP2ClientConnection.self)
         // Whichever comes first settles the promise; a promise may be completed only once.
         let settled = NIOLockedValueBox(false)
-        let settle: @Sendable () -> Bool = { settled.withLockedValue { done in defer { done = true }; return !done } }
+        let settle: @Sendable () -> Bool = {
+            settled.withLockedValue { done in
+                defer { done = true }
+                return !done
+            }
+        }
         let timer = loop.scheduleTask(deadline: deadline) {
             if settle() {
                 promise.fail(RPCError(.deadlineExceeded, "the call did not finish before its deadline (still connecting)"))

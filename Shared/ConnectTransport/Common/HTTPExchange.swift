@@ -12,8 +12,10 @@ public struct HTTPRequest: Sendable {
     /// The verified TLS client certificate's common name, when the connection has one.
     public var tlsClientIdentity: String?
 
-    public init(method: String, target: String, headers: [(name: String, value: String)], body: ByteBuffer,
-                peerAddress: String? = nil, tlsClientIdentity: String? = nil) {
+    public init(
+        method: String, target: String, headers: [(name: String, value: String)], body: ByteBuffer,
+        peerAddress: String? = nil, tlsClientIdentity: String? = nil
+    ) {
         self.method = method
         self.target = target
         self.headers = headers

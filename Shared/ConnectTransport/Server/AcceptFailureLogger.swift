@@ -15,8 +15,9 @@ final class AcceptFailureLogger: ChannelInboundHandler, Sendable {
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         if let error = error as? IOError, [EMFILE, ENFILE].contains(error.errnoCode) {
-            log.warning("cannot accept connections: out of file descriptors; raise the open-file limit or lower --max-connections",
-                        metadata: ["error": "\(error)"])
+            log.warning(
+                "cannot accept connections: out of file descriptors; raise the open-file limit or lower --max-connections",
+                metadata: ["error": "\(error)"])
         } else {
             log.warning("cannot accept a connection", metadata: ["error": "\(error)"])
         }

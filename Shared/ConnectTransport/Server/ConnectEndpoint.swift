@@ -29,8 +29,10 @@ public struct ConnectEndpoint: Sendable {
     /// Refusals a client can cause at will are logged at most once a minute each.
     private let refusals: RateLimitedLog
 
-    public init(router: RPCRouter, plainRoutes: [String: PlainRoute], trustedServices: TrustedServices,
-                configuration: Configuration, metrics: ServerMetrics, logger: Logger) {
+    public init(
+        router: RPCRouter, plainRoutes: [String: PlainRoute], trustedServices: TrustedServices,
+        configuration: Configuration, metrics: ServerMetrics, logger: Logger
+    ) {
         self.router = router
         self.plainRoutes = plainRoutes
         self.trustedServices = trustedServices
@@ -83,12 +85,14 @@ public struct ConnectEndpoint: Sendable {
         } catch let error as any RPCErrorConvertible {
             return finish(error.rpcError, method: path, requestID: requestID, started: started, acceptsGzip: acceptsGzip)
         } catch is CancellationError {
-            return finish(RPCError(.canceled, "the call was canceled"), method: path, requestID: requestID,
-                          started: started, acceptsGzip: acceptsGzip)
+            return finish(
+                RPCError(.canceled, "the call was canceled"), method: path, requestID: requestID,
+                started: started, acceptsGzip: acceptsGzip)
         } catch {
             logger.error("handler failed", metadata: ["method": "\(path)", "request_id": "\(requestID)", "error": "\(error)"])
-            return finish(RPCError(.internal, "internal error (request id \(requestID))"), method: path,
-                          requestID: requestID, started: started, acceptsGzip: acceptsGzip)
+            return finish(
+                RPCError(.internal, "internal error (request id \(requestID))"), method: path,
+                requestID: requestID, started: started, acceptsGzip: acceptsGzip)
         }
     }
 
@@ -99,8 +103,10 @@ public struct ConnectEndpoint: Sendable {
 
     // MARK: Protocol checks
 
-    private func prepare(_ request: HTTPRequest, path: String, headers: ProtocolHeaders, requestID: String,
-                         access: RPCAccess) throws(RPCError) -> CallContext {
+    private func prepare(
+        _ request: HTTPRequest, path: String, headers: ProtocolHeaders, requestID: String,
+        access: RPCAccess
+    ) throws(RPCError) -> CallContext {
         guard request.method == "POST" else {
             throw RPCError(.unimplemented, "\(request.method) is not supported for RPC methods: use POST")
         }
@@ -114,22 +120,26 @@ public struct ConnectEndpoint: Sendable {
             }
             deadline = .now + .milliseconds(milliseconds)
         }
-        let callingService = request.tlsClientIdentity
+        let callingService =
+            request.tlsClientIdentity
             ?? headers.serviceCredential.flatMap(trustedServices.verify)
         if let refusal = access.refusal(of: callingService) { throw refusal }
         var bearer: String?
         if let authorization = headers.authorization, authorization.utf8.count > 7,
-           authorization.prefix(7).lowercased() == "bearer " {
+            authorization.prefix(7).lowercased() == "bearer "
+        {
             bearer = String(authorization.dropFirst(7).drop { $0 == " " })
         }
         // Secrets stay out of the headers handlers see (and might log): the verified caller and the
         // bearer token have fields of their own.
-        let visibleHeaders = headers.serviceCredential == nil && headers.authorization == nil
+        let visibleHeaders =
+            headers.serviceCredential == nil && headers.authorization == nil
             ? request.headers
             : request.headers.filter { $0.name != serviceCredentialHeader && $0.name != "authorization" }
-        return CallContext(path: path, requestID: requestID, deadline: deadline,
-                           headers: visibleHeaders, callingService: callingService,
-                           bearerToken: bearer, peerAddress: request.peerAddress)
+        return CallContext(
+            path: path, requestID: requestID, deadline: deadline,
+            headers: visibleHeaders, callingService: callingService,
+            bearerToken: bearer, peerAddress: request.peerAddress)
     }
 
     private func decodedBody(_ body: ByteBuffer, encoding: String?) throws(RPCError) -> ByteBuffer {
@@ -158,8 +168,10 @@ public struct ConnectEndpoint: Sendable {
 
     // MARK: Responses
 
-    private func finish(_ error: RPCError, method: String, requestID: String?, started: ContinuousClock.Instant,
-                        acceptsGzip: Bool) -> HTTPResponse {
+    private func finish(
+        _ error: RPCError, method: String, requestID: String?, started: ContinuousClock.Instant,
+        acceptsGzip: Bool
+    ) -> HTTPResponse {
         metrics.record(method: method, code: error.code.rawValue, duration: ContinuousClock.now - started)
         if error.code == .internal || error.code == .unknown {
             logger.warning("call failed", metadata: ["method": "\(method)", "code": "\(error.code.rawValue)"])

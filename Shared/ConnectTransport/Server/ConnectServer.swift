@@ -27,9 +27,11 @@ public final class ConnectServer: Sendable {
         public var maxConnectionsPerClient: Int
         public var bodyBudget: BodyBudget
 
-        public init(host: String = "127.0.0.1", port: Int, tls: TLSFiles? = nil, http2: HTTP2Limits = HTTP2Limits(),
-                    idleTimeout: TimeAmount = .seconds(300), requestTimeout: TimeAmount = .seconds(30),
-                    maxConnections: Int = 10_000, maxConnectionsPerClient: Int = 256, bodyBudget: BodyBudget = BodyBudget()) {
+        public init(
+            host: String = "127.0.0.1", port: Int, tls: TLSFiles? = nil, http2: HTTP2Limits = HTTP2Limits(),
+            idleTimeout: TimeAmount = .seconds(300), requestTimeout: TimeAmount = .seconds(30),
+            maxConnections: Int = 10_000, maxConnectionsPerClient: Int = 256, bodyBudget: BodyBudget = BodyBudget()
+        ) {
             self.host = host
             self.port = port
             self.tls = tls
@@ -71,21 +73,24 @@ public final class ConnectServer: Sendable {
     public func start() async throws -> SocketAddress {
         let sslContext = try configuration.tls?.makeServerContext()
         let settings = ServerConnectionSettings(
-            http2: HTTP2Limits(maxConcurrentStreams: configuration.http2.maxConcurrentStreams,
-                               initialWindowSize: configuration.http2.initialWindowSize,
-                               maxHeaderListSize: configuration.http2.maxHeaderListSize,
-                               maxBodyBytes: endpoint.maxBodyBytes,
-                               connectionBodyBudget: configuration.bodyBudget.perConnection),
+            http2: HTTP2Limits(
+                maxConcurrentStreams: configuration.http2.maxConcurrentStreams,
+                initialWindowSize: configuration.http2.initialWindowSize,
+                maxHeaderListSize: configuration.http2.maxHeaderListSize,
+                maxBodyBytes: endpoint.maxBodyBytes,
+                connectionBodyBudget: configuration.bodyBudget.perConnection),
             idleTimeout: configuration.idleTimeout, requestTimeout: configuration.requestTimeout,
             bodyBudget: configuration.bodyBudget, pool: BodyMemoryPool(bytes: configuration.bodyBudget.perProcess),
             tickInterval: .milliseconds(min(1000, max(50, configuration.requestTimeout.nanoseconds / 4_000_000))))
         let files = OpenFileLimit.raiseToHardLimit()
         let limit = min(configuration.maxConnections, files.connectionsAllowed)
         state.withLockedValue { $0.connectionLimit = limit }
-        logger.info("connection limits", metadata: [
-            "max_connections": "\(limit)", "configured": "\(configuration.maxConnections)", "open_file_limit": "\(files.soft)",
-            "per_client": "\(configuration.maxConnectionsPerClient)",
-        ])
+        logger.info(
+            "connection limits",
+            metadata: [
+                "max_connections": "\(limit)", "configured": "\(configuration.maxConnections)", "open_file_limit": "\(files.soft)",
+                "per_client": "\(configuration.maxConnectionsPerClient)"
+            ])
         let endpoint = self.endpoint
         let logger = self.logger
         let channel = try await ServerBootstrap(group: group)
@@ -170,8 +175,9 @@ public final class ConnectServer: Sendable {
             refusals.warning("refusing connections: at the connection limit", metadata: ["limit": "\(limit)"])
             return false
         case .perClient:
-            refusals.warning("refusing connections: a client address is at its connection limit",
-                             metadata: ["limit": "\(perClientLimit)", "client": "\(client)"])
+            refusals.warning(
+                "refusing connections: a client address is at its connection limit",
+                metadata: ["limit": "\(perClientLimit)", "client": "\(client)"])
             return false
         case nil:
             break

@@ -77,8 +77,9 @@ final class HTTP1ServerHandler: ChannelInboundHandler {
             busy = true
             deadlines.requestArrived(Self.requestID)
             let headers = head.headers.map { (name: $0.name.lowercased(), value: $0.value) }
-            let request = HTTPRequest(method: head.method.rawValue, target: head.uri, headers: headers, body: body,
-                                      peerAddress: connection.peerAddress, tlsClientIdentity: connection.tlsClientIdentity)
+            let request = HTTPRequest(
+                method: head.method.rawValue, target: head.uri, headers: headers, body: body,
+                peerAddress: connection.peerAddress, tlsClientIdentity: connection.tlsClientIdentity)
             let keepAlive = head.isKeepAlive
             let endpoint = self.endpoint
             let this = NIOLoopBound(self, eventLoop: context.eventLoop)
@@ -169,9 +170,11 @@ final class HTTP1ServerHandler: ChannelInboundHandler {
             releaseBody()
             bodyTooLarge = true
             busy = true
-            write(HTTPResponse(status: 408, headers: [("content-type", "text/plain")],
-                               body: ByteBuffer(string: "the request did not arrive in time\n")),
-                  keepAlive: false, context: context)
+            write(
+                HTTPResponse(
+                    status: 408, headers: [("content-type", "text/plain")],
+                    body: ByteBuffer(string: "the request did not arrive in time\n")),
+                keepAlive: false, context: context)
         case .closeIdle, .closeStalled:
             if !busy || pending != nil { context.close(promise: nil) }
         }

@@ -156,9 +156,10 @@ final class HTTP2ServerHandler: HTTP2SessionDriver {
         for field in message.fields where !field.name.hasPrefix(":") {
             headers.append((field.name, field.value))
         }
-        let request = HTTPRequest(method: message[":method"] ?? "", target: message[":path"] ?? "/", headers: headers,
-                                  body: message.body, peerAddress: connection.peerAddress,
-                                  tlsClientIdentity: connection.tlsClientIdentity)
+        let request = HTTPRequest(
+            method: message[":method"] ?? "", target: message[":path"] ?? "/", headers: headers,
+            body: message.body, peerAddress: connection.peerAddress,
+            tlsClientIdentity: connection.tlsClientIdentity)
         let endpoint = self.endpoint
         let loop = context.eventLoop
         let this = NIOLoopBound(self, eventLoop: loop)
@@ -196,8 +197,9 @@ final class HTTP2ServerHandler: HTTP2SessionDriver {
         case nil:
             return
         case .abandonRequests(let streamIDs):
-            logger.debug("resetting requests that did not arrive in time",
-                         metadata: ["count": "\(streamIDs.count)", "peer": "\(connection.peerAddress ?? "?")"])
+            logger.debug(
+                "resetting requests that did not arrive in time",
+                metadata: ["count": "\(streamIDs.count)", "peer": "\(connection.peerAddress ?? "?")"])
             for id in streamIDs { session.resetStream(id, errorCode: .cancel) }
             sendOutput()
         case .closeIdle:

@@ -60,15 +60,18 @@ final class ProtocolSniffer: ChannelInboundHandler, RemovableChannelHandler {
                 .peerCertificate.flatMap(ClientCertificateIdentity.commonName))
         let operations = context.pipeline.syncOperations
         if toHTTP2 {
-            try operations.addHandler(HTTP2ServerHandler(endpoint: endpoint, settings: settings, connection: connection, logger: logger),
-                                      position: .after(self))
+            try operations.addHandler(
+                HTTP2ServerHandler(endpoint: endpoint, settings: settings, connection: connection, logger: logger),
+                position: .after(self))
         } else {
             try operations.addHandlers(
-                [ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)),
-                 HTTPResponseEncoder(),
-                 HTTPServerPipelineHandler(),
-                 HTTPServerProtocolErrorHandler(),
-                 HTTP1ServerHandler(endpoint: endpoint, settings: settings, connection: connection)],
+                [
+                    ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)),
+                    HTTPResponseEncoder(),
+                    HTTPServerPipelineHandler(),
+                    HTTPServerProtocolErrorHandler(),
+                    HTTP1ServerHandler(endpoint: endpoint, settings: settings, connection: connection)
+                ],
                 position: .after(self))
         }
         let bytes = buffered.take()!

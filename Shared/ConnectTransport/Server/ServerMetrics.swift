@@ -9,7 +9,7 @@ public struct ServerMetrics: Sendable {
     private static let buckets: [Duration] = [
         .microseconds(100), .microseconds(250), .microseconds(500), .milliseconds(1), .milliseconds(2.5),
         .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100),
-        .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(2.5), .seconds(5), .seconds(10),
+        .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(2.5), .seconds(5), .seconds(10)
     ]
 
     public init(registry: PrometheusCollectorRegistry) {
@@ -20,12 +20,16 @@ public struct ServerMetrics: Sendable {
     /// series stays bounded whatever clients send.
     func record(method: String, code: String, duration: Duration) {
         let (counter, histogram) = series.lookup(method: method, code: code) {
-            let calls = MetricNameDescriptor(namespace: "rpc", subsystem: "server", metricName: "calls", unitName: "total",
-                                             helpText: "Finished RPC calls by method and Connect code (ok for success).")
-            let latency = MetricNameDescriptor(namespace: "rpc", subsystem: "server", metricName: "call_duration", unitName: "seconds",
-                                               helpText: "RPC call latency by method.")
-            return (registry.makeCounter(descriptor: calls, labels: [("method", method), ("code", code)]),
-                    registry.makeDurationHistogram(descriptor: latency, labels: [("method", method)], buckets: Self.buckets))
+            let calls = MetricNameDescriptor(
+                namespace: "rpc", subsystem: "server", metricName: "calls", unitName: "total",
+                helpText: "Finished RPC calls by method and Connect code (ok for success).")
+            let latency = MetricNameDescriptor(
+                namespace: "rpc", subsystem: "server", metricName: "call_duration", unitName: "seconds",
+                helpText: "RPC call latency by method.")
+            return (
+                registry.makeCounter(descriptor: calls, labels: [("method", method), ("code", code)]),
+                registry.makeDurationHistogram(descriptor: latency, labels: [("method", method)], buckets: Self.buckets)
+            )
         }
         counter.increment()
         histogram.record(duration)
@@ -34,8 +38,9 @@ public struct ServerMetrics: Sendable {
     /// Counts one event a client can cause at will (a refused webhook message, say), where a log
     /// line each would let a flood fill the log. `reason` must come from a fixed set.
     public func countRefusal(_ what: String, reason: String) {
-        let descriptor = MetricNameDescriptor(namespace: "refused", subsystem: what, metricName: "requests", unitName: "total",
-                                              helpText: "Requests refused, by reason.")
+        let descriptor = MetricNameDescriptor(
+            namespace: "refused", subsystem: what, metricName: "requests", unitName: "total",
+            helpText: "Requests refused, by reason.")
         registry.makeCounter(descriptor: descriptor, labels: [("reason", reason)]).increment()
     }
 

@@ -41,20 +41,20 @@ final class MarketplaceNotifier: Sendable {
         for waiter in waiting { waiter.resume(returning: url) }
     }
 
-
     /// Queues a Notification with the marketplace `action` for a subscription.
     func publish(action: MarketplaceSubscriptionEvent.Action, subscription: SimulatorStore.Subscription) async throws {
-        let message = try JSONSerialization.data(withJSONObject: [
-            "action": action.rawValue, "customer-identifier": subscription.customerIdentifier,
-            "product-code": subscription.productCode, "offer-identifier": subscription.offerID,
-        ], options: [.sortedKeys])
+        let message = try JSONSerialization.data(
+            withJSONObject: [
+                "action": action.rawValue, "customer-identifier": subscription.customerIdentifier,
+                "product-code": subscription.productCode, "offer-identifier": subscription.offerID
+            ], options: [.sortedKeys])
         let base = try await waitForBaseURL()
         let topic = MarketplaceSubscriptionEvent.topicArn(productCode: subscription.productCode)
         let signed = try signer.sign([
             "Type": "Notification", "MessageId": UUID().uuidString.lowercased(), "TopicArn": topic,
             "Message": String(decoding: message, as: UTF8.self), "Timestamp": Date().formatted(Self.timestamp),
             "SigningCertURL": "\(base)/SimpleNotificationService-simulator.pem",
-            "UnsubscribeURL": "\(base)/sns/unsubscribe?topic=\(topic)",
+            "UnsubscribeURL": "\(base)/sns/unsubscribe?topic=\(topic)"
         ])
         try await store.enqueue(type: "Notification", signedBody: try Self.json(signed))
         wake.signal()
@@ -123,9 +123,10 @@ final class MarketplaceNotifier: Sendable {
             let signed = try signer.sign([
                 "Type": "SubscriptionConfirmation", "MessageId": UUID().uuidString.lowercased(), "Token": token,
                 "TopicArn": topic, "Timestamp": Date().formatted(Self.timestamp),
-                "Message": "You have chosen to subscribe to the topic \(topic).\nTo confirm the subscription, visit the SubscribeURL included in this message.",
+                "Message":
+                    "You have chosen to subscribe to the topic \(topic).\nTo confirm the subscription, visit the SubscribeURL included in this message.",
                 "SubscribeURL": "\(base)/sns/confirm?Action=ConfirmSubscription&TopicArn=\(topic)&Token=\(token)",
-                "SigningCertURL": "\(base)/SimpleNotificationService-simulator.pem",
+                "SigningCertURL": "\(base)/SimpleNotificationService-simulator.pem"
             ])
             try await store.enqueue(type: "SubscriptionConfirmation", signedBody: try Self.json(signed))
         }
@@ -179,15 +180,16 @@ final class MarketplaceNotifier: Sendable {
         guard let maildropDirectory else { return }
         let maildrop = Maildrop(directory: maildropDirectory, domain: "aws-marketplace-sim")
         for (offer, email) in try await store.offersWithoutEmail() {
-            try maildrop.deliver(EmailMessage(
-                from: "AWS Marketplace <no-reply@marketplace.aws.example>", to: "<\(email)>",
-                subject: "Private offer: \(offer.productName)",
-                body: """
-                    You have received a private offer for \(offer.productName):
-                    committed amount USD \(offer.committedAmountUSD) over \(offer.termMonths) months.
+            try maildrop.deliver(
+                EmailMessage(
+                    from: "AWS Marketplace <no-reply@marketplace.aws.example>", to: "<\(email)>",
+                    subject: "Private offer: \(offer.productName)",
+                    body: """
+                        You have received a private offer for \(offer.productName):
+                        committed amount USD \(offer.committedAmountUSD) over \(offer.termMonths) months.
 
-                    Review offer: \(base)/buyer/offers/\(offer.id)
-                    """), name: "offer-\(offer.id)")
+                        Review offer: \(base)/buyer/offers/\(offer.id)
+                        """), name: "offer-\(offer.id)")
             try await store.markEmailWritten(offerID: offer.id)
         }
     }

@@ -1,8 +1,8 @@
-import _CryptoExtras
 import AWSMarketplace
 import Crypto
 import Foundation
 import X509
+import _CryptoExtras
 
 /// Signs the simulator's Amazon SNS messages the way SNS does (SignatureVersion 2, SHA256withRSA)
 /// with a key and self-signed certificate made on first start and kept in the data directory.
@@ -16,7 +16,8 @@ struct SNSSigner: Sendable {
         let keyPath = (directory as NSString).appendingPathComponent("sns-signing.key")
         let certificatePath = (directory as NSString).appendingPathComponent("sns-signing.pem")
         if let keyPEM = try? String(contentsOfFile: keyPath, encoding: .utf8),
-           let certificatePEM = try? String(contentsOfFile: certificatePath, encoding: .utf8) {
+            let certificatePEM = try? String(contentsOfFile: certificatePath, encoding: .utf8)
+        {
             key = try _RSA.Signing.PrivateKey(pemRepresentation: keyPEM)
             self.certificatePEM = certificatePEM
             return

@@ -57,10 +57,11 @@ final class SellerAPI: Sendable {
 
     private func verifySignature(path: String, headers: [String: String], body: [UInt8]) async throws -> Reply? {
         guard let authorization = headers["authorization"], authorization.hasPrefix("AWS4-HMAC-SHA256 "),
-              let credential = Self.field("Credential", in: authorization),
-              let signedHeaders = Self.field("SignedHeaders", in: authorization),
-              let signature = Self.field("Signature", in: authorization),
-              let amzDate = headers["x-amz-date"], let date = Self.parse(amzDate) else {
+            let credential = Self.field("Credential", in: authorization),
+            let signedHeaders = Self.field("SignedHeaders", in: authorization),
+            let signature = Self.field("Signature", in: authorization),
+            let amzDate = headers["x-amz-date"], let date = Self.parse(amzDate)
+        else {
             return .error(400, "MissingAuthenticationTokenException", "Request is missing Authentication Token")
         }
         let scope = credential.split(separator: "/").map(String.init)
@@ -78,15 +79,22 @@ final class SellerAPI: Sendable {
         }
         let names = signedHeaders.split(separator: ";").map(String.init)
         let signed = names.compactMap { name in headers[name].map { (name: name, value: $0) } }
-        let signer = SigV4Signer(credentials: AWSCredentials(accessKeyID: scope[0], secretAccessKey: secret,
-                                                             sessionToken: names.contains("x-amz-security-token") ? headers["x-amz-security-token"] : nil),
-                                 service: scope[3], region: scope[2])
-        let expected = signer.sign(.init(method: "POST", url: URL(string: "http://\(headers["host"] ?? "localhost")\(path)")!,
-                                         headers: signed, body: body), at: date).signature
+        let signer = SigV4Signer(
+            credentials: AWSCredentials(
+                accessKeyID: scope[0], secretAccessKey: secret,
+                sessionToken: names.contains("x-amz-security-token") ? headers["x-amz-security-token"] : nil),
+            service: scope[3], region: scope[2])
+        let expected = signer.sign(
+            .init(
+                method: "POST", url: URL(string: "http://\(headers["host"] ?? "localhost")\(path)")!,
+                headers: signed, body: body), at: date
+        ).signature
         guard expected.count == signature.count,
-              zip(expected.utf8, signature.utf8).reduce(0, { $0 | ($1.0 ^ $1.1) }) == 0 else {
-            return .error(403, "InvalidSignatureException",
-                          "The request signature we calculated does not match the signature you provided.")
+            zip(expected.utf8, signature.utf8).reduce(0, { $0 | ($1.0 ^ $1.1) }) == 0
+        else {
+            return .error(
+                403, "InvalidSignatureException",
+                "The request signature we calculated does not match the signature you provided.")
         }
         return nil
     }
@@ -114,10 +122,12 @@ final class SellerAPI: Sendable {
         case .unknown: return .error(400, "InvalidTokenException", "Registration token is invalid")
         case .expired: return .error(400, "ExpiredTokenException", "Registration token is expired")
         case .customer(let subscription):
-            return Reply(status: 200, body: [
-                "CustomerIdentifier": subscription.customerIdentifier, "CustomerAWSAccountId": subscription.accountID,
-                "ProductCode": subscription.productCode, "LicenseArn": subscription.licenseArn,
-            ])
+            return Reply(
+                status: 200,
+                body: [
+                    "CustomerIdentifier": subscription.customerIdentifier, "CustomerAWSAccountId": subscription.accountID,
+                    "ProductCode": subscription.productCode, "LicenseArn": subscription.licenseArn
+                ])
         }
     }
 
@@ -131,12 +141,14 @@ final class SellerAPI: Sendable {
         var results: [[String: Any]] = []
         for record in records {
             guard let customer = record["CustomerIdentifier"] as? String, let dimension = record["Dimension"] as? String,
-                  let timestamp = (record["Timestamp"] as? NSNumber)?.doubleValue else {
+                let timestamp = (record["Timestamp"] as? NSNumber)?.doubleValue
+            else {
                 return .error(400, "InvalidParameterException", "each record needs CustomerIdentifier, Dimension and Timestamp")
             }
             let quantity = (record["Quantity"] as? NSNumber)?.intValue ?? 0
             guard let subscription = try await store.subscription(customerIdentifier: customer),
-                  subscription.productCode == productCode, subscription.state == "active" else {
+                subscription.productCode == productCode, subscription.state == "active"
+            else {
                 results.append(["UsageRecord": record, "Status": "CustomerNotSubscribed"])
                 continue
             }
@@ -168,17 +180,20 @@ final class SellerAPI: Sendable {
                     }
                 }
         }
-        let start = (input["NextToken"] as? String).flatMap { Data(base64Encoded: $0) }
+        let start =
+            (input["NextToken"] as? String).flatMap { Data(base64Encoded: $0) }
             .flatMap { Int(String(decoding: $0, as: UTF8.self).replacingOccurrences(of: "offset:", with: "")) } ?? 0
         let page = matching.dropFirst(start).prefix(pageSize)
-        var body: [String: Any] = ["Entitlements": page.map { entry in
-            [
-                "ProductCode": entry.subscription.productCode, "Dimension": entry.dimension,
-                "CustomerIdentifier": entry.subscription.customerIdentifier,
-                "CustomerAWSAccountId": entry.subscription.accountID, "Value": ["IntegerValue": entry.quantity],
-                "ExpirationDate": entry.subscription.endsAt.timeIntervalSince1970, "LicenseArn": entry.subscription.licenseArn,
-            ] as [String: Any]
-        }]
+        var body: [String: Any] = [
+            "Entitlements": page.map { entry in
+                [
+                    "ProductCode": entry.subscription.productCode, "Dimension": entry.dimension,
+                    "CustomerIdentifier": entry.subscription.customerIdentifier,
+                    "CustomerAWSAccountId": entry.subscription.accountID, "Value": ["IntegerValue": entry.quantity],
+                    "ExpirationDate": entry.subscription.endsAt.timeIntervalSince1970, "LicenseArn": entry.subscription.licenseArn
+                ] as [String: Any]
+            }
+        ]
         if start + pageSize < matching.count {
             body["NextToken"] = Data("offset:\(start + pageSize)".utf8).base64EncodedString()
         }

@@ -22,8 +22,10 @@ public struct SimulatorApp: Sendable {
         /// Where offer emails are written as `.eml` files; nil writes none.
         public var maildropDirectory: String?
 
-        public init(host: String, port: Int, dataDirectory: String, fulfillmentURL: String, seedPath: String?,
-                    notificationURL: String?, maildropDirectory: String?) {
+        public init(
+            host: String, port: Int, dataDirectory: String, fulfillmentURL: String, seedPath: String?,
+            notificationURL: String?, maildropDirectory: String?
+        ) {
             self.host = host
             self.port = port
             self.dataDirectory = dataDirectory
@@ -51,8 +53,9 @@ public struct SimulatorApp: Sendable {
         }
         sellerAPI = SellerAPI(store: store)
         signer = try SNSSigner(directory: settings.dataDirectory)
-        notifier = MarketplaceNotifier(store: store, signer: signer, notificationURL: settings.notificationURL,
-                                       maildropDirectory: settings.maildropDirectory, logger: logger)
+        notifier = MarketplaceNotifier(
+            store: store, signer: signer, notificationURL: settings.notificationURL,
+            maildropDirectory: settings.maildropDirectory, logger: logger)
     }
 
     /// Serves until the process is asked to stop; logs `listening` with the bound port.
@@ -147,20 +150,27 @@ public struct SimulatorApp: Sendable {
             let chosen = request.uri.queryParameters.get("as") ?? ""
             if try await store.identity(name: chosen) == nil, let offer = try await store.offer(id: offerID) {
                 let names = try await store.identityNames(accountID: offer.buyerAccountID)
-                return Self.page(.ok, "sign-in", ["title": "Sign in", "accountID": offer.buyerAccountID,
-                                                  "identities": names.map { ["name": $0, "offerID": offerID] }])
+                return Self.page(
+                    .ok, "sign-in",
+                    [
+                        "title": "Sign in", "accountID": offer.buyerAccountID,
+                        "identities": names.map { ["name": $0, "offerID": offerID] }
+                    ])
             }
             let (identity, refusal) = try await Self.signedIn(request, store: store)
             guard let identity else { return refusal! }
             guard let offer = try await store.offer(id: context.parameters.get("offer") ?? ""), offer.buyerAccountID == identity.accountID else {
-                return Self.page(.notFound, "problem", ["title": "Offer not found", "message": "No private offer with this id is available to your account."])
+                return Self.page(
+                    .notFound, "problem", ["title": "Offer not found", "message": "No private offer with this id is available to your account."])
             }
-            return Self.page(.ok, "offer", [
-                "title": "Private offer", "productName": offer.productName, "buyerAccountID": offer.buyerAccountID,
-                "identity": identity.name, "committedAmountUSD": offer.committedAmountUSD, "termMonths": offer.termMonths,
-                "expiresAt": offer.expiresAt.formatted(.iso8601), "offerID": offer.id,
-                "dimensions": offer.dimensions.sorted { $0.key < $1.key }.map { ["name": $0.key, "quantity": $0.value] },
-            ])
+            return Self.page(
+                .ok, "offer",
+                [
+                    "title": "Private offer", "productName": offer.productName, "buyerAccountID": offer.buyerAccountID,
+                    "identity": identity.name, "committedAmountUSD": offer.committedAmountUSD, "termMonths": offer.termMonths,
+                    "expiresAt": offer.expiresAt.formatted(.iso8601), "offerID": offer.id,
+                    "dimensions": offer.dimensions.sorted { $0.key < $1.key }.map { ["name": $0.key, "quantity": $0.value] }
+                ])
         }
 
         router.post("buyer/offers/:offer/subscribe") { request, context -> Response in
@@ -178,12 +188,19 @@ public struct SimulatorApp: Sendable {
             case .alreadySubscribed(let subscription):
                 return .redirect(to: "/buyer/subscriptions/\(subscription.customerIdentifier)?as=\(identity.name)", type: .found)
             case .otherOfferActive:
-                return Self.page(.conflict, "problem", ["title": "Already subscribed", "message":
-                    "This AWS account already subscribes to a Committed Contract private offer of this product; an account can subscribe to only one."])
+                return Self.page(
+                    .conflict, "problem",
+                    [
+                        "title": "Already subscribed",
+                        "message":
+                            "This AWS account already subscribes to a Committed Contract private offer of this product; an account can subscribe to only one."
+                    ])
             case .offerExpired:
-                return Self.page(.gone, "problem", ["title": "Offer expired", "message": "This private offer has expired. Ask the seller for a new one."])
+                return Self.page(
+                    .gone, "problem", ["title": "Offer expired", "message": "This private offer has expired. Ask the seller for a new one."])
             case .notYourOffer:
-                return Self.page(.notFound, "problem", ["title": "Offer not found", "message": "No private offer with this id is available to your account."])
+                return Self.page(
+                    .notFound, "problem", ["title": "Offer not found", "message": "No private offer with this id is available to your account."])
             }
         }
 
@@ -191,13 +208,16 @@ public struct SimulatorApp: Sendable {
             let (identity, refusal) = try await Self.signedIn(request, store: store)
             guard let identity else { return refusal! }
             guard let subscription = try await store.subscription(customerIdentifier: context.parameters.get("customer") ?? ""),
-                  subscription.accountID == identity.accountID, let offer = try await store.offer(id: subscription.offerID) else {
+                subscription.accountID == identity.accountID, let offer = try await store.offer(id: subscription.offerID)
+            else {
                 return Self.page(.notFound, "problem", ["title": "Subscription not found", "message": "Your account has no such subscription."])
             }
-            return Self.page(.ok, "subscription", [
-                "title": "Subscription", "productName": offer.productName, "customerIdentifier": subscription.customerIdentifier,
-                "accountID": subscription.accountID, "state": subscription.state, "identity": identity.name,
-            ])
+            return Self.page(
+                .ok, "subscription",
+                [
+                    "title": "Subscription", "productName": offer.productName, "customerIdentifier": subscription.customerIdentifier,
+                    "accountID": subscription.accountID, "state": subscription.state, "identity": identity.name
+                ])
         }
 
         // "Set up your account": a fresh registration token, carried to the seller by an auto-submitting form.
@@ -207,8 +227,10 @@ public struct SimulatorApp: Sendable {
             let (identity, refusal) = try await Self.signedIn(request, store: store, form: form)
             guard let identity else { return refusal! }
             guard let subscription = try await store.subscription(customerIdentifier: context.parameters.get("customer") ?? ""),
-                  subscription.accountID == identity.accountID, subscription.state != "cancelled" else {
-                return Self.page(.notFound, "problem", ["title": "Subscription not found", "message": "Your account has no active subscription with this id."])
+                subscription.accountID == identity.accountID, subscription.state != "cancelled"
+            else {
+                return Self.page(
+                    .notFound, "problem", ["title": "Subscription not found", "message": "Your account has no active subscription with this id."])
             }
             let token = try await store.issueRegistrationToken(customerIdentifier: subscription.customerIdentifier)
             return Self.page(.ok, "setup", ["title": "Set up your account", "fulfillmentURL": fulfillmentURL, "token": token])
@@ -230,8 +252,10 @@ public struct SimulatorApp: Sendable {
             guard let identity else { return refusal! }
             let customer = context.parameters.get("customer") ?? ""
             guard let current = try await store.subscription(customerIdentifier: customer), current.accountID == identity.accountID,
-                  let cancelled = try await store.cancel(customerIdentifier: customer) else {
-                return Self.page(.notFound, "problem", ["title": "Subscription not found", "message": "Your account has no active subscription with this id."])
+                let cancelled = try await store.cancel(customerIdentifier: customer)
+            else {
+                return Self.page(
+                    .notFound, "problem", ["title": "Subscription not found", "message": "Your account has no active subscription with this id."])
             }
             try await notifier.publish(action: .unsubscribePending, subscription: cancelled)
             try await notifier.publish(action: .unsubscribeSuccess, subscription: cancelled)
@@ -249,7 +273,12 @@ public struct SimulatorApp: Sendable {
     {
         let name = form["as"] ?? request.uri.queryParameters.get("as") ?? ""
         guard let identity = try await store.identity(name: name) else {
-            return (nil, page(.unauthorized, "problem", ["title": "Sign in", "message": "Sign in to AWS as an IAM identity of the buyer account (?as=<identity>)."]))
+            return (
+                nil,
+                page(
+                    .unauthorized, "problem",
+                    ["title": "Sign in", "message": "Sign in to AWS as an IAM identity of the buyer account (?as=<identity>)."])
+            )
         }
         guard identity.canViewAndAccept else {
             return (nil, page(.forbidden, "problem", ["title": "Access denied", "message": BuyerPermissions.missingPermissionsMessage]))

@@ -5,8 +5,9 @@ import ServiceRuntime
 
 /// aws-marketplace-sim: flags, or their upper-snake environment variables (a flag wins).
 public struct SimulatorCommand: AsyncParsableCommand {
-    public static let configuration = CommandConfiguration(commandName: "aws-marketplace-sim",
-                                                    abstract: "A local stand-in for AWS Marketplace: buyer pages and seller APIs.")
+    public static let configuration = CommandConfiguration(
+        commandName: "aws-marketplace-sim",
+        abstract: "A local stand-in for AWS Marketplace: buyer pages and seller APIs.")
 
     @Option(help: "Address to listen on (HOST).") var host: String?
     @Option(help: "Port to listen on (PORT).") var port: Int?
@@ -37,8 +38,9 @@ public struct SimulatorCommand: AsyncParsableCommand {
             dataDirectory: pick(dataDir, "DATA_DIR") ?? "./data/aws-marketplace-sim",
             fulfillmentURL: pick(fulfillmentURL, "FULFILLMENT_URL") ?? "http://127.0.0.1:7100/marketplace/setup",
             seedPath: pick(seed, "SEED"),
-            notificationURL: nonEmpty(pickAllowingEmpty(notificationURL, "NOTIFICATION_URL")
-                ?? (pick(marketplaceLinkURL, "MARKETPLACE_LINK_URL") ?? "http://127.0.0.1:7103") + "/marketplace/sns"),
+            notificationURL: nonEmpty(
+                pickAllowingEmpty(notificationURL, "NOTIFICATION_URL")
+                    ?? (pick(marketplaceLinkURL, "MARKETPLACE_LINK_URL") ?? "http://127.0.0.1:7103") + "/marketplace/sns"),
             maildropDirectory: nonEmpty(pickAllowingEmpty(maildropDir, "MAILDROP_DIR") ?? "./data/maildrop"))
         try await SimulatorApp(settings: settings, logger: Logger(label: "aws-marketplace-sim")).run()
     }

@@ -28,14 +28,19 @@ extension SimulatorStore {
 
     func offer(id: String) async throws -> Offer? {
         try await database.read { db in
-            guard let row = try Row.fetchOne(db, sql: """
-                SELECT o.*, p.name AS product_name FROM offer o JOIN product p ON p.code = o.product_code WHERE o.id = ?
-                """, arguments: [id]) else { return nil }
-            return Offer(id: row["id"], productCode: row["product_code"], productName: row["product_name"],
-                         buyerAccountID: row["buyer_account_id"], committedAmountUSD: row["committed_amount_usd"],
-                         termMonths: row["term_months"],
-                         dimensions: try JSONDecoder().decode([String: Int].self, from: Data((row["dimensions"] as String).utf8)),
-                         expiresAt: row["expires_at"])
+            guard
+                let row = try Row.fetchOne(
+                    db,
+                    sql: """
+                        SELECT o.*, p.name AS product_name FROM offer o JOIN product p ON p.code = o.product_code WHERE o.id = ?
+                        """, arguments: [id])
+            else { return nil }
+            return Offer(
+                id: row["id"], productCode: row["product_code"], productName: row["product_name"],
+                buyerAccountID: row["buyer_account_id"], committedAmountUSD: row["committed_amount_usd"],
+                termMonths: row["term_months"],
+                dimensions: try JSONDecoder().decode([String: Int].self, from: Data((row["dimensions"] as String).utf8)),
+                expiresAt: row["expires_at"])
         }
     }
 
@@ -43,9 +48,10 @@ extension SimulatorStore {
         try await database.read { db in
             guard let row = try Row.fetchOne(db, sql: "SELECT * FROM buyer_identity WHERE name = ?", arguments: [name]) else { return nil }
             let decoder = JSONDecoder()
-            return BuyerIdentity(name: row["name"], accountID: row["account_id"], email: row["email"],
-                                 managedPolicies: Set(try decoder.decode([String].self, from: Data((row["managed_policies"] as String).utf8))),
-                                 actions: Set(try decoder.decode([String].self, from: Data((row["actions"] as String).utf8))))
+            return BuyerIdentity(
+                name: row["name"], accountID: row["account_id"], email: row["email"],
+                managedPolicies: Set(try decoder.decode([String].self, from: Data((row["managed_policies"] as String).utf8))),
+                actions: Set(try decoder.decode([String].self, from: Data((row["actions"] as String).utf8))))
         }
     }
 
@@ -70,8 +76,10 @@ extension SimulatorStore {
         guard offer.buyerAccountID == identity.accountID else { return .notYourOffer }
         guard offer.expiresAt > Date() else { return .offerExpired }
         return try await database.write { db in
-            if let row = try Row.fetchOne(db, sql: "SELECT * FROM subscription WHERE account_id = ? AND product_code = ?",
-                                          arguments: [identity.accountID, offer.productCode]) {
+            if let row = try Row.fetchOne(
+                db, sql: "SELECT * FROM subscription WHERE account_id = ? AND product_code = ?",
+                arguments: [identity.accountID, offer.productCode])
+            {
                 let existing = Subscription(row: row)
                 return existing.offerID == offer.id ? .alreadySubscribed(existing) : .otherOfferActive
             }
@@ -79,8 +87,9 @@ extension SimulatorStore {
             let start = Date()
             let end = Calendar(identifier: .gregorian).date(byAdding: .month, value: offer.termMonths, to: start) ?? start
             let license = "arn:aws:license-manager::\(identity.accountID):license:l-\(SimulatorStore.randomToken().prefix(16).lowercased())"
-            try db.execute(sql: "INSERT INTO subscription VALUES (?, ?, ?, ?, 'active', ?, ?, ?)",
-                           arguments: [customer, offer.id, identity.accountID, offer.productCode, license, start, end])
+            try db.execute(
+                sql: "INSERT INTO subscription VALUES (?, ?, ?, ?, 'active', ?, ?, ?)",
+                arguments: [customer, offer.id, identity.accountID, offer.productCode, license, start, end])
             let row = try Row.fetchOne(db, sql: "SELECT * FROM subscription WHERE customer_identifier = ?", arguments: [customer])!
             return .subscribed(Subscription(row: row))
         }

@@ -40,8 +40,9 @@ extension SimulatorStore {
     /// Marks the topic confirmed when `token` is its confirmation token.
     func confirmTopic(token: String) async throws -> Bool {
         try await database.write { db in
-            try db.execute(sql: "UPDATE sns_topic SET confirmed_at = ? WHERE confirm_token = ? AND confirmed_at IS NULL",
-                           arguments: [Date(), token])
+            try db.execute(
+                sql: "UPDATE sns_topic SET confirmed_at = ? WHERE confirm_token = ? AND confirmed_at IS NULL",
+                arguments: [Date(), token])
             return try Bool.fetchOne(db, sql: "SELECT confirmed_at IS NOT NULL FROM sns_topic WHERE confirm_token = ?", arguments: [token]) ?? false
         }
     }
@@ -54,8 +55,9 @@ extension SimulatorStore {
 
     func enqueue(type: String, signedBody: String) async throws {
         try await database.write { db in
-            try db.execute(sql: "INSERT INTO sns_message (type, body, next_attempt_at) VALUES (?, ?, ?)",
-                           arguments: [type, signedBody, Date()])
+            try db.execute(
+                sql: "INSERT INTO sns_message (type, body, next_attempt_at) VALUES (?, ?, ?)",
+                arguments: [type, signedBody, Date()])
         }
     }
 
@@ -71,8 +73,9 @@ extension SimulatorStore {
     func oldestUndelivered() async throws -> PendingMessage? {
         try await database.read { db in
             try Row.fetchOne(db, sql: "SELECT * FROM sns_message WHERE delivered_at IS NULL ORDER BY seq LIMIT 1").map { row in
-                PendingMessage(seq: row["seq"], type: row["type"], body: row["body"], attempts: row["attempts"],
-                               nextAttemptAt: row["next_attempt_at"])
+                PendingMessage(
+                    seq: row["seq"], type: row["type"], body: row["body"], attempts: row["attempts"],
+                    nextAttemptAt: row["next_attempt_at"])
             }
         }
     }
@@ -85,8 +88,9 @@ extension SimulatorStore {
 
     func postpone(seq: Int64, until: Date) async throws {
         try await database.write { db in
-            try db.execute(sql: "UPDATE sns_message SET attempts = attempts + 1, next_attempt_at = ? WHERE seq = ?",
-                           arguments: [until, seq])
+            try db.execute(
+                sql: "UPDATE sns_message SET attempts = attempts + 1, next_attempt_at = ? WHERE seq = ?",
+                arguments: [until, seq])
         }
     }
 
@@ -95,8 +99,9 @@ extension SimulatorStore {
     /// The buyer cancelled: the subscription ends now.
     func cancel(customerIdentifier: String) async throws -> Subscription? {
         try await database.write { db in
-            try db.execute(sql: "UPDATE subscription SET state = 'cancelled' WHERE customer_identifier = ? AND state != 'cancelled'",
-                           arguments: [customerIdentifier])
+            try db.execute(
+                sql: "UPDATE subscription SET state = 'cancelled' WHERE customer_identifier = ? AND state != 'cancelled'",
+                arguments: [customerIdentifier])
             guard db.changesCount > 0 else { return nil }
             return try Row.fetchOne(db, sql: "SELECT * FROM subscription WHERE customer_identifier = ?", arguments: [customerIdentifier])
                 .map(Subscription.init(row:))
@@ -119,10 +124,13 @@ extension SimulatorStore {
     /// Offers whose invitation email has not been written yet, with the buyer's address.
     func offersWithoutEmail() async throws -> [(offer: Offer, email: String)] {
         let ids = try await database.read { db in
-            try Row.fetchAll(db, sql: """
-                SELECT o.id, (SELECT email FROM buyer_identity b WHERE b.account_id = o.buyer_account_id LIMIT 1) AS email
-                FROM offer o WHERE o.id NOT IN (SELECT offer_id FROM offer_email) ORDER BY o.id
-                """).compactMap { row in (row["email"] as String?).map { (row["id"] as String, $0) } }
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT o.id, (SELECT email FROM buyer_identity b WHERE b.account_id = o.buyer_account_id LIMIT 1) AS email
+                    FROM offer o WHERE o.id NOT IN (SELECT offer_id FROM offer_email) ORDER BY o.id
+                    """
+            ).compactMap { row in (row["email"] as String?).map { (row["id"] as String, $0) } }
         }
         var result: [(Offer, String)] = []
         for (id, email) in ids {

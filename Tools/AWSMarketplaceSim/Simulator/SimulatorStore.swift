@@ -73,18 +73,22 @@ struct SimulatorStore: Sendable {
             }
             try db.execute(sql: "INSERT OR IGNORE INTO product VALUES (?, ?)", arguments: [seed.product.code, seed.product.name])
             for offer in seed.offers {
-                try db.execute(sql: "INSERT OR IGNORE INTO offer VALUES (?, ?, ?, ?, ?, ?, ?)", arguments: [
-                    offer.id, seed.product.code, offer.buyerAccountId, offer.committedAmountUSD, offer.termMonths,
-                    String(decoding: try encoder.encode(offer.dimensions), as: UTF8.self), offer.expiresAt,
-                ])
+                try db.execute(
+                    sql: "INSERT OR IGNORE INTO offer VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    arguments: [
+                        offer.id, seed.product.code, offer.buyerAccountId, offer.committedAmountUSD, offer.termMonths,
+                        String(decoding: try encoder.encode(offer.dimensions), as: UTF8.self), offer.expiresAt
+                    ])
             }
             for buyer in seed.buyers {
                 for identity in buyer.identities {
-                    try db.execute(sql: "INSERT OR IGNORE INTO buyer_identity VALUES (?, ?, ?, ?, ?)", arguments: [
-                        identity.name, buyer.accountId, buyer.email,
-                        String(decoding: try encoder.encode(identity.managedPolicies), as: UTF8.self),
-                        String(decoding: try encoder.encode(identity.actions), as: UTF8.self),
-                    ])
+                    try db.execute(
+                        sql: "INSERT OR IGNORE INTO buyer_identity VALUES (?, ?, ?, ?, ?)",
+                        arguments: [
+                            identity.name, buyer.accountId, buyer.email,
+                            String(decoding: try encoder.encode(identity.managedPolicies), as: UTF8.self),
+                            String(decoding: try encoder.encode(identity.actions), as: UTF8.self)
+                        ])
                 }
             }
         }
@@ -104,8 +108,9 @@ struct SimulatorStore: Sendable {
     func issueRegistrationToken(customerIdentifier: String, lifetime: TimeInterval = 4 * 3600) async throws -> String {
         let token = Self.randomToken()
         try await database.write { db in
-            try db.execute(sql: "INSERT INTO registration_token VALUES (?, ?, ?)",
-                           arguments: [Self.hash(token), customerIdentifier, Date().addingTimeInterval(lifetime)])
+            try db.execute(
+                sql: "INSERT INTO registration_token VALUES (?, ?, ?)",
+                arguments: [Self.hash(token), customerIdentifier, Date().addingTimeInterval(lifetime)])
         }
         return token
     }
@@ -118,10 +123,14 @@ struct SimulatorStore: Sendable {
 
     func resolve(registrationToken token: String) async throws -> TokenLookup {
         try await database.read { db in
-            guard let row = try Row.fetchOne(db, sql: """
-                SELECT s.*, t.expires_at AS token_expires_at FROM registration_token t
-                JOIN subscription s ON s.customer_identifier = t.customer_identifier WHERE t.token_hash = ?
-                """, arguments: [Self.hash(token)]) else { return .unknown }
+            guard
+                let row = try Row.fetchOne(
+                    db,
+                    sql: """
+                        SELECT s.*, t.expires_at AS token_expires_at FROM registration_token t
+                        JOIN subscription s ON s.customer_identifier = t.customer_identifier WHERE t.token_hash = ?
+                        """, arguments: [Self.hash(token)])
+            else { return .unknown }
             let expires: Date = row["token_expires_at"]
             return expires < Date() ? .expired : .customer(Subscription(row: row))
         }
@@ -161,10 +170,12 @@ struct SimulatorStore: Sendable {
     /// Every subscription's entitlements: one per dimension of its offer, valid until the contract ends.
     func entitlements() async throws -> [(subscription: Subscription, dimension: String, quantity: Int)] {
         try await database.read { db in
-            let rows = try Row.fetchAll(db, sql: """
-                SELECT s.*, o.dimensions FROM subscription s JOIN offer o ON o.id = s.offer_id
-                WHERE s.state != 'cancelled' ORDER BY s.customer_identifier
-                """)
+            let rows = try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT s.*, o.dimensions FROM subscription s JOIN offer o ON o.id = s.offer_id
+                    WHERE s.state != 'cancelled' ORDER BY s.customer_identifier
+                    """)
             return try rows.flatMap { row -> [(Subscription, String, Int)] in
                 let dimensions = try JSONDecoder().decode([String: Int].self, from: Data((row["dimensions"] as String).utf8))
                 let subscription = Subscription(row: row)
@@ -176,14 +187,18 @@ struct SimulatorStore: Sendable {
     /// Records one usage record; false when the same (customer, dimension, hour) was recorded before.
     func recordUsage(customerIdentifier: String, dimension: String, timestamp: Int, quantity: Int) async throws -> (recorded: Bool, id: String) {
         try await database.write { db in
-            if let existing = try String.fetchOne(db, sql: """
-                SELECT id FROM metering_record WHERE customer_identifier = ? AND dimension = ? AND timestamp = ?
-                """, arguments: [customerIdentifier, dimension, timestamp]) {
+            if let existing = try String.fetchOne(
+                db,
+                sql: """
+                    SELECT id FROM metering_record WHERE customer_identifier = ? AND dimension = ? AND timestamp = ?
+                    """, arguments: [customerIdentifier, dimension, timestamp])
+            {
                 return (false, existing)
             }
             let id = UUID().uuidString.lowercased()
-            try db.execute(sql: "INSERT INTO metering_record VALUES (?, ?, ?, ?, ?)",
-                           arguments: [id, customerIdentifier, dimension, timestamp, quantity])
+            try db.execute(
+                sql: "INSERT INTO metering_record VALUES (?, ?, ?, ?, ?)",
+                arguments: [id, customerIdentifier, dimension, timestamp, quantity])
             return (true, id)
         }
     }

@@ -4,7 +4,8 @@
 enum ReturnPath {
     static func safe(_ candidate: String?, otherwise fallback: String) -> String {
         guard let path = candidate, path.hasPrefix("/"), !path.hasPrefix("//"), !path.hasPrefix("/\\"), path.utf8.count <= 512,
-              path.unicodeScalars.allSatisfy({ $0.isASCII && $0.value > 0x20 && $0.value < 0x7F && $0 != "\\" }) else {
+            path.unicodeScalars.allSatisfy({ $0.isASCII && $0.value > 0x20 && $0.value < 0x7F && $0 != "\\" })
+        else {
             return fallback
         }
         return path

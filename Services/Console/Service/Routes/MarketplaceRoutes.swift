@@ -14,24 +14,32 @@ extension ConsoleApp {
         page(router, .post, "marketplace/setup", checkForm: false) { [self] visit, _ in
             let token = visit.field("x-amzn-marketplace-token")
             guard !token.isEmpty else {
-                return visit.render(.message(.badRequest, title: "No registration from AWS Marketplace",
-                    "This address is where AWS Marketplace sends you when you click \"Set up your account\". Go back to your subscription in AWS Marketplace and click it again."))
+                return visit.render(
+                    .message(
+                        .badRequest, title: "No registration from AWS Marketplace",
+                        "This address is where AWS Marketplace sends you when you click \"Set up your account\". Go back to your subscription in AWS Marketplace and click it again."
+                    ))
             }
             let accepted: AcceptRegistrationResponse
             do throws(RPCError) {
-                accepted = try await upstreams.marketplaceLink.call(MarketplaceLink.acceptRegistration,
-                                                                    AcceptRegistrationRequest(registrationToken: token), options: anonymous(visit))
+                accepted = try await upstreams.marketplaceLink.call(
+                    MarketplaceLink.acceptRegistration,
+                    AcceptRegistrationRequest(registrationToken: token), options: anonymous(visit))
             } catch {
                 guard [.invalidArgument, .failedPrecondition, .notFound].contains(error.code) else { throw error }
-                return visit.render(.message(error.code == .invalidArgument ? .badRequest : .conflict,
-                                             title: "We could not accept this registration", Problems.sentence(error.message),
-                                             links: [("/login", "Sign in to the console")]))
+                return visit.render(
+                    .message(
+                        error.code == .invalidArgument ? .badRequest : .conflict,
+                        title: "We could not accept this registration", Problems.sentence(error.message),
+                        links: [("/login", "Sign in to the console")]))
             }
             guard !accepted.alreadyLinked, let claim = accepted.claim else {
                 let organization = accepted.linkedOrganizationName.map { "the organization \($0)" } ?? "an organization"
-                return visit.render(.message(.conflict, title: "Already linked",
-                    "The committed contract of AWS account \(accepted.offer.awsAccountId) is already linked to \(organization): one contract bills one organization. Sign in to see its billing page.",
-                    links: [("/organizations", "Your organizations")]))
+                return visit.render(
+                    .message(
+                        .conflict, title: "Already linked",
+                        "The committed contract of AWS account \(accepted.offer.awsAccountId) is already linked to \(organization): one contract bills one organization. Sign in to see its billing page.",
+                        links: [("/organizations", "Your organizations")]))
             }
             let lifetime = Int((accepted.claimExpiresAt ?? Date().addingTimeInterval(86400)).timeIntervalSinceNow)
             visit.setCookie(jar.claim, claim, maxAge: lifetime)
@@ -53,17 +61,24 @@ extension ConsoleApp {
             try await chooseOrganizationPage(visit, newName: "", errors: [])
         }
 
-        page(router, .post, "marketplace/link/new-organization", retry: { [self] visit in
-            try await choosePage(visit, newName: visit.field("name"), errors: [])
-        }) { [self] visit, _ in
+        page(
+            router, .post, "marketplace/link/new-organization",
+            retry: { [self] visit in
+                try await choosePage(visit, newName: visit.field("name"), errors: [])
+            }
+        ) { [self] visit, _ in
             let buyer = try requireBuyer(visit)
             do throws(RPCError) {
-                let created = try await upstreams.organization.call(Organizations.createOrganization, CreateOrganizationRequest(name: visit.field("name")),
-                                                                    options: asBuyer(visit, buyer))
+                let created = try await upstreams.organization.call(
+                    Organizations.createOrganization, CreateOrganizationRequest(name: visit.field("name")),
+                    options: asBuyer(visit, buyer))
                 return visit.redirect("/marketplace/link/confirm?organizationId=\(created.id)")
             } catch {
                 guard error.code == .invalidArgument || error.code == .failedPrecondition else { throw error }
-                let problems = Problems.fieldErrors(error, labels: ["name": "Organization name"]) ?? [PageError(field: "name", message: Problems.sentence(error.message))]
+                let problems =
+                    Problems.fieldErrors(error, labels: ["name": "Organization name"]) ?? [
+                        PageError(field: "name", message: Problems.sentence(error.message))
+                    ]
                 return try await chooseOrganizationPage(visit, newName: visit.field("name"), errors: problems)
             }
         }
@@ -79,11 +94,17 @@ extension ConsoleApp {
             guard !organizationID.isEmpty else {
                 return try await chooseOrganizationPage(visit, newName: "", errors: [PageError(message: "Choose an organization, or create one.")])
             }
-            let organization = try await upstreams.organization.call(Organizations.getOrganization, OrganizationRef(organizationId: organizationID),
-                                                                     options: asBuyer(visit, buyer))
+            let organization = try await upstreams.organization.call(
+                Organizations.getOrganization, OrganizationRef(organizationId: organizationID),
+                options: asBuyer(visit, buyer))
             guard organization.canLinkBilling else {
-                return try await chooseOrganizationPage(visit, newName: "", errors: [PageError(message:
-                    "Only an admin of \(organization.name) can link its billing: ask one of its admins, or create an organization.")])
+                return try await chooseOrganizationPage(
+                    visit, newName: "",
+                    errors: [
+                        PageError(
+                            message:
+                                "Only an admin of \(organization.name) can link its billing: ask one of its admins, or create an organization.")
+                    ])
             }
             var values = Self.offerValues(status.offer)
             values["organizationName"] = organization.name
@@ -91,16 +112,20 @@ extension ConsoleApp {
             return visit.render(Page(title: "Confirm billing through AWS Marketplace", template: "link-confirm", values: values))
         }
 
-        page(router, .post, "marketplace/link/confirm", retry: { [self] visit in
-            try await choosePage(visit, newName: "", errors: [])
-        }) { [self] visit, _ in
+        page(
+            router, .post, "marketplace/link/confirm",
+            retry: { [self] visit in
+                try await choosePage(visit, newName: "", errors: [])
+            }
+        ) { [self] visit, _ in
             let buyer = try requireBuyer(visit)
             guard let claim = visit.claim else { return visit.render(Self.noClaimPage) }
             let organizationID = visit.field("organizationId")
             do throws(RPCError) {
-                let bound = try await upstreams.marketplaceLink.call(MarketplaceLink.bindOrganization,
-                                                                     BindOrganizationRequest(claim: claim, organizationId: organizationID),
-                                                                     options: asBuyer(visit, buyer))
+                let bound = try await upstreams.marketplaceLink.call(
+                    MarketplaceLink.bindOrganization,
+                    BindOrganizationRequest(claim: claim, organizationId: organizationID),
+                    options: asBuyer(visit, buyer))
                 visit.deleteCookie(jar.claim)
                 logger.info("organization linked", metadata: ["organization": "\(bound.organizationId)", "state": "\(bound.state?.rawValue ?? "")"])
                 return visit.redirect("/organizations/\(bound.organizationId)/billing")
@@ -119,9 +144,12 @@ extension ConsoleApp {
         case answered(Response)
     }
 
-    static var noClaimPage: Page { .message(.notFound, title: "Nothing to link yet",
-        "No AWS Marketplace registration is waiting in this browser. In AWS Marketplace, open your subscription and click \"Set up your account\"; it brings you back here.",
-        links: [("/organizations", "Your organizations")]) }
+    static var noClaimPage: Page {
+        .message(
+            .notFound, title: "Nothing to link yet",
+            "No AWS Marketplace registration is waiting in this browser. In AWS Marketplace, open your subscription and click \"Set up your account\"; it brings you back here.",
+            links: [("/organizations", "Your organizations")])
+    }
 
     /// The claim in this browser's cookie, if marketplace-link still has it pending.
     func pendingClaim(_ visit: Visit) async throws -> ClaimLookup {
@@ -139,13 +167,20 @@ extension ConsoleApp {
             return .pending(claim: claim, status: status)
         case .bound:
             visit.deleteCookie(jar.claim)
-            return .answered(visit.render(.message(.conflict, title: "Already linked",
-                "This AWS Marketplace contract is already linked to an organization. Its admins and billing members see it on the organization's billing page.",
-                links: [("/organizations", "Your organizations")])))
+            return .answered(
+                visit.render(
+                    .message(
+                        .conflict, title: "Already linked",
+                        "This AWS Marketplace contract is already linked to an organization. Its admins and billing members see it on the organization's billing page.",
+                        links: [("/organizations", "Your organizations")])))
         case .expired, .ended:
             visit.deleteCookie(jar.claim)
-            return .answered(visit.render(.message(.gone, title: "This registration has expired",
-                "The registration from AWS Marketplace is no longer valid. In AWS Marketplace, open your subscription and click \"Set up your account\" again.")))
+            return .answered(
+                visit.render(
+                    .message(
+                        .gone, title: "This registration has expired",
+                        "The registration from AWS Marketplace is no longer valid. In AWS Marketplace, open your subscription and click \"Set up your account\" again."
+                    )))
         }
     }
 
@@ -166,8 +201,9 @@ extension ConsoleApp {
         for organization in organizations {
             var row: [String: Any] = ["id": organization.id, "name": organization.name, "role": organization.role.rawValue]
             if organization.canLinkBilling {
-                let billing = try await upstreams.organization.call(Organizations.getBillingAccount, OrganizationRef(organizationId: organization.id),
-                                                                    options: options)
+                let billing = try await upstreams.organization.call(
+                    Organizations.getBillingAccount, OrganizationRef(organizationId: organization.id),
+                    options: options)
                 row["billed"] = billing.provider == .awsMarketplace
                 row["selectable"] = billing.provider != .awsMarketplace
             } else {
@@ -180,8 +216,9 @@ extension ConsoleApp {
         values["organizations"] = rows
         values["hasOrganizations"] = !rows.isEmpty
         values["anySelectable"] = rows.contains { $0["selectable"] as? Bool == true }
-        var page = Page(title: "Choose the organization to bill", template: "link-choose", values: values,
-                        fields: [Field(name: "name", label: "Organization name", value: newName, autocomplete: "organization")])
+        var page = Page(
+            title: "Choose the organization to bill", template: "link-choose", values: values,
+            fields: [Field(name: "name", label: "Organization name", value: newName, autocomplete: "organization")])
         page.attach(errors)
         if !errors.isEmpty { page.status = .badRequest }
         return page
@@ -189,8 +226,10 @@ extension ConsoleApp {
 
     /// "Ann Admin (ann@example.com)" for each ADMIN of an organization the buyer belongs to.
     func adminNames(of organizationID: String, visit: Visit, buyer: SignedInBuyer) async throws -> String {
-        let members = try await upstreams.organization.call(Organizations.listMembers, OrganizationRef(organizationId: organizationID),
-                                                            options: asBuyer(visit, buyer)).members
+        let members = try await upstreams.organization.call(
+            Organizations.listMembers, OrganizationRef(organizationId: organizationID),
+            options: asBuyer(visit, buyer)
+        ).members
         let admins = members.filter { $0.role == .admin }.map(\.userId)
         let users = try await upstreams.users(admins, clientIP: visit.clientIP)
         let names = admins.compactMap { users[$0] }.map { "\($0.fullName) (\($0.email))" }
@@ -203,7 +242,7 @@ extension ConsoleApp {
             "productCode": offer.productCode,
             "awsAccount": AWSAccountMask.account(offer.awsAccountId),
             "entitlements": offer.entitlements.sorted { $0.key < $1.key }.map { ["name": $0.key, "value": $0.value] },
-            "contractEnds": offer.contractEndsAt.map(Self.day) ?? "not stated",
+            "contractEnds": offer.contractEndsAt.map(Self.day) ?? "not stated"
         ]
     }
 

@@ -11,36 +11,50 @@ extension ConsoleApp {
             visit.render(try await organizationsPage(visit, newName: "", errors: []))
         }
 
-        page(router, .post, "organizations", retry: { [self] visit in
-            try await organizationsPage(visit, newName: visit.field("name"), errors: [])
-        }) { [self] visit, _ in
+        page(
+            router, .post, "organizations",
+            retry: { [self] visit in
+                try await organizationsPage(visit, newName: visit.field("name"), errors: [])
+            }
+        ) { [self] visit, _ in
             let buyer = try requireBuyer(visit)
             do throws(RPCError) {
-                let created = try await upstreams.organization.call(Organizations.createOrganization, CreateOrganizationRequest(name: visit.field("name")),
-                                                                    options: asBuyer(visit, buyer))
+                let created = try await upstreams.organization.call(
+                    Organizations.createOrganization, CreateOrganizationRequest(name: visit.field("name")),
+                    options: asBuyer(visit, buyer))
                 return visit.redirect("/organizations/\(created.id)")
             } catch {
                 guard error.code == .invalidArgument || error.code == .failedPrecondition else { throw error }
-                let problems = Problems.fieldErrors(error, labels: ["name": "Organization name"]) ?? [PageError(field: "name", message: Problems.sentence(error.message))]
+                let problems =
+                    Problems.fieldErrors(error, labels: ["name": "Organization name"]) ?? [
+                        PageError(field: "name", message: Problems.sentence(error.message))
+                    ]
                 var page = try await organizationsPage(visit, newName: visit.field("name"), errors: problems)
                 page.status = .badRequest
                 return visit.render(page)
             }
         }
 
-        page(router, .post, "organizations/:organization/select", retry: { [self] visit in
-            try await organizationsPage(visit, newName: "", errors: [])
-        }) { [self] visit, context in
+        page(
+            router, .post, "organizations/:organization/select",
+            retry: { [self] visit in
+                try await organizationsPage(visit, newName: "", errors: [])
+            }
+        ) { [self] visit, context in
             let buyer = try requireBuyer(visit)
-            _ = try await upstreams.organization.call(Organizations.selectOrganization, OrganizationRef(organizationId: context.parameters.get("organization") ?? ""),
-                                                      options: asBuyer(visit, buyer))
+            _ = try await upstreams.organization.call(
+                Organizations.selectOrganization, OrganizationRef(organizationId: context.parameters.get("organization") ?? ""),
+                options: asBuyer(visit, buyer))
             return visit.redirect("/organizations")
         }
 
         for (action, method) in [("accept", Organizations.acceptInvitation.path), ("decline", Organizations.declineInvitation.path)] {
-            page(router, .post, RouterPath("invitations/:organization/\(action)"), retry: { [self] visit in
-                try await organizationsPage(visit, newName: "", errors: [])
-            }) { [self] visit, context in
+            page(
+                router, .post, RouterPath("invitations/:organization/\(action)"),
+                retry: { [self] visit in
+                    try await organizationsPage(visit, newName: "", errors: [])
+                }
+            ) { [self] visit, context in
                 let buyer = try requireBuyer(visit)
                 let ref = OrganizationRef(organizationId: context.parameters.get("organization") ?? "")
                 if method == Organizations.acceptInvitation.path {
@@ -56,25 +70,36 @@ extension ConsoleApp {
             visit.render(try await organizationPage(visit, id: context.parameters.get("organization") ?? "", email: "", errors: []))
         }
 
-        page(router, .post, "organizations/:organization/members", retry: { [self] visit in
-            try await organizationPage(visit, id: Self.organizationID(visit), email: visit.field("email"), errors: [])
-        }) { [self] visit, context in
+        page(
+            router, .post, "organizations/:organization/members",
+            retry: { [self] visit in
+                try await organizationPage(visit, id: Self.organizationID(visit), email: visit.field("email"), errors: [])
+            }
+        ) { [self] visit, context in
             let buyer = try requireBuyer(visit)
             let id = context.parameters.get("organization") ?? ""
             let email = visit.field("email")
             let found = try await upstreams.identity.call(Identity.lookupUsers, LookupUsersRequest(emails: [email]), options: anonymous(visit)).users
             guard let user = found.first else {
-                var page = try await organizationPage(visit, id: id, email: email, errors: [PageError(field: "email", message:
-                    "Nobody has an account with that address yet. Ask them to create one, then invite them again.")])
+                var page = try await organizationPage(
+                    visit, id: id, email: email,
+                    errors: [
+                        PageError(
+                            field: "email",
+                            message:
+                                "Nobody has an account with that address yet. Ask them to create one, then invite them again.")
+                    ])
                 page.status = .badRequest
                 return visit.render(page)
             }
             do throws(RPCError) {
-                _ = try await upstreams.organization.call(Organizations.addMember, MemberRequest(organizationId: id, userId: user.id, role: .member),
-                                                          options: asBuyer(visit, buyer))
+                _ = try await upstreams.organization.call(
+                    Organizations.addMember, MemberRequest(organizationId: id, userId: user.id, role: .member),
+                    options: asBuyer(visit, buyer))
             } catch {
                 guard [.invalidArgument, .failedPrecondition, .alreadyExists].contains(error.code) else { throw error }
-                var page = try await organizationPage(visit, id: id, email: email, errors: [PageError(field: "email", message: Problems.sentence(error.message))])
+                var page = try await organizationPage(
+                    visit, id: id, email: email, errors: [PageError(field: "email", message: Problems.sentence(error.message))])
                 page.status = .badRequest
                 return visit.render(page)
             }
@@ -87,14 +112,16 @@ extension ConsoleApp {
             guard let role = Role(rawValue: visit.field("role")) else {
                 throw RPCError(.invalidArgument, "choose one of the roles in the list")
             }
-            _ = try await upstreams.organization.call(Organizations.changeMemberRole,
-                                                      MemberRequest(organizationId: organizationID, userId: userID, role: role),
-                                                      options: asBuyer(visit, buyer))
+            _ = try await upstreams.organization.call(
+                Organizations.changeMemberRole,
+                MemberRequest(organizationId: organizationID, userId: userID, role: role),
+                options: asBuyer(visit, buyer))
         }
 
         memberChange(router, "remove") { [self] visit, buyer, organizationID, userID throws(RPCError) in
-            _ = try await upstreams.organization.call(Organizations.removeMember, MemberRef(organizationId: organizationID, userId: userID),
-                                                      options: asBuyer(visit, buyer))
+            _ = try await upstreams.organization.call(
+                Organizations.removeMember, MemberRef(organizationId: organizationID, userId: userID),
+                options: asBuyer(visit, buyer))
         }
 
         page(router, .get, "organizations/:organization/billing") { [self] visit, context in
@@ -110,11 +137,16 @@ extension ConsoleApp {
 
     /// A change to one member (`/organizations/<id>/members/<user>/<action>`): done, then back to
     /// the organization's page; refused (the last-admin rule), the page again saying why.
-    private func memberChange(_ router: Router<ConsoleRequestContext>, _ action: String,
-                              _ change: @escaping @Sendable (Visit, SignedInBuyer, String, String) async throws(RPCError) -> Void) {
-        page(router, .post, RouterPath("organizations/:organization/members/:user/\(action)"), retry: { [self] visit in
-            try await organizationPage(visit, id: Self.organizationID(visit), email: "", errors: [])
-        }) { [self] visit, context in
+    private func memberChange(
+        _ router: Router<ConsoleRequestContext>, _ action: String,
+        _ change: @escaping @Sendable (Visit, SignedInBuyer, String, String) async throws(RPCError) -> Void
+    ) {
+        page(
+            router, .post, RouterPath("organizations/:organization/members/:user/\(action)"),
+            retry: { [self] visit in
+                try await organizationPage(visit, id: Self.organizationID(visit), email: "", errors: [])
+            }
+        ) { [self] visit, context in
             let buyer = try requireBuyer(visit)
             let id = context.parameters.get("organization") ?? ""
             do throws(RPCError) {
@@ -137,15 +169,21 @@ extension ConsoleApp {
         let organizations = try await upstreams.organization.call(Organizations.listMyOrganizations, Empty(), options: options).organizations
         let selected = try await upstreams.organization.call(Organizations.getSelectedOrganization, Empty(), options: options).organization?.id
         let invitations = try await upstreams.organization.call(Organizations.listMyInvitations, Empty(), options: options).invitations
-        var page = Page(title: "Organizations", template: "organizations", values: [
-            "hasOrganizations": !organizations.isEmpty,
-            "organizations": organizations.map { organization -> [String: Any] in
-                ["id": organization.id, "name": organization.name, "role": organization.role.rawValue, "selected": organization.id == selected,
-                 "canSeeBilling": organization.role == .admin || organization.role == .billing]
-            },
-            "hasInvitations": !invitations.isEmpty,
-            "invitations": invitations.map { ["organizationId": $0.organizationId, "organizationName": $0.organizationName, "role": $0.role.rawValue] },
-        ], fields: [Field(name: "name", label: "Organization name", value: newName, autocomplete: "organization")])
+        var page = Page(
+            title: "Organizations", template: "organizations",
+            values: [
+                "hasOrganizations": !organizations.isEmpty,
+                "organizations": organizations.map { organization -> [String: Any] in
+                    [
+                        "id": organization.id, "name": organization.name, "role": organization.role.rawValue, "selected": organization.id == selected,
+                        "canSeeBilling": organization.role == .admin || organization.role == .billing
+                    ]
+                },
+                "hasInvitations": !invitations.isEmpty,
+                "invitations": invitations.map {
+                    ["organizationId": $0.organizationId, "organizationName": $0.organizationName, "role": $0.role.rawValue]
+                }
+            ], fields: [Field(name: "name", label: "Organization name", value: newName, autocomplete: "organization")])
         page.attach(errors)
         return page
     }
@@ -156,23 +194,32 @@ extension ConsoleApp {
         let organization = try await upstreams.organization.call(Organizations.getOrganization, OrganizationRef(organizationId: id), options: options)
         let members = try await upstreams.organization.call(Organizations.listMembers, OrganizationRef(organizationId: id), options: options).members
         let isAdmin = organization.role == .admin
-        let audit = isAdmin ? try await upstreams.organization.call(Organizations.listAuditEvents, OrganizationRef(organizationId: id), options: options).events : []
+        let audit =
+            isAdmin
+            ? try await upstreams.organization.call(Organizations.listAuditEvents, OrganizationRef(organizationId: id), options: options).events : []
         let actors = audit.map(\.actor).filter { !$0.hasPrefix("service:") }.map { $0.hasPrefix("user:") ? String($0.dropFirst(5)) : $0 }
         let users = try await upstreams.users(members.map(\.userId) + audit.compactMap(\.subjectUserId) + actors, clientIP: visit.clientIP)
-        var page = Page(title: organization.name, template: "organization", values: [
-            "organizationName": organization.name, "organizationId": organization.id, "role": organization.role.rawValue, "isAdmin": isAdmin,
-            "canSeeBilling": isAdmin || organization.role == .billing,
-            "members": members.map { member -> [String: Any] in
-                ["userId": member.userId, "role": member.role.rawValue, "name": users[member.userId]?.fullName ?? "Unknown user",
-                 "email": users[member.userId]?.email ?? member.userId,
-                 "roles": Role.allCases.map { ["value": $0.rawValue, "selected": $0 == member.role] }]
-            },
-            "hasAudit": !audit.isEmpty,
-            "audit": audit.prefix(50).map { event -> [String: Any] in
-                ["at": event.at.formatted(.iso8601), "action": event.action.replacingOccurrences(of: "_", with: " "),
-                 "actor": Self.actorName(event.actor, users: users), "detail": [event.subjectUserId.flatMap { users[$0]?.email }, event.detail].compactMap { $0 }.joined(separator: ": ")]
-            },
-        ], fields: isAdmin ? [.email(email, label: "Their email address")] : [])
+        var page = Page(
+            title: organization.name, template: "organization",
+            values: [
+                "organizationName": organization.name, "organizationId": organization.id, "role": organization.role.rawValue, "isAdmin": isAdmin,
+                "canSeeBilling": isAdmin || organization.role == .billing,
+                "members": members.map { member -> [String: Any] in
+                    [
+                        "userId": member.userId, "role": member.role.rawValue, "name": users[member.userId]?.fullName ?? "Unknown user",
+                        "email": users[member.userId]?.email ?? member.userId,
+                        "roles": Role.allCases.map { ["value": $0.rawValue, "selected": $0 == member.role] }
+                    ]
+                },
+                "hasAudit": !audit.isEmpty,
+                "audit": audit.prefix(50).map { event -> [String: Any] in
+                    [
+                        "at": event.at.formatted(.iso8601), "action": event.action.replacingOccurrences(of: "_", with: " "),
+                        "actor": Self.actorName(event.actor, users: users),
+                        "detail": [event.subjectUserId.flatMap { users[$0]?.email }, event.detail].compactMap { $0 }.joined(separator: ": ")
+                    ]
+                }
+            ], fields: isAdmin ? [.email(email, label: "Their email address")] : [])
         page.attach(errors)
         if !errors.isEmpty { page.status = .badRequest }
         return page
@@ -183,10 +230,12 @@ extension ConsoleApp {
         let options = asBuyer(visit, buyer)
         let status: BillingStatus
         do throws(RPCError) {
-            status = try await upstreams.marketplaceLink.call(MarketplaceLink.getBillingStatus, BillingStatusRequest(organizationId: id), options: options)
+            status = try await upstreams.marketplaceLink.call(
+                MarketplaceLink.getBillingStatus, BillingStatusRequest(organizationId: id), options: options)
         } catch {
             guard error.code == .permissionDenied else { throw error }
-            return .message(.forbidden, title: "Billing is for admins and billing members",
+            return .message(
+                .forbidden, title: "Billing is for admins and billing members",
                 "Only ADMIN and BILLING members of this organization can see its billing. Ask one of its admins if you need access.",
                 links: [("/organizations/\(id)", "The organization's members"), ("/organizations", "Your organizations")])
         }

@@ -21,8 +21,9 @@ struct Field {
     }
 
     static func password(_ name: String = "password", label: String = "Password", new: Bool) -> Field {
-        Field(name: name, label: label, kind: .input(type: "password"), autocomplete: new ? "new-password" : "current-password",
-              hint: new ? "12 to 256 characters. A phrase of several words is easy to remember and hard to guess." : nil)
+        Field(
+            name: name, label: label, kind: .input(type: "password"), autocomplete: new ? "new-password" : "current-password",
+            hint: new ? "12 to 256 characters. A phrase of several words is easy to remember and hard to guess." : nil)
     }
 
     static func hidden(_ name: String, _ value: String) -> Field {
@@ -31,8 +32,10 @@ struct Field {
 
     /// What the templates read.
     var mustache: [String: Any] {
-        var values: [String: Any] = ["name": name, "label": label, "value": value, "hasError": error != nil, "error": error ?? "",
-                                     "hasHint": hint != nil, "hint": hint ?? "", "autocomplete": autocomplete ?? "off"]
+        var values: [String: Any] = [
+            "name": name, "label": label, "value": value, "hasError": error != nil, "error": error ?? "",
+            "hasHint": hint != nil, "hint": hint ?? "", "autocomplete": autocomplete ?? "off"
+        ]
         let describedBy = [error.map { _ in "\(name)-error" }, hint.map { _ in "\(name)-hint" }].compactMap { $0 }.joined(separator: " ")
         values["describedBy"] = describedBy
         values["hasDescription"] = !describedBy.isEmpty
@@ -42,7 +45,8 @@ struct Field {
             values["type"] = type
         case .select(let options):
             values["isSelect"] = true
-            values["options"] = [["value": "", "label": "Choose...", "selected": value.isEmpty]]
+            values["options"] =
+                [["value": "", "label": "Choose...", "selected": value.isEmpty]]
                 + options.map { ["value": $0.value, "label": $0.label, "selected": $0.value == value] }
         case .textarea:
             values["isTextarea"] = true

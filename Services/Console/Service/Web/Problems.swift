@@ -9,8 +9,9 @@ enum Problems {
         switch error.code {
         case .unavailable, .deadlineExceeded, .internal, .unknown, .canceled, .dataLoss, .unimplemented:
             logger.warning("an upstream call failed", metadata: ["code": "\(error.code.rawValue)", "message": "\(error.message)"])
-            return .message(.serviceUnavailable, title: "Please try again shortly",
-                            "Part of our service is not answering right now, so this step was not completed. Wait a minute, then try again.")
+            return .message(
+                .serviceUnavailable, title: "Please try again shortly",
+                "Part of our service is not answering right now, so this step was not completed. Wait a minute, then try again.")
         case .resourceExhausted:
             return .message(.tooManyRequests, title: "Too many attempts", sentence(error.message))
         case .permissionDenied:

@@ -65,7 +65,9 @@ final class Visit {
     }
 
     func render(_ page: Page) -> Response {
-        respond(RenderedPage(status: page.status, html: ByteBuffer(string: PageTemplates.render(page, csrf: formToken, signedInEmail: buyer?.claims.email))))
+        respond(
+            RenderedPage(
+                status: page.status, html: ByteBuffer(string: PageTemplates.render(page, csrf: formToken, signedInEmail: buyer?.claims.email))))
     }
 
     /// `page` as this visit would answer it, for a cache of recent pages.

@@ -21,8 +21,10 @@ final class Accounts: Sendable {
     /// Users as GetMe reads them; every write to a user row invalidates it.
     private let users = ReadThroughCache<String, UserRecord>()
 
-    init(pool: DatabasePool, hasher: PasswordHasher, keys: SigningKeyRing, composer: EmailComposer, outboxWake: WakeSignal,
-         sessions: SessionRules, throttle: LoginThrottlePolicy, now: @escaping @Sendable () -> Date, logger: Logger) {
+    init(
+        pool: DatabasePool, hasher: PasswordHasher, keys: SigningKeyRing, composer: EmailComposer, outboxWake: WakeSignal,
+        sessions: SessionRules, throttle: LoginThrottlePolicy, now: @escaping @Sendable () -> Date, logger: Logger
+    ) {
         self.pool = pool
         self.hasher = hasher
         self.keys = keys
@@ -61,14 +63,16 @@ final class Accounts: Sendable {
                 guard try EmailOutbox.enqueue(db, composer.verification(to: existing.email, name: fullName, token: token), kind: .account, at: at)
                 else { return }
                 try TokenStore.store(db, token, .verifyEmail, userID: existing.id, registration: registration, at: at)
-                try AuditLog.record(db, .registerForExistingEmail, at: at, userID: existing.id, email: existing.email, clientIP: clientIP,
-                                    detail: "unverified: a new link with this registration's password")
+                try AuditLog.record(
+                    db, .registerForExistingEmail, at: at, userID: existing.id, email: existing.email, clientIP: clientIP,
+                    detail: "unverified: a new link with this registration's password")
                 return
             }
             let id = UUID().uuidString.lowercased()
-            try db.execute(sql: """
-                INSERT INTO user (id, email, email_key, full_name, password_hash, created_at, password_changed_at) VALUES (?, ?, ?, ?, ?, ?, ?)
-                """, arguments: [id, email.description, email.key, fullName, passwordHash, at.timeIntervalSince1970, at.timeIntervalSince1970])
+            try db.execute(
+                sql: """
+                    INSERT INTO user (id, email, email_key, full_name, password_hash, created_at, password_changed_at) VALUES (?, ?, ?, ?, ?, ?, ?)
+                    """, arguments: [id, email.description, email.key, fullName, passwordHash, at.timeIntervalSince1970, at.timeIntervalSince1970])
             let token = try TokenStore.issue(db, .verifyEmail, userID: id, registration: registration, at: at)
             try EmailOutbox.enqueue(db, composer.verification(to: email.description, name: fullName, token: token), kind: .account, at: at)
             try AuditLog.record(db, .registered, at: at, userID: id, email: email.description, clientIP: clientIP)
@@ -96,16 +100,18 @@ final class Accounts: Sendable {
         guard let passwordHash else { throw IdentityError.choosePasswordToVerify }
         let email = try await pool.write { [sessions] db -> String in
             let token = try TokenStore.consume(db, request.token, purpose: .verifyEmail, at: at)
-            try db.execute(sql: """
-                UPDATE user SET email_verified_at = coalesce(email_verified_at, ?), password_hash = ?, password_changed_at = ?,
-                    full_name = coalesce(?, full_name) WHERE id = ?
-                """, arguments: [at.timeIntervalSince1970, passwordHash, at.timeIntervalSince1970, token.registration?.fullName, user.id])
+            try db.execute(
+                sql: """
+                    UPDATE user SET email_verified_at = coalesce(email_verified_at, ?), password_hash = ?, password_changed_at = ?,
+                        full_name = coalesce(?, full_name) WHERE id = ?
+                    """, arguments: [at.timeIntervalSince1970, passwordHash, at.timeIntervalSince1970, token.registration?.fullName, user.id])
             let revoked = try SessionStore.revokeAll(db, userID: user.id, rules: sessions, at: at)
             try LoginThrottleStore.clear(db, subject: LoginThrottleStore.subjects(email: try EmailAddress(user.email), clientIP: nil)[0])
-            try AuditLog.record(db, .verified, at: at, userID: user.id, email: user.email, clientIP: clientIP,
-                                detail: token.registration != nil && request.newPassword == nil
-                                    ? "password from the registration that sent this link; \(revoked) sessions ended"
-                                    : "password chosen at verification; \(revoked) sessions ended")
+            try AuditLog.record(
+                db, .verified, at: at, userID: user.id, email: user.email, clientIP: clientIP,
+                detail: token.registration != nil && request.newPassword == nil
+                    ? "password from the registration that sent this link; \(revoked) sessions ended"
+                    : "password chosen at verification; \(revoked) sessions ended")
             return user.email
         }
         users.invalidate()
@@ -146,8 +152,9 @@ final class Accounts: Sendable {
         let admitted = throttle.admits(throttleState, passwordMatches: user != nil && check.matches)
         if !admitted, user != nil, check.matches, let lockedUntil = throttleState.lockedUntil {
             try await pool.write { db in
-                try AuditLog.record(db, .loginRefusedLocked, at: at, userID: user?.id, email: email.description, clientIP: clientIP,
-                                    detail: "locked until \(lockedUntil.formatted(.iso8601))")
+                try AuditLog.record(
+                    db, .loginRefusedLocked, at: at, userID: user?.id, email: email.description, clientIP: clientIP,
+                    detail: "locked until \(lockedUntil.formatted(.iso8601))")
             }
             throw IdentityError.badCredentials
         }
@@ -177,16 +184,18 @@ final class Accounts: Sendable {
         if rehash != nil { users.invalidate() }
         guard let (session, token) = started else { throw IdentityError.emailNotVerified }
         let access = try await issueAccessToken(for: user, sessionID: session.id, at: at)
-        return LoginResponse(sessionToken: token.value, sessionExpiresAt: session.createdAt + sessions.absoluteLifetime,
-                             accessToken: access.accessToken, accessTokenExpiresAt: access.accessTokenExpiresAt, user: user.message)
+        return LoginResponse(
+            sessionToken: token.value, sessionExpiresAt: session.createdAt + sessions.absoluteLifetime,
+            accessToken: access.accessToken, accessTokenExpiresAt: access.accessTokenExpiresAt, user: user.message)
     }
 
     func refreshAccessToken(_ request: SessionTokenRequest) async throws -> AccessTokenResponse {
         let at = now()
         let (user, sessionID) = try await pool.write { [sessions] db in
             guard let session = try SessionStore.find(db, token: request.sessionToken),
-                  sessions.isLive(createdAt: session.createdAt, lastUsedAt: session.lastUsedAt, revokedAt: session.revokedAt, at: at),
-                  let user = try UserRecord.fetch(db, id: session.userID) else { throw IdentityError.sessionInvalid }
+                sessions.isLive(createdAt: session.createdAt, lastUsedAt: session.lastUsedAt, revokedAt: session.revokedAt, at: at),
+                let user = try UserRecord.fetch(db, id: session.userID)
+            else { throw IdentityError.sessionInvalid }
             try SessionStore.touch(db, id: session.id, at: at)
             return (user, session.id)
         }
@@ -238,9 +247,10 @@ final class Accounts: Sendable {
         let at = now()
         defer { users.invalidate() }
         return try await pool.write { db in
-            try db.execute(sql: """
-                UPDATE user SET company_name = ?, company_size = ?, country = ?, job_title = ?, use_case = ? WHERE id = ?
-                """, arguments: [profile.companyName, profile.companySize, profile.country, profile.jobTitle, profile.useCase, claims.subject])
+            try db.execute(
+                sql: """
+                    UPDATE user SET company_name = ?, company_size = ?, country = ?, job_title = ?, use_case = ? WHERE id = ?
+                    """, arguments: [profile.companyName, profile.companySize, profile.country, profile.jobTitle, profile.useCase, claims.subject])
             guard db.changesCount == 1, let user = try UserRecord.fetch(db, id: claims.subject) else { throw IdentityError.userGone }
             try AuditLog.record(db, .profileUpdated, at: at, userID: user.id, email: user.email, clientIP: clientIP)
             return user.message
@@ -277,12 +287,14 @@ final class Accounts: Sendable {
         let newHash = try await hasher.hash(request.newPassword)
         try await pool.write { [composer, sessions] db in
             try LoginThrottleStore.clear(db, subject: subjects[0])
-            try db.execute(sql: "UPDATE user SET password_hash = ?, password_changed_at = ? WHERE id = ?",
-                           arguments: [newHash, at.timeIntervalSince1970, user.id])
+            try db.execute(
+                sql: "UPDATE user SET password_hash = ?, password_changed_at = ? WHERE id = ?",
+                arguments: [newHash, at.timeIntervalSince1970, user.id])
             let revoked = try SessionStore.revokeAll(db, userID: user.id, keeping: claims.sessionID, rules: sessions, at: at)
             try EmailOutbox.enqueue(db, composer.passwordChanged(to: user.email), kind: .notice, at: at)
-            try AuditLog.record(db, .passwordChanged, at: at, userID: user.id, email: user.email, clientIP: clientIP,
-                                detail: "\(revoked) other sessions ended")
+            try AuditLog.record(
+                db, .passwordChanged, at: at, userID: user.id, email: user.email, clientIP: clientIP,
+                detail: "\(revoked) other sessions ended")
         }
         users.invalidate()
         outboxWake.signal()
@@ -296,8 +308,9 @@ final class Accounts: Sendable {
         let email = try EmailAddress(request.email)
         let at = now()
         try await pool.write { db in
-            try db.execute(sql: "INSERT INTO password_reset_request (email, client_ip, requested_at) VALUES (?, ?, ?)",
-                           arguments: [email.description, clientIP, at.timeIntervalSince1970])
+            try db.execute(
+                sql: "INSERT INTO password_reset_request (email, client_ip, requested_at) VALUES (?, ?, ?)",
+                arguments: [email.description, clientIP, at.timeIntervalSince1970])
         }
         outboxWake.signal()
         return Self.checkYourEmail
@@ -338,14 +351,16 @@ final class Accounts: Sendable {
         try await pool.write { [composer, sessions] db in
             _ = try TokenStore.consume(db, request.token, purpose: .resetPassword, at: at)
             // Following the emailed link proves the address too.
-            try db.execute(sql: """
-                UPDATE user SET password_hash = ?, password_changed_at = ?, email_verified_at = coalesce(email_verified_at, ?) WHERE id = ?
-                """, arguments: [newHash, at.timeIntervalSince1970, at.timeIntervalSince1970, user.id])
+            try db.execute(
+                sql: """
+                    UPDATE user SET password_hash = ?, password_changed_at = ?, email_verified_at = coalesce(email_verified_at, ?) WHERE id = ?
+                    """, arguments: [newHash, at.timeIntervalSince1970, at.timeIntervalSince1970, user.id])
             let revoked = try SessionStore.revokeAll(db, userID: user.id, rules: sessions, at: at)
             try LoginThrottleStore.clear(db, subject: LoginThrottleStore.subjects(email: try EmailAddress(user.email), clientIP: nil)[0])
             try EmailOutbox.enqueue(db, composer.passwordChanged(to: user.email), kind: .notice, at: at)
-            try AuditLog.record(db, .passwordReset, at: at, userID: user.id, email: user.email, clientIP: clientIP,
-                                detail: "\(revoked) sessions ended")
+            try AuditLog.record(
+                db, .passwordReset, at: at, userID: user.id, email: user.email, clientIP: clientIP,
+                detail: "\(revoked) sessions ended")
         }
         users.invalidate()
         outboxWake.signal()
@@ -366,26 +381,30 @@ final class Accounts: Sendable {
             try ids.compactMap { try UserRecord.fetch(db, id: $0) } + emails.compactMap { try UserRecord.fetch(db, email: $0) }
         }
         let users = Dictionary(found.map { ($0.id, $0) }) { first, _ in first }.values
-        return UserDirectory(users: users.sorted { $0.id < $1.id }.map {
-            UserSummary(id: $0.id, email: $0.email, fullName: $0.fullName, emailVerified: $0.emailVerifiedAt != nil)
-        })
+        return UserDirectory(
+            users: users.sorted { $0.id < $1.id }.map {
+                UserSummary(id: $0.id, email: $0.email, fullName: $0.fullName, emailVerified: $0.emailVerifiedAt != nil)
+            })
     }
 
     func introspect(_ request: SessionTokenRequest) async throws -> IntrospectSessionResponse {
         let at = now()
         return try await pool.read { [sessions] db in
             guard let session = try SessionStore.find(db, token: request.sessionToken),
-                  sessions.isLive(createdAt: session.createdAt, lastUsedAt: session.lastUsedAt, revokedAt: session.revokedAt, at: at),
-                  let user = try UserRecord.fetch(db, id: session.userID) else { return IntrospectSessionResponse(active: false) }
-            return IntrospectSessionResponse(active: true, userId: user.id, email: user.email, emailVerified: user.emailVerifiedAt != nil,
-                                             expiresAt: sessions.endsAt(createdAt: session.createdAt, lastUsedAt: session.lastUsedAt))
+                sessions.isLive(createdAt: session.createdAt, lastUsedAt: session.lastUsedAt, revokedAt: session.revokedAt, at: at),
+                let user = try UserRecord.fetch(db, id: session.userID)
+            else { return IntrospectSessionResponse(active: false) }
+            return IntrospectSessionResponse(
+                active: true, userId: user.id, email: user.email, emailVerified: user.emailVerifiedAt != nil,
+                expiresAt: sessions.endsAt(createdAt: session.createdAt, lastUsedAt: session.lastUsedAt))
         }
     }
 
     private func issueAccessToken(for user: UserRecord, sessionID: String, at: Date) async throws -> AccessTokenResponse {
         let expiresAt = at + sessions.accessTokenLifetime
-        let claims = AccessTokenClaims(subject: user.id, email: user.email, emailVerified: user.emailVerifiedAt != nil,
-                                       onboardingState: user.onboardingState, sessionID: sessionID, issuedAt: at, expiresAt: expiresAt)
+        let claims = AccessTokenClaims(
+            subject: user.id, email: user.email, emailVerified: user.emailVerifiedAt != nil,
+            onboardingState: user.onboardingState, sessionID: sessionID, issuedAt: at, expiresAt: expiresAt)
         return AccessTokenResponse(accessToken: try await keys.current().sign(claims), accessTokenExpiresAt: expiresAt)
     }
 }

@@ -25,7 +25,9 @@ enum BusinessProfileRules {
         guard value.utf8.count <= maximum * 8 else { throw .invalid(field: field, reason: "must be at most \(maximum) characters long") }
         let trimmed = value.trimmingCharacters(in: .whitespacesAndNewlines)
         guard !trimmed.isEmpty else { throw .invalid(field: field, reason: "is required") }
-        guard TextLength.isAtMost(trimmed, characters: maximum) else { throw .invalid(field: field, reason: "must be at most \(maximum) characters long") }
+        guard TextLength.isAtMost(trimmed, characters: maximum) else {
+            throw .invalid(field: field, reason: "must be at most \(maximum) characters long")
+        }
         guard !trimmed.unicodeScalars.contains(where: { $0.properties.generalCategory == .control && !(allowingLineBreaks && $0 == "\n") }) else {
             throw .invalid(field: field, reason: "must not contain control characters")
         }

@@ -28,14 +28,17 @@ struct EmailAddress: Equatable, Sendable, CustomStringConvertible {
         let local = String(trimmed[..<at])
         let domain = trimmed[trimmed.index(after: at)...].lowercased()
         guard (1...64).contains(local.utf8.count), local.utf8.allSatisfy(Self.isLocalPartByte),
-              !local.hasPrefix("."), !local.hasSuffix("."), !local.contains("..") else {
+            !local.hasPrefix("."), !local.hasSuffix("."), !local.contains("..")
+        else {
             throw .invalid(field: "email", reason: "has a name part (before @) that is empty, too long or holds characters that are not allowed")
         }
         let labels = domain.split(separator: ".", omittingEmptySubsequences: false)
-        guard labels.count >= 2, labels.allSatisfy({ label in
-            (1...63).contains(label.utf8.count) && label.utf8.allSatisfy(Self.isDomainByte)
-                && label.first != "-" && label.last != "-"
-        }) else {
+        guard labels.count >= 2,
+            labels.allSatisfy({ label in
+                (1...63).contains(label.utf8.count) && label.utf8.allSatisfy(Self.isDomainByte)
+                    && label.first != "-" && label.last != "-"
+            })
+        else {
             throw .invalid(field: "email", reason: "has a domain (after @) that is not valid, e.g. example.com")
         }
         self.local = local

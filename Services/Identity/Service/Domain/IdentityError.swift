@@ -25,8 +25,9 @@ enum IdentityError: RPCErrorConvertible, Equatable {
         case .badCredentials:
             RPCError(.unauthenticated, "the email or password is wrong")
         case .emailNotVerified:
-            RPCError(.failedPrecondition,
-                     "verify your email address first: follow the link in the email we sent; to get a new one, use ResendVerification")
+            RPCError(
+                .failedPrecondition,
+                "verify your email address first: follow the link in the email we sent; to get a new one, use ResendVerification")
         case .tokenUnknown(let purpose):
             RPCError(.notFound, "this \(purpose.noun) link is not valid; \(purpose.retry)")
         case .tokenUsed(let purpose):
@@ -44,8 +45,10 @@ enum IdentityError: RPCErrorConvertible, Equatable {
         case .wrongPassword:
             RPCError(.permissionDenied, "the current password is wrong")
         case .choosePasswordToVerify:
-            RPCError(.failedPrecondition,
-                     "this link was sent on request, not with your registration: choose a password (newPassword, 12 to 256 characters) to finish verifying")
+            RPCError(
+                .failedPrecondition,
+                "this link was sent on request, not with your registration: choose a password (newPassword, 12 to 256 characters) to finish verifying"
+            )
         case .tooManyAttempts:
             RPCError(.resourceExhausted, "too many wrong passwords: wait a few minutes, or reset your password from the sign-in page")
         case .busy:

@@ -1,12 +1,13 @@
-import _CryptoExtras
 import Crypto
 import Foundation
-#if canImport(Glibc)
-import Glibc
-#endif
 import NIOPosix
 import RPCCore
 import Synchronization
+import _CryptoExtras
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// scrypt's cost parameters: N = 2^logN, block size r, parallelism p.
 struct ScryptParameters: Sendable, Equatable, CustomStringConvertible {
@@ -84,7 +85,7 @@ final class PasswordHasher: Sendable {
     /// event loops answering other calls get the cores first. Linux sets nice per thread.
     private static func yieldToEventLoops() {
         #if os(Linux)
-        _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, 10) // 0: the calling thread, on Linux
+            _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, 10)  // 0: the calling thread, on Linux
         #endif
     }
 
@@ -95,8 +96,9 @@ final class PasswordHasher: Sendable {
     }
 
     private static func derive(_ password: String, salt: [UInt8], parameters: ScryptParameters, length: Int) throws -> [UInt8] {
-        let key = try KDF.Scrypt.deriveKey(from: Array(password.utf8), salt: salt, outputByteCount: length,
-                                           rounds: 1 << parameters.logN, blockSize: parameters.r, parallelism: parameters.p)
+        let key = try KDF.Scrypt.deriveKey(
+            from: Array(password.utf8), salt: salt, outputByteCount: length,
+            rounds: 1 << parameters.logN, blockSize: parameters.r, parallelism: parameters.p)
         return key.withUnsafeBytes { Array($0) }
     }
 
@@ -116,8 +118,9 @@ final class PasswordHasher: Sendable {
                 values[String(nameAndValue[0])] = value
             }
             guard let logN = values["ln"], let r = values["r"], let p = values["p"], (1...30).contains(logN),
-                  let salt = Data(base64Encoded: String(parts[3])), let hash = Data(base64Encoded: String(parts[4])),
-                  !hash.isEmpty else { return nil }
+                let salt = Data(base64Encoded: String(parts[3])), let hash = Data(base64Encoded: String(parts[4])),
+                !hash.isEmpty
+            else { return nil }
             parameters = ScryptParameters(logN: logN, r: r, p: p)
             self.salt = Array(salt)
             self.hash = Array(hash)

@@ -37,7 +37,8 @@ struct IdentityHandlers {
             try await accounts.me(try await accounts.authenticate(context.bearerToken))
         }
         router.register(Identity.updateBusinessProfile) { request, context in
-            try await accounts.updateBusinessProfile(request, claims: try await accounts.authenticate(context.bearerToken), clientIP: Self.clientIP(context))
+            try await accounts.updateBusinessProfile(
+                request, claims: try await accounts.authenticate(context.bearerToken), clientIP: Self.clientIP(context))
         }
         router.register(Identity.changePassword) { request, context in
             try await accounts.changePassword(request, claims: try await accounts.authenticate(context.bearerToken), clientIP: Self.clientIP(context))
@@ -61,4 +62,3 @@ struct IdentityHandlers {
 
     static func clientIP(_ context: CallContext) -> String? { context.endUserIP }
 }
-

@@ -21,18 +21,24 @@ enum EmailOutbox {
     @discardableResult
     static func enqueue(_ db: Database, _ message: EmailMessage, kind: Kind, at now: Date) throws -> Bool {
         if kind != .notice {
-            let recent = try Double.fetchAll(db, sql: """
-                SELECT created_at FROM email_outbox WHERE recipient = ? COLLATE NOCASE AND kind = ? AND created_at > ?
-                """, arguments: [message.to, kind.rawValue, now.timeIntervalSince1970 - 3600])
+            let recent = try Double.fetchAll(
+                db,
+                sql: """
+                    SELECT created_at FROM email_outbox WHERE recipient = ? COLLATE NOCASE AND kind = ? AND created_at > ?
+                    """, arguments: [message.to, kind.rawValue, now.timeIntervalSince1970 - 3600])
             if recent.count >= hourlyLimit || recent.contains(where: { $0 > now.timeIntervalSince1970 - minimumGap }) {
                 return false
             }
         }
-        try db.execute(sql: """
-            INSERT INTO email_outbox (id, kind, recipient, subject, body, created_at, next_attempt_at)
-            VALUES (?, ?, ?, ?, ?, ?, ?)
-            """, arguments: [message.id, kind.rawValue, message.to, message.subject, message.body,
-                             now.timeIntervalSince1970, now.timeIntervalSince1970])
+        try db.execute(
+            sql: """
+                INSERT INTO email_outbox (id, kind, recipient, subject, body, created_at, next_attempt_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?)
+                """,
+            arguments: [
+                message.id, kind.rawValue, message.to, message.subject, message.body,
+                now.timeIntervalSince1970, now.timeIntervalSince1970
+            ])
         return true
     }
 
@@ -43,12 +49,16 @@ enum EmailOutbox {
     }
 
     static func due(_ db: Database, at now: Date, limit: Int, from: String) throws -> [Pending] {
-        try Row.fetchAll(db, sql: """
-            SELECT id, recipient, subject, body, attempts FROM email_outbox
-            WHERE sent_at IS NULL AND failed_at IS NULL AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT ?
-            """, arguments: [now.timeIntervalSince1970, limit]).map { row in
-            Pending(message: EmailMessage(from: from, to: row["recipient"], subject: row["subject"], body: row["body"], id: row["id"]),
-                    attempts: row["attempts"])
+        try Row.fetchAll(
+            db,
+            sql: """
+                SELECT id, recipient, subject, body, attempts FROM email_outbox
+                WHERE sent_at IS NULL AND failed_at IS NULL AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT ?
+                """, arguments: [now.timeIntervalSince1970, limit]
+        ).map { row in
+            Pending(
+                message: EmailMessage(from: from, to: row["recipient"], subject: row["subject"], body: row["body"], id: row["id"]),
+                attempts: row["attempts"])
         }
     }
 
@@ -60,17 +70,20 @@ enum EmailOutbox {
 
     /// Marks an email delivered. Its body (which may hold a link token) is erased: it is not needed any more.
     static func markSent(_ db: Database, id: String, at now: Date) throws {
-        try db.execute(sql: "UPDATE email_outbox SET sent_at = ?, body = '', attempts = attempts + 1, last_error = NULL WHERE id = ?",
-                       arguments: [now.timeIntervalSince1970, id])
+        try db.execute(
+            sql: "UPDATE email_outbox SET sent_at = ?, body = '', attempts = attempts + 1, last_error = NULL WHERE id = ?",
+            arguments: [now.timeIntervalSince1970, id])
     }
 
     static func markFailedAttempt(_ db: Database, id: String, error: String, retryAt: Date?, at now: Date) throws {
         if let retryAt {
-            try db.execute(sql: "UPDATE email_outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ? WHERE id = ?",
-                           arguments: [error, retryAt.timeIntervalSince1970, id])
+            try db.execute(
+                sql: "UPDATE email_outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ? WHERE id = ?",
+                arguments: [error, retryAt.timeIntervalSince1970, id])
         } else {
-            try db.execute(sql: "UPDATE email_outbox SET attempts = attempts + 1, last_error = ?, failed_at = ?, body = '' WHERE id = ?",
-                           arguments: [error, now.timeIntervalSince1970, id])
+            try db.execute(
+                sql: "UPDATE email_outbox SET attempts = attempts + 1, last_error = ?, failed_at = ?, body = '' WHERE id = ?",
+                arguments: [error, now.timeIntervalSince1970, id])
         }
     }
 }

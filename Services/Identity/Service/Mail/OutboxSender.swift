@@ -43,10 +43,12 @@ struct OutboxSender: Sendable {
             let permanent = (error as? EmailDeliveryError)?.permanent ?? false
             let delay = RetryBackoff.delay(afterAttempts: pending.attempts, cap: Self.longestBackoff)
             let retryAt = permanent ? nil : now() + delay
-            logger.warning("email not sent", metadata: [
-                "email_id": "\(id)", "error": "\(error)", "attempt": "\(pending.attempts + 1)",
-                "retry_in_seconds": "\(permanent ? "never" : String(Int(delay)))",
-            ])
+            logger.warning(
+                "email not sent",
+                metadata: [
+                    "email_id": "\(id)", "error": "\(error)", "attempt": "\(pending.attempts + 1)",
+                    "retry_in_seconds": "\(permanent ? "never" : String(Int(delay)))"
+                ])
             do {
                 try await pool.write { [now] db in
                     try EmailOutbox.markFailedAttempt(db, id: id, error: "\(error)", retryAt: retryAt, at: now())

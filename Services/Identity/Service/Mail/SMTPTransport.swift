@@ -1,8 +1,8 @@
-import RPCCore
 import Foundation
 import NIOCore
 import NIOPosix
 import NIOSSL
+import RPCCore
 import ServiceRuntime
 
 /// Where and how to reach the mail server.
@@ -88,10 +88,12 @@ struct SMTPTransport: EmailTransport {
             // A missing STARTTLS may be an attacker stripping it: credentials never go in clear
             // unless the operator said so with smtp+plain:// (a relay on a trusted network).
             guard encrypted || settings.security == .none else {
-                throw EmailDeliveryError(permanent: false, description: """
-                    the mail server did not offer STARTTLS, so the credentials were not sent; \
-                    use smtp+plain:// only for a relay on a trusted network
-                    """)
+                throw EmailDeliveryError(
+                    permanent: false,
+                    description: """
+                        the mail server did not offer STARTTLS, so the credentials were not sent; \
+                        use smtp+plain:// only for a relay on a trusted network
+                        """)
             }
             let mechanisms = extensions.first { $0.hasPrefix("AUTH ") }?.split(separator: " ").dropFirst().map(String.init) ?? []
             if mechanisms.contains("PLAIN") {
@@ -159,8 +161,9 @@ private struct SMTPSession {
         }
         guard codes.contains(reply.code) else {
             let shown = secret ? "AUTH" : (command.map { String($0.prefix(40)) } ?? "greeting")
-            throw EmailDeliveryError(permanent: (500..<600).contains(reply.code),
-                                     description: "the mail server answered \(reply.code) \(reply.lines.joined(separator: " ")) to \(shown)")
+            throw EmailDeliveryError(
+                permanent: (500..<600).contains(reply.code),
+                description: "the mail server answered \(reply.code) \(reply.lines.joined(separator: " ")) to \(shown)")
         }
         return reply
     }
@@ -218,7 +221,8 @@ final class SMTPReplyHandler: ChannelDuplexHandler {
         while let newline = buffer.readableBytesView.firstIndex(of: UInt8(ascii: "\n")) {
             let length = newline - buffer.readerIndex + 1
             guard let line = buffer.readString(length: length)?.trimmingCharacters(in: .newlines), line.count >= 3,
-                  let code = Int(line.prefix(3)) else {
+                let code = Int(line.prefix(3))
+            else {
                 fail(context: context, SMTPProtocolError(description: "the mail server sent a line that is not an SMTP reply"))
                 return
             }

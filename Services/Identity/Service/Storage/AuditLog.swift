@@ -11,10 +11,13 @@ enum AuditEvent: String, Sendable {
 }
 
 enum AuditLog {
-    static func record(_ db: Database, _ event: AuditEvent, at: Date, userID: String? = nil, email: String? = nil,
-                       clientIP: String? = nil, detail: String? = nil) throws {
-        try db.execute(sql: """
-            INSERT INTO audit_event (at, event, user_id, email, client_ip, detail) VALUES (?, ?, ?, ?, ?, ?)
-            """, arguments: [at.timeIntervalSince1970, event.rawValue, userID, email, clientIP, detail])
+    static func record(
+        _ db: Database, _ event: AuditEvent, at: Date, userID: String? = nil, email: String? = nil,
+        clientIP: String? = nil, detail: String? = nil
+    ) throws {
+        try db.execute(
+            sql: """
+                INSERT INTO audit_event (at, event, user_id, email, client_ip, detail) VALUES (?, ?, ?, ?, ?, ?)
+                """, arguments: [at.timeIntervalSince1970, event.rawValue, userID, email, clientIP, detail])
     }
 }

@@ -15,19 +15,23 @@ enum SessionStore {
     static func create(_ db: Database, userID: String, clientIP: String?, at now: Date) throws -> (Session, SecretToken) {
         let token = SecretToken.generate()
         let session = Session(id: UUID().uuidString.lowercased(), userID: userID, createdAt: now, lastUsedAt: now)
-        try db.execute(sql: """
-            INSERT INTO session (id, token_hash, user_id, created_at, last_used_at, client_ip) VALUES (?, ?, ?, ?, ?, ?)
-            """, arguments: [session.id, token.hash, userID, now.timeIntervalSince1970, now.timeIntervalSince1970, clientIP])
+        try db.execute(
+            sql: """
+                INSERT INTO session (id, token_hash, user_id, created_at, last_used_at, client_ip) VALUES (?, ?, ?, ?, ?, ?)
+                """, arguments: [session.id, token.hash, userID, now.timeIntervalSince1970, now.timeIntervalSince1970, clientIP])
         return (session, token)
     }
 
     static func find(_ db: Database, token: String) throws -> Session? {
         guard SecretToken.isWellFormed(token) else { return nil }
-        return try Row.fetchOne(db, sql: "SELECT id, user_id, created_at, last_used_at, revoked_at FROM session WHERE token_hash = ?",
-                                arguments: [SecretToken.hash(token)]).map { row in
-            Session(id: row["id"], userID: row["user_id"], createdAt: Date(timeIntervalSince1970: row["created_at"]),
-                    lastUsedAt: Date(timeIntervalSince1970: row["last_used_at"]),
-                    revokedAt: (row["revoked_at"] as Double?).map(Date.init(timeIntervalSince1970:)))
+        return try Row.fetchOne(
+            db, sql: "SELECT id, user_id, created_at, last_used_at, revoked_at FROM session WHERE token_hash = ?",
+            arguments: [SecretToken.hash(token)]
+        ).map { row in
+            Session(
+                id: row["id"], userID: row["user_id"], createdAt: Date(timeIntervalSince1970: row["created_at"]),
+                lastUsedAt: Date(timeIntervalSince1970: row["last_used_at"]),
+                revokedAt: (row["revoked_at"] as Double?).map(Date.init(timeIntervalSince1970:)))
         }
     }
 
@@ -42,10 +46,11 @@ enum SessionStore {
     /// Revokes every live session of the user except `keeping`; returns how many.
     static func revokeAll(_ db: Database, userID: String, keeping: String? = nil, rules: SessionRules, at now: Date) throws -> Int {
         let time = now.timeIntervalSince1970
-        try db.execute(sql: """
-            UPDATE session SET revoked_at = ?
-            WHERE user_id = ? AND revoked_at IS NULL AND id IS NOT ? AND created_at > ? AND last_used_at > ?
-            """, arguments: [time, userID, keeping, time - rules.absoluteLifetime, time - rules.idleLifetime])
+        try db.execute(
+            sql: """
+                UPDATE session SET revoked_at = ?
+                WHERE user_id = ? AND revoked_at IS NULL AND id IS NOT ? AND created_at > ? AND last_used_at > ?
+                """, arguments: [time, userID, keeping, time - rules.absoluteLifetime, time - rules.idleLifetime])
         return db.changesCount
     }
 }

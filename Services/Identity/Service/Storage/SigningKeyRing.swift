@@ -77,8 +77,9 @@ final class SigningKeyRing: Sendable {
         try pool.write { db in
             try db.execute(sql: "UPDATE signing_key SET retired_at = ? WHERE retired_at IS NULL", arguments: [now.timeIntervalSince1970])
             try insert(db, key, at: now)
-            try db.execute(sql: "DELETE FROM signing_key WHERE retired_at < ?",
-                           arguments: [now.timeIntervalSince1970 - tokenLifetime - 86400])
+            try db.execute(
+                sql: "DELETE FROM signing_key WHERE retired_at < ?",
+                arguments: [now.timeIntervalSince1970 - tokenLifetime - 86400])
         }
         return key.keyID
     }
@@ -101,22 +102,28 @@ final class SigningKeyRing: Sendable {
         return state.withLock { state in
             state.reloading = false
             // Even a failed read counts as a reload, so a broken database is not read on every call.
-            state.loaded = newer ?? Loaded(current: snapshot.current, published: snapshot.published,
-                                           verifier: snapshot.verifier, loadedAt: .now)
+            state.loaded =
+                newer
+                ?? Loaded(
+                    current: snapshot.current, published: snapshot.published,
+                    verifier: snapshot.verifier, loadedAt: .now)
             return state.loaded
         }
     }
 
     private static func insert(_ db: Database, _ key: SigningKey, at now: Date) throws {
-        try db.execute(sql: "INSERT INTO signing_key (kid, private_key, created_at) VALUES (?, ?, ?)",
-                       arguments: [key.keyID, key.privateKey.rawRepresentation, now.timeIntervalSince1970])
+        try db.execute(
+            sql: "INSERT INTO signing_key (kid, private_key, created_at) VALUES (?, ?, ?)",
+            arguments: [key.keyID, key.privateKey.rawRepresentation, now.timeIntervalSince1970])
     }
 
     private static func load(_ db: Database, tokenLifetime: TimeInterval, at now: Date) throws -> Loaded {
-        let rows = try Row.fetchAll(db, sql: """
-            SELECT kid, private_key, retired_at FROM signing_key
-            WHERE retired_at IS NULL OR retired_at > ? ORDER BY created_at DESC
-            """, arguments: [now.timeIntervalSince1970 - tokenLifetime])
+        let rows = try Row.fetchAll(
+            db,
+            sql: """
+                SELECT kid, private_key, retired_at FROM signing_key
+                WHERE retired_at IS NULL OR retired_at > ? ORDER BY created_at DESC
+                """, arguments: [now.timeIntervalSince1970 - tokenLifetime])
         var current: SigningKey?
         var keys: [SigningKey] = []
         for row in rows {

@@ -20,8 +20,9 @@ struct UserRecord: FetchableRecord, Sendable {
         emailVerifiedAt = (row["email_verified_at"] as Double?).map(Date.init(timeIntervalSince1970:))
         createdAt = Date(timeIntervalSince1970: row["created_at"])
         if let companyName: String = row["company_name"] {
-            profile = BusinessProfile(companyName: companyName, companySize: row["company_size"], country: row["country"],
-                                      jobTitle: row["job_title"], useCase: row["use_case"])
+            profile = BusinessProfile(
+                companyName: companyName, companySize: row["company_size"], country: row["country"],
+                jobTitle: row["job_title"], useCase: row["use_case"])
         }
     }
 
@@ -29,8 +30,9 @@ struct UserRecord: FetchableRecord, Sendable {
 
     /// The user as the API shows them.
     var message: User {
-        User(id: id, email: email, fullName: fullName, emailVerified: emailVerifiedAt != nil,
-             onboardingState: onboardingState, businessProfile: profile, createdAt: createdAt)
+        User(
+            id: id, email: email, fullName: fullName, emailVerified: emailVerifiedAt != nil,
+            onboardingState: onboardingState, businessProfile: profile, createdAt: createdAt)
     }
 
     // Cached statements: these run on every authenticated call and every sign-in.

@@ -39,8 +39,9 @@ final class BillingStatusPage: Sendable {
         let check: CheckAdminResponse
         do {
             check = try await viewerRoles.value(for: "\(organizationID) \(claims.subject)") { [organization] () async throws(RPCError) in
-                try await organization.call(Organizations.checkAdmin, MemberRef(organizationId: organizationID, userId: claims.subject),
-                                            options: .init(timeout: .seconds(5)))
+                try await organization.call(
+                    Organizations.checkAdmin, MemberRef(organizationId: organizationID, userId: claims.subject),
+                    options: .init(timeout: .seconds(5)))
             }
         } catch {
             throw error.code == .invalidArgument ? MarketplaceLinkError.notFound : MarketplaceLinkError.organizationUnavailable

@@ -26,8 +26,10 @@ final class BindingSaga: Sendable {
     /// Links whose saga step is running now, each with whoever waits for that step to end.
     private let stepsInFlight = Mutex<[String: [CheckedContinuation<Void, Never>]]>([:])
 
-    init(pool: DatabasePool, organization: ConnectClient, authenticator: AccessTokenAuthenticator, statusPage: BillingStatusPage,
-         longestRetryDelay: TimeInterval = 60, now: @escaping @Sendable () -> Date, logger: Logger) {
+    init(
+        pool: DatabasePool, organization: ConnectClient, authenticator: AccessTokenAuthenticator, statusPage: BillingStatusPage,
+        longestRetryDelay: TimeInterval = 60, now: @escaping @Sendable () -> Date, logger: Logger
+    ) {
         self.pool = pool
         self.organization = organization
         self.authenticator = authenticator
@@ -50,8 +52,9 @@ final class BindingSaga: Sendable {
         _ = try await pool.read { [now] db in try LinkStore.usableRegistration(db, claimHash: claimHash, at: now()) }
         let admin: CheckAdminResponse
         do {
-            admin = try await organization.call(Organizations.checkAdmin, MemberRef(organizationId: organizationID, userId: claims.subject),
-                                                options: .init(timeout: .seconds(5)))
+            admin = try await organization.call(
+                Organizations.checkAdmin, MemberRef(organizationId: organizationID, userId: claims.subject),
+                options: .init(timeout: .seconds(5)))
         } catch {
             if error.code == .invalidArgument {
                 throw MarketplaceLinkError.invalid(field: "organizationId", reason: "is not a valid organization id")
@@ -99,8 +102,9 @@ final class BindingSaga: Sendable {
             case .setBilling:
                 _ = try await organization.call(Organizations.setBillingAccount, Self.setBillingRequest(link), options: .init(timeout: .seconds(5)))
             case .clearBilling:
-                let request = ClearBillingAccountRequest(organizationId: link.organizationID, linkId: link.id,
-                                                         reason: "the AWS Marketplace subscription ended")
+                let request = ClearBillingAccountRequest(
+                    organizationId: link.organizationID, linkId: link.id,
+                    reason: "the AWS Marketplace subscription ended")
                 _ = try await organization.call(Organizations.clearBillingAccount, request, options: .init(timeout: .seconds(5)))
             }
             outcome = .done
@@ -155,8 +159,9 @@ final class BindingSaga: Sendable {
     private static func setBillingRequest(_ link: LinkStore.Link) -> SetBillingAccountRequest {
         SetBillingAccountRequest(
             organizationId: link.organizationID, provider: .awsMarketplace, awsAccountId: link.offer.awsAccountID, linkId: link.id,
-            contract: ContractSummary(productCode: link.offer.productCode, offerId: link.offer.licenseArn ?? link.offer.productCode,
-                                      dimensions: link.offer.entitlements, endsAt: link.offer.contractEndsAt),
+            contract: ContractSummary(
+                productCode: link.offer.productCode, offerId: link.offer.licenseArn ?? link.offer.productCode,
+                dimensions: link.offer.entitlements, endsAt: link.offer.contractEndsAt),
             linkedBy: link.linkedBy)
     }
 }

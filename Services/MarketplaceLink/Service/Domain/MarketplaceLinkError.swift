@@ -27,15 +27,23 @@ enum MarketplaceLinkError: RPCErrorConvertible, Equatable {
         case .invalid(let field, let reason):
             RPCError(.invalidArgument, "\(field) \(reason)")
         case .registrationInvalid:
-            RPCError(.invalidArgument, "AWS Marketplace does not recognise this registration: in AWS Marketplace, click \"Set up your account\" again")
+            RPCError(
+                .invalidArgument, "AWS Marketplace does not recognise this registration: in AWS Marketplace, click \"Set up your account\" again")
         case .registrationExpired:
-            RPCError(.failedPrecondition, "the registration from AWS Marketplace has expired: in AWS Marketplace, click \"Set up your account\" again")
+            RPCError(
+                .failedPrecondition, "the registration from AWS Marketplace has expired: in AWS Marketplace, click \"Set up your account\" again")
         case .wrongProduct(let product):
-            RPCError(.failedPrecondition, "this registration is for product \(product), not our committed contract; contact us if you expected otherwise")
+            RPCError(
+                .failedPrecondition, "this registration is for product \(product), not our committed contract; contact us if you expected otherwise")
         case .noActiveEntitlement:
-            RPCError(.failedPrecondition, "this AWS account has no active entitlement for the committed contract; check the subscription in AWS Marketplace")
+            RPCError(
+                .failedPrecondition,
+                "this AWS account has no active entitlement for the committed contract; check the subscription in AWS Marketplace")
         case .subscriptionEnded(let action) where action == "subscribe-fail":
-            RPCError(.failedPrecondition, "AWS Marketplace reports that this subscription failed: subscribe to the offer again in AWS Marketplace, then click \"Set up your account\"")
+            RPCError(
+                .failedPrecondition,
+                "AWS Marketplace reports that this subscription failed: subscribe to the offer again in AWS Marketplace, then click \"Set up your account\""
+            )
         case .subscriptionEnded:
             RPCError(.failedPrecondition, "this subscription was cancelled in AWS Marketplace: subscribe to the offer again to link it")
         case .claimUnknown:
@@ -47,13 +55,16 @@ enum MarketplaceLinkError: RPCErrorConvertible, Equatable {
         case .emailNotVerified:
             RPCError(.failedPrecondition, "verify your email address before linking billing")
         case .notAdmin:
-            RPCError(.permissionDenied, "only an ADMIN of the organization can link its billing; ask an admin, or pick an organization you administer")
+            RPCError(
+                .permissionDenied, "only an ADMIN of the organization can link its billing; ask an admin, or pick an organization you administer")
         case .notFound:
             RPCError(.notFound, "no such organization, or you are not one of its members")
         case .billingRoleRequired:
             RPCError(.permissionDenied, "only ADMIN or BILLING members of the organization may see its billing")
         case .accountAlreadyLinked:
-            RPCError(.failedPrecondition, "this AWS account's committed contract is already linked to an organization; one contract links one organization")
+            RPCError(
+                .failedPrecondition, "this AWS account's committed contract is already linked to an organization; one contract links one organization"
+            )
         case .organizationAlreadyLinked:
             RPCError(.failedPrecondition, "this organization is already billed through an AWS Marketplace contract; pick another organization")
         case .tooManyRegistrations:

@@ -30,8 +30,10 @@ final class Registrations: Sendable {
     /// AcceptRegistration calls per client address in the current minute.
     private let registrationRate: FixedWindowRateLimiter
 
-    init(configuration: Configuration, pool: DatabasePool, metering: MarketplaceMeteringClient, entitlements: MarketplaceEntitlementClient,
-         organization: ConnectClient, now: @escaping @Sendable () -> Date, logger: Logger) {
+    init(
+        configuration: Configuration, pool: DatabasePool, metering: MarketplaceMeteringClient, entitlements: MarketplaceEntitlementClient,
+        organization: ConnectClient, now: @escaping @Sendable () -> Date, logger: Logger
+    ) {
         self.configuration = configuration
         registrationRate = FixedWindowRateLimiter(limit: configuration.registrationsPerMinute, window: .seconds(60))
         self.pool = pool
@@ -42,12 +44,14 @@ final class Registrations: Sendable {
         self.logger = logger
     }
 
-    func acceptRegistration(_ request: AcceptRegistrationRequest, bearerToken: String?, clientIP: String?) async throws -> AcceptRegistrationResponse {
+    func acceptRegistration(_ request: AcceptRegistrationRequest, bearerToken: String?, clientIP: String?) async throws -> AcceptRegistrationResponse
+    {
         // Checked before anything costs AWS quota: the token's shape, then the caller's rate.
         let token = request.registrationToken.trimmingCharacters(in: .whitespacesAndNewlines)
         guard Self.isRegistrationTokenShaped(token) else {
-            throw MarketplaceLinkError.invalid(field: "registrationToken",
-                                               reason: "is not a token AWS Marketplace posted (16 to 4096 characters of base64)")
+            throw MarketplaceLinkError.invalid(
+                field: "registrationToken",
+                reason: "is not a token AWS Marketplace posted (16 to 4096 characters of base64)")
         }
         guard registrationRate.admit(clientIP ?? "unknown") else { throw MarketplaceLinkError.tooManyRegistrations }
         let customer: ResolvedCustomer
@@ -59,9 +63,10 @@ final class Registrations: Sendable {
         guard customer.productCode == configuration.productCode else { throw MarketplaceLinkError.wrongProduct(customer.productCode) }
         let current: [Entitlement]
         do {
-            current = try await entitlements.entitlements(productCode: customer.productCode,
-                                                          filter: [.customerIdentifier: [customer.customerIdentifier]],
-                                                          interactive: true)
+            current = try await entitlements.entitlements(
+                productCode: customer.productCode,
+                filter: [.customerIdentifier: [customer.customerIdentifier]],
+                interactive: true)
         } catch {
             throw Self.refusal(error)
         }
@@ -69,19 +74,25 @@ final class Registrations: Sendable {
         let active = OfferRecord.active(current, at: at)
         guard !active.isEmpty else { throw MarketplaceLinkError.noActiveEntitlement }
         let account = customer.customerAWSAccountID ?? active.compactMap(\.customerAWSAccountID).first ?? customer.customerIdentifier
-        let offer = OfferRecord(productCode: customer.productCode, awsAccountID: account, licenseArn: customer.licenseArn,
-                                entitlements: [:], contractEndsAt: nil).withEntitlements(active)
+        let offer = OfferRecord(
+            productCode: customer.productCode, awsAccountID: account, licenseArn: customer.licenseArn,
+            entitlements: [:], contractEndsAt: nil
+        ).withEntitlements(active)
 
-        if let linkedOrganization = try await pool.read({ db in try LinkStore.liveOrganization(db, awsAccountID: account, productCode: customer.productCode) }) {
-            return AcceptRegistrationResponse(claim: nil, claimExpiresAt: nil, offer: offer.summary, alreadyLinked: true,
-                                              linkedOrganizationName: await organizationName(linkedOrganization, bearerToken: bearerToken))
+        if let linkedOrganization = try await pool.read({ db in
+            try LinkStore.liveOrganization(db, awsAccountID: account, productCode: customer.productCode)
+        }) {
+            return AcceptRegistrationResponse(
+                claim: nil, claimExpiresAt: nil, offer: offer.summary, alreadyLinked: true,
+                linkedOrganizationName: await organizationName(linkedOrganization, bearerToken: bearerToken))
         }
         let claim = SecretToken.generate()
         let expiresAt = at + configuration.claimLifetime
         // Events AWS Marketplace sent before this registration are applied with it, in one transaction.
         let registration = try await pool.write { db in
-            let registration = try LinkStore.upsertRegistration(db, offer: offer, customerIdentifier: customer.customerIdentifier,
-                                                                claimHash: claim.hash, claimExpiresAt: expiresAt, at: at)
+            let registration = try LinkStore.upsertRegistration(
+                db, offer: offer, customerIdentifier: customer.customerIdentifier,
+                claimHash: claim.hash, claimExpiresAt: expiresAt, at: at)
             return try SubscriptionLifecycle.applyWaiting(db, to: registration, at: at)
         }
         if let reason = registration.closedReason { throw MarketplaceLinkError.subscriptionEnded(reason) }
@@ -91,22 +102,27 @@ final class Registrations: Sendable {
 
     /// AWS's `x-amzn-marketplace-token`: base64 (standard or URL-safe), of a sane length.
     static func isRegistrationTokenShaped(_ token: String) -> Bool {
-        (16...4096).contains(token.utf8.count) && token.utf8.allSatisfy { byte in
-            switch byte {
-            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
-                 UInt8(ascii: "+"), UInt8(ascii: "/"), UInt8(ascii: "="), UInt8(ascii: "-"), UInt8(ascii: "_"): true
-            default: false
+        (16...4096).contains(token.utf8.count)
+            && token.utf8.allSatisfy { byte in
+                switch byte {
+                case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+                    UInt8(ascii: "+"), UInt8(ascii: "/"), UInt8(ascii: "="), UInt8(ascii: "-"), UInt8(ascii: "_"):
+                    true
+                default: false
+                }
             }
-        }
     }
 
     func claimStatus(_ request: ClaimRequest) async throws -> ClaimStatus {
         let at = now()
         guard SecretToken.isWellFormed(request.claim),
-              let registration = try await pool.read({ db in try LinkStore.registration(db, claimHash: SecretToken.hash(request.claim)) }) else {
+            let registration = try await pool.read({ db in try LinkStore.registration(db, claimHash: SecretToken.hash(request.claim)) })
+        else {
             throw MarketplaceLinkError.claimUnknown
         }
-        let state: ClaimState = registration.closedReason != nil ? .ended
+        let state: ClaimState =
+            registration.closedReason != nil
+            ? .ended
             : registration.claimUsedAt != nil ? .bound : (at >= registration.claimExpiresAt ? .expired : .pending)
         return ClaimStatus(state: state, offer: registration.offer.summary, expiresAt: registration.claimExpiresAt)
     }
@@ -114,8 +130,10 @@ final class Registrations: Sendable {
     /// The organization's name, if the caller (by their token) is one of its members.
     private func organizationName(_ organizationID: String, bearerToken: String?) async -> String? {
         guard let bearerToken else { return nil }
-        return try? await organization.call(Organizations.getOrganization, OrganizationRef(organizationId: organizationID),
-                                            options: .init(timeout: .seconds(5), bearerToken: bearerToken)).name
+        return try? await organization.call(
+            Organizations.getOrganization, OrganizationRef(organizationId: organizationID),
+            options: .init(timeout: .seconds(5), bearerToken: bearerToken)
+        ).name
     }
 
     private static func refusal(_ error: AWSMarketplaceError) -> MarketplaceLinkError {

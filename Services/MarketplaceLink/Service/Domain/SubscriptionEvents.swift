@@ -25,8 +25,10 @@ final class SubscriptionEvents: Sendable {
     private let wake = WakeSignal()
     private let longestRetryDelay: TimeInterval = 60
 
-    init(productCode: String, pool: DatabasePool, receiver: SNSReceiver, entitlements: MarketplaceEntitlementClient,
-         saga: BindingSaga, now: @escaping @Sendable () -> Date, logger: Logger) {
+    init(
+        productCode: String, pool: DatabasePool, receiver: SNSReceiver, entitlements: MarketplaceEntitlementClient,
+        saga: BindingSaga, now: @escaping @Sendable () -> Date, logger: Logger
+    ) {
         self.productCode = productCode
         self.pool = pool
         self.receiver = receiver
@@ -56,8 +58,9 @@ final class SubscriptionEvents: Sendable {
                 try NotificationStore.insert(db, message, event: nil, state: .ignored, detail: "our endpoint was unsubscribed from the topic", at: at)
             }
             if isNew {
-                logger.warning("SNS says this endpoint was unsubscribed; subscribe it again to receive subscription events",
-                               metadata: ["topic": "\(message.topicArn)"])
+                logger.warning(
+                    "SNS says this endpoint was unsubscribed; subscribe it again to receive subscription events",
+                    metadata: ["topic": "\(message.topicArn)"])
             }
             return isNew ? .accepted : .duplicate
         case .notification:
@@ -71,8 +74,9 @@ final class SubscriptionEvents: Sendable {
                 let isNew = try await write { db in
                     try NotificationStore.insert(db, message, event: nil, state: .ignored, detail: "\(error)", at: at)
                 }
-                logger.error("SNS notification without a subscription event; kept as IGNORED",
-                             metadata: ["message_id": "\(message.messageID)", "reason": "\(error)"])
+                logger.error(
+                    "SNS notification without a subscription event; kept as IGNORED",
+                    metadata: ["message_id": "\(message.messageID)", "reason": "\(error)"])
                 return isNew ? .accepted : .duplicate
             }
             return try await receive(event: event, of: message)
@@ -87,7 +91,8 @@ final class SubscriptionEvents: Sendable {
             let effect: SubscriptionLifecycle.Effect
             if event.productCode != productCode {
                 effect = .init(state: .ignored, detail: "product \(event.productCode) is not the committed contract \(productCode)")
-            } else if var registration = try LinkStore.registration(db, customerIdentifier: event.customerIdentifier, productCode: event.productCode) {
+            } else if var registration = try LinkStore.registration(db, customerIdentifier: event.customerIdentifier, productCode: event.productCode)
+            {
                 effect = try SubscriptionLifecycle.apply(db, event.action, to: &registration, at: at)
             } else {
                 effect = .init(state: .waiting, detail: "no registration yet; applied when the buyer registers")
@@ -96,10 +101,12 @@ final class SubscriptionEvents: Sendable {
             return effect
         }
         guard let effect else { return .duplicate }
-        logger.info("subscription event", metadata: [
-            "message_id": "\(message.messageID)", "action": "\(event.action.rawValue)", "state": "\(effect.state.rawValue)",
-            "detail": "\(effect.detail ?? "")",
-        ])
+        logger.info(
+            "subscription event",
+            metadata: [
+                "message_id": "\(message.messageID)", "action": "\(event.action.rawValue)", "state": "\(effect.state.rawValue)",
+                "detail": "\(effect.detail ?? "")"
+            ])
         saga.linksChanged()
         if effect.state == .refresh { wake.signal() }
         return .accepted
@@ -119,16 +126,21 @@ final class SubscriptionEvents: Sendable {
 
     private func refresh(_ refresh: NotificationStore.Refresh) async {
         do {
-            let current = try await entitlements.entitlements(productCode: refresh.productCode,
-                                                              filter: [.customerIdentifier: [refresh.customerIdentifier]])
+            let current = try await entitlements.entitlements(
+                productCode: refresh.productCode,
+                filter: [.customerIdentifier: [refresh.customerIdentifier]])
             let at = now()
             try await pool.write { db in
-                guard let registration = try LinkStore.registration(db, customerIdentifier: refresh.customerIdentifier,
-                                                                     productCode: refresh.productCode) else { return }
+                guard
+                    let registration = try LinkStore.registration(
+                        db, customerIdentifier: refresh.customerIdentifier,
+                        productCode: refresh.productCode)
+                else { return }
                 let offer = registration.offer.withEntitlements(OfferRecord.active(current, at: at))
                 try LinkStore.updateOffer(db, registrationID: registration.id, offer: offer, at: at)
-                try NotificationStore.setState(db, messageID: refresh.messageID, .applied,
-                                               detail: "entitlements: \(offer.entitlements.sorted { $0.key < $1.key })", at: at)
+                try NotificationStore.setState(
+                    db, messageID: refresh.messageID, .applied,
+                    detail: "entitlements: \(offer.entitlements.sorted { $0.key < $1.key })", at: at)
             }
             saga.linksChanged()
             logger.info("entitlements refreshed", metadata: ["message_id": "\(refresh.messageID)"])

@@ -15,8 +15,10 @@ enum SubscriptionLifecycle {
         var detail: String?
     }
 
-    static func apply(_ db: Database, _ action: MarketplaceSubscriptionEvent.Action, to registration: inout LinkStore.Registration,
-                      at: Date) throws -> Effect {
+    static func apply(
+        _ db: Database, _ action: MarketplaceSubscriptionEvent.Action, to registration: inout LinkStore.Registration,
+        at: Date
+    ) throws -> Effect {
         if action != .subscribeSuccess, let reason = registration.closedReason {
             return Effect(state: .ignored, detail: "the subscription had already ended (\(reason))")
         }
@@ -41,10 +43,12 @@ enum SubscriptionLifecycle {
     /// current entitlements.
     static func applyWaiting(_ db: Database, to registration: LinkStore.Registration, at: Date) throws -> LinkStore.Registration {
         var registration = registration
-        let waiting = try NotificationStore.waiting(db, customerIdentifier: registration.customerIdentifier,
-                                                    productCode: registration.offer.productCode)
+        let waiting = try NotificationStore.waiting(
+            db, customerIdentifier: registration.customerIdentifier,
+            productCode: registration.offer.productCode)
         for event in waiting {
-            let effect = event.action == .entitlementUpdated
+            let effect =
+                event.action == .entitlementUpdated
                 ? Effect(state: .applied, detail: "registration fetched the current entitlements")
                 : try apply(db, event.action, to: &registration, at: at)
             try NotificationStore.setState(db, messageID: event.messageID, effect.state, detail: effect.detail, at: at)

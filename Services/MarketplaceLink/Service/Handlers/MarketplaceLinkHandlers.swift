@@ -18,9 +18,11 @@ struct MarketplaceLinkHandlers {
         router.register(MarketplaceLink.bindOrganization) { request, context in
             try await saga.bind(request, bearerToken: context.bearerToken)
         }
-        router.register(MarketplaceLink.getBillingStatus, encodedHandler: { request, context in
-            try await statusPage.billingStatus(request, bearerToken: context.bearerToken)
-        })
+        router.register(
+            MarketplaceLink.getBillingStatus,
+            encodedHandler: { request, context in
+                try await statusPage.billingStatus(request, bearerToken: context.bearerToken)
+            })
         router.register(MarketplaceLink.listLinks) { request, _ in
             try await statusPage.list(request)
         }

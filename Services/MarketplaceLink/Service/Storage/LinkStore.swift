@@ -15,8 +15,9 @@ struct OfferRecord: Codable, Sendable, Equatable {
     var maskedAccount: String { AWSAccountMask.account(awsAccountID) }
 
     var summary: OfferSummary {
-        OfferSummary(productCode: productCode, awsAccountId: maskedAccount, licenseArn: licenseArn.map(AWSAccountMask.arn), entitlements: entitlements,
-                     contractEndsAt: contractEndsAt)
+        OfferSummary(
+            productCode: productCode, awsAccountId: maskedAccount, licenseArn: licenseArn.map(AWSAccountMask.arn), entitlements: entitlements,
+            contractEndsAt: contractEndsAt)
     }
 
     /// Sorted keys, so the same offer is always the same text (compared when entitlements change).
@@ -100,8 +101,9 @@ enum LinkStore {
         var lifecycle: LinkLifecycle { LinkLifecycle(state: state, pendingStep: pendingStep) }
 
         var status: BillingStatus {
-            BillingStatus(organizationId: organizationID, provider: "AWS_MARKETPLACE", linkId: id, state: state, offer: offer.summary,
-                          linkedBy: linkedBy, linkedAt: linkedAt, failureReason: failureReason)
+            BillingStatus(
+                organizationId: organizationID, provider: "AWS_MARKETPLACE", linkId: id, state: state, offer: offer.summary,
+                linkedBy: linkedBy, linkedAt: linkedAt, failureReason: failureReason)
         }
 
         init(row: Row) throws {
@@ -138,26 +140,33 @@ enum LinkStore {
 
     /// The organization this account's contract is bound to, if a live link exists.
     static func liveOrganization(_ db: Database, awsAccountID: String, productCode: String) throws -> String? {
-        try String.fetchOne(db, sql: "SELECT organization_id FROM link WHERE aws_account_id = ? AND product_code = ? AND state IN \(liveStates)",
-                            arguments: [awsAccountID, productCode])
+        try String.fetchOne(
+            db, sql: "SELECT organization_id FROM link WHERE aws_account_id = ? AND product_code = ? AND state IN \(liveStates)",
+            arguments: [awsAccountID, productCode])
     }
 
     /// Keeps one pending registration per (AWS account, product); a new claim replaces the old one.
     /// A registration AWS Marketplace ended stays ended for the same customer; a new subscription
     /// (another customer identifier) opens it again. Returns the registration as stored.
     @discardableResult
-    static func upsertRegistration(_ db: Database, offer: OfferRecord, customerIdentifier: String, claimHash: String,
-                                   claimExpiresAt: Date, at: Date) throws -> Registration {
-        try db.execute(sql: """
-            INSERT INTO registration (id, aws_account_id, customer_identifier, product_code, offer, claim_hash, claim_expires_at, created_at, updated_at)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-            ON CONFLICT(aws_account_id, product_code) DO UPDATE SET customer_identifier = excluded.customer_identifier,
-                offer = excluded.offer, claim_hash = excluded.claim_hash, claim_expires_at = excluded.claim_expires_at,
-                claim_used_at = NULL, updated_at = excluded.updated_at,
-                closed_reason = CASE WHEN customer_identifier = excluded.customer_identifier THEN closed_reason END,
-                closed_at = CASE WHEN customer_identifier = excluded.customer_identifier THEN closed_at END
-            """, arguments: [UUID().uuidString.lowercased(), offer.awsAccountID, customerIdentifier, offer.productCode, offer.json,
-                             claimHash, claimExpiresAt.timeIntervalSince1970, at.timeIntervalSince1970, at.timeIntervalSince1970])
+    static func upsertRegistration(
+        _ db: Database, offer: OfferRecord, customerIdentifier: String, claimHash: String,
+        claimExpiresAt: Date, at: Date
+    ) throws -> Registration {
+        try db.execute(
+            sql: """
+                INSERT INTO registration (id, aws_account_id, customer_identifier, product_code, offer, claim_hash, claim_expires_at, created_at, updated_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT(aws_account_id, product_code) DO UPDATE SET customer_identifier = excluded.customer_identifier,
+                    offer = excluded.offer, claim_hash = excluded.claim_hash, claim_expires_at = excluded.claim_expires_at,
+                    claim_used_at = NULL, updated_at = excluded.updated_at,
+                    closed_reason = CASE WHEN customer_identifier = excluded.customer_identifier THEN closed_reason END,
+                    closed_at = CASE WHEN customer_identifier = excluded.customer_identifier THEN closed_at END
+                """,
+            arguments: [
+                UUID().uuidString.lowercased(), offer.awsAccountID, customerIdentifier, offer.productCode, offer.json,
+                claimHash, claimExpiresAt.timeIntervalSince1970, at.timeIntervalSince1970, at.timeIntervalSince1970
+            ])
         return try registration(db, claimHash: claimHash)!
     }
 
@@ -167,8 +176,10 @@ enum LinkStore {
 
     /// The registration of an AWS Marketplace customer, if they have registered.
     static func registration(_ db: Database, customerIdentifier: String, productCode: String) throws -> Registration? {
-        try Row.fetchOne(db, sql: "SELECT * FROM registration WHERE customer_identifier = ? AND product_code = ?",
-                         arguments: [customerIdentifier, productCode]).map(Registration.init(row:))
+        try Row.fetchOne(
+            db, sql: "SELECT * FROM registration WHERE customer_identifier = ? AND product_code = ?",
+            arguments: [customerIdentifier, productCode]
+        ).map(Registration.init(row:))
     }
 
     /// The registration behind a claim that may still be used; throws why not otherwise.
@@ -186,24 +197,32 @@ enum LinkStore {
         if try liveOrganization(db, awsAccountID: registration.offer.awsAccountID, productCode: registration.offer.productCode) != nil {
             throw MarketplaceLinkError.accountAlreadyLinked
         }
-        if try String.fetchOne(db, sql: "SELECT id FROM link WHERE organization_id = ? AND state IN \(liveStates)", arguments: [organizationID]) != nil {
+        if try String.fetchOne(db, sql: "SELECT id FROM link WHERE organization_id = ? AND state IN \(liveStates)", arguments: [organizationID])
+            != nil
+        {
             throw MarketplaceLinkError.organizationAlreadyLinked
         }
         let id = UUID().uuidString.lowercased()
         let (lifecycle, _) = LinkLifecycle.bindRequested()
         do {
-            try db.execute(sql: """
-                INSERT INTO link (id, registration_id, aws_account_id, product_code, organization_id, offer, state, linked_by, linked_at,
-                                  pending_step, next_attempt_at, updated_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """, arguments: [id, registration.id, registration.offer.awsAccountID, registration.offer.productCode, organizationID,
-                                 registration.offer.json, lifecycle.state.rawValue, userID, at.timeIntervalSince1970,
-                                 lifecycle.pendingStep?.rawValue, at.timeIntervalSince1970, at.timeIntervalSince1970])
+            try db.execute(
+                sql: """
+                    INSERT INTO link (id, registration_id, aws_account_id, product_code, organization_id, offer, state, linked_by, linked_at,
+                                      pending_step, next_attempt_at, updated_at)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """,
+                arguments: [
+                    id, registration.id, registration.offer.awsAccountID, registration.offer.productCode, organizationID,
+                    registration.offer.json, lifecycle.state.rawValue, userID, at.timeIntervalSince1970,
+                    lifecycle.pendingStep?.rawValue, at.timeIntervalSince1970, at.timeIntervalSince1970
+                ])
         } catch let error as DatabaseError where error.extendedResultCode == .SQLITE_CONSTRAINT_UNIQUE {
-            throw error.message?.contains("organization_id") == true ? MarketplaceLinkError.organizationAlreadyLinked : MarketplaceLinkError.accountAlreadyLinked
+            throw error.message?.contains("organization_id") == true
+                ? MarketplaceLinkError.organizationAlreadyLinked : MarketplaceLinkError.accountAlreadyLinked
         }
-        try db.execute(sql: "UPDATE registration SET claim_used_at = ?, updated_at = ? WHERE id = ?",
-                       arguments: [at.timeIntervalSince1970, at.timeIntervalSince1970, registration.id])
+        try db.execute(
+            sql: "UPDATE registration SET claim_used_at = ?, updated_at = ? WHERE id = ?",
+            arguments: [at.timeIntervalSince1970, at.timeIntervalSince1970, registration.id])
         return id
     }
 
@@ -213,22 +232,29 @@ enum LinkStore {
 
     /// The organization's live link, else its most recent one.
     static func latestLink(_ db: Database, organizationID: String) throws -> Link? {
-        try Row.fetchOne(db, sql: """
-            SELECT * FROM link WHERE organization_id = ?
-            ORDER BY CASE WHEN state IN \(liveStates) THEN 0 ELSE 1 END, linked_at DESC LIMIT 1
-            """, arguments: [organizationID]).map(Link.init(row:))
+        try Row.fetchOne(
+            db,
+            sql: """
+                SELECT * FROM link WHERE organization_id = ?
+                ORDER BY CASE WHEN state IN \(liveStates) THEN 0 ELSE 1 END, linked_at DESC LIMIT 1
+                """, arguments: [organizationID]
+        ).map(Link.init(row:))
     }
 
     static func links(_ db: Database, state: LinkState?, limit: Int) throws -> [Link] {
-        try Row.fetchAll(db, sql: "SELECT * FROM link WHERE ?1 IS NULL OR state = ?1 ORDER BY linked_at DESC LIMIT ?2",
-                         arguments: [state?.rawValue, limit]).map(Link.init(row:))
+        try Row.fetchAll(
+            db, sql: "SELECT * FROM link WHERE ?1 IS NULL OR state = ?1 ORDER BY linked_at DESC LIMIT ?2",
+            arguments: [state?.rawValue, limit]
+        ).map(Link.init(row:))
     }
 
     /// Links owing organization a saga step that is due now, including those left by a crash.
     static func dueSteps(_ db: Database, at: Date) throws -> [String] {
-        try String.fetchAll(db, sql: """
-            SELECT id FROM link WHERE pending_step IS NOT NULL AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT 50
-            """, arguments: [at.timeIntervalSince1970])
+        try String.fetchAll(
+            db,
+            sql: """
+                SELECT id FROM link WHERE pending_step IS NOT NULL AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT 50
+                """, arguments: [at.timeIntervalSince1970])
     }
 
     /// Applies the outcome of `step` as `LinkLifecycle` rules it; an outcome for a step the link no
@@ -252,11 +278,15 @@ enum LinkStore {
             nextAttemptAt = when
         }
         guard action != .ignore else { return }
-        try db.execute(sql: """
-            UPDATE link SET state = ?, pending_step = ?, attempts = attempts + 1, next_attempt_at = ?, failure_reason = ?, updated_at = ?
-            WHERE id = ?
-            """, arguments: [lifecycle.state.rawValue, lifecycle.pendingStep?.rawValue, nextAttemptAt?.timeIntervalSince1970, failureReason,
-                             at.timeIntervalSince1970, linkID])
+        try db.execute(
+            sql: """
+                UPDATE link SET state = ?, pending_step = ?, attempts = attempts + 1, next_attempt_at = ?, failure_reason = ?, updated_at = ?
+                WHERE id = ?
+                """,
+            arguments: [
+                lifecycle.state.rawValue, lifecycle.pendingStep?.rawValue, nextAttemptAt?.timeIntervalSince1970, failureReason,
+                at.timeIntervalSince1970, linkID
+            ])
         if action == .saveAndReleaseClaim {
             // Rolled back: the claim may be used again, for another organization.
             try db.execute(sql: "UPDATE registration SET claim_used_at = NULL WHERE id = ?", arguments: [link.registrationID])
@@ -264,20 +294,27 @@ enum LinkStore {
     }
 
     /// Stores a lifecycle event's new state; a step owed anew starts over (attempts from 0).
-    private static func save(_ db: Database, _ link: Link, _ lifecycle: LinkLifecycle, _ action: LinkLifecycle.Action,
-                             offer: OfferRecord? = nil, at: Date) throws {
+    private static func save(
+        _ db: Database, _ link: Link, _ lifecycle: LinkLifecycle, _ action: LinkLifecycle.Action,
+        offer: OfferRecord? = nil, at: Date
+    ) throws {
         switch action {
         case .ignore:
             return
         case .owe(_, let startNow):
-            try db.execute(sql: """
-                UPDATE link SET state = ?, pending_step = ?, attempts = 0, next_attempt_at = CASE WHEN ? THEN ? ELSE next_attempt_at END,
-                    offer = COALESCE(?, offer), updated_at = ? WHERE id = ?
-                """, arguments: [lifecycle.state.rawValue, lifecycle.pendingStep?.rawValue, startNow, at.timeIntervalSince1970,
-                                 offer?.json, at.timeIntervalSince1970, link.id])
+            try db.execute(
+                sql: """
+                    UPDATE link SET state = ?, pending_step = ?, attempts = 0, next_attempt_at = CASE WHEN ? THEN ? ELSE next_attempt_at END,
+                        offer = COALESCE(?, offer), updated_at = ? WHERE id = ?
+                    """,
+                arguments: [
+                    lifecycle.state.rawValue, lifecycle.pendingStep?.rawValue, startNow, at.timeIntervalSince1970,
+                    offer?.json, at.timeIntervalSince1970, link.id
+                ])
         case .save, .saveAndReleaseClaim, .retryLater:
-            try db.execute(sql: "UPDATE link SET state = ?, pending_step = ?, offer = COALESCE(?, offer), updated_at = ? WHERE id = ?",
-                           arguments: [lifecycle.state.rawValue, lifecycle.pendingStep?.rawValue, offer?.json, at.timeIntervalSince1970, link.id])
+            try db.execute(
+                sql: "UPDATE link SET state = ?, pending_step = ?, offer = COALESCE(?, offer), updated_at = ? WHERE id = ?",
+                arguments: [lifecycle.state.rawValue, lifecycle.pendingStep?.rawValue, offer?.json, at.timeIntervalSince1970, link.id])
         }
     }
 
@@ -285,15 +322,18 @@ enum LinkStore {
 
     /// The registration's live link, if any.
     static func liveLink(_ db: Database, registrationID: String) throws -> Link? {
-        try Row.fetchOne(db, sql: "SELECT * FROM link WHERE registration_id = ? AND state IN \(liveStates)",
-                         arguments: [registrationID]).map(Link.init(row:))
+        try Row.fetchOne(
+            db, sql: "SELECT * FROM link WHERE registration_id = ? AND state IN \(liveStates)",
+            arguments: [registrationID]
+        ).map(Link.init(row:))
     }
 
     /// Ends a registration (its claim can no longer be used) and cancels its live link, which then
     /// owes organization a CLEAR_BILLING step. Returns the cancelled link's id.
     static func close(_ db: Database, registrationID: String, reason: String, at: Date) throws -> String? {
-        try db.execute(sql: "UPDATE registration SET closed_reason = ?, closed_at = ?, updated_at = ? WHERE id = ?",
-                       arguments: [reason, at.timeIntervalSince1970, at.timeIntervalSince1970, registrationID])
+        try db.execute(
+            sql: "UPDATE registration SET closed_reason = ?, closed_at = ?, updated_at = ? WHERE id = ?",
+            arguments: [reason, at.timeIntervalSince1970, at.timeIntervalSince1970, registrationID])
         guard let link = try liveLink(db, registrationID: registrationID) else { return nil }
         var lifecycle = link.lifecycle
         let action = lifecycle.subscriptionEnded()
@@ -313,8 +353,9 @@ enum LinkStore {
     /// Replaces the offer (its entitlements) of a registration and of its live link; a link that
     /// organization already bills through then owes it a SET_BILLING step with the new contract.
     static func updateOffer(_ db: Database, registrationID: String, offer: OfferRecord, at: Date) throws {
-        try db.execute(sql: "UPDATE registration SET offer = ?, updated_at = ? WHERE id = ?",
-                       arguments: [offer.json, at.timeIntervalSince1970, registrationID])
+        try db.execute(
+            sql: "UPDATE registration SET offer = ?, updated_at = ? WHERE id = ?",
+            arguments: [offer.json, at.timeIntervalSince1970, registrationID])
         guard let link = try liveLink(db, registrationID: registrationID) else { return }
         var lifecycle = link.lifecycle
         let action = lifecycle.entitlementUpdated(termsChanged: link.offer.json != offer.json)

@@ -29,16 +29,22 @@ enum NotificationStore {
 
     /// Records a message; false if its MessageId was already taken (a duplicate: nothing happens).
     /// A message to act on later (REFRESH) gets that state through `setState`.
-    static func insert(_ db: Database, _ message: SNSMessage, event: MarketplaceSubscriptionEvent?, state: State, detail: String?,
-                       at: Date) throws -> Bool {
-        try db.execute(sql: """
-            INSERT INTO sns_message (message_id, type, topic_arn, sent_at, received_at, action, customer_identifier, product_code,
-                                     offer_identifier, state, detail)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            ON CONFLICT(message_id) DO NOTHING
-            """, arguments: [message.messageID, message.kind.rawValue, message.topicArn, message.timestamp.timeIntervalSince1970,
-                             at.timeIntervalSince1970, event?.action.rawValue, event?.customerIdentifier, event?.productCode,
-                             event?.offerIdentifier, state.rawValue, detail])
+    static func insert(
+        _ db: Database, _ message: SNSMessage, event: MarketplaceSubscriptionEvent?, state: State, detail: String?,
+        at: Date
+    ) throws -> Bool {
+        try db.execute(
+            sql: """
+                INSERT INTO sns_message (message_id, type, topic_arn, sent_at, received_at, action, customer_identifier, product_code,
+                                         offer_identifier, state, detail)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT(message_id) DO NOTHING
+                """,
+            arguments: [
+                message.messageID, message.kind.rawValue, message.topicArn, message.timestamp.timeIntervalSince1970,
+                at.timeIntervalSince1970, event?.action.rawValue, event?.customerIdentifier, event?.productCode,
+                event?.offerIdentifier, state.rawValue, detail
+            ])
         return db.changesCount == 1
     }
 
@@ -47,37 +53,48 @@ enum NotificationStore {
     }
 
     static func setState(_ db: Database, messageID: String, _ state: State, detail: String?, at: Date) throws {
-        try db.execute(sql: "UPDATE sns_message SET state = ?, detail = ?, next_attempt_at = ? WHERE message_id = ?",
-                       arguments: [state.rawValue, detail, state == .refresh ? at.timeIntervalSince1970 : nil, messageID])
+        try db.execute(
+            sql: "UPDATE sns_message SET state = ?, detail = ?, next_attempt_at = ? WHERE message_id = ?",
+            arguments: [state.rawValue, detail, state == .refresh ? at.timeIntervalSince1970 : nil, messageID])
     }
 
     /// A customer's messages that arrived before their registration, oldest first (by SNS's Timestamp).
     static func waiting(_ db: Database, customerIdentifier: String, productCode: String) throws -> [Waiting] {
-        try Row.fetchAll(db, sql: """
-            SELECT message_id, action FROM sns_message
-            WHERE state = 'WAITING' AND customer_identifier = ? AND product_code = ? ORDER BY sent_at, received_at
-            """, arguments: [customerIdentifier, productCode]).compactMap { row in
+        try Row.fetchAll(
+            db,
+            sql: """
+                SELECT message_id, action FROM sns_message
+                WHERE state = 'WAITING' AND customer_identifier = ? AND product_code = ? ORDER BY sent_at, received_at
+                """, arguments: [customerIdentifier, productCode]
+        ).compactMap { row in
             MarketplaceSubscriptionEvent.Action(rawValue: row["action"]).map { Waiting(messageID: row["message_id"], action: $0) }
         }
     }
 
     static func dueRefreshes(_ db: Database, at: Date) throws -> [Refresh] {
-        try Row.fetchAll(db, sql: """
-            SELECT message_id, customer_identifier, product_code, attempts FROM sns_message
-            WHERE state = 'REFRESH' AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT 50
-            """, arguments: [at.timeIntervalSince1970]).map { row in
-            Refresh(messageID: row["message_id"], customerIdentifier: row["customer_identifier"], productCode: row["product_code"],
-                    attempts: row["attempts"])
+        try Row.fetchAll(
+            db,
+            sql: """
+                SELECT message_id, customer_identifier, product_code, attempts FROM sns_message
+                WHERE state = 'REFRESH' AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT 50
+                """, arguments: [at.timeIntervalSince1970]
+        ).map { row in
+            Refresh(
+                messageID: row["message_id"], customerIdentifier: row["customer_identifier"], productCode: row["product_code"],
+                attempts: row["attempts"])
         }
     }
 
     static func postponeRefresh(_ db: Database, messageID: String, until: Date, error: String) throws {
-        try db.execute(sql: "UPDATE sns_message SET attempts = attempts + 1, next_attempt_at = ?, detail = ? WHERE message_id = ?",
-                       arguments: [until.timeIntervalSince1970, "retrying: \(error)", messageID])
+        try db.execute(
+            sql: "UPDATE sns_message SET attempts = attempts + 1, next_attempt_at = ?, detail = ? WHERE message_id = ?",
+            arguments: [until.timeIntervalSince1970, "retrying: \(error)", messageID])
     }
 
     static func recordSubscription(_ db: Database, topicArn: String, at: Date) throws {
-        try db.execute(sql: "INSERT INTO sns_subscription (topic_arn, confirmed_at) VALUES (?, ?) ON CONFLICT DO UPDATE SET confirmed_at = excluded.confirmed_at",
-                       arguments: [topicArn, at.timeIntervalSince1970])
+        try db.execute(
+            sql:
+                "INSERT INTO sns_subscription (topic_arn, confirmed_at) VALUES (?, ?) ON CONFLICT DO UPDATE SET confirmed_at = excluded.confirmed_at",
+            arguments: [topicArn, at.timeIntervalSince1970])
     }
 }

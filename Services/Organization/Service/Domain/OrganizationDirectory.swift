@@ -34,9 +34,13 @@ final class OrganizationDirectory: Sendable {
         let key = try idempotencyKey.map(OrganizationRules.idempotencyKey)
         let at = now()
         let organization = try await pool.write { db -> Organization in
-            if let key, let existing = try String.fetchOne(db, sql: """
-                SELECT organization_id FROM create_idempotency WHERE user_id = ? AND idempotency_key = ?
-                """, arguments: [userID, key]) {
+            if let key,
+                let existing = try String.fetchOne(
+                    db,
+                    sql: """
+                        SELECT organization_id FROM create_idempotency WHERE user_id = ? AND idempotency_key = ?
+                        """, arguments: [userID, key])
+            {
                 guard let view = try OrganizationStore.view(db, organizationID: existing, userID: userID) else { throw OrganizationError.notFound }
                 return view
             }
@@ -44,13 +48,16 @@ final class OrganizationDirectory: Sendable {
                 throw OrganizationError.tooManyOrganizations(limit: OrganizationRules.maxOrganizationsPerUser)
             }
             let id = UUID().uuidString.lowercased()
-            try db.execute(sql: "INSERT INTO organization (id, name, created_at, created_by) VALUES (?, ?, ?, ?)",
-                           arguments: [id, name, at.timeIntervalSince1970, userID])
-            try db.execute(sql: "INSERT INTO membership (organization_id, user_id, role, added_at) VALUES (?, ?, 'ADMIN', ?)",
-                           arguments: [id, userID, at.timeIntervalSince1970])
+            try db.execute(
+                sql: "INSERT INTO organization (id, name, created_at, created_by) VALUES (?, ?, ?, ?)",
+                arguments: [id, name, at.timeIntervalSince1970, userID])
+            try db.execute(
+                sql: "INSERT INTO membership (organization_id, user_id, role, added_at) VALUES (?, ?, 'ADMIN', ?)",
+                arguments: [id, userID, at.timeIntervalSince1970])
             if let key {
-                try db.execute(sql: "INSERT INTO create_idempotency (user_id, idempotency_key, organization_id, created_at) VALUES (?, ?, ?, ?)",
-                               arguments: [userID, key, id, at.timeIntervalSince1970])
+                try db.execute(
+                    sql: "INSERT INTO create_idempotency (user_id, idempotency_key, organization_id, created_at) VALUES (?, ?, ?, ?)",
+                    arguments: [userID, key, id, at.timeIntervalSince1970])
             }
             try OrganizationStore.audit(db, organizationID: id, action: "organization_created", actor: userID, detail: name, at: at)
             return Organization(id: id, name: name, createdAt: at, role: .admin, canLinkBilling: true)
@@ -75,10 +82,11 @@ final class OrganizationDirectory: Sendable {
         let id = try OrganizationRules.id(ref.organizationId, field: "organizationId")
         return try await pool.write { db in
             guard let view = try OrganizationStore.view(db, organizationID: id, userID: userID) else { throw OrganizationError.notFound }
-            try db.execute(sql: """
-                INSERT INTO selected_organization (user_id, organization_id) VALUES (?, ?)
-                ON CONFLICT(user_id) DO UPDATE SET organization_id = excluded.organization_id
-                """, arguments: [userID, id])
+            try db.execute(
+                sql: """
+                    INSERT INTO selected_organization (user_id, organization_id) VALUES (?, ?)
+                    ON CONFLICT(user_id) DO UPDATE SET organization_id = excluded.organization_id
+                    """, arguments: [userID, id])
             return view
         }
     }
@@ -105,8 +113,9 @@ final class OrganizationDirectory: Sendable {
             try Self.requireRole(db, organizationID: organizationID, userID: actor, in: [.admin])
             guard try OrganizationStore.role(db, organizationID: organizationID, userID: userID) == nil else { throw OrganizationError.alreadyMember }
             try OrganizationStore.invite(db, organizationID: organizationID, userID: userID, role: request.role, by: actor, at: at)
-            try OrganizationStore.audit(db, organizationID: organizationID, action: "member_invited", actor: actor, subject: userID,
-                                        detail: request.role.rawValue, at: at)
+            try OrganizationStore.audit(
+                db, organizationID: organizationID, action: "member_invited", actor: actor, subject: userID,
+                detail: request.role.rawValue, at: at)
             guard let invitation = try OrganizationStore.invitations(db, userID: userID, organizationID: organizationID).first else {
                 throw OrganizationError.notFound
             }
@@ -139,11 +148,13 @@ final class OrganizationDirectory: Sendable {
             guard try OrganizationStore.membershipCount(db, userID: userID) < OrganizationRules.maxOrganizationsPerUser else {
                 throw OrganizationError.tooManyOrganizations(limit: OrganizationRules.maxOrganizationsPerUser)
             }
-            try db.execute(sql: "INSERT INTO membership (organization_id, user_id, role, added_at) VALUES (?, ?, ?, ?)",
-                           arguments: [organizationID, userID, invitation.role.rawValue, at.timeIntervalSince1970])
+            try db.execute(
+                sql: "INSERT INTO membership (organization_id, user_id, role, added_at) VALUES (?, ?, ?, ?)",
+                arguments: [organizationID, userID, invitation.role.rawValue, at.timeIntervalSince1970])
             try OrganizationStore.deleteInvitation(db, organizationID: organizationID, userID: userID)
-            try OrganizationStore.audit(db, organizationID: organizationID, action: "member_added", actor: userID, subject: userID,
-                                        detail: "\(invitation.role.rawValue), invited by \(invitation.invitedBy)", at: at)
+            try OrganizationStore.audit(
+                db, organizationID: organizationID, action: "member_added", actor: userID, subject: userID,
+                detail: "\(invitation.role.rawValue), invited by \(invitation.invitedBy)", at: at)
             guard let view = try OrganizationStore.view(db, organizationID: organizationID, userID: userID) else { throw OrganizationError.notFound }
             return view
         }
@@ -177,10 +188,12 @@ final class OrganizationDirectory: Sendable {
             if current.role == .admin, try OrganizationStore.adminCount(db, organizationID: organizationID) <= 1 {
                 throw OrganizationError.lastAdmin
             }
-            try db.execute(sql: "UPDATE membership SET role = ? WHERE organization_id = ? AND user_id = ?",
-                           arguments: [request.role.rawValue, organizationID, userID])
-            try OrganizationStore.audit(db, organizationID: organizationID, action: "role_changed", actor: actor, subject: userID,
-                                        detail: "\(current.role.rawValue) -> \(request.role.rawValue)", at: at)
+            try db.execute(
+                sql: "UPDATE membership SET role = ? WHERE organization_id = ? AND user_id = ?",
+                arguments: [request.role.rawValue, organizationID, userID])
+            try OrganizationStore.audit(
+                db, organizationID: organizationID, action: "role_changed", actor: actor, subject: userID,
+                detail: "\(current.role.rawValue) -> \(request.role.rawValue)", at: at)
             return Member(userId: userID, role: request.role, addedAt: current.addedAt)
         }
         roles.invalidate()
@@ -204,8 +217,10 @@ final class OrganizationDirectory: Sendable {
         return Empty()
     }
 
-    private func removeMembership(organizationID: String, userID: String, actor: String, action: String,
-                                  authorize: @escaping @Sendable (Database) throws -> Void) async throws {
+    private func removeMembership(
+        organizationID: String, userID: String, actor: String, action: String,
+        authorize: @escaping @Sendable (Database) throws -> Void
+    ) async throws {
         let at = now()
         try await pool.write { db in
             try authorize(db)
@@ -213,8 +228,9 @@ final class OrganizationDirectory: Sendable {
             if role == .admin, try OrganizationStore.adminCount(db, organizationID: organizationID) <= 1 { throw OrganizationError.lastAdmin }
             try db.execute(sql: "DELETE FROM membership WHERE organization_id = ? AND user_id = ?", arguments: [organizationID, userID])
             try db.execute(sql: "DELETE FROM selected_organization WHERE user_id = ? AND organization_id = ?", arguments: [userID, organizationID])
-            try OrganizationStore.audit(db, organizationID: organizationID, action: action, actor: actor, subject: userID,
-                                        detail: role.rawValue, at: at)
+            try OrganizationStore.audit(
+                db, organizationID: organizationID, action: action, actor: actor, subject: userID,
+                detail: role.rawValue, at: at)
         }
         roles.invalidate()
     }
@@ -250,10 +266,14 @@ final class OrganizationDirectory: Sendable {
             throw OrganizationError.invalid(field: "provider", reason: "must be AWS_MARKETPLACE (use ClearBillingAccount to remove it)")
         }
         let account = try OrganizationRules.awsAccountID(request.awsAccountId)
-        guard (1...128).contains(request.linkId.utf8.count) else { throw OrganizationError.invalid(field: "linkId", reason: "must be 1 to 128 characters") }
+        guard (1...128).contains(request.linkId.utf8.count) else {
+            throw OrganizationError.invalid(field: "linkId", reason: "must be 1 to 128 characters")
+        }
         guard (1...256).contains(request.contract.productCode.utf8.count), (1...256).contains(request.contract.offerId.utf8.count),
-              request.contract.dimensions.count <= 100 else {
-            throw OrganizationError.invalid(field: "contract", reason: "needs a productCode and offerId of 1 to 256 characters and at most 100 dimensions")
+            request.contract.dimensions.count <= 100
+        else {
+            throw OrganizationError.invalid(
+                field: "contract", reason: "needs a productCode and offerId of 1 to 256 characters and at most 100 dimensions")
         }
         let contract = String(decoding: try JSONEncoder().encode(request.contract), as: UTF8.self)
         let at = now()
@@ -265,29 +285,37 @@ final class OrganizationDirectory: Sendable {
                 // The same link again: a retry changes nothing; a new contract (the buyer's
                 // entitlements changed) replaces the old one.
                 guard current.contract != request.contract else { return current }
-                try db.execute(sql: "UPDATE billing_account SET contract = ?, updated_at = ? WHERE organization_id = ?",
-                               arguments: [contract, at.timeIntervalSince1970, organizationID])
-                try OrganizationStore.audit(db, organizationID: organizationID, action: "billing_updated", actor: "service:\(service)",
-                                            detail: "AWS_MARKETPLACE link \(request.linkId): contract changed", at: at)
+                try db.execute(
+                    sql: "UPDATE billing_account SET contract = ?, updated_at = ? WHERE organization_id = ?",
+                    arguments: [contract, at.timeIntervalSince1970, organizationID])
+                try OrganizationStore.audit(
+                    db, organizationID: organizationID, action: "billing_updated", actor: "service:\(service)",
+                    detail: "AWS_MARKETPLACE link \(request.linkId): contract changed", at: at)
                 return try OrganizationStore.billing(db, organizationID: organizationID)
             }
             if try String.fetchOne(db, sql: "SELECT organization_id FROM billing_account WHERE link_id = ?", arguments: [request.linkId]) != nil {
                 throw OrganizationError.linkBindsAnotherOrganization
             }
-            try db.execute(sql: """
-                INSERT INTO billing_account (organization_id, provider, aws_account_id, link_id, contract, updated_at)
-                VALUES (?, 'AWS_MARKETPLACE', ?, ?, ?, ?)
-                """, arguments: [organizationID, account, request.linkId, contract, at.timeIntervalSince1970])
-            try OrganizationStore.audit(db, organizationID: organizationID, action: "billing_set", actor: "service:\(service)",
-                                        subject: request.linkedBy, detail: "AWS_MARKETPLACE link \(request.linkId)", at: at)
+            try db.execute(
+                sql: """
+                    INSERT INTO billing_account (organization_id, provider, aws_account_id, link_id, contract, updated_at)
+                    VALUES (?, 'AWS_MARKETPLACE', ?, ?, ?, ?)
+                    """, arguments: [organizationID, account, request.linkId, contract, at.timeIntervalSince1970])
+            try OrganizationStore.audit(
+                db, organizationID: organizationID, action: "billing_set", actor: "service:\(service)",
+                subject: request.linkedBy, detail: "AWS_MARKETPLACE link \(request.linkId)", at: at)
             return try OrganizationStore.billing(db, organizationID: organizationID)
         }
     }
 
     func clearBilling(_ request: ClearBillingAccountRequest, service: String) async throws -> BillingAccount {
         let organizationID = try OrganizationRules.id(request.organizationId, field: "organizationId")
-        guard (1...128).contains(request.linkId.utf8.count) else { throw OrganizationError.invalid(field: "linkId", reason: "must be 1 to 128 characters") }
-        guard TextLength.isAtMost(request.reason, characters: 500) else { throw OrganizationError.invalid(field: "reason", reason: "must be at most 500 characters") }
+        guard (1...128).contains(request.linkId.utf8.count) else {
+            throw OrganizationError.invalid(field: "linkId", reason: "must be 1 to 128 characters")
+        }
+        guard TextLength.isAtMost(request.reason, characters: 500) else {
+            throw OrganizationError.invalid(field: "reason", reason: "must be at most 500 characters")
+        }
         let at = now()
         return try await pool.write { db in
             guard try OrganizationStore.organization(db, id: organizationID) != nil else { throw OrganizationError.notFound }
@@ -295,8 +323,9 @@ final class OrganizationDirectory: Sendable {
             // Only the link that set it may clear it; clearing again is a retry and changes nothing.
             guard current.linkId == request.linkId else { return current }
             try db.execute(sql: "DELETE FROM billing_account WHERE organization_id = ?", arguments: [organizationID])
-            try OrganizationStore.audit(db, organizationID: organizationID, action: "billing_cleared", actor: "service:\(service)",
-                                        detail: "link \(request.linkId): \(request.reason)", at: at)
+            try OrganizationStore.audit(
+                db, organizationID: organizationID, action: "billing_cleared", actor: "service:\(service)",
+                detail: "link \(request.linkId): \(request.reason)", at: at)
             return try OrganizationStore.billing(db, organizationID: organizationID)
         }
     }

@@ -18,51 +18,66 @@ enum OrganizationStore {
 
     /// The user's role in the organization; nil when not a member (or no such organization).
     static func role(_ db: Database, organizationID: String, userID: String) throws -> Role? {
-        try String.fetchOne(db.cachedStatement(sql: "SELECT role FROM membership WHERE organization_id = ? AND user_id = ?"),
-                            arguments: [organizationID, userID]).flatMap(Role.init(rawValue:))
+        try String.fetchOne(
+            db.cachedStatement(sql: "SELECT role FROM membership WHERE organization_id = ? AND user_id = ?"),
+            arguments: [organizationID, userID]
+        ).flatMap(Role.init(rawValue:))
     }
 
     /// The organization as `userID` sees it, if they are a member.
     static func view(_ db: Database, organizationID: String, userID: String) throws -> Organization? {
-        guard let row = try Row.fetchOne(db, sql: """
-            SELECT o.id, o.name, o.created_at, m.role FROM organization o JOIN membership m ON m.organization_id = o.id
-            WHERE o.id = ? AND m.user_id = ?
-            """, arguments: [organizationID, userID]) else { return nil }
+        guard
+            let row = try Row.fetchOne(
+                db,
+                sql: """
+                    SELECT o.id, o.name, o.created_at, m.role FROM organization o JOIN membership m ON m.organization_id = o.id
+                    WHERE o.id = ? AND m.user_id = ?
+                    """, arguments: [organizationID, userID])
+        else { return nil }
         return organization(from: row)
     }
 
     static func views(_ db: Database, userID: String) throws -> [Organization] {
-        try Row.fetchAll(db, sql: """
-            SELECT o.id, o.name, o.created_at, m.role FROM organization o JOIN membership m ON m.organization_id = o.id
-            WHERE m.user_id = ? ORDER BY o.name, o.id
-            """, arguments: [userID]).map(organization(from:))
+        try Row.fetchAll(
+            db,
+            sql: """
+                SELECT o.id, o.name, o.created_at, m.role FROM organization o JOIN membership m ON m.organization_id = o.id
+                WHERE m.user_id = ? ORDER BY o.name, o.id
+                """, arguments: [userID]
+        ).map(organization(from:))
     }
 
     private static func organization(from row: Row) -> Organization {
         let role = Role(rawValue: row["role"]) ?? .member
-        return Organization(id: row["id"], name: row["name"], createdAt: Date(timeIntervalSince1970: row["created_at"]),
-                            role: role, canLinkBilling: role == .admin)
+        return Organization(
+            id: row["id"], name: row["name"], createdAt: Date(timeIntervalSince1970: row["created_at"]),
+            role: role, canLinkBilling: role == .admin)
     }
 
     /// Makes or renews the invitation of `userID` (a re-invitation takes the new role).
     static func invite(_ db: Database, organizationID: String, userID: String, role: Role, by actor: String, at: Date) throws {
-        try db.execute(sql: """
-            INSERT INTO invitation (organization_id, user_id, role, invited_by, invited_at) VALUES (?, ?, ?, ?, ?)
-            ON CONFLICT (organization_id, user_id) DO UPDATE SET role = excluded.role, invited_by = excluded.invited_by,
-                invited_at = excluded.invited_at
-            """, arguments: [organizationID, userID, role.rawValue, actor, at.timeIntervalSince1970])
+        try db.execute(
+            sql: """
+                INSERT INTO invitation (organization_id, user_id, role, invited_by, invited_at) VALUES (?, ?, ?, ?, ?)
+                ON CONFLICT (organization_id, user_id) DO UPDATE SET role = excluded.role, invited_by = excluded.invited_by,
+                    invited_at = excluded.invited_at
+                """, arguments: [organizationID, userID, role.rawValue, actor, at.timeIntervalSince1970])
     }
 
     /// The user's pending invitations, newest first; or the one to `organizationID`.
     static func invitations(_ db: Database, userID: String, organizationID: String? = nil) throws -> [Invitation] {
-        try Row.fetchAll(db, sql: """
-            SELECT i.organization_id, o.name, i.user_id, i.role, i.invited_by, i.invited_at
-            FROM invitation i JOIN organization o ON o.id = i.organization_id
-            WHERE i.user_id = ? AND (? IS NULL OR i.organization_id = ?) ORDER BY i.invited_at DESC
-            """, arguments: [userID, organizationID, organizationID]).map { row in
-            Invitation(organizationId: row["organization_id"], organizationName: row["name"], userId: row["user_id"],
-                       role: Role(rawValue: row["role"]) ?? .member, invitedBy: row["invited_by"],
-                       invitedAt: Date(timeIntervalSince1970: row["invited_at"]))
+        try Row.fetchAll(
+            db,
+            sql: """
+                SELECT i.organization_id, o.name, i.user_id, i.role, i.invited_by, i.invited_at
+                FROM invitation i JOIN organization o ON o.id = i.organization_id
+                WHERE i.user_id = ? AND (? IS NULL OR i.organization_id = ?) ORDER BY i.invited_at DESC
+                """, arguments: [userID, organizationID, organizationID]
+        ).map { row in
+            Invitation(
+                organizationId: row["organization_id"], organizationName: row["name"], userId: row["user_id"],
+                role: Role(rawValue: row["role"]) ?? .member, invitedBy: row["invited_by"],
+                invitedAt: Date(timeIntervalSince1970: row["invited_at"]))
         }
     }
 
@@ -79,13 +94,17 @@ enum OrganizationStore {
     }
 
     static func members(_ db: Database, organizationID: String) throws -> [Member] {
-        try Row.fetchAll(db, sql: "SELECT user_id, role, added_at FROM membership WHERE organization_id = ? ORDER BY added_at, user_id",
-                         arguments: [organizationID]).map(member(from:))
+        try Row.fetchAll(
+            db, sql: "SELECT user_id, role, added_at FROM membership WHERE organization_id = ? ORDER BY added_at, user_id",
+            arguments: [organizationID]
+        ).map(member(from:))
     }
 
     static func member(_ db: Database, organizationID: String, userID: String) throws -> Member? {
-        try Row.fetchOne(db, sql: "SELECT user_id, role, added_at FROM membership WHERE organization_id = ? AND user_id = ?",
-                         arguments: [organizationID, userID]).map(member(from:))
+        try Row.fetchOne(
+            db, sql: "SELECT user_id, role, added_at FROM membership WHERE organization_id = ? AND user_id = ?",
+            arguments: [organizationID, userID]
+        ).map(member(from:))
     }
 
     private static func member(from row: Row) -> Member {
@@ -97,23 +116,31 @@ enum OrganizationStore {
             return BillingAccount(organizationId: organizationID, provider: .none)
         }
         let contract = try? JSONDecoder().decode(ContractSummary.self, from: Data((row["contract"] as String).utf8))
-        return BillingAccount(organizationId: organizationID, provider: .awsMarketplace, awsAccountId: row["aws_account_id"],
-                              linkId: row["link_id"], contract: contract, updatedAt: Date(timeIntervalSince1970: row["updated_at"]))
+        return BillingAccount(
+            organizationId: organizationID, provider: .awsMarketplace, awsAccountId: row["aws_account_id"],
+            linkId: row["link_id"], contract: contract, updatedAt: Date(timeIntervalSince1970: row["updated_at"]))
     }
 
-    static func audit(_ db: Database, organizationID: String, action: String, actor: String, subject: String? = nil,
-                      detail: String? = nil, at: Date) throws {
-        try db.execute(sql: """
-            INSERT INTO audit_event (organization_id, at, action, actor, subject_user_id, detail) VALUES (?, ?, ?, ?, ?, ?)
-            """, arguments: [organizationID, at.timeIntervalSince1970, action, actor, subject, detail])
+    static func audit(
+        _ db: Database, organizationID: String, action: String, actor: String, subject: String? = nil,
+        detail: String? = nil, at: Date
+    ) throws {
+        try db.execute(
+            sql: """
+                INSERT INTO audit_event (organization_id, at, action, actor, subject_user_id, detail) VALUES (?, ?, ?, ?, ?, ?)
+                """, arguments: [organizationID, at.timeIntervalSince1970, action, actor, subject, detail])
     }
 
     static func auditEvents(_ db: Database, organizationID: String, limit: Int) throws -> [AuditEvent] {
-        try Row.fetchAll(db, sql: """
-            SELECT action, actor, subject_user_id, detail, at FROM audit_event WHERE organization_id = ? ORDER BY id DESC LIMIT ?
-            """, arguments: [organizationID, limit]).map {
-            AuditEvent(action: $0["action"], actor: $0["actor"], subjectUserId: $0["subject_user_id"], detail: $0["detail"],
-                       at: Date(timeIntervalSince1970: $0["at"]))
+        try Row.fetchAll(
+            db,
+            sql: """
+                SELECT action, actor, subject_user_id, detail, at FROM audit_event WHERE organization_id = ? ORDER BY id DESC LIMIT ?
+                """, arguments: [organizationID, limit]
+        ).map {
+            AuditEvent(
+                action: $0["action"], actor: $0["actor"], subjectUserId: $0["subject_user_id"], detail: $0["detail"],
+                at: Date(timeIntervalSince1970: $0["at"]))
         }
     }
 }
