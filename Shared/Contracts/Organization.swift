@@ -64,14 +64,17 @@ public struct Organization: RPCMessage, Equatable {
     public var createdAt: Date
     /// The caller's role.
     public var role: Role
-    /// Only admins may link billing (bind a marketplace contract).
+    /// Whether the caller may link billing (bind a marketplace contract): organization's rule.
     public var canLinkBilling: Bool
-    public init(id: String, name: String, createdAt: Date, role: Role, canLinkBilling: Bool) {
+    /// Whether the caller may see the billing account and its status: organization's rule.
+    public var canReadBilling: Bool
+    public init(id: String, name: String, createdAt: Date, role: Role, canLinkBilling: Bool, canReadBilling: Bool) {
         self.id = id
         self.name = name
         self.createdAt = createdAt
         self.role = role
         self.canLinkBilling = canLinkBilling
+        self.canReadBilling = canReadBilling
     }
 }
 
@@ -149,9 +152,13 @@ public struct CheckAdminResponse: RPCMessage, Equatable {
     public var isAdmin: Bool
     /// Absent when the user is not a member (or the organization does not exist).
     public var role: Role?
-    public init(isAdmin: Bool, role: Role?) {
+    /// Whether the user may see the billing account and its status: organization's rule, so
+    /// other services need not know which roles that is.
+    public var canReadBilling: Bool
+    public init(isAdmin: Bool, role: Role?, canReadBilling: Bool) {
         self.isAdmin = isAdmin
         self.role = role
+        self.canReadBilling = canReadBilling
     }
 }
 

@@ -57,7 +57,7 @@ import Testing
             "http://127.0.0.1:\(organization.port)/organization.v1.OrganizationService/CheckAdmin",
             body: #"{"organizationId":"\#(created.id)","userId":"\#(login.user.id)"}"#,
             extra: ["--http2-prior-knowledge", "-H", "x-service-credential: marketplace-link:\(secret)"])
-        #expect(check.status == 200 && check.body == #"{"isAdmin":true,"role":"ADMIN"}"#, "\(check.body)")
+        #expect(check.status == 200 && check.body == #"{"isAdmin":true,"role":"ADMIN","canReadBilling":true}"#, "\(check.body)")
 
         _ = try await linkService.call(
             Organizations.setBillingAccount,

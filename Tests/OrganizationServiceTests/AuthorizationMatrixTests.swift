@@ -131,6 +131,22 @@ import Testing
             ClearBillingAccountRequest(organizationId: id, linkId: "link-\(id)", reason: "test")
         }
         try await check(Organizations.listAuditEvents, Self.adminOnly) { id, _ in OrganizationRef(organizationId: id) }
+
+        // The flags organization gives other services say exactly what it enforces: canReadBilling
+        // where GetBillingAccount succeeds, canLinkBilling for ADMIN only.
+        let organization = try await harness.organization(
+            admin: users[.admin]!, members: [(users[.developer]!, .developer), (users[.billing]!, .billing), (users[.member]!, .member)])
+        for caller in [Caller.admin, .developer, .billing, .member] {
+            let seen = try await harness.call(Organizations.getOrganization, OrganizationRef(organizationId: organization), as: users[caller]!)
+            let check = try await harness.service.call(
+                Organizations.checkAdmin, MemberRef(organizationId: organization, userId: users[caller]!.user.id))
+            let readsBilling = Self.adminOrBilling[caller]! == nil
+            #expect(seen.canReadBilling == readsBilling && check.canReadBilling == readsBilling, "\(caller)")
+            #expect(seen.canLinkBilling == (caller == .admin), "\(caller)")
+        }
+        let outsider = try await harness.service.call(
+            Organizations.checkAdmin, MemberRef(organizationId: organization, userId: users[.nonMember]!.user.id))
+        #expect(!outsider.canReadBilling && outsider.role == nil)
     }
 
     @Test func aTokenSignedWithANewKeyAfterRotationIsAccepted() async throws {

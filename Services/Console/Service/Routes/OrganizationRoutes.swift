@@ -176,7 +176,7 @@ extension ConsoleApp {
                 "organizations": organizations.map { organization -> [String: Any] in
                     [
                         "id": organization.id, "name": organization.name, "role": organization.role.rawValue, "selected": organization.id == selected,
-                        "canSeeBilling": organization.role == .admin || organization.role == .billing
+                        "canSeeBilling": organization.canReadBilling
                     ]
                 },
                 "hasInvitations": !invitations.isEmpty,
@@ -203,7 +203,7 @@ extension ConsoleApp {
             title: organization.name, template: "organization",
             values: [
                 "organizationName": organization.name, "organizationId": organization.id, "role": organization.role.rawValue, "isAdmin": isAdmin,
-                "canSeeBilling": isAdmin || organization.role == .billing,
+                "canSeeBilling": organization.canReadBilling,
                 "members": members.map { member -> [String: Any] in
                     [
                         "userId": member.userId, "role": member.role.rawValue, "name": users[member.userId]?.fullName ?? "Unknown user",

@@ -46,8 +46,8 @@ final class BillingStatusPage: Sendable {
         } catch {
             throw error.code == .invalidArgument ? MarketplaceLinkError.notFound : MarketplaceLinkError.organizationUnavailable
         }
-        guard let role = check.role else { throw MarketplaceLinkError.notFound }
-        guard role == .admin || role == .billing else { throw MarketplaceLinkError.billingRoleRequired }
+        guard check.role != nil else { throw MarketplaceLinkError.notFound }
+        guard check.canReadBilling else { throw MarketplaceLinkError.billingRoleRequired }
         let status = try await statuses.value(for: organizationID) { [pool] in
             let link = try await pool.read { db in try LinkStore.latestLink(db, organizationID: organizationID) }
             return try EncodedMessage(link?.status ?? BillingStatus(organizationId: organizationID, provider: "NONE"))

@@ -60,7 +60,9 @@ final class OrganizationDirectory: Sendable {
                     arguments: [userID, key, id, at.timeIntervalSince1970])
             }
             try OrganizationStore.audit(db, organizationID: id, action: "organization_created", actor: userID, detail: name, at: at)
-            return Organization(id: id, name: name, createdAt: at, role: .admin, canLinkBilling: true)
+            return Organization(
+                id: id, name: name, createdAt: at, role: .admin, canLinkBilling: OrganizationRules.billingLinkers.contains(.admin),
+                canReadBilling: OrganizationRules.billingReaders.contains(.admin))
         }
         roles.invalidate()
         return organization
@@ -247,7 +249,7 @@ final class OrganizationDirectory: Sendable {
         let organizationID = try OrganizationRules.id(ref.organizationId, field: "organizationId")
         let userID = try OrganizationRules.id(ref.userId, field: "userId")
         let role = try await cachedRole(organizationID: organizationID, userID: userID)
-        return CheckAdminResponse(isAdmin: role == .admin, role: role)
+        return CheckAdminResponse(isAdmin: role == .admin, role: role, canReadBilling: role.map(OrganizationRules.billingReaders.contains) ?? false)
     }
 
     func billing(_ ref: OrganizationRef, userID: String) async throws -> BillingAccount {

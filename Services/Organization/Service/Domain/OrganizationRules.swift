@@ -41,8 +41,11 @@ enum OrganizationRules {
         guard allowed.contains(role) else { throw .roleRequired(Role.allCases.filter(allowed.contains).map(\.rawValue)) }
     }
 
-    /// Who may read the billing account.
+    /// Who may read the billing account (here, and for marketplace-link and the console through
+    /// `canReadBilling`: the one place this rule lives).
     static let billingReaders: Set<Role> = [.admin, .billing]
+    /// Who may link billing (bind a marketplace contract).
+    static let billingLinkers: Set<Role> = [.admin]
 
     /// A 12-digit AWS account id.
     static func awsAccountID(_ text: String) throws(OrganizationError) -> String {

@@ -51,7 +51,8 @@ enum OrganizationStore {
         let role = Role(rawValue: row["role"]) ?? .member
         return Organization(
             id: row["id"], name: row["name"], createdAt: Date(timeIntervalSince1970: row["created_at"]),
-            role: role, canLinkBilling: role == .admin)
+            role: role, canLinkBilling: OrganizationRules.billingLinkers.contains(role),
+            canReadBilling: OrganizationRules.billingReaders.contains(role))
     }
 
     /// Makes or renews the invitation of `userID` (a re-invitation takes the new role).
