@@ -49,7 +49,7 @@ final class BindingSaga: Sendable {
         }
         let claimHash = SecretToken.hash(request.claim)
         // Fail fast on the claim before asking organization anything.
-        _ = try await pool.read { [now] db in try LinkStore.usableRegistration(db, claimHash: claimHash, at: now()) }
+        _ = try ClaimRules.usable(try await pool.read { db in try LinkStore.registration(db, claimHash: claimHash) }, at: now())
         let admin: CheckAdminResponse
         do {
             admin = try await organization.call(
@@ -65,8 +65,12 @@ final class BindingSaga: Sendable {
 
         let at = now()
         let linkID = try await pool.write { db in
-            let registration = try LinkStore.usableRegistration(db, claimHash: claimHash, at: at)
-            return try LinkStore.recordBinding(db, registration: registration, organizationID: organizationID, userID: claims.subject, at: at)
+            let registration = try ClaimRules.usable(try LinkStore.registration(db, claimHash: claimHash), at: at)
+            switch try LinkStore.recordBinding(db, registration: registration, organizationID: organizationID, userID: claims.subject, at: at) {
+            case .recorded(let linkID): return linkID
+            case .accountAlreadyLinked: throw MarketplaceLinkError.accountAlreadyLinked
+            case .organizationAlreadyLinked: throw MarketplaceLinkError.organizationAlreadyLinked
+            }
         }
         statusPage.invalidate()
         logger.info("binding recorded", metadata: ["link_id": "\(linkID)", "organization_id": "\(organizationID)"])

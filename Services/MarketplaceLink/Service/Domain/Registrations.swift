@@ -120,11 +120,9 @@ final class Registrations: Sendable {
         else {
             throw MarketplaceLinkError.claimUnknown
         }
-        let state: ClaimState =
-            registration.closedReason != nil
-            ? .ended
-            : registration.claimUsedAt != nil ? .bound : (at >= registration.claimExpiresAt ? .expired : .pending)
-        return ClaimStatus(state: state, offer: registration.offer.summary, expiresAt: registration.claimExpiresAt)
+        return ClaimStatus(
+            state: ClaimRules.state(of: registration, at: at), offer: registration.offer.summary,
+            expiresAt: registration.claimExpiresAt)
     }
 
     /// The organization's name, if the caller (by their token) is one of its members.

@@ -11,15 +11,6 @@ struct OfferRecord: Codable, Sendable, Equatable {
     var entitlements: [String: String]
     var contractEndsAt: Date?
 
-    /// All but the last four digits hidden.
-    var maskedAccount: String { AWSAccountMask.account(awsAccountID) }
-
-    var summary: OfferSummary {
-        OfferSummary(
-            productCode: productCode, awsAccountId: maskedAccount, licenseArn: licenseArn.map(AWSAccountMask.arn), entitlements: entitlements,
-            contractEndsAt: contractEndsAt)
-    }
-
     /// Sorted keys, so the same offer is always the same text (compared when entitlements change).
     var json: String { String(decoding: (try? Self.encoder.encode(self)) ?? Data("{}".utf8), as: UTF8.self) }
 
@@ -100,12 +91,6 @@ enum LinkStore {
 
         var lifecycle: LinkLifecycle { LinkLifecycle(state: state, pendingStep: pendingStep) }
 
-        var status: BillingStatus {
-            BillingStatus(
-                organizationId: organizationID, provider: "AWS_MARKETPLACE", linkId: id, state: state, offer: offer.summary,
-                linkedBy: linkedBy, linkedAt: linkedAt, failureReason: failureReason)
-        }
-
         init(row: Row) throws {
             id = row["id"]
             registrationID = row["registration_id"]
@@ -182,25 +167,25 @@ enum LinkStore {
         ).map(Registration.init(row:))
     }
 
-    /// The registration behind a claim that may still be used; throws why not otherwise.
-    static func usableRegistration(_ db: Database, claimHash: String, at: Date) throws -> Registration {
-        guard let registration = try registration(db, claimHash: claimHash) else { throw MarketplaceLinkError.claimUnknown }
-        if let reason = registration.closedReason { throw MarketplaceLinkError.subscriptionEnded(reason) }
-        if registration.claimUsedAt != nil { throw MarketplaceLinkError.claimUsed }
-        if at >= registration.claimExpiresAt { throw MarketplaceLinkError.claimExpired }
-        return registration
+    /// What recording a binding came to.
+    enum BindingRecord: Equatable {
+        case recorded(linkID: String)
+        /// The AWS account's contract already has a live link.
+        case accountAlreadyLinked
+        /// The organization already has a live link.
+        case organizationAlreadyLinked
     }
 
     /// Records the intent (BINDING) and uses up the claim, in one transaction. The partial unique
     /// indexes refuse a second live link for the account or for the organization.
-    static func recordBinding(_ db: Database, registration: Registration, organizationID: String, userID: String, at: Date) throws -> String {
+    static func recordBinding(_ db: Database, registration: Registration, organizationID: String, userID: String, at: Date) throws -> BindingRecord {
         if try liveOrganization(db, awsAccountID: registration.offer.awsAccountID, productCode: registration.offer.productCode) != nil {
-            throw MarketplaceLinkError.accountAlreadyLinked
+            return .accountAlreadyLinked
         }
         if try String.fetchOne(db, sql: "SELECT id FROM link WHERE organization_id = ? AND state IN \(liveStates)", arguments: [organizationID])
             != nil
         {
-            throw MarketplaceLinkError.organizationAlreadyLinked
+            return .organizationAlreadyLinked
         }
         let id = UUID().uuidString.lowercased()
         let (lifecycle, _) = LinkLifecycle.bindRequested()
@@ -217,13 +202,12 @@ enum LinkStore {
                     lifecycle.pendingStep?.rawValue, at.timeIntervalSince1970, at.timeIntervalSince1970
                 ])
         } catch let error as DatabaseError where error.extendedResultCode == .SQLITE_CONSTRAINT_UNIQUE {
-            throw error.message?.contains("organization_id") == true
-                ? MarketplaceLinkError.organizationAlreadyLinked : MarketplaceLinkError.accountAlreadyLinked
+            return error.message?.contains("organization_id") == true ? .organizationAlreadyLinked : .accountAlreadyLinked
         }
         try db.execute(
             sql: "UPDATE registration SET claim_used_at = ?, updated_at = ? WHERE id = ?",
             arguments: [at.timeIntervalSince1970, at.timeIntervalSince1970, registration.id])
-        return id
+        return .recorded(linkID: id)
     }
 
     static func link(_ db: Database, id: String) throws -> Link? {
