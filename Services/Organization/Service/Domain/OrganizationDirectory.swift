@@ -34,13 +34,7 @@ final class OrganizationDirectory: Sendable {
         let key = try idempotencyKey.map(OrganizationRules.idempotencyKey)
         let at = now()
         let organization = try await pool.write { db -> Organization in
-            if let key,
-                let existing = try String.fetchOne(
-                    db,
-                    sql: """
-                        SELECT organization_id FROM create_idempotency WHERE user_id = ? AND idempotency_key = ?
-                        """, arguments: [userID, key])
-            {
+            if let key, let existing = try OrganizationStore.createdWith(db, userID: userID, idempotencyKey: key) {
                 guard let view = try OrganizationStore.view(db, organizationID: existing, userID: userID) else { throw OrganizationError.notFound }
                 return view
             }
@@ -48,17 +42,9 @@ final class OrganizationDirectory: Sendable {
                 throw OrganizationError.tooManyOrganizations(limit: OrganizationRules.maxOrganizationsPerUser)
             }
             let id = UUID().uuidString.lowercased()
-            try db.execute(
-                sql: "INSERT INTO organization (id, name, created_at, created_by) VALUES (?, ?, ?, ?)",
-                arguments: [id, name, at.timeIntervalSince1970, userID])
-            try db.execute(
-                sql: "INSERT INTO membership (organization_id, user_id, role, added_at) VALUES (?, ?, 'ADMIN', ?)",
-                arguments: [id, userID, at.timeIntervalSince1970])
-            if let key {
-                try db.execute(
-                    sql: "INSERT INTO create_idempotency (user_id, idempotency_key, organization_id, created_at) VALUES (?, ?, ?, ?)",
-                    arguments: [userID, key, id, at.timeIntervalSince1970])
-            }
+            try OrganizationStore.insertOrganization(db, id: id, name: name, createdBy: userID, at: at)
+            try OrganizationStore.addMembership(db, organizationID: id, userID: userID, role: .admin, at: at)
+            if let key { try OrganizationStore.rememberCreation(db, userID: userID, idempotencyKey: key, organizationID: id, at: at) }
             try OrganizationStore.audit(db, organizationID: id, action: "organization_created", actor: userID, detail: name, at: at)
             return Organization(
                 id: id, name: name, createdAt: at, role: .admin, canLinkBilling: OrganizationRules.billingLinkers.contains(.admin),
@@ -84,19 +70,14 @@ final class OrganizationDirectory: Sendable {
         let id = try OrganizationRules.id(ref.organizationId, field: "organizationId")
         return try await pool.write { db in
             guard let view = try OrganizationStore.view(db, organizationID: id, userID: userID) else { throw OrganizationError.notFound }
-            try db.execute(
-                sql: """
-                    INSERT INTO selected_organization (user_id, organization_id) VALUES (?, ?)
-                    ON CONFLICT(user_id) DO UPDATE SET organization_id = excluded.organization_id
-                    """, arguments: [userID, id])
+            try OrganizationStore.select(db, organizationID: id, userID: userID)
             return view
         }
     }
 
     func selected(userID: String) async throws -> SelectedOrganization {
         try await pool.read { db in
-            guard let id = try String.fetchOne(db, sql: "SELECT organization_id FROM selected_organization WHERE user_id = ?", arguments: [userID])
-            else { return SelectedOrganization(organization: nil) }
+            guard let id = try OrganizationStore.selectedOrganizationID(db, userID: userID) else { return SelectedOrganization(organization: nil) }
             return SelectedOrganization(organization: try OrganizationStore.view(db, organizationID: id, userID: userID))
         }
     }
@@ -150,9 +131,7 @@ final class OrganizationDirectory: Sendable {
             guard try OrganizationStore.membershipCount(db, userID: userID) < OrganizationRules.maxOrganizationsPerUser else {
                 throw OrganizationError.tooManyOrganizations(limit: OrganizationRules.maxOrganizationsPerUser)
             }
-            try db.execute(
-                sql: "INSERT INTO membership (organization_id, user_id, role, added_at) VALUES (?, ?, ?, ?)",
-                arguments: [organizationID, userID, invitation.role.rawValue, at.timeIntervalSince1970])
+            try OrganizationStore.addMembership(db, organizationID: organizationID, userID: userID, role: invitation.role, at: at)
             try OrganizationStore.deleteInvitation(db, organizationID: organizationID, userID: userID)
             try OrganizationStore.audit(
                 db, organizationID: organizationID, action: "member_added", actor: userID, subject: userID,
@@ -190,9 +169,7 @@ final class OrganizationDirectory: Sendable {
             if current.role == .admin, try OrganizationStore.adminCount(db, organizationID: organizationID) <= 1 {
                 throw OrganizationError.lastAdmin
             }
-            try db.execute(
-                sql: "UPDATE membership SET role = ? WHERE organization_id = ? AND user_id = ?",
-                arguments: [request.role.rawValue, organizationID, userID])
+            try OrganizationStore.setRole(db, organizationID: organizationID, userID: userID, role: request.role)
             try OrganizationStore.audit(
                 db, organizationID: organizationID, action: "role_changed", actor: actor, subject: userID,
                 detail: "\(current.role.rawValue) -> \(request.role.rawValue)", at: at)
@@ -228,8 +205,7 @@ final class OrganizationDirectory: Sendable {
             try authorize(db)
             guard let role = try OrganizationStore.role(db, organizationID: organizationID, userID: userID) else { throw OrganizationError.notMember }
             if role == .admin, try OrganizationStore.adminCount(db, organizationID: organizationID) <= 1 { throw OrganizationError.lastAdmin }
-            try db.execute(sql: "DELETE FROM membership WHERE organization_id = ? AND user_id = ?", arguments: [organizationID, userID])
-            try db.execute(sql: "DELETE FROM selected_organization WHERE user_id = ? AND organization_id = ?", arguments: [userID, organizationID])
+            try OrganizationStore.deleteMembership(db, organizationID: organizationID, userID: userID)
             try OrganizationStore.audit(
                 db, organizationID: organizationID, action: action, actor: actor, subject: userID,
                 detail: role.rawValue, at: at)
@@ -287,22 +263,17 @@ final class OrganizationDirectory: Sendable {
                 // The same link again: a retry changes nothing; a new contract (the buyer's
                 // entitlements changed) replaces the old one.
                 guard current.contract != request.contract else { return current }
-                try db.execute(
-                    sql: "UPDATE billing_account SET contract = ?, updated_at = ? WHERE organization_id = ?",
-                    arguments: [contract, at.timeIntervalSince1970, organizationID])
+                try OrganizationStore.replaceContract(db, organizationID: organizationID, contract: contract, at: at)
                 try OrganizationStore.audit(
                     db, organizationID: organizationID, action: "billing_updated", actor: "service:\(service)",
                     detail: "AWS_MARKETPLACE link \(request.linkId): contract changed", at: at)
                 return try OrganizationStore.billing(db, organizationID: organizationID)
             }
-            if try String.fetchOne(db, sql: "SELECT organization_id FROM billing_account WHERE link_id = ?", arguments: [request.linkId]) != nil {
+            if try OrganizationStore.organizationBilled(db, linkID: request.linkId) != nil {
                 throw OrganizationError.linkBindsAnotherOrganization
             }
-            try db.execute(
-                sql: """
-                    INSERT INTO billing_account (organization_id, provider, aws_account_id, link_id, contract, updated_at)
-                    VALUES (?, 'AWS_MARKETPLACE', ?, ?, ?, ?)
-                    """, arguments: [organizationID, account, request.linkId, contract, at.timeIntervalSince1970])
+            try OrganizationStore.insertBilling(
+                db, organizationID: organizationID, awsAccountID: account, linkID: request.linkId, contract: contract, at: at)
             try OrganizationStore.audit(
                 db, organizationID: organizationID, action: "billing_set", actor: "service:\(service)",
                 subject: request.linkedBy, detail: "AWS_MARKETPLACE link \(request.linkId)", at: at)
@@ -324,7 +295,7 @@ final class OrganizationDirectory: Sendable {
             let current = try OrganizationStore.billing(db, organizationID: organizationID)
             // Only the link that set it may clear it; clearing again is a retry and changes nothing.
             guard current.linkId == request.linkId else { return current }
-            try db.execute(sql: "DELETE FROM billing_account WHERE organization_id = ?", arguments: [organizationID])
+            try OrganizationStore.deleteBilling(db, organizationID: organizationID)
             try OrganizationStore.audit(
                 db, organizationID: organizationID, action: "billing_cleared", actor: "service:\(service)",
                 detail: "link \(request.linkId): \(request.reason)", at: at)

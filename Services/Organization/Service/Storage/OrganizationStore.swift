@@ -144,4 +144,77 @@ enum OrganizationStore {
                 at: Date(timeIntervalSince1970: $0["at"]))
         }
     }
+
+    // MARK: Writes
+
+    /// The organization a user created with `idempotencyKey`, if any.
+    static func createdWith(_ db: Database, userID: String, idempotencyKey: String) throws -> String? {
+        try String.fetchOne(
+            db, sql: "SELECT organization_id FROM create_idempotency WHERE user_id = ? AND idempotency_key = ?",
+            arguments: [userID, idempotencyKey])
+    }
+
+    static func rememberCreation(_ db: Database, userID: String, idempotencyKey: String, organizationID: String, at: Date) throws {
+        try db.execute(
+            sql: "INSERT INTO create_idempotency (user_id, idempotency_key, organization_id, created_at) VALUES (?, ?, ?, ?)",
+            arguments: [userID, idempotencyKey, organizationID, at.timeIntervalSince1970])
+    }
+
+    static func insertOrganization(_ db: Database, id: String, name: String, createdBy userID: String, at: Date) throws {
+        try db.execute(
+            sql: "INSERT INTO organization (id, name, created_at, created_by) VALUES (?, ?, ?, ?)",
+            arguments: [id, name, at.timeIntervalSince1970, userID])
+    }
+
+    static func addMembership(_ db: Database, organizationID: String, userID: String, role: Role, at: Date) throws {
+        try db.execute(
+            sql: "INSERT INTO membership (organization_id, user_id, role, added_at) VALUES (?, ?, ?, ?)",
+            arguments: [organizationID, userID, role.rawValue, at.timeIntervalSince1970])
+    }
+
+    static func setRole(_ db: Database, organizationID: String, userID: String, role: Role) throws {
+        try db.execute(
+            sql: "UPDATE membership SET role = ? WHERE organization_id = ? AND user_id = ?", arguments: [role.rawValue, organizationID, userID])
+    }
+
+    /// Ends a membership, and the user's selection of that organization with it.
+    static func deleteMembership(_ db: Database, organizationID: String, userID: String) throws {
+        try db.execute(sql: "DELETE FROM membership WHERE organization_id = ? AND user_id = ?", arguments: [organizationID, userID])
+        try db.execute(sql: "DELETE FROM selected_organization WHERE user_id = ? AND organization_id = ?", arguments: [userID, organizationID])
+    }
+
+    static func select(_ db: Database, organizationID: String, userID: String) throws {
+        try db.execute(
+            sql: """
+                INSERT INTO selected_organization (user_id, organization_id) VALUES (?, ?)
+                ON CONFLICT(user_id) DO UPDATE SET organization_id = excluded.organization_id
+                """, arguments: [userID, organizationID])
+    }
+
+    static func selectedOrganizationID(_ db: Database, userID: String) throws -> String? {
+        try String.fetchOne(db, sql: "SELECT organization_id FROM selected_organization WHERE user_id = ?", arguments: [userID])
+    }
+
+    /// The organization a marketplace link bills, if any.
+    static func organizationBilled(_ db: Database, linkID: String) throws -> String? {
+        try String.fetchOne(db, sql: "SELECT organization_id FROM billing_account WHERE link_id = ?", arguments: [linkID])
+    }
+
+    static func insertBilling(_ db: Database, organizationID: String, awsAccountID: String, linkID: String, contract: String, at: Date) throws {
+        try db.execute(
+            sql: """
+                INSERT INTO billing_account (organization_id, provider, aws_account_id, link_id, contract, updated_at)
+                VALUES (?, 'AWS_MARKETPLACE', ?, ?, ?, ?)
+                """, arguments: [organizationID, awsAccountID, linkID, contract, at.timeIntervalSince1970])
+    }
+
+    static func replaceContract(_ db: Database, organizationID: String, contract: String, at: Date) throws {
+        try db.execute(
+            sql: "UPDATE billing_account SET contract = ?, updated_at = ? WHERE organization_id = ?",
+            arguments: [contract, at.timeIntervalSince1970, organizationID])
+    }
+
+    static func deleteBilling(_ db: Database, organizationID: String) throws {
+        try db.execute(sql: "DELETE FROM billing_account WHERE organization_id = ?", arguments: [organizationID])
+    }
 }
