@@ -69,10 +69,7 @@ final class Accounts: Sendable {
                 return
             }
             let id = UUID().uuidString.lowercased()
-            try db.execute(
-                sql: """
-                    INSERT INTO user (id, email, email_key, full_name, password_hash, created_at, password_changed_at) VALUES (?, ?, ?, ?, ?, ?, ?)
-                    """, arguments: [id, email.description, email.key, fullName, passwordHash, at.timeIntervalSince1970, at.timeIntervalSince1970])
+            try UserRecord.insert(db, id: id, email: email, fullName: fullName, passwordHash: passwordHash, at: at)
             let token = try TokenStore.issue(db, .verifyEmail, userID: id, registration: registration, at: at)
             try EmailOutbox.enqueue(db, composer.verification(to: email.description, name: fullName, token: token), kind: .account, at: at)
             try AuditLog.record(db, .registered, at: at, userID: id, email: email.description, clientIP: clientIP)
@@ -100,11 +97,7 @@ final class Accounts: Sendable {
         guard let passwordHash else { throw IdentityError.choosePasswordToVerify }
         let email = try await pool.write { [sessions] db -> String in
             let token = try TokenStore.consume(db, request.token, purpose: .verifyEmail, at: at)
-            try db.execute(
-                sql: """
-                    UPDATE user SET email_verified_at = coalesce(email_verified_at, ?), password_hash = ?, password_changed_at = ?,
-                        full_name = coalesce(?, full_name) WHERE id = ?
-                    """, arguments: [at.timeIntervalSince1970, passwordHash, at.timeIntervalSince1970, token.registration?.fullName, user.id])
+            try UserRecord.markVerified(db, id: user.id, passwordHash: passwordHash, fullName: token.registration?.fullName, at: at)
             let revoked = try SessionStore.revokeAll(db, userID: user.id, rules: sessions, at: at)
             try LoginThrottleStore.clear(db, subject: LoginThrottleStore.subjects(email: try EmailAddress(user.email), clientIP: nil)[0])
             try AuditLog.record(
@@ -173,7 +166,7 @@ final class Accounts: Sendable {
         let started = try await pool.write { db -> (SessionStore.Session, SecretToken)? in
             try LoginThrottleStore.clear(db, subject: subjects[0])
             if let rehash {
-                try db.execute(sql: "UPDATE user SET password_hash = ? WHERE id = ?", arguments: [rehash, user.id])
+                try UserRecord.replaceHash(db, id: user.id, passwordHash: rehash)
             }
             // The password was right, so telling the caller the address is unverified leaks nothing.
             guard user.emailVerifiedAt != nil else { return nil }
@@ -247,11 +240,9 @@ final class Accounts: Sendable {
         let at = now()
         defer { users.invalidate() }
         return try await pool.write { db in
-            try db.execute(
-                sql: """
-                    UPDATE user SET company_name = ?, company_size = ?, country = ?, job_title = ?, use_case = ? WHERE id = ?
-                    """, arguments: [profile.companyName, profile.companySize, profile.country, profile.jobTitle, profile.useCase, claims.subject])
-            guard db.changesCount == 1, let user = try UserRecord.fetch(db, id: claims.subject) else { throw IdentityError.userGone }
+            guard try UserRecord.updateProfile(db, id: claims.subject, profile), let user = try UserRecord.fetch(db, id: claims.subject) else {
+                throw IdentityError.userGone
+            }
             try AuditLog.record(db, .profileUpdated, at: at, userID: user.id, email: user.email, clientIP: clientIP)
             return user.message
         }
@@ -287,9 +278,7 @@ final class Accounts: Sendable {
         let newHash = try await hasher.hash(request.newPassword)
         try await pool.write { [composer, sessions] db in
             try LoginThrottleStore.clear(db, subject: subjects[0])
-            try db.execute(
-                sql: "UPDATE user SET password_hash = ?, password_changed_at = ? WHERE id = ?",
-                arguments: [newHash, at.timeIntervalSince1970, user.id])
+            try UserRecord.changePassword(db, id: user.id, passwordHash: newHash, at: at)
             let revoked = try SessionStore.revokeAll(db, userID: user.id, keeping: claims.sessionID, rules: sessions, at: at)
             try EmailOutbox.enqueue(db, composer.passwordChanged(to: user.email), kind: .notice, at: at)
             try AuditLog.record(
@@ -308,9 +297,7 @@ final class Accounts: Sendable {
         let email = try EmailAddress(request.email)
         let at = now()
         try await pool.write { db in
-            try db.execute(
-                sql: "INSERT INTO password_reset_request (email, client_ip, requested_at) VALUES (?, ?, ?)",
-                arguments: [email.description, clientIP, at.timeIntervalSince1970])
+            try PasswordResetRequests.record(db, email: email, clientIP: clientIP, at: at)
         }
         outboxWake.signal()
         return Self.checkYourEmail
@@ -320,19 +307,16 @@ final class Accounts: Sendable {
     /// (within the address's email limit); the rest are dropped. Returns how many it took.
     func preparePasswordResets() async throws -> Int {
         let at = now()
-        guard try await pool.read({ db in try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM password_reset_request)") }) == true else {
-            return 0
-        }
+        guard try await pool.read({ db in try PasswordResetRequests.any(db) }) else { return 0 }
         return try await pool.write { [composer] db -> Int in
-            let requests = try Row.fetchAll(db, sql: "SELECT id, email, client_ip FROM password_reset_request ORDER BY id LIMIT 50")
+            let requests = try PasswordResetRequests.take(db, limit: 50)
             for request in requests {
-                try db.execute(sql: "DELETE FROM password_reset_request WHERE id = ?", arguments: [request["id"] as Int64])
-                guard let email = try? EmailAddress(request["email"]), let user = try UserRecord.fetch(db, email: email) else { continue }
+                guard let email = try? EmailAddress(request.email), let user = try UserRecord.fetch(db, email: email) else { continue }
                 let token = SecretToken.generate()
                 guard try EmailOutbox.enqueue(db, composer.passwordReset(to: user.email, token: token), kind: .passwordReset, at: at)
                 else { continue }
                 try TokenStore.store(db, token, .resetPassword, userID: user.id, at: at)
-                try AuditLog.record(db, .passwordResetRequested, at: at, userID: user.id, email: user.email, clientIP: request["client_ip"])
+                try AuditLog.record(db, .passwordResetRequested, at: at, userID: user.id, email: user.email, clientIP: request.clientIP)
             }
             return requests.count
         }
@@ -351,10 +335,7 @@ final class Accounts: Sendable {
         try await pool.write { [composer, sessions] db in
             _ = try TokenStore.consume(db, request.token, purpose: .resetPassword, at: at)
             // Following the emailed link proves the address too.
-            try db.execute(
-                sql: """
-                    UPDATE user SET password_hash = ?, password_changed_at = ?, email_verified_at = coalesce(email_verified_at, ?) WHERE id = ?
-                    """, arguments: [newHash, at.timeIntervalSince1970, at.timeIntervalSince1970, user.id])
+            try UserRecord.resetPassword(db, id: user.id, passwordHash: newHash, at: at)
             let revoked = try SessionStore.revokeAll(db, userID: user.id, rules: sessions, at: at)
             try LoginThrottleStore.clear(db, subject: LoginThrottleStore.subjects(email: try EmailAddress(user.email), clientIP: nil)[0])
             try EmailOutbox.enqueue(db, composer.passwordChanged(to: user.email), kind: .notice, at: at)

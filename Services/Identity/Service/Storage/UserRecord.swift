@@ -26,15 +26,6 @@ struct UserRecord: FetchableRecord, Sendable {
         }
     }
 
-    var onboardingState: OnboardingState { profile == nil ? .needsBusinessProfile : .complete }
-
-    /// The user as the API shows them.
-    var message: User {
-        User(
-            id: id, email: email, fullName: fullName, emailVerified: emailVerifiedAt != nil,
-            onboardingState: onboardingState, businessProfile: profile, createdAt: createdAt)
-    }
-
     // Cached statements: these run on every authenticated call and every sign-in.
     static func fetch(_ db: Database, id: String) throws -> UserRecord? {
         try fetchOne(db.cachedStatement(sql: "SELECT * FROM user WHERE id = ?"), arguments: [id])
@@ -42,5 +33,75 @@ struct UserRecord: FetchableRecord, Sendable {
 
     static func fetch(_ db: Database, email: EmailAddress) throws -> UserRecord? {
         try fetchOne(db.cachedStatement(sql: "SELECT * FROM user WHERE email_key = ? AND duplicate_of IS NULL"), arguments: [email.key])
+    }
+
+    // MARK: Writes
+
+    static func insert(_ db: Database, id: String, email: EmailAddress, fullName: String, passwordHash: String, at: Date) throws {
+        try db.execute(
+            sql: """
+                INSERT INTO user (id, email, email_key, full_name, password_hash, created_at, password_changed_at) VALUES (?, ?, ?, ?, ?, ?, ?)
+                """,
+            arguments: [id, email.description, email.key, fullName, passwordHash, at.timeIntervalSince1970, at.timeIntervalSince1970])
+    }
+
+    /// The address is proven: verified (once), with the password (and name) that verification settles.
+    static func markVerified(_ db: Database, id: String, passwordHash: String, fullName: String?, at: Date) throws {
+        try db.execute(
+            sql: """
+                UPDATE user SET email_verified_at = coalesce(email_verified_at, ?), password_hash = ?, password_changed_at = ?,
+                    full_name = coalesce(?, full_name) WHERE id = ?
+                """, arguments: [at.timeIntervalSince1970, passwordHash, at.timeIntervalSince1970, fullName, id])
+    }
+
+    /// The same password under new hashing parameters (not a password change).
+    static func replaceHash(_ db: Database, id: String, passwordHash: String) throws {
+        try db.execute(sql: "UPDATE user SET password_hash = ? WHERE id = ?", arguments: [passwordHash, id])
+    }
+
+    static func changePassword(_ db: Database, id: String, passwordHash: String, at: Date) throws {
+        try db.execute(
+            sql: "UPDATE user SET password_hash = ?, password_changed_at = ? WHERE id = ?", arguments: [passwordHash, at.timeIntervalSince1970, id])
+    }
+
+    /// A new password from an emailed link, which proves the address too.
+    static func resetPassword(_ db: Database, id: String, passwordHash: String, at: Date) throws {
+        try db.execute(
+            sql: """
+                UPDATE user SET password_hash = ?, password_changed_at = ?, email_verified_at = coalesce(email_verified_at, ?) WHERE id = ?
+                """, arguments: [passwordHash, at.timeIntervalSince1970, at.timeIntervalSince1970, id])
+    }
+
+    /// Returns false when there is no such user.
+    static func updateProfile(_ db: Database, id: String, _ profile: BusinessProfile) throws -> Bool {
+        try db.execute(
+            sql: "UPDATE user SET company_name = ?, company_size = ?, country = ?, job_title = ?, use_case = ? WHERE id = ?",
+            arguments: [profile.companyName, profile.companySize, profile.country, profile.jobTitle, profile.useCase, id])
+        return db.changesCount == 1
+    }
+}
+
+/// `password_reset_request`: reset requests recorded as they come, resolved by the outbox sender.
+enum PasswordResetRequests {
+    struct Request: Sendable {
+        var email: String
+        var clientIP: String?
+    }
+
+    static func record(_ db: Database, email: EmailAddress, clientIP: String?, at: Date) throws {
+        try db.execute(
+            sql: "INSERT INTO password_reset_request (email, client_ip, requested_at) VALUES (?, ?, ?)",
+            arguments: [email.description, clientIP, at.timeIntervalSince1970])
+    }
+
+    static func any(_ db: Database) throws -> Bool {
+        try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM password_reset_request)") == true
+    }
+
+    /// Removes and returns the oldest `limit` requests.
+    static func take(_ db: Database, limit: Int) throws -> [Request] {
+        let rows = try Row.fetchAll(db, sql: "SELECT id, email, client_ip FROM password_reset_request ORDER BY id LIMIT ?", arguments: [limit])
+        for row in rows { try db.execute(sql: "DELETE FROM password_reset_request WHERE id = ?", arguments: [row["id"] as Int64]) }
+        return rows.map { Request(email: $0["email"], clientIP: $0["client_ip"]) }
     }
 }
