@@ -208,13 +208,23 @@ let package = Package(
             name: "TestSupport",
             dependencies: [
                 "NGHTTP2", .product(name: "NIOCore", package: "swift-nio"), .product(name: "Prometheus", package: "swift-prometheus"),
-                "ConnectTransport", "RPCCore", "Contracts", "ServiceRuntime", "IdentityService",
+                "ConnectTransport", "RPCCore", "Contracts", "ServiceRuntime",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],
             path: "Tests/TestSupport"
+        ),
+        // A running identity for the suites of the services that call it; apart from TestSupport,
+        // which links no service.
+        .target(
+            name: "IdentityTestSupport",
+            dependencies: [
+                "TestSupport", "IdentityService", "ConnectTransport", "Contracts", "RPCCore", "ServiceRuntime",
+                .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Tests/IdentityTestSupport"
         ),
         .testTarget(
             name: "NGHTTP2Tests",
@@ -248,6 +258,7 @@ let package = Package(
         .testTarget(
             name: "IdentityServiceTests",
             dependencies: [
+                "IdentityTestSupport",
                 "RPCCore", "ServiceRuntime","IdentityService", "AccessTokens", "ConnectTransport", "Contracts", "TestSupport",
                            .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Crypto", package: "swift-crypto")],
             path: "Tests/IdentityServiceTests"
@@ -255,6 +266,7 @@ let package = Package(
         .testTarget(
             name: "OrganizationServiceTests",
             dependencies: [
+                "IdentityTestSupport",
                 "RPCCore", "ServiceRuntime", .product(name: "Logging", package: "swift-log"),"OrganizationService", "IdentityService", "AccessTokens", "ConnectTransport", "Contracts", "TestSupport",
                            .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Crypto", package: "swift-crypto")],
             path: "Tests/OrganizationServiceTests"
@@ -262,6 +274,7 @@ let package = Package(
         .testTarget(
             name: "MarketplaceLinkServiceTests",
             dependencies: [
+                "IdentityTestSupport",
                 "RPCCore", "ServiceRuntime", .product(name: "Logging", package: "swift-log"),"MarketplaceLinkService", "OrganizationService", "IdentityService", "AWSMarketplace", "ConnectTransport",
                            "Contracts", "AccessTokens", "TestSupport", .product(name: "Crypto", package: "swift-crypto"),
                            .product(name: "GRDB", package: "GRDB.swift")],

@@ -10,6 +10,7 @@ import Testing
 /// "Set up your account", identity's sign-up, organization's new organization, marketplace-link's
 /// binding, and the buyer cancelling in AWS Marketplace, delivered as signed SNS messages.
 @Suite(.serialized, .timeLimit(.minutes(3))) struct JourneyProcessTests {
+    static let password = "correct horse battery staple"
     @Test func fromSetUpYourAccountToBillingAndBackAcrossTheExecutables() async throws {
         let base = NSTemporaryDirectory() + "journey-e2e-\(UUID().uuidString)"
         let secret = "e2e-link-secret"
@@ -59,10 +60,10 @@ import Testing
 
         // A new user signs up, verifies the email, creates an organization and binds the contract to it.
         let email = "buyer-e2e@example.com"
-        _ = try await identityClient.call(Identity.register, RegisterRequest(email: email, password: IdentityHarness.password, fullName: "Buyer"))
+        _ = try await identityClient.call(Identity.register, RegisterRequest(email: email, password: Self.password, fullName: "Buyer"))
         let verification = try await MaildropReader(directory: base + "/identity/maildrop").linkToken(to: email)
         _ = try await identityClient.call(Identity.verifyEmail, VerifyEmailRequest(token: verification))
-        let login = try await identityClient.call(Identity.login, LoginRequest(email: email, password: IdentityHarness.password))
+        let login = try await identityClient.call(Identity.login, LoginRequest(email: email, password: Self.password))
         let auth = ConnectClient.CallOptions(bearerToken: login.accessToken)
         let created = try await organizationClient.call(
             Organizations.createOrganization, CreateOrganizationRequest(name: "Process Buyer Co"), options: auth)

@@ -2,6 +2,7 @@ import AccessTokens
 import ConnectTransport
 import Contracts
 import Foundation
+import IdentityTestSupport
 import RPCCore
 import ServiceRuntime
 import TestSupport

@@ -1,6 +1,7 @@
 import Contracts
 import Foundation
 import GRDB
+import IdentityTestSupport
 import RPCCore
 import TestSupport
 import Testing

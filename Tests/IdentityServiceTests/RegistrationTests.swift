@@ -2,6 +2,7 @@ import ConnectTransport
 import Contracts
 import Foundation
 import GRDB
+import IdentityTestSupport
 import RPCCore
 import ServiceRuntime
 import TestSupport

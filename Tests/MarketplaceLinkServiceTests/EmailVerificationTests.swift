@@ -4,6 +4,7 @@ import Contracts
 import Crypto
 import Foundation
 import GRDB
+import IdentityTestSupport
 import RPCCore
 import TestSupport
 import Testing

@@ -2,6 +2,7 @@ import AWSMarketplace
 import ConnectTransport
 import Contracts
 import Foundation
+import IdentityTestSupport
 import Logging
 import MarketplaceLinkService
 import OrganizationService

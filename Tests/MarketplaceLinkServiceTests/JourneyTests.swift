@@ -1,6 +1,7 @@
 import ConnectTransport
 import Contracts
 import Foundation
+import IdentityTestSupport
 import RPCCore
 import TestSupport
 import Testing

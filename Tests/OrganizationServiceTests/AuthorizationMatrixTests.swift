@@ -3,6 +3,7 @@ import ConnectTransport
 import Contracts
 import Foundation
 import IdentityService
+import IdentityTestSupport
 import Logging
 import OrganizationService
 import RPCCore

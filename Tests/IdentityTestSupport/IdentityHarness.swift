@@ -7,6 +7,7 @@ import Logging
 import RPCCore
 import ServiceRuntime
 import Synchronization
+import TestSupport
 
 /// Real time plus an offset the tests move forward, to expire tokens, sessions and locks without waiting.
 public final class TestClock: Sendable {
