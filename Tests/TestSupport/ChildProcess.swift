@@ -135,11 +135,19 @@ public struct ProcessFailure: Error, CustomStringConvertible {
     public init(_ description: String) { self.description = description }
 }
 
-/// A port that was free a moment ago, for third-party servers that cannot report the port they bound.
+/// A port that was free a moment ago, for servers that must be told their port before they
+/// start. Chosen at random below the kernel's ephemeral range (32768 and up on Linux), where
+/// neither `bind(0)` nor outgoing connections take ports, so another test cannot be handed the
+/// same one in the meantime.
 public func freePort() async throws -> Int {
-    let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-        .bind(host: "127.0.0.1", port: 0).get()
-    let port = channel.localAddress?.port ?? 0
-    try await channel.close()
-    return port
+    for _ in 0..<50 {
+        let candidate = Int.random(in: 20_000..<32_000)
+        guard
+            let channel = try? await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .bind(host: "127.0.0.1", port: candidate).get()
+        else { continue }
+        try await channel.close()
+        return candidate
+    }
+    throw ProcessFailure("no free port found between 20000 and 32000")
 }
