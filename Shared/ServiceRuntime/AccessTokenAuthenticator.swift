@@ -46,7 +46,11 @@ public final class AccessTokenAuthenticator: Sendable {
             throw RPCError(.unavailable, "cannot check the access token now: identity's signing keys are unavailable; try again shortly")
         }
         var result = Result { () throws(AccessTokenError) in try verifier.verify(token, now: at) }
-        if case .failure(.unknownKey) = result, let refreshed = await fetch() {
+        // A key this copy has not seen: identity may have rotated. Fetch again, waiting out the
+        // once-a-second limit if need be; twice at most, since a fetch already under way may
+        // predate the new key. A forged key id costs its caller that wait, never more fetches.
+        for _ in 0..<2 {
+            guard case .failure(.unknownKey) = result, let refreshed = await fetch(waitingOutTheLimit: true) else { break }
             verifier = refreshed.verifier
             result = Result { () throws(AccessTokenError) in try verifier.verify(token, now: at) }
         }
@@ -62,23 +66,34 @@ public final class AccessTokenAuthenticator: Sendable {
     /// Fetches identity's keys, at most once a second; nil when not allowed yet or when it fails.
     /// Callers that come while a fetch is under way wait for it (at a cold start, every first
     /// request needs the keys; they must not be refused because one of them went first).
-    private func fetch() async -> Keys? {
-        let (task, started) = fetchInFlight.withLock { current -> (Task<Keys?, Never>?, Bool) in
-            if let current { return (current, false) }
-            let allowed = lastFetchAttempt.withLock { last -> Bool in
-                if let last, ContinuousClock.now - last < .seconds(1) { return false }
-                last = .now
-                return true
+    private func fetch(waitingOutTheLimit: Bool = false) async -> Keys? {
+        var waited = false
+        while true {
+            var wait: Duration = .zero
+            let (task, started) = fetchInFlight.withLock { current -> (Task<Keys?, Never>?, Bool) in
+                if let current { return (current, false) }
+                let allowed = lastFetchAttempt.withLock { last -> Bool in
+                    if let last, ContinuousClock.now - last < .seconds(1) {
+                        wait = .seconds(1) - (ContinuousClock.now - last)
+                        return false
+                    }
+                    last = .now
+                    return true
+                }
+                guard allowed else { return (nil, false) }
+                let task = Task { await self.fetchNow() }
+                current = task
+                return (task, true)
             }
-            guard allowed else { return (nil, false) }
-            let task = Task { await self.fetchNow() }
-            current = task
-            return (task, true)
+            if let task {
+                let keys = await task.value
+                if started { fetchInFlight.withLock { $0 = nil } }
+                return keys
+            }
+            guard waitingOutTheLimit, !waited else { return nil }
+            waited = true
+            try? await Task.sleep(for: wait)
         }
-        guard let task else { return nil }
-        let keys = await task.value
-        if started { fetchInFlight.withLock { $0 = nil } }
-        return keys
     }
 
     private func fetchNow() async -> Keys? {

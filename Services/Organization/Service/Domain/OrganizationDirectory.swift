@@ -36,7 +36,7 @@ final class OrganizationDirectory: Sendable {
         let organization = try await pool.write { db -> Organization in
             if let key, let existing = try OrganizationStore.createdWith(db, userID: userID, idempotencyKey: key) {
                 guard let view = try OrganizationStore.view(db, organizationID: existing, userID: userID) else { throw OrganizationError.notFound }
-                return view
+                return view.message
             }
             guard try OrganizationStore.membershipCount(db, userID: userID) < OrganizationRules.maxOrganizationsPerUser else {
                 throw OrganizationError.tooManyOrganizations(limit: OrganizationRules.maxOrganizationsPerUser)
@@ -55,7 +55,7 @@ final class OrganizationDirectory: Sendable {
     }
 
     func list(userID: String) async throws -> OrganizationList {
-        OrganizationList(organizations: try await pool.read { db in try OrganizationStore.views(db, userID: userID) })
+        OrganizationList(organizations: try await pool.read { db in try OrganizationStore.views(db, userID: userID).map(\.message) })
     }
 
     func get(_ ref: OrganizationRef, userID: String) async throws -> Organization {
@@ -63,7 +63,7 @@ final class OrganizationDirectory: Sendable {
         guard let view = try await pool.read({ db in try OrganizationStore.view(db, organizationID: id, userID: userID) }) else {
             throw OrganizationError.notFound
         }
-        return view
+        return view.message
     }
 
     func select(_ ref: OrganizationRef, userID: String) async throws -> Organization {
@@ -71,14 +71,14 @@ final class OrganizationDirectory: Sendable {
         return try await pool.write { db in
             guard let view = try OrganizationStore.view(db, organizationID: id, userID: userID) else { throw OrganizationError.notFound }
             try OrganizationStore.select(db, organizationID: id, userID: userID)
-            return view
+            return view.message
         }
     }
 
     func selected(userID: String) async throws -> SelectedOrganization {
         try await pool.read { db in
             guard let id = try OrganizationStore.selectedOrganizationID(db, userID: userID) else { return SelectedOrganization(organization: nil) }
-            return SelectedOrganization(organization: try OrganizationStore.view(db, organizationID: id, userID: userID))
+            return SelectedOrganization(organization: try OrganizationStore.view(db, organizationID: id, userID: userID)?.message)
         }
     }
 
@@ -102,7 +102,7 @@ final class OrganizationDirectory: Sendable {
             guard let invitation = try OrganizationStore.invitations(db, userID: userID, organizationID: organizationID).first else {
                 throw OrganizationError.notFound
             }
-            return invitation
+            return invitation.message
         }
     }
 
@@ -118,7 +118,7 @@ final class OrganizationDirectory: Sendable {
     }
 
     func invitations(userID: String) async throws -> InvitationList {
-        InvitationList(invitations: try await pool.read { db in try OrganizationStore.invitations(db, userID: userID) })
+        InvitationList(invitations: try await pool.read { db in try OrganizationStore.invitations(db, userID: userID).map(\.message) })
     }
 
     func acceptInvitation(_ ref: OrganizationRef, userID: String) async throws -> Organization {
@@ -137,7 +137,7 @@ final class OrganizationDirectory: Sendable {
                 db, organizationID: organizationID, action: "member_added", actor: userID, subject: userID,
                 detail: "\(invitation.role.rawValue), invited by \(invitation.invitedBy)", at: at)
             guard let view = try OrganizationStore.view(db, organizationID: organizationID, userID: userID) else { throw OrganizationError.notFound }
-            return view
+            return view.message
         }
         roles.invalidate()
         return organization
@@ -165,7 +165,7 @@ final class OrganizationDirectory: Sendable {
             guard let current = try OrganizationStore.member(db, organizationID: organizationID, userID: userID) else {
                 throw OrganizationError.notMember
             }
-            if current.role == request.role { return current }
+            if current.role == request.role { return current.message }
             if current.role == .admin, try OrganizationStore.adminCount(db, organizationID: organizationID) <= 1 {
                 throw OrganizationError.lastAdmin
             }
@@ -216,7 +216,7 @@ final class OrganizationDirectory: Sendable {
     func members(_ ref: OrganizationRef, userID: String) async throws -> MemberList {
         let organizationID = try OrganizationRules.id(ref.organizationId, field: "organizationId")
         _ = try await role(organizationID: organizationID, userID: userID, in: Set(Role.allCases))
-        return MemberList(members: try await pool.read { db in try OrganizationStore.members(db, organizationID: organizationID) })
+        return MemberList(members: try await pool.read { db in try OrganizationStore.members(db, organizationID: organizationID).map(\.message) })
     }
 
     // MARK: Admin checks and billing
@@ -231,7 +231,7 @@ final class OrganizationDirectory: Sendable {
     func billing(_ ref: OrganizationRef, userID: String) async throws -> BillingAccount {
         let organizationID = try OrganizationRules.id(ref.organizationId, field: "organizationId")
         _ = try await role(organizationID: organizationID, userID: userID, in: OrganizationRules.billingReaders)
-        var account = try await pool.read { db in try OrganizationStore.billing(db, organizationID: organizationID) }
+        var account = try await pool.read { db in try OrganizationStore.billing(db, organizationID: organizationID) }.message
         // A user sees the AWS account masked, here and inside the contract's license ARN.
         account.awsAccountId = account.awsAccountId.map(AWSAccountMask.account)
         if let offerID = account.contract?.offerId { account.contract?.offerId = AWSAccountMask.arn(offerID) }
@@ -262,12 +262,12 @@ final class OrganizationDirectory: Sendable {
                 guard current.linkId == request.linkId else { throw OrganizationError.billedThroughAnotherLink }
                 // The same link again: a retry changes nothing; a new contract (the buyer's
                 // entitlements changed) replaces the old one.
-                guard current.contract != request.contract else { return current }
+                guard current.contract != request.contract else { return current.message }
                 try OrganizationStore.replaceContract(db, organizationID: organizationID, contract: contract, at: at)
                 try OrganizationStore.audit(
                     db, organizationID: organizationID, action: "billing_updated", actor: "service:\(service)",
                     detail: "AWS_MARKETPLACE link \(request.linkId): contract changed", at: at)
-                return try OrganizationStore.billing(db, organizationID: organizationID)
+                return try OrganizationStore.billing(db, organizationID: organizationID).message
             }
             if try OrganizationStore.organizationBilled(db, linkID: request.linkId) != nil {
                 throw OrganizationError.linkBindsAnotherOrganization
@@ -277,7 +277,7 @@ final class OrganizationDirectory: Sendable {
             try OrganizationStore.audit(
                 db, organizationID: organizationID, action: "billing_set", actor: "service:\(service)",
                 subject: request.linkedBy, detail: "AWS_MARKETPLACE link \(request.linkId)", at: at)
-            return try OrganizationStore.billing(db, organizationID: organizationID)
+            return try OrganizationStore.billing(db, organizationID: organizationID).message
         }
     }
 
@@ -294,19 +294,20 @@ final class OrganizationDirectory: Sendable {
             guard try OrganizationStore.organization(db, id: organizationID) != nil else { throw OrganizationError.notFound }
             let current = try OrganizationStore.billing(db, organizationID: organizationID)
             // Only the link that set it may clear it; clearing again is a retry and changes nothing.
-            guard current.linkId == request.linkId else { return current }
+            guard current.linkId == request.linkId else { return current.message }
             try OrganizationStore.deleteBilling(db, organizationID: organizationID)
             try OrganizationStore.audit(
                 db, organizationID: organizationID, action: "billing_cleared", actor: "service:\(service)",
                 detail: "link \(request.linkId): \(request.reason)", at: at)
-            return try OrganizationStore.billing(db, organizationID: organizationID)
+            return try OrganizationStore.billing(db, organizationID: organizationID).message
         }
     }
 
     func auditEvents(_ ref: OrganizationRef, userID: String) async throws -> AuditEventList {
         let organizationID = try OrganizationRules.id(ref.organizationId, field: "organizationId")
         _ = try await role(organizationID: organizationID, userID: userID, in: [.admin])
-        return AuditEventList(events: try await pool.read { db in try OrganizationStore.auditEvents(db, organizationID: organizationID, limit: 500) })
+        return AuditEventList(
+            events: try await pool.read { db in try OrganizationStore.auditEvents(db, organizationID: organizationID, limit: 500).map(\.message) })
     }
 
     // MARK: Authorization

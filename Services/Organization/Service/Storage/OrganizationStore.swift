@@ -24,8 +24,50 @@ enum OrganizationStore {
         ).flatMap(Role.init(rawValue:))
     }
 
+    /// An organization and a member's role in it.
+    struct MembershipRecord: Sendable, Equatable {
+        var id: String
+        var name: String
+        var createdAt: Date
+        var role: Role
+    }
+
+    struct InvitationRecord: Sendable, Equatable {
+        var organizationId: String
+        var organizationName: String
+        var userId: String
+        var role: Role
+        var invitedBy: String
+        var invitedAt: Date
+    }
+
+    struct MemberRecord: Sendable, Equatable {
+        var userId: String
+        var role: Role
+        var addedAt: Date
+    }
+
+    /// How an organization pays; nil fields when it has no billing account.
+    struct BillingRecord: Sendable, Equatable {
+        var organizationId: String
+        var provider: BillingProvider
+        var awsAccountId: String?
+        var linkId: String?
+        /// As marketplace-link sent it (stored as JSON).
+        var contract: ContractSummary?
+        var updatedAt: Date?
+    }
+
+    struct AuditRecord: Sendable, Equatable {
+        var action: String
+        var actor: String
+        var subjectUserId: String?
+        var detail: String?
+        var at: Date
+    }
+
     /// The organization as `userID` sees it, if they are a member.
-    static func view(_ db: Database, organizationID: String, userID: String) throws -> Organization? {
+    static func view(_ db: Database, organizationID: String, userID: String) throws -> MembershipRecord? {
         guard
             let row = try Row.fetchOne(
                 db,
@@ -37,7 +79,7 @@ enum OrganizationStore {
         return organization(from: row)
     }
 
-    static func views(_ db: Database, userID: String) throws -> [Organization] {
+    static func views(_ db: Database, userID: String) throws -> [MembershipRecord] {
         try Row.fetchAll(
             db,
             sql: """
@@ -47,12 +89,10 @@ enum OrganizationStore {
         ).map(organization(from:))
     }
 
-    private static func organization(from row: Row) -> Organization {
-        let role = Role(rawValue: row["role"]) ?? .member
-        return Organization(
+    private static func organization(from row: Row) -> MembershipRecord {
+        MembershipRecord(
             id: row["id"], name: row["name"], createdAt: Date(timeIntervalSince1970: row["created_at"]),
-            role: role, canLinkBilling: OrganizationRules.billingLinkers.contains(role),
-            canReadBilling: OrganizationRules.billingReaders.contains(role))
+            role: Role(rawValue: row["role"]) ?? .member)
     }
 
     /// Makes or renews the invitation of `userID` (a re-invitation takes the new role).
@@ -66,7 +106,7 @@ enum OrganizationStore {
     }
 
     /// The user's pending invitations, newest first; or the one to `organizationID`.
-    static func invitations(_ db: Database, userID: String, organizationID: String? = nil) throws -> [Invitation] {
+    static func invitations(_ db: Database, userID: String, organizationID: String? = nil) throws -> [InvitationRecord] {
         try Row.fetchAll(
             db,
             sql: """
@@ -75,7 +115,7 @@ enum OrganizationStore {
                 WHERE i.user_id = ? AND (? IS NULL OR i.organization_id = ?) ORDER BY i.invited_at DESC
                 """, arguments: [userID, organizationID, organizationID]
         ).map { row in
-            Invitation(
+            InvitationRecord(
                 organizationId: row["organization_id"], organizationName: row["name"], userId: row["user_id"],
                 role: Role(rawValue: row["role"]) ?? .member, invitedBy: row["invited_by"],
                 invitedAt: Date(timeIntervalSince1970: row["invited_at"]))
@@ -94,30 +134,30 @@ enum OrganizationStore {
         try Int.fetchOne(db, sql: "SELECT count(*) FROM membership WHERE organization_id = ? AND role = 'ADMIN'", arguments: [organizationID]) ?? 0
     }
 
-    static func members(_ db: Database, organizationID: String) throws -> [Member] {
+    static func members(_ db: Database, organizationID: String) throws -> [MemberRecord] {
         try Row.fetchAll(
             db, sql: "SELECT user_id, role, added_at FROM membership WHERE organization_id = ? ORDER BY added_at, user_id",
             arguments: [organizationID]
         ).map(member(from:))
     }
 
-    static func member(_ db: Database, organizationID: String, userID: String) throws -> Member? {
+    static func member(_ db: Database, organizationID: String, userID: String) throws -> MemberRecord? {
         try Row.fetchOne(
             db, sql: "SELECT user_id, role, added_at FROM membership WHERE organization_id = ? AND user_id = ?",
             arguments: [organizationID, userID]
         ).map(member(from:))
     }
 
-    private static func member(from row: Row) -> Member {
-        Member(userId: row["user_id"], role: Role(rawValue: row["role"]) ?? .member, addedAt: Date(timeIntervalSince1970: row["added_at"]))
+    private static func member(from row: Row) -> MemberRecord {
+        MemberRecord(userId: row["user_id"], role: Role(rawValue: row["role"]) ?? .member, addedAt: Date(timeIntervalSince1970: row["added_at"]))
     }
 
-    static func billing(_ db: Database, organizationID: String) throws -> BillingAccount {
+    static func billing(_ db: Database, organizationID: String) throws -> BillingRecord {
         guard let row = try Row.fetchOne(db, sql: "SELECT * FROM billing_account WHERE organization_id = ?", arguments: [organizationID]) else {
-            return BillingAccount(organizationId: organizationID, provider: .none)
+            return BillingRecord(organizationId: organizationID, provider: .none)
         }
         let contract = try? JSONDecoder().decode(ContractSummary.self, from: Data((row["contract"] as String).utf8))
-        return BillingAccount(
+        return BillingRecord(
             organizationId: organizationID, provider: .awsMarketplace, awsAccountId: row["aws_account_id"],
             linkId: row["link_id"], contract: contract, updatedAt: Date(timeIntervalSince1970: row["updated_at"]))
     }
@@ -132,14 +172,14 @@ enum OrganizationStore {
                 """, arguments: [organizationID, at.timeIntervalSince1970, action, actor, subject, detail])
     }
 
-    static func auditEvents(_ db: Database, organizationID: String, limit: Int) throws -> [AuditEvent] {
+    static func auditEvents(_ db: Database, organizationID: String, limit: Int) throws -> [AuditRecord] {
         try Row.fetchAll(
             db,
             sql: """
                 SELECT action, actor, subject_user_id, detail, at FROM audit_event WHERE organization_id = ? ORDER BY id DESC LIMIT ?
                 """, arguments: [organizationID, limit]
         ).map {
-            AuditEvent(
+            AuditRecord(
                 action: $0["action"], actor: $0["actor"], subjectUserId: $0["subject_user_id"], detail: $0["detail"],
                 at: Date(timeIntervalSince1970: $0["at"]))
         }

@@ -1,0 +1,36 @@
+import Contracts
+
+/// What members are shown of stored organizations: the wire messages are built here, in the
+/// domain, with organization's rules (who may read and link billing) applied once.
+extension OrganizationStore.MembershipRecord {
+    var message: Organization {
+        Organization(
+            id: id, name: name, createdAt: createdAt, role: role, canLinkBilling: OrganizationRules.billingLinkers.contains(role),
+            canReadBilling: OrganizationRules.billingReaders.contains(role))
+    }
+}
+
+extension OrganizationStore.InvitationRecord {
+    var message: Invitation {
+        Invitation(
+            organizationId: organizationId, organizationName: organizationName, userId: userId, role: role, invitedBy: invitedBy,
+            invitedAt: invitedAt)
+    }
+}
+
+extension OrganizationStore.MemberRecord {
+    var message: Member { Member(userId: userId, role: role, addedAt: addedAt) }
+}
+
+extension OrganizationStore.BillingRecord {
+    /// As marketplace-link (a service) sees it: the whole AWS account id.
+    var message: BillingAccount {
+        BillingAccount(
+            organizationId: organizationId, provider: provider, awsAccountId: awsAccountId, linkId: linkId, contract: contract,
+            updatedAt: updatedAt)
+    }
+}
+
+extension OrganizationStore.AuditRecord {
+    var message: AuditEvent { AuditEvent(action: action, actor: actor, subjectUserId: subjectUserId, detail: detail, at: at) }
+}
