@@ -67,18 +67,10 @@ extension ConsoleApp {
                 try await choosePage(visit, newName: visit.field("name"), errors: [])
             }
         ) { [self] visit, _ in
-            let buyer = try requireBuyer(visit)
-            do throws(RPCError) {
-                let created = try await upstreams.organization.call(
-                    Organizations.createOrganization, CreateOrganizationRequest(name: visit.field("name")),
-                    options: asBuyer(visit, buyer))
-                return visit.redirect("/marketplace/link/confirm?organizationId=\(created.id)")
-            } catch {
-                guard error.code == .invalidArgument || error.code == .failedPrecondition else { throw error }
-                let problems =
-                    Problems.fieldErrors(error, labels: ["name": "Organization name"]) ?? [
-                        PageError(field: "name", message: Problems.sentence(error.message))
-                    ]
+            switch try await createOrganization(visit) {
+            case .created(let organization):
+                return visit.redirect("/marketplace/link/confirm?organizationId=\(organization.id)")
+            case .refused(let problems):
                 return try await chooseOrganizationPage(visit, newName: visit.field("name"), errors: problems)
             }
         }

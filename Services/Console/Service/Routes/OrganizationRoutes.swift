@@ -17,18 +17,10 @@ extension ConsoleApp {
                 try await organizationsPage(visit, newName: visit.field("name"), errors: [])
             }
         ) { [self] visit, _ in
-            let buyer = try requireBuyer(visit)
-            do throws(RPCError) {
-                let created = try await upstreams.organization.call(
-                    Organizations.createOrganization, CreateOrganizationRequest(name: visit.field("name")),
-                    options: asBuyer(visit, buyer))
-                return visit.redirect("/organizations/\(created.id)")
-            } catch {
-                guard error.code == .invalidArgument || error.code == .failedPrecondition else { throw error }
-                let problems =
-                    Problems.fieldErrors(error, labels: ["name": "Organization name"]) ?? [
-                        PageError(field: "name", message: Problems.sentence(error.message))
-                    ]
+            switch try await createOrganization(visit) {
+            case .created(let organization):
+                return visit.redirect("/organizations/\(organization.id)")
+            case .refused(let problems):
                 var page = try await organizationsPage(visit, newName: visit.field("name"), errors: problems)
                 page.status = .badRequest
                 return visit.render(page)
@@ -158,6 +150,28 @@ extension ConsoleApp {
                 return visit.render(page)
             }
             return visit.redirect("/organizations/\(id)")
+        }
+    }
+
+    enum Creation {
+        case created(Organization)
+        /// organization refused the name (or the 25-organization limit): what to show beside the field.
+        case refused([PageError])
+    }
+
+    /// CreateOrganization from a form's `name`, for the organizations page and the linking step.
+    func createOrganization(_ visit: Visit) async throws -> Creation {
+        let buyer = try requireBuyer(visit)
+        do throws(RPCError) {
+            return .created(
+                try await upstreams.organization.call(
+                    Organizations.createOrganization, CreateOrganizationRequest(name: visit.field("name")), options: asBuyer(visit, buyer)))
+        } catch {
+            guard error.code == .invalidArgument || error.code == .failedPrecondition else { throw error }
+            return .refused(
+                Problems.fieldErrors(error, labels: ["name": "Organization name"]) ?? [
+                    PageError(field: "name", message: Problems.sentence(error.message))
+                ])
         }
     }
 
