@@ -143,10 +143,13 @@ let package = Package(
         .executableTarget(name: "identity", dependencies: ["IdentityService", "ServiceRuntime"], path: "Services/Identity/Main"),
         .target(
             name: "OrganizationService",
-            dependencies: ["ServiceRuntime", "Contracts", "RPCCore", "ConnectTransport", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: [
+                "ServiceRuntime", "Contracts", "RPCCore", "ConnectTransport", .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
             path: "Services/Organization/Service"
         ),
-        .executableTarget(name: "organization", dependencies: ["OrganizationService", "ServiceRuntime"], path: "Services/Organization/Main"),
+        .executableTarget(name: "organization", dependencies: ["OrganizationService"], path: "Services/Organization/Main"),
         .target(
             name: "MarketplaceLinkService",
             dependencies: [

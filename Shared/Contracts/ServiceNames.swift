@@ -8,3 +8,12 @@ public enum ServiceNames {
     /// A person's tooling (support scripts, the load checker), never a user's browser.
     public static let `operator` = "operator"
 }
+
+/// Where each service listens when run with its default port on this machine (`run-local.sh`):
+/// the default of every peer URL flag.
+public enum LocalServiceURLs {
+    public static let identity = "http://127.0.0.1:7101"
+    public static let organization = "http://127.0.0.1:7102"
+    public static let marketplaceLink = "http://127.0.0.1:7103"
+    public static let awsMarketplaceSimulator = "http://127.0.0.1:7199"
+}

@@ -5,16 +5,13 @@ import Logging
 import NIOCore
 import RPCCore
 
-/// The flags every executable takes (DESIGN.md section 2). Each can also be given as its
+/// The flags every service executable takes (DESIGN.md section 2); where a service finds its
+/// peers is its own flag, declared by its command. Each can also be given as its
 /// upper-snake environment variable (`--data-dir` as `DATA_DIR`); a flag wins over the variable.
 public struct ServiceOptions: ParsableArguments, Sendable {
     @Option(help: "Address to listen on (HOST).") var host: String?
     @Option(help: "Port to listen on (PORT).") var port: Int?
     @Option(help: "Directory for this service's database (DATA_DIR).") var dataDir: String?
-    @Option(help: "Base URL of identity (IDENTITY_URL).") var identityURL: String?
-    @Option(help: "Base URL of organization (ORGANIZATION_URL).") var organizationURL: String?
-    @Option(help: "Base URL of marketplace-link (MARKETPLACE_LINK_URL).") var marketplaceLinkURL: String?
-    @Option(help: "AWS Marketplace API endpoint (AWS_MARKETPLACE_ENDPOINT).") var awsMarketplaceEndpoint: String?
     @Option(help: "PEM certificate chain; enables TLS (TLS_CERT).") var tlsCert: String?
     @Option(help: "PEM private key for --tls-cert (TLS_KEY).") var tlsKey: String?
     @Option(help: "PEM CA bundle; requires client certificates (TLS_CLIENT_CA).") var tlsClientCA: String?
@@ -102,11 +99,6 @@ public struct ServiceOptions: ParsableArguments, Sendable {
             host: pick(host, "HOST") ?? "127.0.0.1",
             port: port,
             dataDirectory: pick(dataDir, "DATA_DIR") ?? "./data/\(service.name)",
-            peers: PeerURLs(
-                identity: pick(identityURL, "IDENTITY_URL") ?? "http://127.0.0.1:7101",
-                organization: pick(organizationURL, "ORGANIZATION_URL") ?? "http://127.0.0.1:7102",
-                marketplaceLink: pick(marketplaceLinkURL, "MARKETPLACE_LINK_URL") ?? "http://127.0.0.1:7103",
-                awsMarketplace: pick(awsMarketplaceEndpoint, "AWS_MARKETPLACE_ENDPOINT") ?? "http://127.0.0.1:7199"),
             tls: tls,
             maxBodyBytes: maxBody,
             maxConcurrentStreams: UInt32(streams),
@@ -134,21 +126,12 @@ public struct ServiceIdentity: Sendable {
     }
 }
 
-/// Where a service finds its peers.
-public struct PeerURLs: Sendable {
-    public var identity: String
-    public var organization: String
-    public var marketplaceLink: String
-    public var awsMarketplace: String
-}
-
 /// Everything a service process is configured with, resolved and checked.
 public struct ServiceSettings: Sendable {
     public var service: ServiceIdentity
     public var host: String
     public var port: Int
     public var dataDirectory: String
-    public var peers: PeerURLs
     public var tls: TLSFiles?
     public var maxBodyBytes: Int
     public var maxConcurrentStreams: UInt32

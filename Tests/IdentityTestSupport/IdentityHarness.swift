@@ -32,6 +32,8 @@ public final class IdentityHarness: Sendable {
     /// Calls as a trusted service would.
     public let service: ConnectClient
     public let port: Int
+    /// Where identity answers, for the services that call it.
+    public var url: String { "http://127.0.0.1:\(port)" }
 
     public var maildrop: String { directory + "/maildrop" }
 

@@ -47,24 +47,27 @@ final class JourneyHarness: Sendable {
         let base = NSTemporaryDirectory() + "journey-\(UUID().uuidString)"
 
         let organizationSettings = try ServiceOptions.parse([
-            "--port", "0", "--data-dir", base + "/organization", "--identity-url", "http://127.0.0.1:\(identity.port)",
+            "--port", "0", "--data-dir", base + "/organization",
             "--service-secret", IdentityHarness.organizationSecret,
             "--trusted-services", "marketplace-link=\(digest(secrets["marketplace-link"]!))"
         ]).settings(service: OrganizationDefinition.identity, environment: [:])
-        let organization = try ServiceHost(definition: OrganizationDefinition.make(), settings: organizationSettings, logger: logger)
+        let organization = try ServiceHost(
+            definition: OrganizationDefinition.make(identityURL: identity.url), settings: organizationSettings, logger: logger)
         let organizationPort = try await organization.start().port!
         var restartSettings = organizationSettings
         restartSettings.port = organizationPort
 
         let linkSettings = try ServiceOptions.parse([
-            "--port", "0", "--data-dir", base + "/marketplace-link", "--identity-url", "http://127.0.0.1:\(identity.port)",
-            "--organization-url", "http://127.0.0.1:\(organizationPort)", "--aws-marketplace-endpoint", simulatorURL,
+            "--port", "0", "--data-dir", base + "/marketplace-link",
             "--service-secret", secrets["marketplace-link"]!, "--trusted-services", "operator=\(digest(secrets["operator"]!))"
         ]).settings(service: MarketplaceLinkDefinition.identity, environment: [:])
         var configuration = MarketplaceLinkConfiguration(
             productCode: SimulatorProcess.product, awsRegion: "us-east-1",
             credentials: AWSCredentials(accessKeyID: SimulatorProcess.sellerAccessKeyID, secretAccessKey: SimulatorProcess.sellerSecret))
         configuration.snsTrustedOrigins = [simulatorURL]
+        configuration.identityURL = identity.url
+        configuration.organizationURL = "http://127.0.0.1:\(organizationPort)"
+        configuration.awsMarketplaceEndpoint = simulatorURL
         let link = try ServiceHost(definition: MarketplaceLinkDefinition.make(configuration: configuration), settings: linkSettings, logger: logger)
         let linkPort = try await link.start().port!
         let simulator = try await SimulatorProcess.start(
@@ -113,7 +116,8 @@ final class JourneyHarness: Sendable {
     func startOrganizationAgain() async throws -> ServiceHost {
         var logger = Logger(label: "journey-test")
         logger.logLevel = .critical
-        let host = try ServiceHost(definition: OrganizationDefinition.make(), settings: organizationRestartSettings, logger: logger)
+        let host = try ServiceHost(
+            definition: OrganizationDefinition.make(identityURL: identity.url), settings: organizationRestartSettings, logger: logger)
         _ = try await host.start()
         return host
     }

@@ -175,13 +175,13 @@ import Testing
     @Test func withoutIdentitysKeysCallsAreUnavailableNotAccepted() async throws {
         let deadIdentity = try await freePort()
         let settings = try ServiceOptions.parse([
-            "--port", "0", "--data-dir", NSTemporaryDirectory() + "org-\(UUID().uuidString)",
-            "--identity-url", "http://127.0.0.1:\(deadIdentity)"
+            "--port", "0", "--data-dir", NSTemporaryDirectory() + "org-\(UUID().uuidString)"
         ])
         .settings(service: OrganizationDefinition.identity, environment: [:])
         var logger = Logger(label: "organization-test")
         logger.logLevel = .critical
-        let host = try ServiceHost(definition: OrganizationDefinition.make(), settings: settings, logger: logger)
+        let host = try ServiceHost(
+            definition: OrganizationDefinition.make(identityURL: "http://127.0.0.1:\(deadIdentity)"), settings: settings, logger: logger)
         let port = try await host.start().port!
         let client = try ConnectClient(configuration: .init(baseURL: "http://127.0.0.1:\(port)"))
         let forged = try SigningKey.generate().sign(

@@ -33,14 +33,15 @@ final class OrganizationHarness: Sendable {
         let directory = NSTemporaryDirectory() + "organization-\(UUID().uuidString)"
         let digest = TrustedServices.digest(ofSecret: serviceSecret)
         let settings = try ServiceOptions.parse([
-            "--port", "0", "--data-dir", directory, "--identity-url", "http://127.0.0.1:\(identity.port)",
+            "--port", "0", "--data-dir", directory,
             "--service-secret", IdentityHarness.organizationSecret,
             "--trusted-services", "marketplace-link=\(digest),identity=\(TrustedServices.digest(ofSecret: otherServiceSecret))"
         ]).settings(service: OrganizationDefinition.identity, environment: [:])
         let clock = TestClock()
         var logger = Logger(label: "organization-test")
         logger.logLevel = .critical
-        let host = try ServiceHost(definition: OrganizationDefinition.make(now: clock.function), settings: settings, logger: logger)
+        let host = try ServiceHost(
+            definition: OrganizationDefinition.make(identityURL: identity.url, now: clock.function), settings: settings, logger: logger)
         let port = try await host.start().port!
         return OrganizationHarness(
             identity: identity, host: host, directory: directory, clock: clock, port: port,

@@ -9,20 +9,18 @@ import Testing
         #expect(defaults.port == 7101)
         #expect(defaults.host == "127.0.0.1")
         #expect(defaults.dataDirectory == "./data/identity")
-        #expect(defaults.peers.organization == "http://127.0.0.1:7102")
         #expect(defaults.maxBodyBytes == 1 << 20)
 
-        let environment = ["PORT": "9000", "DATA_DIR": "/tmp/x", "ORGANIZATION_URL": "http://org:1", "MAX_BODY_BYTES": "2048"]
+        let environment = ["PORT": "9000", "DATA_DIR": "/tmp/x", "MAX_BODY_BYTES": "2048"]
         let fromEnvironment = try ServiceOptions.parse([]).settings(service: identity, environment: environment)
         #expect(fromEnvironment.port == 9000)
         #expect(fromEnvironment.dataDirectory == "/tmp/x")
-        #expect(fromEnvironment.peers.organization == "http://org:1")
         #expect(fromEnvironment.maxBodyBytes == 2048)
 
-        let flags = try ServiceOptions.parse(["--port", "9100", "--organization-url", "http://flag:2"])
+        let flags = try ServiceOptions.parse(["--port", "9100", "--max-body-bytes", "4096"])
             .settings(service: identity, environment: environment)
         #expect(flags.port == 9100)
-        #expect(flags.peers.organization == "http://flag:2")
+        #expect(flags.maxBodyBytes == 4096)
     }
 
     @Test func unusableValuesAreRefusedWithAReason() throws {

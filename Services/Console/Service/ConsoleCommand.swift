@@ -1,4 +1,5 @@
 import ArgumentParser
+import Contracts
 import Foundation
 import Logging
 import ServiceRuntime
@@ -10,6 +11,9 @@ public struct ConsoleCommand: AsyncParsableCommand {
         commandName: "console", abstract: "The web console: AWS Marketplace sign-up, accounts, organizations and billing pages.")
 
     @OptionGroup var options: ServiceOptions
+    @Option(help: "Base URL of identity (IDENTITY_URL).") var identityURL: String?
+    @Option(help: "Base URL of organization (ORGANIZATION_URL).") var organizationURL: String?
+    @Option(help: "Base URL of marketplace-link (MARKETPLACE_LINK_URL).") var marketplaceLinkURL: String?
     @Option(help: "Where buyers reach the console, e.g. https://console.example.com (PUBLIC_BASE_URL).") var publicBaseURL: String?
     @Option(help: "Comma-separated proxy addresses whose X-Forwarded-For is believed (TRUSTED_PROXIES).") var trustedProxies: String?
     @Option(help: "Benchmarks only: serve /_bench/reference, a static page of this many bytes.") var referencePageBytes: Int?
@@ -20,10 +24,15 @@ public struct ConsoleCommand: AsyncParsableCommand {
         let environment = ProcessInfo.processInfo.environment
         let service = try options.settings(service: ServiceIdentity(name: "console", defaultPort: 7100), environment: environment)
         ServiceMain.bootstrapLogging(level: service.logLevel)
+        func peer(_ flag: String?, _ variable: String, default local: String) -> String {
+            ServiceOptions.resolve(flag, variable, environment: environment) ?? local
+        }
         let proxies = ServiceOptions.resolve(trustedProxies, "TRUSTED_PROXIES", environment: environment) ?? ""
         var settings = try ConsoleSettings(
-            host: service.host, port: service.port, identityURL: service.peers.identity, organizationURL: service.peers.organization,
-            marketplaceLinkURL: service.peers.marketplaceLink, credential: service.credential,
+            host: service.host, port: service.port, identityURL: peer(identityURL, "IDENTITY_URL", default: LocalServiceURLs.identity),
+            organizationURL: peer(organizationURL, "ORGANIZATION_URL", default: LocalServiceURLs.organization),
+            marketplaceLinkURL: peer(marketplaceLinkURL, "MARKETPLACE_LINK_URL", default: LocalServiceURLs.marketplaceLink),
+            credential: service.credential,
             publicBaseURL: ServiceOptions.resolve(publicBaseURL, "PUBLIC_BASE_URL", environment: environment) ?? "http://127.0.0.1:\(service.port)",
             trustedProxies: Set(proxies.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }))
         if let bytes = referencePageBytes {

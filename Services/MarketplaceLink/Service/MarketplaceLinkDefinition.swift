@@ -1,6 +1,7 @@
 import AWSMarketplace
 import ArgumentParser
 import ConnectTransport
+import Contracts
 import Foundation
 import GRDB
 import RPCCore
@@ -17,6 +18,9 @@ public struct MarketplaceLinkOptions: ParsableArguments, Sendable {
             "Comma-separated scheme://host[:port] trusted to serve SNS certificates and SubscribeURLs; default https://sns.us-east-1.amazonaws.com (SNS_TRUSTED_ORIGINS)."
     )
     var snsTrustedOrigins: String?
+    @Option(help: "Base URL of identity (IDENTITY_URL).") var identityURL: String?
+    @Option(help: "Base URL of organization (ORGANIZATION_URL).") var organizationURL: String?
+    @Option(help: "AWS Marketplace API endpoint (AWS_MARKETPLACE_ENDPOINT).") var awsMarketplaceEndpoint: String?
 
     public init() {}
 
@@ -29,6 +33,15 @@ public struct MarketplaceLinkOptions: ParsableArguments, Sendable {
             productCode: ServiceOptions.resolve(productCode, "PRODUCT_CODE", environment: environment) ?? "prod-committed-demo",
             awsRegion: ServiceOptions.resolve(awsRegion, "AWS_REGION", environment: environment) ?? "us-east-1",
             credentials: credentials)
+        if let url = ServiceOptions.resolve(identityURL, "IDENTITY_URL", environment: environment) {
+            configuration.identityURL = url
+        }
+        if let url = ServiceOptions.resolve(organizationURL, "ORGANIZATION_URL", environment: environment) {
+            configuration.organizationURL = url
+        }
+        if let url = ServiceOptions.resolve(awsMarketplaceEndpoint, "AWS_MARKETPLACE_ENDPOINT", environment: environment) {
+            configuration.awsMarketplaceEndpoint = url
+        }
         if let topic = ServiceOptions.resolve(snsTopicArn, "SNS_TOPIC_ARN", environment: environment) {
             configuration.snsTopicArn = topic
         }
@@ -44,6 +57,12 @@ public struct MarketplaceLinkConfiguration: Sendable {
     public var productCode: String
     public var awsRegion: String
     public var credentials: AWSCredentials
+    /// Where identity (access-token keys, user lookups) and organization (admin checks, billing
+    /// accounts) answer.
+    public var identityURL = LocalServiceURLs.identity
+    public var organizationURL = LocalServiceURLs.organization
+    /// The AWS Marketplace seller APIs (the simulator when run locally).
+    public var awsMarketplaceEndpoint = LocalServiceURLs.awsMarketplaceSimulator
     /// The SNS topic AWS Marketplace publishes the product's subscription events on.
     public var snsTopicArn: String
     /// Where SNS certificates and SubscribeURLs may come from.
@@ -71,18 +90,16 @@ public enum MarketplaceLinkDefinition {
             migrator: MarketplaceLinkMigrations.migrator
         ) { setup, resources in
             let settings = resources.settings
-            guard
-                let endpoint = URL(
-                    string: settings.peers.awsMarketplace.hasSuffix("/") ? settings.peers.awsMarketplace : settings.peers.awsMarketplace + "/")
-            else {
+            let awsEndpoint = configuration.awsMarketplaceEndpoint
+            guard let endpoint = URL(string: awsEndpoint.hasSuffix("/") ? awsEndpoint : awsEndpoint + "/") else {
                 throw ConfigurationError("--aws-marketplace-endpoint must be a URL")
             }
             let transport = AWSJSONClient(
                 configuration: .init(
                     endpoint: endpoint, region: configuration.awsRegion,
                     credentials: configuration.credentials), logger: resources.logger)
-            let identityClient = try ConnectClient(configuration: .init(baseURL: settings.peers.identity, credential: settings.credential))
-            let organizationClient = try ConnectClient(configuration: .init(baseURL: settings.peers.organization, credential: settings.credential))
+            let identityClient = try ConnectClient(configuration: .init(baseURL: configuration.identityURL, credential: settings.credential))
+            let organizationClient = try ConnectClient(configuration: .init(baseURL: configuration.organizationURL, credential: settings.credential))
             let authenticator = AccessTokenAuthenticator(identity: identityClient, now: configuration.now, logger: resources.logger)
             let pool = resources.database.pool
             let registrations = Registrations(

@@ -1,9 +1,8 @@
 import OrganizationService
-import ServiceRuntime
 
-/// Parses the command line and runs organization (see `OrganizationDefinition`).
+/// Parses the command line and runs organization (see `OrganizationCommand`).
 @main enum OrganizationMain {
     static func main() async {
-        await ServiceMain.run(OrganizationDefinition.make())
+        await OrganizationCommand.main()
     }
 }
