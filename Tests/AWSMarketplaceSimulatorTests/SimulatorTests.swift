@@ -11,9 +11,13 @@ import Testing
 
     static func seed() throws -> String { try SimulatorProcess.seed() }
 
-    private func start(notificationURL: String = "", maildrop: String = "") async throws -> (ChildProcess, String, String) {
-        let sim = try await SimulatorProcess.start(notificationURL: notificationURL, maildrop: maildrop)
-        return (sim.process, sim.baseURL, sim.directory)
+    /// Runs `body` with a simulator process, its base URL and its data directory.
+    private func withSimulator<Result>(
+        notificationURL: String = "", maildrop: String = "", _ body: (ChildProcess, String, String) async throws -> Result
+    ) async throws -> Result {
+        try await withStarted(SimulatorProcess.start(notificationURL: notificationURL, maildrop: maildrop)) { sim in
+            try await body(sim.process, sim.baseURL, sim.directory)
+        }
     }
 
     /// Subscribes as `identity` to `offer` and clicks "Set up your account"; returns the token.
@@ -31,102 +35,102 @@ import Testing
     }
 
     @Test func buyerWithoutPermissionsIsRefusedAndOneWithThemReachesTheSetupForm() async throws {
-        let (sim, base, _) = try await start()
-        defer { Task { await sim.stop() } }
-        let refused = try await Curl.get(base + "/buyer/offers/offer-a?as=bob")
-        #expect(refused.status == 403)
-        #expect(refused.body.contains("AWSMarketplaceManageSubscriptions"))
-        let offer = try await Curl.get(base + "/buyer/offers/offer-a?as=alice")
-        #expect(offer.status == 200)
-        #expect(offer.body.contains("ClickHouse Cloud - Committed Contract") && offer.body.contains("120000"))
+        try await withSimulator { sim, base, _ in
+            let refused = try await Curl.get(base + "/buyer/offers/offer-a?as=bob")
+            #expect(refused.status == 403)
+            #expect(refused.body.contains("AWSMarketplaceManageSubscriptions"))
+            let offer = try await Curl.get(base + "/buyer/offers/offer-a?as=alice")
+            #expect(offer.status == 200)
+            #expect(offer.body.contains("ClickHouse Cloud - Committed Contract") && offer.body.contains("120000"))
 
-        let token = try await subscribeAndSetUp(base, identity: "alice", offer: "offer-a")
-        #expect(token.count >= 43)
-        let (metering, _) = client(base)
-        let customer = try await metering.resolveCustomer(registrationToken: token)
-        #expect(customer.customerAWSAccountID == "111111111111")
-        #expect(customer.productCode == Self.product)
-        // Resolving again gives the same customer; a second "Set up" gives a new token for the same customer.
-        #expect(try await metering.resolveCustomer(registrationToken: token) == customer)
-        let second = try await subscribeAndSetUp(base, identity: "alice", offer: "offer-a")
-        #expect(second != token)
-        #expect(try await metering.resolveCustomer(registrationToken: second).customerIdentifier == customer.customerIdentifier)
-        // Actions instead of managed policies work too.
-        #expect(try await Curl.get(base + "/buyer/offers/offer-c?as=carol").status == 200)
+            let token = try await subscribeAndSetUp(base, identity: "alice", offer: "offer-a")
+            #expect(token.count >= 43)
+            let (metering, _) = client(base)
+            let customer = try await metering.resolveCustomer(registrationToken: token)
+            #expect(customer.customerAWSAccountID == "111111111111")
+            #expect(customer.productCode == Self.product)
+            // Resolving again gives the same customer; a second "Set up" gives a new token for the same customer.
+            #expect(try await metering.resolveCustomer(registrationToken: token) == customer)
+            let second = try await subscribeAndSetUp(base, identity: "alice", offer: "offer-a")
+            #expect(second != token)
+            #expect(try await metering.resolveCustomer(registrationToken: second).customerIdentifier == customer.customerIdentifier)
+            // Actions instead of managed policies work too.
+            #expect(try await Curl.get(base + "/buyer/offers/offer-c?as=carol").status == 200)
+        }
     }
 
     @Test func anAccountSubscribesToOnlyOneCommittedOffer() async throws {
-        let (sim, base, _) = try await start()
-        defer { Task { await sim.stop() } }
-        _ = try await subscribeAndSetUp(base, identity: "alice", offer: "offer-a")
-        let second = try await Curl.post(
-            base + "/buyer/offers/offer-b/subscribe", body: "as=alice",
-            contentType: "application/x-www-form-urlencoded")
-        #expect(second.status == 409)
-        #expect(second.body.contains("only one"))
-        // Another account's offer is not even visible.
-        #expect(try await Curl.get(base + "/buyer/offers/offer-c?as=alice").status == 404)
+        try await withSimulator { sim, base, _ in
+            _ = try await subscribeAndSetUp(base, identity: "alice", offer: "offer-a")
+            let second = try await Curl.post(
+                base + "/buyer/offers/offer-b/subscribe", body: "as=alice",
+                contentType: "application/x-www-form-urlencoded")
+            #expect(second.status == 409)
+            #expect(second.body.contains("only one"))
+            // Another account's offer is not even visible.
+            #expect(try await Curl.get(base + "/buyer/offers/offer-c?as=alice").status == 404)
+        }
     }
 
     @Test func boto3AgainstTheSellerAPIs() async throws {
-        let (sim, base, _) = try await start()
-        defer { Task { await sim.stop() } }
-        let token = try await subscribeAndSetUp(base, identity: "alice", offer: "offer-a")
-        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("Fixtures/boto3_seller.py").path
-        let result = try await ExternalCommand.run(
-            [
-                "python3", script, base, token, Self.product, Self.seller.accessKeyID,
-                Self.seller.secretAccessKey
-            ], timeout: .seconds(60))
-        #expect(result.status == 0, "\(result.stderr)")
-        let output = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
-        let resolved = output["resolve"] as? [String: String]
-        #expect(resolved?["CustomerAWSAccountId"] == "111111111111")
-        #expect(resolved?["ProductCode"] == Self.product)
-        let entitlements = output["entitlements"] as? [[String: Any]]
-        #expect(entitlements?.compactMap { $0["Dimension"] as? String } == ["compute", "seats", "storage"])
-        #expect((entitlements?.first?["Value"] as? [String: Int])?["IntegerValue"] == 7)
-        #expect(output["meter"] as? [String] == ["Success"])
-        #expect(output["meterAgain"] as? [String] == ["DuplicateRecord"])
-        #expect(output["wrongSecret"] as? String == "InvalidSignatureException")
-        #expect(output["unknownKey"] as? String == "UnrecognizedClientException")
-        #expect(output["badToken"] as? String == "InvalidTokenException")
+        try await withSimulator { sim, base, _ in
+            let token = try await subscribeAndSetUp(base, identity: "alice", offer: "offer-a")
+            let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+                .appendingPathComponent("Fixtures/boto3_seller.py").path
+            let result = try await ExternalCommand.run(
+                [
+                    "python3", script, base, token, Self.product, Self.seller.accessKeyID,
+                    Self.seller.secretAccessKey
+                ], timeout: .seconds(60))
+            #expect(result.status == 0, "\(result.stderr)")
+            let output = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
+            let resolved = output["resolve"] as? [String: String]
+            #expect(resolved?["CustomerAWSAccountId"] == "111111111111")
+            #expect(resolved?["ProductCode"] == Self.product)
+            let entitlements = output["entitlements"] as? [[String: Any]]
+            #expect(entitlements?.compactMap { $0["Dimension"] as? String } == ["compute", "seats", "storage"])
+            #expect((entitlements?.first?["Value"] as? [String: Int])?["IntegerValue"] == 7)
+            #expect(output["meter"] as? [String] == ["Success"])
+            #expect(output["meterAgain"] as? [String] == ["DuplicateRecord"])
+            #expect(output["wrongSecret"] as? String == "InvalidSignatureException")
+            #expect(output["unknownKey"] as? String == "UnrecognizedClientException")
+            #expect(output["badToken"] as? String == "InvalidTokenException")
+        }
     }
 
     @Test func ourClientEndToEnd() async throws {
-        let (sim, base, directory) = try await start()
-        defer { Task { await sim.stop() } }
-        let token = try await subscribeAndSetUp(base, identity: "alice", offer: "offer-a")
-        let (metering, entitlements) = client(base)
-        let customer = try await metering.resolveCustomer(registrationToken: token)
-        let all = try await entitlements.entitlements(
-            productCode: Self.product, filter: [.customerIdentifier: [customer.customerIdentifier]],
-            pageSize: 2)
-        #expect(all.map(\.dimension) == ["compute", "seats", "storage"])
-        #expect(all.map(\.value) == [.integer(7), .integer(10), .integer(500)])
-        let none = try await entitlements.entitlements(productCode: Self.product, filter: [.customerAWSAccountID: ["999999999999"]])
-        #expect(none.isEmpty)
+        try await withSimulator { sim, base, directory in
+            let token = try await subscribeAndSetUp(base, identity: "alice", offer: "offer-a")
+            let (metering, entitlements) = client(base)
+            let customer = try await metering.resolveCustomer(registrationToken: token)
+            let all = try await entitlements.entitlements(
+                productCode: Self.product, filter: [.customerIdentifier: [customer.customerIdentifier]],
+                pageSize: 2)
+            #expect(all.map(\.dimension) == ["compute", "seats", "storage"])
+            #expect(all.map(\.value) == [.integer(7), .integer(10), .integer(500)])
+            let none = try await entitlements.entitlements(productCode: Self.product, filter: [.customerAWSAccountID: ["999999999999"]])
+            #expect(none.isEmpty)
 
-        let record = UsageRecord(timestamp: Date(), customerIdentifier: customer.customerIdentifier, dimension: "compute", quantity: 1)
-        let stranger = UsageRecord(timestamp: Date(), customerIdentifier: "cust-nobody", dimension: "compute", quantity: 1)
-        let metered = try await metering.batchMeterUsage(productCode: Self.product, records: [record, stranger])
-        #expect(metered.results.map(\.status) == ["Success", "CustomerNotSubscribed"])
+            let record = UsageRecord(timestamp: Date(), customerIdentifier: customer.customerIdentifier, dimension: "compute", quantity: 1)
+            let stranger = UsageRecord(timestamp: Date(), customerIdentifier: "cust-nobody", dimension: "compute", quantity: 1)
+            let metered = try await metering.batchMeterUsage(productCode: Self.product, records: [record, stranger])
+            #expect(metered.results.map(\.status) == ["Success", "CustomerNotSubscribed"])
 
-        // Throttling is retried, then the call succeeds.
-        let throttle = try await Curl.post(base + "/_sim/throttle", body: #"{"count":2}"#)
-        #expect(throttle.status == 204)
-        #expect(try await metering.resolveCustomer(registrationToken: token) == customer)
+            // Throttling is retried, then the call succeeds.
+            let throttle = try await Curl.post(base + "/_sim/throttle", body: #"{"count":2}"#)
+            #expect(throttle.status == 204)
+            #expect(try await metering.resolveCustomer(registrationToken: token) == customer)
 
-        // An expired token says so.
-        let database = directory + "/aws-marketplace-sim.sqlite"
-        let expire = try await ExternalCommand.run(["sqlite3", database, "UPDATE registration_token SET expires_at = '2000-01-01 00:00:00.000'"])
-        #expect(expire.status == 0, "\(expire.stderr)")
-        do {
-            _ = try await metering.resolveCustomer(registrationToken: token)
-            Issue.record("an expired token resolved")
-        } catch {
-            #expect(error.kind == .expiredToken)
+            // An expired token says so.
+            let database = directory + "/aws-marketplace-sim.sqlite"
+            let expire = try await ExternalCommand.run(["sqlite3", database, "UPDATE registration_token SET expires_at = '2000-01-01 00:00:00.000'"])
+            #expect(expire.status == 0, "\(expire.stderr)")
+            do {
+                _ = try await metering.resolveCustomer(registrationToken: token)
+                Issue.record("an expired token resolved")
+            } catch let error as AWSMarketplaceError {
+                #expect(error.kind == .expiredToken)
+            }
         }
     }
 
@@ -143,89 +147,94 @@ import Testing
     }
 
     @Test func lifecycleNotificationsAreSignedConfirmedAndOrdered() async throws {
-        let receiver = try await ChildProcess(pythonFixture: "sns_receiver.py", arguments: [])
-        defer { Task { await receiver.stop() } }
-        let (sim, base, _) = try await start(notificationURL: "http://127.0.0.1:\(receiver.port)/sns")
-        defer { Task { await sim.stop() } }
-        _ = try await subscribeAndSetUp(base, identity: "alice", offer: "offer-a")
-        let amended = try await Curl.post(base + "/_sim/offers/offer-a/amend", body: #"{"dimensions":{"seats":20,"compute":7}}"#)
-        #expect(amended.status == 204)
-        let subscription = try #require(try await received(receiver, count: 3).last?["customer-identifier"] as? String)
-        let cancelled = try await Curl.post(
-            base + "/buyer/subscriptions/\(subscription)/cancel", body: "as=alice",
-            contentType: "application/x-www-form-urlencoded")
-        #expect(cancelled.status == 200)
+        try await withStarted(ChildProcess(pythonFixture: "sns_receiver.py", arguments: [])) { receiver in
+            try await withSimulator(notificationURL: "http://127.0.0.1:\(receiver.port)/sns") { sim, base, _ in
+                _ = try await subscribeAndSetUp(base, identity: "alice", offer: "offer-a")
+                let amended = try await Curl.post(base + "/_sim/offers/offer-a/amend", body: #"{"dimensions":{"seats":20,"compute":7}}"#)
+                #expect(amended.status == 204)
+                let subscription = try #require(try await received(receiver, count: 3).last?["customer-identifier"] as? String)
+                let cancelled = try await Curl.post(
+                    base + "/buyer/subscriptions/\(subscription)/cancel", body: "as=alice",
+                    contentType: "application/x-www-form-urlencoded")
+                #expect(cancelled.status == 200)
 
-        let messages = try await received(receiver, count: 5)
-        #expect(
-            messages.map { $0["Type"] as? String } == ["SubscriptionConfirmation", "Notification", "Notification", "Notification", "Notification"])
-        #expect(messages.first?["confirmed"] as? Bool == true)
-        #expect(
-            messages.dropFirst().map { $0["action"] as? String } == [
-                "subscribe-success", "entitlement-updated", "unsubscribe-pending", "unsubscribe-success"
-            ])
-        for message in messages {
-            #expect(message["verified"] as? Bool == true, "\(message)")
-            #expect(message["tamperedVerified"] as? Bool == false)
-            #expect(message["header"] as? String == message["Type"] as? String)
+                let messages = try await received(receiver, count: 5)
+                #expect(
+                    messages.map { $0["Type"] as? String } == [
+                        "SubscriptionConfirmation", "Notification", "Notification", "Notification", "Notification"
+                    ])
+                #expect(messages.first?["confirmed"] as? Bool == true)
+                #expect(
+                    messages.dropFirst().map { $0["action"] as? String } == [
+                        "subscribe-success", "entitlement-updated", "unsubscribe-pending", "unsubscribe-success"
+                    ])
+                for message in messages {
+                    #expect(message["verified"] as? Bool == true, "\(message)")
+                    #expect(message["tamperedVerified"] as? Bool == false)
+                    #expect(message["header"] as? String == message["Type"] as? String)
+                }
+                #expect(
+                    messages.dropFirst().allSatisfy {
+                        $0["product-code"] as? String == Self.product && $0["offer-identifier"] as? String == "offer-a"
+                    })
+                // The amendment shows in the entitlements; the cancellation removes them.
+                let (_, entitlements) = client(base)
+                #expect(try await entitlements.entitlements(productCode: Self.product, filter: [.customerIdentifier: [subscription]]).isEmpty)
+            }
         }
-        #expect(messages.dropFirst().allSatisfy { $0["product-code"] as? String == Self.product && $0["offer-identifier"] as? String == "offer-a" })
-        // The amendment shows in the entitlements; the cancellation removes them.
-        let (_, entitlements) = client(base)
-        #expect(try await entitlements.entitlements(productCode: Self.product, filter: [.customerIdentifier: [subscription]]).isEmpty)
     }
 
     @Test func failedPaymentEndsTheSubscriptionWithSubscribeFail() async throws {
-        let receiver = try await ChildProcess(pythonFixture: "sns_receiver.py", arguments: [])
-        defer { Task { await receiver.stop() } }
-        let (sim, base, _) = try await start(notificationURL: "http://127.0.0.1:\(receiver.port)/sns")
-        defer { Task { await sim.stop() } }
-        let token = try await subscribeAndSetUp(base, identity: "alice", offer: "offer-a")
-        let (metering, entitlements) = client(base)
-        let customer = try await metering.resolveCustomer(registrationToken: token).customerIdentifier
-        #expect(try await Curl.post(base + "/_sim/subscriptions/\(customer)/fail", body: "").status == 204)
-        #expect(try await Curl.post(base + "/_sim/subscriptions/cust-nobody/fail", body: "").status == 404)
-        let messages = try await received(receiver, count: 3)
-        #expect(messages.dropFirst().map { $0["action"] as? String } == ["subscribe-success", "subscribe-fail"])
-        #expect(messages.allSatisfy { $0["verified"] as? Bool == true })
-        #expect(try await entitlements.entitlements(productCode: Self.product, filter: [.customerIdentifier: [customer]]).isEmpty)
+        try await withStarted(ChildProcess(pythonFixture: "sns_receiver.py", arguments: [])) { receiver in
+            try await withSimulator(notificationURL: "http://127.0.0.1:\(receiver.port)/sns") { sim, base, _ in
+                let token = try await subscribeAndSetUp(base, identity: "alice", offer: "offer-a")
+                let (metering, entitlements) = client(base)
+                let customer = try await metering.resolveCustomer(registrationToken: token).customerIdentifier
+                #expect(try await Curl.post(base + "/_sim/subscriptions/\(customer)/fail", body: "").status == 204)
+                #expect(try await Curl.post(base + "/_sim/subscriptions/cust-nobody/fail", body: "").status == 404)
+                let messages = try await received(receiver, count: 3)
+                #expect(messages.dropFirst().map { $0["action"] as? String } == ["subscribe-success", "subscribe-fail"])
+                #expect(messages.allSatisfy { $0["verified"] as? Bool == true })
+                #expect(try await entitlements.entitlements(productCode: Self.product, filter: [.customerIdentifier: [customer]]).isEmpty)
+            }
+        }
     }
 
     @Test func notificationsAreRetriedUntilAccepted() async throws {
-        let receiver = try await ChildProcess(pythonFixture: "sns_receiver.py", arguments: ["--fail-first", "3"])
-        defer { Task { await receiver.stop() } }
-        let (sim, base, _) = try await start(notificationURL: "http://127.0.0.1:\(receiver.port)/sns")
-        defer { Task { await sim.stop() } }
-        _ = try await subscribeAndSetUp(base, identity: "alice", offer: "offer-a")
-        let messages = try await received(receiver, count: 2)
-        #expect(messages.map { $0["Type"] as? String } == ["SubscriptionConfirmation", "Notification"])
-        #expect(Set(messages.compactMap { $0["MessageId"] as? String }).count == 2)
+        try await withStarted(ChildProcess(pythonFixture: "sns_receiver.py", arguments: ["--fail-first", "3"])) { receiver in
+            try await withSimulator(notificationURL: "http://127.0.0.1:\(receiver.port)/sns") { sim, base, _ in
+                _ = try await subscribeAndSetUp(base, identity: "alice", offer: "offer-a")
+                let messages = try await received(receiver, count: 2)
+                #expect(messages.map { $0["Type"] as? String } == ["SubscriptionConfirmation", "Notification"])
+                #expect(Set(messages.compactMap { $0["MessageId"] as? String }).count == 2)
+            }
+        }
     }
 
     @Test func sigtermStopsTheSimulatorCleanlyEvenWhileNotificationsAreRetried() async throws {
         // Nothing listens at the notification URL, so the notifier is in the middle of retrying.
-        let (sim, _, _) = try await start(notificationURL: "http://127.0.0.1:\(try await freePort())/sns")
-        defer { Task { await sim.stop() } }
-        try await eventually { sim.output.contains("notification refused") || sim.output.contains("retrying") }
-        sim.signal(SIGTERM)
-        #expect(await sim.waitForExit(timeout: .seconds(10)) == 0, "\(sim.output)")
-        #expect(!sim.output.contains("Error:"), "\(sim.output)")
+        try await withSimulator(notificationURL: "http://127.0.0.1:\(try await freePort())/sns") { sim, _, _ in
+            try await eventually { sim.output.contains("notification refused") || sim.output.contains("retrying") }
+            sim.signal(SIGTERM)
+            #expect(await sim.waitForExit(timeout: .seconds(10)) == 0, "\(sim.output)")
+            #expect(!sim.output.contains("Error:"), "\(sim.output)")
+        }
     }
 
     @Test func offerEmailCarriesTheReviewLink() async throws {
         let maildrop = NSTemporaryDirectory() + "maildrop-\(UUID().uuidString)"
-        let (sim, base, _) = try await start(maildrop: maildrop)
-        defer { Task { await sim.stop() } }
-        var email = ""
-        try await eventually {
-            email = (try? String(contentsOfFile: maildrop + "/offer-offer-a.eml", encoding: .utf8)) ?? ""
-            return !email.isEmpty
+        try await withSimulator(maildrop: maildrop) { sim, base, _ in
+            var email = ""
+            try await eventually {
+                email = (try? String(contentsOfFile: maildrop + "/offer-offer-a.eml", encoding: .utf8)) ?? ""
+                return !email.isEmpty
+            }
+            #expect(email.contains("To: <buyer@example.com>"))
+            #expect(email.contains("Subject: Private offer: ClickHouse Cloud - Committed Contract"))
+            let link = try #require(email.split(separator: "\r\n").first { $0.hasPrefix("Review offer: ") }).dropFirst("Review offer: ".count)
+            #expect(link == "\(base)/buyer/offers/offer-a")
+            #expect(try await Curl.get(link + "?as=alice").status == 200)
+            #expect(FileManager.default.fileExists(atPath: maildrop + "/offer-offer-c.eml"))
         }
-        #expect(email.contains("To: <buyer@example.com>"))
-        #expect(email.contains("Subject: Private offer: ClickHouse Cloud - Committed Contract"))
-        let link = try #require(email.split(separator: "\r\n").first { $0.hasPrefix("Review offer: ") }).dropFirst("Review offer: ".count)
-        #expect(link == "\(base)/buyer/offers/offer-a")
-        #expect(try await Curl.get(link + "?as=alice").status == 200)
-        #expect(FileManager.default.fileExists(atPath: maildrop + "/offer-offer-c.eml"))
     }
 }

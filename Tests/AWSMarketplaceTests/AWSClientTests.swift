@@ -26,104 +26,105 @@ import Testing
     }
 
     @Test func resolvesACustomerAndNeverLogsTheToken() async throws {
-        let api = try await ChildProcess(pythonFixture: "aws_seller_api.py", arguments: [])
-        defer { Task { await api.stop() } }
-        let logs = CapturedLogs()
-        var logger = Logger(label: "aws") { _ in logs }
-        logger.logLevel = .trace
-        let (metering, _) = clients(api, logger: logger)
-        let customer = try await metering.resolveCustomer(registrationToken: "good-token")
-        #expect(
-            customer
-                == ResolvedCustomer(
-                    customerIdentifier: "cust-abc123", customerAWSAccountID: "123456789012",
-                    productCode: "prod-committed-123",
-                    licenseArn: "arn:aws:license-manager::123456789012:license:l-1"))
-        #expect(!logs.text.isEmpty)
-        #expect(!logs.text.contains("good-token"))
+        try await withStarted(ChildProcess(pythonFixture: "aws_seller_api.py", arguments: [])) { api in
+            let logs = CapturedLogs()
+            var logger = Logger(label: "aws") { _ in logs }
+            logger.logLevel = .trace
+            let (metering, _) = clients(api, logger: logger)
+            let customer = try await metering.resolveCustomer(registrationToken: "good-token")
+            #expect(
+                customer
+                    == ResolvedCustomer(
+                        customerIdentifier: "cust-abc123", customerAWSAccountID: "123456789012",
+                        productCode: "prod-committed-123",
+                        licenseArn: "arn:aws:license-manager::123456789012:license:l-1"))
+            #expect(!logs.text.isEmpty)
+            #expect(!logs.text.contains("good-token"))
+        }
     }
 
     @Test func expiredTokenIsTypedAndNotRetried() async throws {
-        let api = try await ChildProcess(pythonFixture: "aws_seller_api.py", arguments: [])
-        defer { Task { await api.stop() } }
-        let (metering, _) = clients(api)
-        await #expect(throws: AWSMarketplaceError(kind: .expiredToken, message: "Registration token is expired", status: 400)) {
-            try await metering.resolveCustomer(registrationToken: "expired-token")
+        try await withStarted(ChildProcess(pythonFixture: "aws_seller_api.py", arguments: [])) { api in
+            let (metering, _) = clients(api)
+            await #expect(throws: AWSMarketplaceError(kind: .expiredToken, message: "Registration token is expired", status: 400)) {
+                try await metering.resolveCustomer(registrationToken: "expired-token")
+            }
+            await #expect(throws: AWSMarketplaceError(kind: .invalidToken, message: "Registration token is invalid", status: 400)) {
+                try await metering.resolveCustomer(registrationToken: "nonsense")
+            }
+            let counts = try await callCounts(api)
+            #expect(counts["AWSMPMeteringService.ResolveCustomer"] == 2)
         }
-        await #expect(throws: AWSMarketplaceError(kind: .invalidToken, message: "Registration token is invalid", status: 400)) {
-            try await metering.resolveCustomer(registrationToken: "nonsense")
-        }
-        #expect(try await callCounts(api)["AWSMPMeteringService.ResolveCustomer"] == 2)
     }
 
     @Test func throttlingIsRetriedThenSucceeds() async throws {
-        let api = try await ChildProcess(pythonFixture: "aws_seller_api.py", arguments: [])
-        defer { Task { await api.stop() } }
-        let (metering, _) = clients(api)
-        let customer = try await metering.resolveCustomer(registrationToken: "throttle-2-\(UUID())")
-        #expect(customer.customerIdentifier == "cust-abc123")
-        #expect(try await callCounts(api)["AWSMPMeteringService.ResolveCustomer"] == 3)
+        try await withStarted(ChildProcess(pythonFixture: "aws_seller_api.py", arguments: [])) { api in
+            let (metering, _) = clients(api)
+            let customer = try await metering.resolveCustomer(registrationToken: "throttle-2-\(UUID())")
+            #expect(customer.customerIdentifier == "cust-abc123")
+            #expect(try await callCounts(api)["AWSMPMeteringService.ResolveCustomer"] == 3)
+        }
     }
 
     @Test func persistentServerFailureGivesUpAfterMaxAttempts() async throws {
-        let api = try await ChildProcess(pythonFixture: "aws_seller_api.py", arguments: [])
-        defer { Task { await api.stop() } }
-        let (metering, _) = clients(api)
-        do {
-            _ = try await metering.resolveCustomer(registrationToken: "broken")
-            Issue.record("a broken service answered")
-        } catch {
-            #expect(error.kind == .internalServiceError)
+        try await withStarted(ChildProcess(pythonFixture: "aws_seller_api.py", arguments: [])) { api in
+            let (metering, _) = clients(api)
+            do {
+                _ = try await metering.resolveCustomer(registrationToken: "broken")
+                Issue.record("a broken service answered")
+            } catch let error as AWSMarketplaceError {
+                #expect(error.kind == .internalServiceError)
+            }
+            #expect(try await callCounts(api)["AWSMPMeteringService.ResolveCustomer"] == 4)
         }
-        #expect(try await callCounts(api)["AWSMPMeteringService.ResolveCustomer"] == 4)
     }
 
     @Test func wrongSecretAndUnknownKeyGetTheAWSErrors() async throws {
-        let api = try await ChildProcess(pythonFixture: "aws_seller_api.py", arguments: [])
-        defer { Task { await api.stop() } }
-        let (wrongSecret, _) = clients(api, credentials: AWSCredentials(accessKeyID: "AKIDSELLEREXAMPLE", secretAccessKey: "wrong"))
-        do {
-            _ = try await wrongSecret.resolveCustomer(registrationToken: "good-token")
-            Issue.record("a wrong signature was accepted")
-        } catch {
-            #expect(error.kind == .invalidSignature)
-        }
-        let (unknownKey, _) = clients(api, credentials: AWSCredentials(accessKeyID: "AKIDNOBODY", secretAccessKey: "x"))
-        do {
-            _ = try await unknownKey.resolveCustomer(registrationToken: "good-token")
-            Issue.record("an unknown key was accepted")
-        } catch {
-            #expect(error.kind == .unrecognizedClient)
+        try await withStarted(ChildProcess(pythonFixture: "aws_seller_api.py", arguments: [])) { api in
+            let (wrongSecret, _) = clients(api, credentials: AWSCredentials(accessKeyID: "AKIDSELLEREXAMPLE", secretAccessKey: "wrong"))
+            do {
+                _ = try await wrongSecret.resolveCustomer(registrationToken: "good-token")
+                Issue.record("a wrong signature was accepted")
+            } catch let error as AWSMarketplaceError {
+                #expect(error.kind == .invalidSignature)
+            }
+            let (unknownKey, _) = clients(api, credentials: AWSCredentials(accessKeyID: "AKIDNOBODY", secretAccessKey: "x"))
+            do {
+                _ = try await unknownKey.resolveCustomer(registrationToken: "good-token")
+                Issue.record("an unknown key was accepted")
+            } catch let error as AWSMarketplaceError {
+                #expect(error.kind == .unrecognizedClient)
+            }
         }
     }
 
     @Test func entitlementsArePagedThroughAnEmptyPage() async throws {
-        let api = try await ChildProcess(pythonFixture: "aws_seller_api.py", arguments: [])
-        defer { Task { await api.stop() } }
-        let (_, entitlements) = clients(api)
-        let all = try await entitlements.entitlements(productCode: "prod-committed-123", filter: [.customerIdentifier: ["cust-abc123"]])
-        #expect(all.map(\.dimension) == ["seats", "storage", "compute"])
-        #expect(all.first?.value == .integer(10))
-        #expect(all.first?.expirationDate == Date(timeIntervalSince1970: 1_798_761_600))
-        #expect(try await callCounts(api)["AWSMPEntitlementService.GetEntitlements"] == 3)
+        try await withStarted(ChildProcess(pythonFixture: "aws_seller_api.py", arguments: [])) { api in
+            let (_, entitlements) = clients(api)
+            let all = try await entitlements.entitlements(productCode: "prod-committed-123", filter: [.customerIdentifier: ["cust-abc123"]])
+            #expect(all.map(\.dimension) == ["seats", "storage", "compute"])
+            #expect(all.first?.value == .integer(10))
+            #expect(all.first?.expirationDate == Date(timeIntervalSince1970: 1_798_761_600))
+            #expect(try await callCounts(api)["AWSMPEntitlementService.GetEntitlements"] == 3)
+        }
     }
 
     @Test func batchMeterUsageReportsPerRecordStatusAndLimitsTheBatch() async throws {
-        let api = try await ChildProcess(pythonFixture: "aws_seller_api.py", arguments: [])
-        defer { Task { await api.stop() } }
-        let (metering, _) = clients(api)
-        let record = UsageRecord(
-            timestamp: Date(timeIntervalSince1970: 1_790_000_000), customerIdentifier: "cust-abc123",
-            dimension: "compute", quantity: 3)
-        let first = try await metering.batchMeterUsage(productCode: "prod-committed-123", records: [record])
-        #expect(first.results.map(\.status) == ["Success"])
-        #expect(first.results.first?.usageRecord == record)
-        let again = try await metering.batchMeterUsage(productCode: "prod-committed-123", records: [record])
-        #expect(again.results.map(\.status) == ["DuplicateRecord"])
-        await #expect(throws: AWSMarketplaceError.self) {
-            try await metering.batchMeterUsage(productCode: "prod-committed-123", records: Array(repeating: record, count: 26))
+        try await withStarted(ChildProcess(pythonFixture: "aws_seller_api.py", arguments: [])) { api in
+            let (metering, _) = clients(api)
+            let record = UsageRecord(
+                timestamp: Date(timeIntervalSince1970: 1_790_000_000), customerIdentifier: "cust-abc123",
+                dimension: "compute", quantity: 3)
+            let first = try await metering.batchMeterUsage(productCode: "prod-committed-123", records: [record])
+            #expect(first.results.map(\.status) == ["Success"])
+            #expect(first.results.first?.usageRecord == record)
+            let again = try await metering.batchMeterUsage(productCode: "prod-committed-123", records: [record])
+            #expect(again.results.map(\.status) == ["DuplicateRecord"])
+            await #expect(throws: AWSMarketplaceError.self) {
+                try await metering.batchMeterUsage(productCode: "prod-committed-123", records: Array(repeating: record, count: 26))
+            }
+            #expect(try await callCounts(api)["AWSMPMeteringService.BatchMeterUsage"] == 2)
         }
-        #expect(try await callCounts(api)["AWSMPMeteringService.BatchMeterUsage"] == 2)
     }
 
     @Test func errorTypesLoseTheirNamespaceAndSuffix() {
@@ -146,44 +147,44 @@ import Testing
 /// form, each name once, and at most 10 new certificates a minute.
 @Suite(.timeLimit(.minutes(2))) struct SNSCertificateFetchTests {
     @Test func forgedMessagesCannotMakeUsFetchArbitraryPathsOrManyCertificates() async throws {
-        let host = try await ChildProcess(pythonFixture: "counting_http_server.py", arguments: [])
-        defer { Task { await host.stop() } }
-        let origin = "http://127.0.0.1:\(host.port)"
-        let topic = "arn:aws:sns:us-east-1:287250355862:aws-mp-subscription-notification-prod"
-        let receiver = try SNSReceiver(configuration: .init(topicArns: [topic], trustedOrigins: [origin]))
-        func message(certificateURL: String) throws -> SNSMessage {
-            let fields = [
-                "Type": "Notification", "MessageId": UUID().uuidString, "TopicArn": topic, "Message": "{}",
-                "Timestamp": "2026-12-01T00:00:00.000Z", "SignatureVersion": "2", "Signature": "c2lnbmF0dXJl",
-                "SigningCertURL": certificateURL
+        try await withStarted(ChildProcess(pythonFixture: "counting_http_server.py", arguments: [])) { host in
+            let origin = "http://127.0.0.1:\(host.port)"
+            let topic = "arn:aws:sns:us-east-1:287250355862:aws-mp-subscription-notification-prod"
+            let receiver = try SNSReceiver(configuration: .init(topicArns: [topic], trustedOrigins: [origin]))
+            func message(certificateURL: String) throws -> SNSMessage {
+                let fields = [
+                    "Type": "Notification", "MessageId": UUID().uuidString, "TopicArn": topic, "Message": "{}",
+                    "Timestamp": "2026-12-01T00:00:00.000Z", "SignatureVersion": "2", "Signature": "c2lnbmF0dXJl",
+                    "SigningCertURL": certificateURL
+                ]
+                return try SNSMessage(body: Array(try JSONSerialization.data(withJSONObject: fields)))
+            }
+            func fetches() async throws -> Int { Int(try await Curl.get(origin + "/_count").body) ?? -1 }
+
+            let otherForms = [
+                "/admin", "/SimpleNotificationService-a.pem?x=1", "/dir/SimpleNotificationService-a.pem",
+                "/SimpleNotificationService-a.pem#f", "/SimpleNotificationService-../x.pem", "/SimpleNotificationService-.pem",
+                "/simplenotificationservice-a.pem", "/SimpleNotificationService-a%2Fb.pem"
             ]
-            return try SNSMessage(body: Array(try JSONSerialization.data(withJSONObject: fields)))
-        }
-        func fetches() async throws -> Int { Int(try await Curl.get(origin + "/_count").body) ?? -1 }
-
-        let otherForms = [
-            "/admin", "/SimpleNotificationService-a.pem?x=1", "/dir/SimpleNotificationService-a.pem",
-            "/SimpleNotificationService-a.pem#f", "/SimpleNotificationService-../x.pem", "/SimpleNotificationService-.pem",
-            "/simplenotificationservice-a.pem", "/SimpleNotificationService-a%2Fb.pem"
-        ]
-        for form in otherForms {
-            await #expect(throws: SNSMessageError.untrusted("SigningCertURL is not a certificate on a trusted SNS host"), "\(form)") {
-                try await receiver.verify(try message(certificateURL: origin + form))
+            for form in otherForms {
+                await #expect(throws: SNSMessageError.untrusted("SigningCertURL is not a certificate on a trusted SNS host"), "\(form)") {
+                    try await receiver.verify(try message(certificateURL: origin + form))
+                }
             }
-        }
-        #expect(try await fetches() == 0)
+            #expect(try await fetches() == 0)
 
-        // 100 messages naming 50 well-formed certificates: 10 fetched, the rest told to retry later;
-        // a name that did not give a certificate is not fetched again.
-        var unavailable = 0
-        for index in 0..<100 {
-            do {
-                try await receiver.verify(try message(certificateURL: origin + "/SimpleNotificationService-forged\(index % 50).pem"))
-            } catch {
-                if case SNSMessageError.unavailable = error { unavailable += 1 }
+            // 100 messages naming 50 well-formed certificates: 10 fetched, the rest told to retry later;
+            // a name that did not give a certificate is not fetched again.
+            var unavailable = 0
+            for index in 0..<100 {
+                do {
+                    try await receiver.verify(try message(certificateURL: origin + "/SimpleNotificationService-forged\(index % 50).pem"))
+                } catch {
+                    if case SNSMessageError.unavailable = error { unavailable += 1 }
+                }
             }
+            #expect(try await fetches() == 10)
+            #expect(unavailable == 80, "\(unavailable)")
         }
-        #expect(try await fetches() == 10)
-        #expect(unavailable == 80, "\(unavailable)")
     }
 }

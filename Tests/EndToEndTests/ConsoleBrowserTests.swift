@@ -9,23 +9,23 @@ import Testing
     static let scenarios = ["new-buyer", "member-and-admin", "signed-in", "refusals", "no-javascript", "form-security"]
 
     @Test func theJourneyInChromium() async throws {
-        let system = try await ConsoleSystem.start()
-        defer { Task { await system.stop() } }
-        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("Fixtures/browser_journey.py").path
-        let screenshots = ProcessInfo.processInfo.environment["CONSOLE_SCREENSHOTS"]
-        for scenario in Self.scenarios {
-            let result = try await ExternalCommand.run(
-                [
-                    "python3", "-u", script, scenario,
-                    "--console", system.consoleURL, "--simulator", system.simulator.baseURL, "--maildrop", system.maildrop,
-                    "--offer-email", "buyer-111111111111@example.com"
-                ] + (screenshots.map { ["--screenshots", $0] } ?? []),
-                timeout: .seconds(120))
-            #expect(result.status == 0 && !result.timedOut, "scenario \(scenario): \(result.stdout)\n\(result.stderr)")
+        try await withStarted(ConsoleSystem.start()) { system in
+            let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+                .appendingPathComponent("Fixtures/browser_journey.py").path
+            let screenshots = ProcessInfo.processInfo.environment["CONSOLE_SCREENSHOTS"]
+            for scenario in Self.scenarios {
+                let result = try await ExternalCommand.run(
+                    [
+                        "python3", "-u", script, scenario,
+                        "--console", system.consoleURL, "--simulator", system.simulator.baseURL, "--maildrop", system.maildrop,
+                        "--offer-email", "buyer-111111111111@example.com"
+                    ] + (screenshots.map { ["--screenshots", $0] } ?? []),
+                    timeout: .seconds(120))
+                #expect(result.status == 0 && !result.timedOut, "scenario \(scenario): \(result.stdout)\n\(result.stderr)")
+            }
+            // Nothing secret in the console's log: no session, claim, token or password.
+            let log = system.console.output
+            #expect(!log.contains("correct horse battery staple") && !log.contains("token="), "the console logged a secret:\n\(log)")
         }
-        // Nothing secret in the console's log: no session, claim, token or password.
-        let log = system.console.output
-        #expect(!log.contains("correct horse battery staple") && !log.contains("token="), "the console logged a secret:\n\(log)")
     }
 }

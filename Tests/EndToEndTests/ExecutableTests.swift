@@ -18,28 +18,32 @@ import Testing
     @Test(arguments: services)
     func startsQuicklyAndAnswersHealthProbesAndMetrics(service: String) async throws {
         let launched = ContinuousClock.now
-        let process = try await ChildProcess(
-            service: service, arguments: ["--port", "0", "--data-dir", dataDirectory()],
-            environment: Self.awsCredentials)
-        defer { Task { await process.stop() } }
-        let url = "http://127.0.0.1:\(process.port)"
-        let health = try await Curl.post(url + "/grpc.health.v1.Health/Check", body: "{}", extra: ["--http2-prior-knowledge"])
-        let ready = ContinuousClock.now - launched
-        #expect(health.status == 200 && health.body == #"{"status":"SERVING"}"#)
-        #expect(ready < .seconds(1), "\(service) took \(ready) to serve")
-        #expect(try await Curl.get(url + "/healthz").status == 200)
-        #expect(try await Curl.get(url + "/readyz").status == 200)
-        #expect(try await Curl.get(url + "/metrics").body.contains("rpc_server_calls_total"))
+        try await withStarted(
+            ChildProcess(
+                service: service, arguments: ["--port", "0", "--data-dir", dataDirectory()],
+                environment: Self.awsCredentials)
+        ) { process in
+            let url = "http://127.0.0.1:\(process.port)"
+            let health = try await Curl.post(url + "/grpc.health.v1.Health/Check", body: "{}", extra: ["--http2-prior-knowledge"])
+            let ready = ContinuousClock.now - launched
+            #expect(health.status == 200 && health.body == #"{"status":"SERVING"}"#)
+            #expect(ready < .seconds(1), "\(service) took \(ready) to serve")
+            #expect(try await Curl.get(url + "/healthz").status == 200)
+            #expect(try await Curl.get(url + "/readyz").status == 200)
+            #expect(try await Curl.get(url + "/metrics").body.contains("rpc_server_calls_total"))
+        }
     }
 
     @Test func configurationComesFromEnvironmentVariables() async throws {
         let directory = dataDirectory()
-        let process = try await ChildProcess(
-            service: "organization", arguments: [],
-            environment: ["PORT": "0", "DATA_DIR": directory, "LOG_LEVEL": "debug"])
-        defer { Task { await process.stop() } }
-        #expect(FileManager.default.fileExists(atPath: directory + "/organization.sqlite"))
-        #expect(process.output.contains("debug") || process.output.contains("listening"))
+        try await withStarted(
+            ChildProcess(
+                service: "organization", arguments: [],
+                environment: ["PORT": "0", "DATA_DIR": directory, "LOG_LEVEL": "debug"])
+        ) { process in
+            #expect(FileManager.default.fileExists(atPath: directory + "/organization.sqlite"))
+            #expect(process.output.contains("debug") || process.output.contains("listening"))
+        }
     }
 
     @Test func badFlagsExitWithAMessage() async throws {
@@ -53,58 +57,58 @@ import Testing
     /// Tests run the debug build, whose code pages alone are larger, so this checks the memory the
     /// process allocates itself (anonymous RSS) tightly, and the debug total loosely.
     @Test func idleProcessStaysSmall() async throws {
-        let process = try await ChildProcess(service: "identity", arguments: ["--port", "0", "--data-dir", dataDirectory()])
-        defer { Task { await process.stop() } }
-        _ = try await Curl.post("http://127.0.0.1:\(process.port)/grpc.health.v1.Health/Check", body: "{}", extra: ["--http2-prior-knowledge"])
-        try await Task.sleep(for: .milliseconds(300))
-        let status = try String(contentsOfFile: "/proc/\(process.process.processIdentifier)/status", encoding: .utf8)
-        func kilobytes(_ field: String) -> Int {
-            let line = status.split(separator: "\n").first { $0.hasPrefix(field + ":") } ?? ""
-            return Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "") ?? .max
+        try await withStarted(ChildProcess(service: "identity", arguments: ["--port", "0", "--data-dir", dataDirectory()])) { process in
+            _ = try await Curl.post("http://127.0.0.1:\(process.port)/grpc.health.v1.Health/Check", body: "{}", extra: ["--http2-prior-knowledge"])
+            try await Task.sleep(for: .milliseconds(300))
+            let status = try String(contentsOfFile: "/proc/\(process.process.processIdentifier)/status", encoding: .utf8)
+            func kilobytes(_ field: String) -> Int {
+                let line = status.split(separator: "\n").first { $0.hasPrefix(field + ":") } ?? ""
+                return Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "") ?? .max
+            }
+            #expect(kilobytes("RssAnon") < 16 * 1024, "anonymous RSS is \(kilobytes("RssAnon")) KiB")
+            #expect(kilobytes("VmRSS") < 48 * 1024, "idle RSS of the debug build is \(kilobytes("VmRSS")) KiB")
         }
-        #expect(kilobytes("RssAnon") < 16 * 1024, "anonymous RSS is \(kilobytes("RssAnon")) KiB")
-        #expect(kilobytes("VmRSS") < 48 * 1024, "idle RSS of the debug build is \(kilobytes("VmRSS")) KiB")
     }
 
     @Test func sigtermUnderLoadCompletesOrRefusesEveryCallAndExitsWithinTenSeconds() async throws {
-        let process = try await ChildProcess(service: "identity", arguments: ["--port", "0", "--data-dir", dataDirectory()])
-        defer { Task { await process.stop() } }
-        let client = try ConnectClient(configuration: .init(baseURL: "http://127.0.0.1:\(process.port)"))
-        let succeeded = SharedCounter()
-        let load = (0..<32).map { _ in
-            Task { () -> (ok: Int, unexpected: [RPCError]) in
-                var ok = 0
-                var unexpected: [RPCError] = []
-                while !Task.isCancelled {
-                    do throws(RPCError) {
-                        _ = try await client.call(Health.check, HealthCheckRequest(), options: .init(timeout: .seconds(5)))
-                        ok += 1
-                        succeeded.increment()
-                    } catch {
-                        if error.code != .unavailable { unexpected.append(error) }
-                        break
+        try await withStarted(ChildProcess(service: "identity", arguments: ["--port", "0", "--data-dir", dataDirectory()])) { process in
+            let client = try ConnectClient(configuration: .init(baseURL: "http://127.0.0.1:\(process.port)"))
+            let succeeded = SharedCounter()
+            let load = (0..<32).map { _ in
+                Task { () -> (ok: Int, unexpected: [RPCError]) in
+                    var ok = 0
+                    var unexpected: [RPCError] = []
+                    while !Task.isCancelled {
+                        do throws(RPCError) {
+                            _ = try await client.call(Health.check, HealthCheckRequest(), options: .init(timeout: .seconds(5)))
+                            ok += 1
+                            succeeded.increment()
+                        } catch {
+                            if error.code != .unavailable { unexpected.append(error) }
+                            break
+                        }
                     }
+                    return (ok, unexpected)
                 }
-                return (ok, unexpected)
             }
+            // Signal only once traffic is flowing.
+            try await eventually(timeout: .seconds(10)) { succeeded.value >= 200 }
+            let signalled = ContinuousClock.now
+            process.signal(SIGTERM)
+            let status = await process.waitForExit(timeout: .seconds(10))
+            let took = ContinuousClock.now - signalled
+            #expect(status == 0, "exit status \(String(describing: status)), log:\n\(process.output)")
+            #expect(took < .seconds(10))
+            var total = 0
+            for task in load {
+                task.cancel()
+                let (ok, unexpected) = await task.value
+                total += ok
+                #expect(unexpected.isEmpty, "\(unexpected.prefix(3))")
+            }
+            #expect(total > 100, "only \(total) calls made it before SIGTERM")
+            #expect(process.output.contains("draining"))
+            await client.close()
         }
-        // Signal only once traffic is flowing.
-        try await eventually(timeout: .seconds(10)) { succeeded.value >= 200 }
-        let signalled = ContinuousClock.now
-        process.signal(SIGTERM)
-        let status = await process.waitForExit(timeout: .seconds(10))
-        let took = ContinuousClock.now - signalled
-        #expect(status == 0, "exit status \(String(describing: status)), log:\n\(process.output)")
-        #expect(took < .seconds(10))
-        var total = 0
-        for task in load {
-            task.cancel()
-            let (ok, unexpected) = await task.value
-            total += ok
-            #expect(unexpected.isEmpty, "\(unexpected.prefix(3))")
-        }
-        #expect(total > 100, "only \(total) calls made it before SIGTERM")
-        #expect(process.output.contains("draining"))
-        await client.close()
     }
 }

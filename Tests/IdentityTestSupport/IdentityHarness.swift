@@ -20,7 +20,7 @@ public final class TestClock: Sendable {
 
 /// identity run in-process on an ephemeral port with its real database, a maildrop and a test clock.
 /// scrypt runs at N=2^10 here to keep tests quick; the default cost has tests of its own.
-public final class IdentityHarness: Sendable {
+public final class IdentityHarness: TestFixture {
     public static let callerSecret = "test-caller-secret"
     /// The secret organization presents to identity in tests (LookupUsers), which identity trusts.
     public static let organizationSecret = "test-organization-secret"

@@ -41,80 +41,81 @@ import Testing
     }
 
     @Test func aBindCompletesOnceOrganizationIsBack() async throws {
-        let system = try await JourneyHarness.start()
-        defer { Task { await system.stop() } }
-        let (user, organization) = try await system.adminWithOrganization()
-        let claim = try #require(try await system.register().claim)
-        let lock = try WriteLock(system.organizationDatabase)
-        let first = try await system.linkClient.call(
-            MarketplaceLink.bindOrganization, BindOrganizationRequest(claim: claim, organizationId: organization.id),
-            options: .init(timeout: .seconds(30), bearerToken: user.accessToken))
-        #expect(first.state == .binding, "organization could not write, so the link waits")
-        // Then organization goes down altogether: the retries find nobody listening.
-        await system.organization.shutdown(timeout: .seconds(2))
-        lock.release()
-        try await Task.sleep(for: .seconds(3))
-        #expect(try await system.linkSQL("SELECT state || ' ' || (attempts >= 2) FROM link") == "BINDING 1")
-        #expect(try await billingRows(system.organizationDatabase) == "0")
-        // organization is back: the bind completes.
-        let restarted = try await system.startOrganizationAgain()
-        defer { Task { await restarted.shutdown(timeout: .seconds(2)) } }
-        // (The billing page asks organization too: while marketplace-link's client backs off from
-        // the restart, it may answer unavailable, so errors are retried here.)
-        let active = try await eventually(timeout: .seconds(30)) {
-            (try? await system.linkClient.call(
-                MarketplaceLink.getBillingStatus, BillingStatusRequest(organizationId: organization.id),
-                options: .init(bearerToken: user.accessToken)))?.state == .active
+        try await withStarted(JourneyHarness.start()) { system in
+            let (user, organization) = try await system.adminWithOrganization()
+            let claim = try #require(try await system.register().claim)
+            let lock = try WriteLock(system.organizationDatabase)
+            let first = try await system.linkClient.call(
+                MarketplaceLink.bindOrganization, BindOrganizationRequest(claim: claim, organizationId: organization.id),
+                options: .init(timeout: .seconds(30), bearerToken: user.accessToken))
+            #expect(first.state == .binding, "organization could not write, so the link waits")
+            // Then organization goes down altogether: the retries find nobody listening.
+            await system.organization.shutdown(timeout: .seconds(2))
+            lock.release()
+            try await Task.sleep(for: .seconds(3))
+            #expect(try await system.linkSQL("SELECT state || ' ' || (attempts >= 2) FROM link") == "BINDING 1")
+            #expect(try await billingRows(system.organizationDatabase) == "0")
+            // organization is back: the bind completes.
+            try await withStarted(system.startOrganizationAgain()) { restarted in
+                // (The billing page asks organization too: while marketplace-link's client backs off from
+                // the restart, it may answer unavailable, so errors are retried here.)
+                let active = try await eventually(timeout: .seconds(30)) {
+                    (try? await system.linkClient.call(
+                        MarketplaceLink.getBillingStatus, BillingStatusRequest(organizationId: organization.id),
+                        options: .init(bearerToken: user.accessToken)))?.state == .active
+                }
+                #expect(active)
+                #expect(try await billingRows(system.organizationDatabase) == "1")
+            }
         }
-        #expect(active)
-        #expect(try await billingRows(system.organizationDatabase) == "1")
     }
 
     @Test func killNineAfterBindingIsRecordedLeavesOneActiveLinkAfterRestart() async throws {
-        let system = try await JourneyHarness.start()
-        defer { Task { await system.stop() } }
-        let (user, organization) = try await system.adminWithOrganization()
-        // marketplace-link as a real process, so it can be killed.
-        let directory = system.directory + "/link-process"
-        let arguments = [
-            "--port", "0", "--data-dir", directory, "--identity-url", "http://127.0.0.1:\(system.identity.port)",
-            "--organization-url", system.organizationURL, "--aws-marketplace-endpoint", system.simulator.baseURL,
-            "--service-secret", JourneyHarness.linkSecret, "--product-code", SimulatorProcess.product
-        ]
-        let environment = ["AWS_ACCESS_KEY_ID": SimulatorProcess.sellerAccessKeyID, "AWS_SECRET_ACCESS_KEY": SimulatorProcess.sellerSecret]
-        let first = try await ChildProcess(service: "marketplace-link", arguments: arguments, environment: environment)
-        let client = try ConnectClient(configuration: .init(baseURL: "http://127.0.0.1:\(first.port)"))
-        let token = try await system.simulator.subscribeAndSetUp(identity: "alice", offer: "offer-a")
-        let claim = try #require(try await client.call(MarketplaceLink.acceptRegistration, AcceptRegistrationRequest(registrationToken: token)).claim)
+        try await withStarted(JourneyHarness.start()) { system in
+            let (user, organization) = try await system.adminWithOrganization()
+            // marketplace-link as a real process, so it can be killed.
+            let directory = system.directory + "/link-process"
+            let arguments = [
+                "--port", "0", "--data-dir", directory, "--identity-url", "http://127.0.0.1:\(system.identity.port)",
+                "--organization-url", system.organizationURL, "--aws-marketplace-endpoint", system.simulator.baseURL,
+                "--service-secret", JourneyHarness.linkSecret, "--product-code", SimulatorProcess.product
+            ]
+            let environment = ["AWS_ACCESS_KEY_ID": SimulatorProcess.sellerAccessKeyID, "AWS_SECRET_ACCESS_KEY": SimulatorProcess.sellerSecret]
+            let first = try await ChildProcess(service: "marketplace-link", arguments: arguments, environment: environment)
+            let client = try ConnectClient(configuration: .init(baseURL: "http://127.0.0.1:\(first.port)"))
+            let token = try await system.simulator.subscribeAndSetUp(identity: "alice", offer: "offer-a")
+            let claim = try #require(
+                try await client.call(MarketplaceLink.acceptRegistration, AcceptRegistrationRequest(registrationToken: token)).claim)
 
-        let lock = try WriteLock(system.organizationDatabase)
-        let bind = Task {
-            try? await client.call(
-                MarketplaceLink.bindOrganization, BindOrganizationRequest(claim: claim, organizationId: organization.id),
-                options: .init(timeout: .seconds(30), bearerToken: user.accessToken))
-        }
-        let database = directory + "/marketplace-link.sqlite"
-        let recorded = try await eventually(timeout: .seconds(15)) {
-            try await ExternalCommand.run(["sqlite3", database, "SELECT state FROM link"], timeout: .seconds(10))
-                .stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "BINDING"
-        }
-        #expect(recorded, "\(first.output)")
-        first.signal(SIGKILL)
-        _ = await first.waitForExit(timeout: .seconds(5))
-        _ = await bind.value
-        await client.close()
-        lock.release()
-        #expect(try await billingRows(system.organizationDatabase) == "0")
+            let lock = try WriteLock(system.organizationDatabase)
+            let bind = Task {
+                try? await client.call(
+                    MarketplaceLink.bindOrganization, BindOrganizationRequest(claim: claim, organizationId: organization.id),
+                    options: .init(timeout: .seconds(30), bearerToken: user.accessToken))
+            }
+            let database = directory + "/marketplace-link.sqlite"
+            let recorded = try await eventually(timeout: .seconds(15)) {
+                try await ExternalCommand.run(["sqlite3", database, "SELECT state FROM link"], timeout: .seconds(10))
+                    .stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "BINDING"
+            }
+            #expect(recorded, "\(first.output)")
+            first.signal(SIGKILL)
+            _ = await first.waitForExit(timeout: .seconds(5))
+            _ = await bind.value
+            await client.close()
+            lock.release()
+            #expect(try await billingRows(system.organizationDatabase) == "0")
 
-        let second = try await ChildProcess(service: "marketplace-link", arguments: arguments, environment: environment)
-        defer { Task { await second.stop() } }
-        let activated = try await eventually(timeout: .seconds(30)) {
-            try await ExternalCommand.run(["sqlite3", database, "SELECT state FROM link"], timeout: .seconds(10))
-                .stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "ACTIVE"
+            try await withStarted(ChildProcess(service: "marketplace-link", arguments: arguments, environment: environment)) { second in
+                let activated = try await eventually(timeout: .seconds(30)) {
+                    try await ExternalCommand.run(["sqlite3", database, "SELECT state FROM link"], timeout: .seconds(10))
+                        .stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "ACTIVE"
+                }
+                #expect(activated, "\(second.output)")
+                #expect(try await billingRows(system.organizationDatabase) == "1")
+                let links = try await ExternalCommand.run(["sqlite3", database, "SELECT count(*) FROM link"], timeout: .seconds(10))
+                #expect(links.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "1")
+            }
         }
-        #expect(activated, "\(second.output)")
-        #expect(try await billingRows(system.organizationDatabase) == "1")
-        let links = try await ExternalCommand.run(["sqlite3", database, "SELECT count(*) FROM link"], timeout: .seconds(10))
-        #expect(links.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "1")
     }
 }

@@ -12,7 +12,7 @@ import TestSupport
 
 /// The whole system for the journey: aws-marketplace-sim as a process; identity, organization and
 /// marketplace-link in-process on ephemeral ports, trusting each other by service credentials.
-final class JourneyHarness: Sendable {
+final class JourneyHarness: TestFixture {
     let simulator: SimulatorProcess
     let identity: IdentityHarness
     let organization: ServiceHost

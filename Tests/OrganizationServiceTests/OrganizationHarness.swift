@@ -12,7 +12,7 @@ import TestSupport
 
 /// organization in-process on an ephemeral port, with a real identity (in-process too) issuing
 /// the tokens, and a client holding marketplace-link's service credential.
-final class OrganizationHarness: Sendable {
+final class OrganizationHarness: TestFixture {
     static let serviceSecret = "marketplace-link-test-secret"
     static let otherServiceSecret = "identity-test-secret"
     let identity: IdentityHarness
