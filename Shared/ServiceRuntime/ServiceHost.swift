@@ -57,6 +57,9 @@ public final class ServiceHost: Service, Sendable {
     public let database: ServiceDatabase
     public let health: HealthService
     public let metrics: ServerMetrics
+    /// The Connect protocol over the service's router, which the server serves on its port; tests
+    /// call it in-process too (`Upstream.inProcess`).
+    public let endpoint: ConnectEndpoint
     private let server: ConnectServer
     /// The listener for /metrics alone, when `--metrics-port` keeps it off the service port.
     private let metricsServer: ConnectServer?
@@ -106,6 +109,7 @@ public final class ServiceHost: Service, Sendable {
         let endpoint = ConnectEndpoint(
             router: router, plainRoutes: plainRoutes, trustedServices: settings.trustedServices,
             configuration: .init(maxBodyBytes: settings.maxBodyBytes), metrics: metrics, logger: logger)
+        self.endpoint = endpoint
         let connectionLimits = { (host: String, port: Int, tls: TLSFiles?) in
             ConnectServer.Configuration(
                 host: host, port: port, tls: tls,
@@ -147,6 +151,17 @@ public final class ServiceHost: Service, Sendable {
                 "service": "\(settings.service.name)", "host": "\(settings.host)", "port": "\(address.port ?? 0)",
                 "tls": "\(settings.tls != nil)", "data_dir": "\(settings.dataDirectory)"
             ])
+        startBackgroundWork()
+        return address
+    }
+
+    /// Starts the background work without binding a port, for a service called only in-process
+    /// through `endpoint`; `shutdown` stops it.
+    public func startInProcess() {
+        startBackgroundWork()
+    }
+
+    private func startBackgroundWork() {
         if !backgroundWork.isEmpty {
             // One group for all of it, stopped (gracefully, between items) by `shutdown`.
             let group = ServiceGroup(configuration: .init(services: backgroundWork.map { .init(service: $0) }, logger: logger))
@@ -156,7 +171,6 @@ public final class ServiceHost: Service, Sendable {
             }
             runningWork.withLock { $0 = (group, task) }
         }
-        return address
     }
 
     /// Reports NOT_SERVING, sends GOAWAY, lets in-flight calls finish (up to `timeout`), closes.

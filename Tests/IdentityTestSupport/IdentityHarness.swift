@@ -18,8 +18,10 @@ public final class TestClock: Sendable {
     public var function: @Sendable () -> Date { { self.now } }
 }
 
-/// identity run in-process on an ephemeral port with its real database, a maildrop and a test clock.
-/// scrypt runs at N=2^10 here to keep tests quick; the default cost has tests of its own.
+/// identity run in-process with its real database, a maildrop and a test clock: on an ephemeral
+/// port, or with `listening: false` called without a socket (`Upstream.inProcess`), for rule
+/// tests where the wire is not what is tested. scrypt runs at N=2^10 here to keep tests quick;
+/// the default cost has tests of its own.
 public final class IdentityHarness: TestFixture {
     public static let callerSecret = "test-caller-secret"
     /// The secret organization presents to identity in tests (LookupUsers), which identity trusts.
@@ -31,16 +33,19 @@ public final class IdentityHarness: TestFixture {
     public let client: ConnectClient
     /// Calls as a trusted service would.
     public let service: ConnectClient
+    /// The bound port; 0 when not listening.
     public let port: Int
-    /// Where identity answers, for the services that call it.
+    /// Where identity answers, for the services that call it (over HTTP/2).
     public var url: String { "http://127.0.0.1:\(port)" }
+    /// How the services that call it reach it: its port, or in-process when not listening.
+    public var upstream: Upstream { port == 0 ? .inProcess(host.endpoint) : .url(url) }
 
     public var maildrop: String { directory + "/maildrop" }
 
     /// `arguments` are identity's own flags (`IdentityOptions`); `--scrypt-log-n 10` unless given.
     public static func start(
         directory: String = NSTemporaryDirectory() + "identity-\(UUID().uuidString)", clock: TestClock = TestClock(),
-        arguments: [String] = []
+        arguments: [String] = [], listening: Bool = true
     ) async throws -> IdentityHarness {
         let digest = TrustedServices.digest(ofSecret: callerSecret)
         let settings = try ServiceOptions.parse([
@@ -55,14 +60,20 @@ public final class IdentityHarness: TestFixture {
         var logger = Logger(label: "identity-test")
         logger.logLevel = .critical
         let host = try ServiceHost(definition: IdentityDefinition.make(configuration: fixed), settings: settings, logger: logger)
-        let port = try await host.start().port!
+        let port: Int
+        let upstream: Upstream
+        if listening {
+            port = try await host.start().port!
+            upstream = .url("http://127.0.0.1:\(port)")
+        } else {
+            host.startInProcess()
+            port = 0
+            upstream = .inProcess(host.endpoint)
+        }
         return IdentityHarness(
             host: host, directory: directory, clock: clock, port: port,
-            client: try ConnectClient(configuration: .init(baseURL: "http://127.0.0.1:\(port)")),
-            service: try ConnectClient(
-                configuration: .init(
-                    baseURL: "http://127.0.0.1:\(port)",
-                    credential: ServiceCredential(serviceName: "console", secret: callerSecret))))
+            client: try ConnectClient(upstream: upstream),
+            service: try ConnectClient(upstream: upstream, credential: ServiceCredential(serviceName: "console", secret: callerSecret)))
     }
 
     private init(host: ServiceHost, directory: String, clock: TestClock, port: Int, client: ConnectClient, service: ConnectClient) {

@@ -52,7 +52,7 @@ final class JourneyHarness: TestFixture {
             "--trusted-services", "marketplace-link=\(digest(secrets["marketplace-link"]!))"
         ]).settings(service: OrganizationDefinition.identity, environment: [:])
         let organization = try ServiceHost(
-            definition: OrganizationDefinition.make(identityURL: identity.url), settings: organizationSettings, logger: logger)
+            definition: OrganizationDefinition.make(identity: .url(identity.url)), settings: organizationSettings, logger: logger)
         let organizationPort = try await organization.start().port!
         var restartSettings = organizationSettings
         restartSettings.port = organizationPort
@@ -117,7 +117,7 @@ final class JourneyHarness: TestFixture {
         var logger = Logger(label: "journey-test")
         logger.logLevel = .critical
         let host = try ServiceHost(
-            definition: OrganizationDefinition.make(identityURL: identity.url), settings: organizationRestartSettings, logger: logger)
+            definition: OrganizationDefinition.make(identity: .url(identity.url)), settings: organizationRestartSettings, logger: logger)
         _ = try await host.start()
         return host
     }

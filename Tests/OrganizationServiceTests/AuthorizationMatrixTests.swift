@@ -11,7 +11,8 @@ import ServiceRuntime
 import TestSupport
 import Testing
 
-/// Every method against every kind of caller, over HTTP/2, with identity issuing real tokens.
+/// Every method against every kind of caller, through organization's router in-process (the
+/// same protocol checks as on the wire), with identity issuing real tokens.
 /// The expected table is the one in the README.
 @Suite(.timeLimit(.minutes(3))) struct AuthorizationMatrixTests {
     enum Caller: String, CaseIterable {
@@ -46,7 +47,7 @@ import Testing
     ]
 
     @Test func everyMethodAgainstEveryCaller() async throws {
-        try await withStarted(OrganizationHarness.start()) { harness in
+        try await withStarted(OrganizationHarness.start(listening: false)) { harness in
             let users: [Caller: LoginResponse] = [
                 .admin: try await harness.user("admin"), .developer: try await harness.user("developer"),
                 .billing: try await harness.user("billing"), .member: try await harness.user("member"),
@@ -182,7 +183,7 @@ import Testing
         var logger = Logger(label: "organization-test")
         logger.logLevel = .critical
         let host = try ServiceHost(
-            definition: OrganizationDefinition.make(identityURL: "http://127.0.0.1:\(deadIdentity)"), settings: settings, logger: logger)
+            definition: OrganizationDefinition.make(identity: .url("http://127.0.0.1:\(deadIdentity)")), settings: settings, logger: logger)
         let port = try await host.start().port!
         let client = try ConnectClient(configuration: .init(baseURL: "http://127.0.0.1:\(port)"))
         let forged = try SigningKey.generate().sign(

@@ -10,8 +10,10 @@ import RPCCore
 import ServiceRuntime
 import TestSupport
 
-/// organization in-process on an ephemeral port, with a real identity (in-process too) issuing
-/// the tokens, and a client holding marketplace-link's service credential.
+/// organization in-process with a real identity issuing the tokens, and a client holding
+/// marketplace-link's service credential. Both on ephemeral ports, or with `listening: false`
+/// called without sockets (the rule and authorization tests: same protocol checks and errors,
+/// no wire).
 final class OrganizationHarness: TestFixture {
     static let serviceSecret = "marketplace-link-test-secret"
     static let otherServiceSecret = "identity-test-secret"
@@ -20,6 +22,7 @@ final class OrganizationHarness: TestFixture {
     let directory: String
     /// organization's own clock, moved to expire tokens from its point of view.
     let clock: TestClock
+    /// The bound port; 0 when not listening.
     let port: Int
     /// Calls without any credential; add a bearer token per call.
     let client: ConnectClient
@@ -28,8 +31,8 @@ final class OrganizationHarness: TestFixture {
     /// Calls as identity: trusted, but not for organization's internal methods.
     let otherService: ConnectClient
 
-    static func start() async throws -> OrganizationHarness {
-        let identity = try await IdentityHarness.start()
+    static func start(listening: Bool = true) async throws -> OrganizationHarness {
+        let identity = try await IdentityHarness.start(listening: listening)
         let directory = NSTemporaryDirectory() + "organization-\(UUID().uuidString)"
         let digest = TrustedServices.digest(ofSecret: serviceSecret)
         let settings = try ServiceOptions.parse([
@@ -41,19 +44,22 @@ final class OrganizationHarness: TestFixture {
         var logger = Logger(label: "organization-test")
         logger.logLevel = .critical
         let host = try ServiceHost(
-            definition: OrganizationDefinition.make(identityURL: identity.url, now: clock.function), settings: settings, logger: logger)
-        let port = try await host.start().port!
+            definition: OrganizationDefinition.make(identity: identity.upstream, now: clock.function), settings: settings, logger: logger)
+        let port: Int
+        let upstream: Upstream
+        if listening {
+            port = try await host.start().port!
+            upstream = .url("http://127.0.0.1:\(port)")
+        } else {
+            host.startInProcess()
+            port = 0
+            upstream = .inProcess(host.endpoint)
+        }
         return OrganizationHarness(
             identity: identity, host: host, directory: directory, clock: clock, port: port,
-            client: try ConnectClient(configuration: .init(baseURL: "http://127.0.0.1:\(port)")),
-            service: try ConnectClient(
-                configuration: .init(
-                    baseURL: "http://127.0.0.1:\(port)",
-                    credential: ServiceCredential(serviceName: "marketplace-link", secret: serviceSecret))),
-            otherService: try ConnectClient(
-                configuration: .init(
-                    baseURL: "http://127.0.0.1:\(port)",
-                    credential: ServiceCredential(serviceName: "identity", secret: otherServiceSecret))))
+            client: try ConnectClient(upstream: upstream),
+            service: try ConnectClient(upstream: upstream, credential: ServiceCredential(serviceName: "marketplace-link", secret: serviceSecret)),
+            otherService: try ConnectClient(upstream: upstream, credential: ServiceCredential(serviceName: "identity", secret: otherServiceSecret)))
     }
 
     private init(

@@ -11,7 +11,7 @@ import Testing
     static let lastAdmin = RPCError(.failedPrecondition, "an organization needs at least one admin: make another member ADMIN first")
 
     @Test func theLastAdminCanNeitherLeaveNorBeRemovedNorDemoted() async throws {
-        try await withStarted(OrganizationHarness.start()) { harness in
+        try await withStarted(OrganizationHarness.start(listening: false)) { harness in
             let admin = try await harness.user("admin")
             let other = try await harness.user("other")
             let id = try await harness.organization(admin: admin, members: [(other, .member)])
@@ -37,7 +37,7 @@ import Testing
     }
 
     @Test func twoAdminsDemotingEachOtherAtOnceLeaveOneAdmin() async throws {
-        try await withStarted(OrganizationHarness.start()) { harness in
+        try await withStarted(OrganizationHarness.start(listening: false)) { harness in
             for _ in 0..<5 {
                 let first = try await harness.user("first")
                 let second = try await harness.user("second")
@@ -56,7 +56,7 @@ import Testing
     }
 
     @Test func retriedAndConcurrentCreatesWithOneKeyMakeOneOrganization() async throws {
-        try await withStarted(OrganizationHarness.start()) { harness in
+        try await withStarted(OrganizationHarness.start(listening: false)) { harness in
             let user = try await harness.user("creator")
             let key = [(name: Organizations.idempotencyKeyHeader, value: "create-1")]
             let first = try await harness.call(Organizations.createOrganization, CreateOrganizationRequest(name: "Once"), as: user, headers: key)
@@ -82,7 +82,7 @@ import Testing
     }
 
     @Test func aUserBelongsToAtMostTwentyFiveOrganizations() async throws {
-        try await withStarted(OrganizationHarness.start()) { harness in
+        try await withStarted(OrganizationHarness.start(listening: false)) { harness in
             let user = try await harness.user("joiner")
             for index in 0..<25 {
                 _ = try await harness.call(Organizations.createOrganization, CreateOrganizationRequest(name: "Org \(index)"), as: user)
@@ -104,7 +104,7 @@ import Testing
     /// (no role, no admin check), does not count against the invitee's limit, and is accepted or
     /// declined by the invitee alone.
     @Test func addingAUserInvitesThemAndOnlyTheyCanAccept() async throws {
-        try await withStarted(OrganizationHarness.start()) { harness in
+        try await withStarted(OrganizationHarness.start(listening: false)) { harness in
             let attacker = try await harness.user("attacker")
             let victim = try await harness.user("victim")
             var organizations: [String] = []
@@ -144,7 +144,7 @@ import Testing
     }
 
     @Test func selectionIsRememberedAndForgottenOnLeaving() async throws {
-        try await withStarted(OrganizationHarness.start()) { harness in
+        try await withStarted(OrganizationHarness.start(listening: false)) { harness in
             let admin = try await harness.user("admin")
             let member = try await harness.user("member")
             let id = try await harness.organization(admin: admin, members: [(member, .developer)])
@@ -161,7 +161,7 @@ import Testing
     }
 
     @Test func billingIsSetOnceAndIdempotentlyAndClearedOnlyByItsLink() async throws {
-        try await withStarted(OrganizationHarness.start()) { harness in
+        try await withStarted(OrganizationHarness.start(listening: false)) { harness in
             let admin = try await harness.user("admin")
             let billing = try await harness.user("billing")
             let id = try await harness.organization(admin: admin, members: [(billing, .billing)])

@@ -139,4 +139,48 @@ import Testing
         }
         await client.close()
     }
+
+    /// A client calling the router in-process (the rule tests' mode) gets what a client over HTTP/2
+    /// gets: answers, the handler's errors, the access checks, compression and deadlines.
+    @Test func inProcessCallsGetWhatTheWireGets() async throws {
+        let (host, _) = try makeHost(arguments: ["--trusted-services", "caller=\(TrustedServices.digest(ofSecret: TestServer.secret))"])
+        try await withStarted(host) { host in
+            let port = try await host.start().port!
+            let credential = ServiceCredential(serviceName: "caller", secret: TestServer.secret)
+            let wrongCredential = ServiceCredential(serviceName: "caller", secret: "not the secret")
+            func outcome(_ upstream: Upstream, credential: ServiceCredential?, _ method: RPCMethod<EchoRequest, EchoResponse>, _ request: EchoRequest)
+                async throws -> String
+            {
+                try await withStarted(ConnectClient(upstream: upstream, credential: credential)) { client in
+                    do {
+                        let response = try await client.call(method, request, options: .init(timeout: .milliseconds(300)))
+                        return "ok \(response.text.count) \(response.caller ?? "-")"
+                    } catch let error as RPCError {
+                        // Which side noticed the deadline first words it differently.
+                        return error.code == .deadlineExceeded ? "deadlineExceeded" : "\(error.code) \(error.message)"
+                    }
+                }
+            }
+            let calls: [(ServiceCredential?, RPCMethod<EchoRequest, EchoResponse>, EchoRequest)] = [
+                (nil, Echo.echo, EchoRequest(text: "hello")),
+                (nil, Echo.echo, EchoRequest(text: "big", padTo: 5000)),
+                (nil, Echo.echo, EchoRequest(text: "fail", failWith: "not_found")),
+                (nil, Echo.echo, EchoRequest(text: "slow", sleepMs: 2000)),
+                (nil, Echo.internalEcho, EchoRequest(text: "anonymous")),
+                (wrongCredential, Echo.internalEcho, EchoRequest(text: "forged")),
+                (credential, Echo.internalEcho, EchoRequest(text: "trusted"))
+            ]
+            var outcomes: [String] = []
+            for (caller, method, request) in calls {
+                let wire = try await outcome(.url("http://127.0.0.1:\(port)"), credential: caller, method, request)
+                let inProcess = try await outcome(.inProcess(host.endpoint), credential: caller, method, request)
+                #expect(wire == inProcess, "\(method.name) \(request.text)")
+                outcomes.append(inProcess)
+            }
+            #expect(outcomes[0] == "ok 5 -" && outcomes[1] == "ok 5000 -" && outcomes[6] == "ok 7 caller")
+            #expect(outcomes[2] == "notFound asked to fail")
+            #expect(outcomes[3] == "deadlineExceeded")
+            #expect(outcomes[4].hasPrefix("unauthenticated") && outcomes[5].hasPrefix("unauthenticated"))
+        }
+    }
 }

@@ -15,7 +15,7 @@ public struct OrganizationCommand: AsyncParsableCommand {
 
     public func run() async throws {
         let settings = try service.settings(service: OrganizationDefinition.identity)
-        await ServiceMain.run(OrganizationDefinition.make(identityURL: organization.identityURL()), settings: settings)
+        await ServiceMain.run(OrganizationDefinition.make(identity: .url(organization.identityURL())), settings: settings)
     }
 }
 

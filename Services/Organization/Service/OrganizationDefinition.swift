@@ -8,14 +8,14 @@ import ServiceRuntime
 public enum OrganizationDefinition {
     public static let identity = ServiceIdentity(name: "organization", defaultPort: 7102)
 
-    /// `identityURL` is where identity publishes its keys; `now` is the clock the rules read (tests
+    /// `identity` is where identity publishes its keys; `now` is the clock the rules read (tests
     /// move it).
-    public static func make(identityURL: String, now: @escaping @Sendable () -> Date = { Date() }) -> ServiceDefinition {
+    public static func make(identity upstream: Upstream, now: @escaping @Sendable () -> Date = { Date() }) -> ServiceDefinition {
         ServiceDefinition(
             identity: identity, rpcServices: ["organization.v1.OrganizationService"],
             migrator: OrganizationMigrations.migrator
         ) { setup, resources in
-            let identityClient = try ConnectClient(configuration: .init(baseURL: identityURL, credential: resources.settings.credential))
+            let identityClient = try ConnectClient(upstream: upstream, credential: resources.settings.credential)
             let authenticator = AccessTokenAuthenticator(identity: identityClient, now: now, logger: resources.logger)
             let directory = OrganizationDirectory(pool: resources.database.pool, identity: identityClient, now: now)
             OrganizationHandlers(directory: directory, authenticator: authenticator).register(in: &setup.router)

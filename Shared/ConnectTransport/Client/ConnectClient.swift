@@ -6,6 +6,16 @@ import NIOCore
 import NIOPosix
 import RPCCore
 
+/// Where a client's calls go.
+public enum Upstream: Sendable {
+    /// `http://host:port` (h2c, prior knowledge) or `https://host:port` (TLS, ALPN h2).
+    case url(String)
+    /// A server's endpoint in this process, called without a socket: the same headers, protocol
+    /// checks and error mapping, for tests of rules and authorization where the wire is not what
+    /// is tested (as Hummingbird's `.router` test mode does).
+    case inProcess(ConnectEndpoint)
+}
+
 /// Calls one upstream service with the Connect protocol (unary, JSON) over one multiplexed
 /// HTTP/2 connection, opened lazily and reopened with backoff.
 public final class ConnectClient: Sendable {
@@ -36,7 +46,9 @@ public final class ConnectClient: Sendable {
     }
 
     private let configuration: Configuration
-    private let pool: HTTP2ConnectionPool
+    /// The connection pool, or nil when calls go to `inProcess`.
+    private let pool: HTTP2ConnectionPool?
+    private let inProcess: ConnectEndpoint?
     private let authority: String
     private let scheme: String
 
@@ -46,6 +58,25 @@ public final class ConnectClient: Sendable {
         self.authority = "\(target.host):\(target.port)"
         self.scheme = target.secure ? "https" : "http"
         self.pool = HTTP2ConnectionPool(target: target, configuration: configuration, group: group)
+        self.inProcess = nil
+    }
+
+    /// A client of `upstream`, presenting `credential` on every call.
+    public convenience init(upstream: Upstream, credential: ServiceCredential? = nil) throws {
+        switch upstream {
+        case .url(let url):
+            try self.init(configuration: Configuration(baseURL: url, credential: credential))
+        case .inProcess(let endpoint):
+            self.init(inProcess: endpoint, credential: credential)
+        }
+    }
+
+    private init(inProcess endpoint: ConnectEndpoint, credential: ServiceCredential?) {
+        configuration = Configuration(baseURL: "http://in-process", credential: credential)
+        authority = "in-process"
+        scheme = "http"
+        pool = nil
+        inProcess = endpoint
     }
 
     /// Per-call settings.
@@ -82,7 +113,7 @@ public final class ConnectClient: Sendable {
 
     /// Closes the connection.
     public func close() async {
-        await pool.close()
+        await pool?.close()
     }
 
     // MARK: Sending
@@ -112,6 +143,10 @@ public final class ConnectClient: Sendable {
             headers.append(HTTPField(name: header.name.lowercased(), value: header.value))
         }
 
+        if let inProcess {
+            return await Self.call(inProcess, path: path, headers: headers, body: body)
+        }
+        guard let pool else { preconditionFailure("a client has a pool or an in-process endpoint") }
         var attempt = 0
         while true {
             attempt += 1
@@ -133,6 +168,18 @@ public final class ConnectClient: Sendable {
                 }
             }
         }
+    }
+
+    /// One call to an endpoint in this process, as the HTTP/2 server would hand it over (from a
+    /// loopback peer).
+    private static func call(_ endpoint: ConnectEndpoint, path: String, headers: [HTTPField], body: ByteBuffer) async -> HTTP2Message {
+        let request = HTTPRequest(
+            method: "POST", target: path, headers: headers.filter { !$0.name.hasPrefix(":") }.map { ($0.name, $0.value) },
+            body: body, peerAddress: "127.0.0.1")
+        let response = await endpoint.handle(request)
+        return HTTP2Message(
+            fields: [HTTPField(name: ":status", value: String(response.status))] + response.headers.map { HTTPField(name: $0.name, value: $0.value) },
+            body: response.body)
     }
 
     static func decode<Response: Decodable>(_ type: Response.Type, from message: HTTP2Message) throws(RPCError) -> Response {
