@@ -85,7 +85,7 @@ final class Accounts: Sendable {
     func verifyEmail(_ request: VerifyEmailRequest, clientIP: String?) async throws -> VerifyEmailResponse {
         let at = now()
         let (peeked, user) = try await pool.read { db -> (OneTimeToken, UserRecord) in
-            let token = try TokenStore.peek(db, request.token, purpose: .verifyEmail, at: at)
+            let token = try OneTimeToken.usable(db, request.token, purpose: .verifyEmail, at: at)
             guard let user = try UserRecord.fetch(db, id: token.userID) else { throw IdentityError.tokenUnknown(purpose: .verifyEmail) }
             return (token, user)
         }
@@ -96,7 +96,7 @@ final class Accounts: Sendable {
         }
         guard let passwordHash else { throw IdentityError.choosePasswordToVerify }
         let email = try await pool.write { [sessions] db -> String in
-            let token = try TokenStore.consume(db, request.token, purpose: .verifyEmail, at: at)
+            let token = try OneTimeToken.usable(db, request.token, purpose: .verifyEmail, at: at, consume: true)
             try UserRecord.markVerified(db, id: user.id, passwordHash: passwordHash, fullName: token.registration?.fullName, at: at)
             let revoked = try SessionStore.revokeAll(db, userID: user.id, rules: sessions, at: at)
             try LoginThrottleStore.clear(db, subject: LoginThrottleStore.subjects(email: try EmailAddress(user.email), clientIP: nil)[0])
@@ -326,14 +326,14 @@ final class Accounts: Sendable {
         // The token is looked at first (without using it) so the password can be checked against the right email.
         let at = now()
         let user = try await pool.read { db -> UserRecord in
-            let token = try TokenStore.peek(db, request.token, purpose: .resetPassword, at: at)
+            let token = try OneTimeToken.usable(db, request.token, purpose: .resetPassword, at: at)
             guard let user = try UserRecord.fetch(db, id: token.userID) else { throw IdentityError.tokenUnknown(purpose: .resetPassword) }
             return user
         }
         try PasswordPolicy.check(request.newPassword, for: try EmailAddress(user.email), field: "newPassword")
         let newHash = try await hasher.hash(request.newPassword)
         try await pool.write { [composer, sessions] db in
-            _ = try TokenStore.consume(db, request.token, purpose: .resetPassword, at: at)
+            _ = try OneTimeToken.usable(db, request.token, purpose: .resetPassword, at: at, consume: true)
             // Following the emailed link proves the address too.
             try UserRecord.resetPassword(db, id: user.id, passwordHash: newHash, at: at)
             let revoked = try SessionStore.revokeAll(db, userID: user.id, rules: sessions, at: at)

@@ -1,10 +1,11 @@
 import AccessTokens
 import Foundation
 import GRDB
+import ServiceRuntime
 
 /// The `session` table: sign-in sessions, found by the hash of their token.
 enum SessionStore {
-    struct Session: Sendable {
+    struct Session: DatabaseRecord, Sendable {
         var id: String
         var userID: String
         var createdAt: Date
@@ -24,15 +25,9 @@ enum SessionStore {
 
     static func find(_ db: Database, token: String) throws -> Session? {
         guard SecretToken.isWellFormed(token) else { return nil }
-        return try Row.fetchOne(
+        return try Session.fetchOne(
             db, sql: "SELECT id, user_id, created_at, last_used_at, revoked_at FROM session WHERE token_hash = ?",
-            arguments: [SecretToken.hash(token)]
-        ).map { row in
-            Session(
-                id: row["id"], userID: row["user_id"], createdAt: Date(timeIntervalSince1970: row["created_at"]),
-                lastUsedAt: Date(timeIntervalSince1970: row["last_used_at"]),
-                revokedAt: (row["revoked_at"] as Double?).map(Date.init(timeIntervalSince1970:)))
-        }
+            arguments: [SecretToken.hash(token)])
     }
 
     static func touch(_ db: Database, id: String, at now: Date) throws {

@@ -35,32 +35,25 @@ enum TokenStore {
             ])
     }
 
-    /// The token if it may be used now; throws what is wrong with it otherwise. Changes nothing.
-    static func peek(_ db: Database, _ value: String, purpose: OneTimeToken.Purpose, at now: Date) throws -> OneTimeToken {
+    /// The stored token of this purpose, whatever its state; nil when there is none.
+    static func find(_ db: Database, _ value: String, purpose: OneTimeToken.Purpose) throws -> OneTimeToken? {
         guard SecretToken.isWellFormed(value),
             let row = try Row.fetchOne(
                 db,
                 sql: """
                     SELECT user_id, expires_at, used_at, superseded_at, password_hash, full_name FROM one_time_token WHERE token_hash = ? AND purpose = ?
                     """, arguments: [SecretToken.hash(value), purpose.rawValue])
-        else {
-            throw IdentityError.tokenUnknown(purpose: purpose)
-        }
-        let token = OneTimeToken(
+        else { return nil }
+        return OneTimeToken(
             purpose: purpose, userID: row["user_id"], expiresAt: Date(timeIntervalSince1970: row["expires_at"]),
             usedAt: (row["used_at"] as Double?).map(Date.init(timeIntervalSince1970:)),
             supersededAt: (row["superseded_at"] as Double?).map(Date.init(timeIntervalSince1970:)),
             registration: (row["password_hash"] as String?).map { .init(passwordHash: $0, fullName: row["full_name"]) })
-        try token.check(at: now)
-        return token
     }
 
-    /// Checks the token and marks it used, in the caller's write transaction, so it works once.
-    static func consume(_ db: Database, _ value: String, purpose: OneTimeToken.Purpose, at now: Date) throws -> OneTimeToken {
-        let token = try peek(db, value, purpose: purpose, at: now)
+    static func markUsed(_ db: Database, _ value: String, at now: Date) throws {
         try db.execute(
             sql: "UPDATE one_time_token SET used_at = ? WHERE token_hash = ?",
             arguments: [now.timeIntervalSince1970, SecretToken.hash(value)])
-        return token
     }
 }

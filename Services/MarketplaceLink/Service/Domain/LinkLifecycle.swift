@@ -10,7 +10,7 @@ import RPCCore
 /// ended--> CANCELLED, owing CLEAR_BILLING. CANCELLED and FAILED are final.
 struct LinkLifecycle: Equatable, Sendable {
     /// What a link owes organization.
-    enum Step: String, Sendable, CaseIterable {
+    enum Step: String, Sendable, CaseIterable, Decodable {
         case setBilling = "SET_BILLING"
         case clearBilling = "CLEAR_BILLING"
     }

@@ -2,6 +2,7 @@ import AWSMarketplace
 import Contracts
 import Foundation
 import GRDB
+import ServiceRuntime
 
 /// What the buyer bought, as stored with a registration and its link (JSON in the `offer` column).
 struct OfferRecord: Codable, Sendable, Equatable {
@@ -26,10 +27,6 @@ struct OfferRecord: Codable, Sendable, Equatable {
         self.licenseArn = licenseArn
         self.entitlements = entitlements
         self.contractEndsAt = contractEndsAt
-    }
-
-    init(json: String) throws {
-        self = try JSONDecoder().decode(OfferRecord.self, from: Data(json.utf8))
     }
 
     /// The terms the active entitlements grant: each dimension's value, and the latest expiry.
@@ -58,7 +55,7 @@ struct OfferRecord: Codable, Sendable, Equatable {
 
 /// marketplace-link's tables, read and written inside the caller's transaction.
 enum LinkStore {
-    struct Registration: Sendable {
+    struct Registration: DatabaseRecord, Sendable {
         var id: String
         var customerIdentifier: String
         var offer: OfferRecord
@@ -66,18 +63,9 @@ enum LinkStore {
         var claimUsedAt: Date?
         /// Set when AWS Marketplace ended the subscription (`subscribe-fail`, `unsubscribe-success`).
         var closedReason: String?
-
-        init(row: Row) throws {
-            id = row["id"]
-            customerIdentifier = row["customer_identifier"]
-            offer = try OfferRecord(json: row["offer"])
-            claimExpiresAt = Date(timeIntervalSince1970: row["claim_expires_at"])
-            claimUsedAt = (row["claim_used_at"] as Double?).map(Date.init(timeIntervalSince1970:))
-            closedReason = row["closed_reason"]
-        }
     }
 
-    struct Link: Sendable {
+    struct Link: DatabaseRecord, Sendable {
         var id: String
         var registrationID: String
         var organizationID: String
@@ -90,19 +78,6 @@ enum LinkStore {
         var pendingStep: LinkLifecycle.Step?
 
         var lifecycle: LinkLifecycle { LinkLifecycle(state: state, pendingStep: pendingStep) }
-
-        init(row: Row) throws {
-            id = row["id"]
-            registrationID = row["registration_id"]
-            organizationID = row["organization_id"]
-            offer = try OfferRecord(json: row["offer"])
-            state = LinkState(rawValue: row["state"]) ?? .failed
-            linkedBy = row["linked_by"]
-            linkedAt = Date(timeIntervalSince1970: row["linked_at"])
-            failureReason = row["failure_reason"]
-            attempts = row["attempts"]
-            pendingStep = (row["pending_step"] as String?).flatMap(LinkLifecycle.Step.init(rawValue:))
-        }
     }
 
     /// What a saga step ended with.
@@ -156,15 +131,15 @@ enum LinkStore {
     }
 
     static func registration(_ db: Database, claimHash: String) throws -> Registration? {
-        try Row.fetchOne(db, sql: "SELECT * FROM registration WHERE claim_hash = ?", arguments: [claimHash]).map(Registration.init(row:))
+        try Registration.fetchOne(db, sql: "SELECT * FROM registration WHERE claim_hash = ?", arguments: [claimHash])
     }
 
     /// The registration of an AWS Marketplace customer, if they have registered.
     static func registration(_ db: Database, customerIdentifier: String, productCode: String) throws -> Registration? {
-        try Row.fetchOne(
+        try Registration.fetchOne(
             db, sql: "SELECT * FROM registration WHERE customer_identifier = ? AND product_code = ?",
             arguments: [customerIdentifier, productCode]
-        ).map(Registration.init(row:))
+        )
     }
 
     /// What recording a binding came to.
@@ -211,25 +186,25 @@ enum LinkStore {
     }
 
     static func link(_ db: Database, id: String) throws -> Link? {
-        try Row.fetchOne(db, sql: "SELECT * FROM link WHERE id = ?", arguments: [id]).map(Link.init(row:))
+        try Link.fetchOne(db, sql: "SELECT * FROM link WHERE id = ?", arguments: [id])
     }
 
     /// The organization's live link, else its most recent one.
     static func latestLink(_ db: Database, organizationID: String) throws -> Link? {
-        try Row.fetchOne(
+        try Link.fetchOne(
             db,
             sql: """
                 SELECT * FROM link WHERE organization_id = ?
                 ORDER BY CASE WHEN state IN \(liveStates) THEN 0 ELSE 1 END, linked_at DESC LIMIT 1
                 """, arguments: [organizationID]
-        ).map(Link.init(row:))
+        )
     }
 
     static func links(_ db: Database, state: LinkState?, limit: Int) throws -> [Link] {
-        try Row.fetchAll(
+        try Link.fetchAll(
             db, sql: "SELECT * FROM link WHERE ?1 IS NULL OR state = ?1 ORDER BY linked_at DESC LIMIT ?2",
             arguments: [state?.rawValue, limit]
-        ).map(Link.init(row:))
+        )
     }
 
     /// Links owing organization a saga step that is due now, including those left by a crash.
@@ -306,10 +281,10 @@ enum LinkStore {
 
     /// The registration's live link, if any.
     static func liveLink(_ db: Database, registrationID: String) throws -> Link? {
-        try Row.fetchOne(
+        try Link.fetchOne(
             db, sql: "SELECT * FROM link WHERE registration_id = ? AND state IN \(liveStates)",
             arguments: [registrationID]
-        ).map(Link.init(row:))
+        )
     }
 
     /// Ends a registration (its claim can no longer be used) and cancels its live link, which then

@@ -13,13 +13,13 @@ extension OrganizationStore.MembershipRecord {
 extension OrganizationStore.InvitationRecord {
     var message: Invitation {
         Invitation(
-            organizationId: organizationId, organizationName: organizationName, userId: userId, role: role, invitedBy: invitedBy,
+            organizationId: organizationID, organizationName: organizationName, userId: userID, role: role, invitedBy: invitedBy,
             invitedAt: invitedAt)
     }
 }
 
 extension OrganizationStore.MemberRecord {
-    var message: Member { Member(userId: userId, role: role, addedAt: addedAt) }
+    var message: Member { Member(userId: userID, role: role, addedAt: addedAt) }
 }
 
 extension OrganizationStore.BillingRecord {
@@ -32,5 +32,5 @@ extension OrganizationStore.BillingRecord {
 }
 
 extension OrganizationStore.AuditRecord {
-    var message: AuditEvent { AuditEvent(action: action, actor: actor, subjectUserId: subjectUserId, detail: detail, at: at) }
+    var message: AuditEvent { AuditEvent(action: action, actor: actor, subjectUserId: subjectUserID, detail: detail, at: at) }
 }

@@ -1,19 +1,18 @@
 import Contracts
 import Foundation
 import GRDB
+import ServiceRuntime
 
 /// organization's tables, read and written inside the caller's transaction.
 enum OrganizationStore {
-    struct OrganizationRow {
+    struct OrganizationRow: DatabaseRecord {
         var id: String
         var name: String
         var createdAt: Date
     }
 
     static func organization(_ db: Database, id: String) throws -> OrganizationRow? {
-        try Row.fetchOne(db, sql: "SELECT id, name, created_at FROM organization WHERE id = ?", arguments: [id]).map {
-            OrganizationRow(id: $0["id"], name: $0["name"], createdAt: Date(timeIntervalSince1970: $0["created_at"]))
-        }
+        try OrganizationRow.fetchOne(db, sql: "SELECT id, name, created_at FROM organization WHERE id = ?", arguments: [id])
     }
 
     /// The user's role in the organization; nil when not a member (or no such organization).
@@ -25,24 +24,24 @@ enum OrganizationStore {
     }
 
     /// An organization and a member's role in it.
-    struct MembershipRecord: Sendable, Equatable {
+    struct MembershipRecord: DatabaseRecord, Sendable, Equatable {
         var id: String
         var name: String
         var createdAt: Date
         var role: Role
     }
 
-    struct InvitationRecord: Sendable, Equatable {
-        var organizationId: String
+    struct InvitationRecord: DatabaseRecord, Sendable, Equatable {
+        var organizationID: String
         var organizationName: String
-        var userId: String
+        var userID: String
         var role: Role
         var invitedBy: String
         var invitedAt: Date
     }
 
-    struct MemberRecord: Sendable, Equatable {
-        var userId: String
+    struct MemberRecord: DatabaseRecord, Sendable, Equatable {
+        var userID: String
         var role: Role
         var addedAt: Date
     }
@@ -58,41 +57,31 @@ enum OrganizationStore {
         var updatedAt: Date?
     }
 
-    struct AuditRecord: Sendable, Equatable {
+    struct AuditRecord: DatabaseRecord, Sendable, Equatable {
         var action: String
         var actor: String
-        var subjectUserId: String?
+        var subjectUserID: String?
         var detail: String?
         var at: Date
     }
 
     /// The organization as `userID` sees it, if they are a member.
     static func view(_ db: Database, organizationID: String, userID: String) throws -> MembershipRecord? {
-        guard
-            let row = try Row.fetchOne(
-                db,
-                sql: """
-                    SELECT o.id, o.name, o.created_at, m.role FROM organization o JOIN membership m ON m.organization_id = o.id
-                    WHERE o.id = ? AND m.user_id = ?
-                    """, arguments: [organizationID, userID])
-        else { return nil }
-        return organization(from: row)
+        try MembershipRecord.fetchOne(
+            db,
+            sql: """
+                SELECT o.id, o.name, o.created_at, m.role FROM organization o JOIN membership m ON m.organization_id = o.id
+                WHERE o.id = ? AND m.user_id = ?
+                """, arguments: [organizationID, userID])
     }
 
     static func views(_ db: Database, userID: String) throws -> [MembershipRecord] {
-        try Row.fetchAll(
+        try MembershipRecord.fetchAll(
             db,
             sql: """
                 SELECT o.id, o.name, o.created_at, m.role FROM organization o JOIN membership m ON m.organization_id = o.id
                 WHERE m.user_id = ? ORDER BY o.name, o.id
-                """, arguments: [userID]
-        ).map(organization(from:))
-    }
-
-    private static func organization(from row: Row) -> MembershipRecord {
-        MembershipRecord(
-            id: row["id"], name: row["name"], createdAt: Date(timeIntervalSince1970: row["created_at"]),
-            role: Role(rawValue: row["role"]) ?? .member)
+                """, arguments: [userID])
     }
 
     /// Makes or renews the invitation of `userID` (a re-invitation takes the new role).
@@ -107,19 +96,13 @@ enum OrganizationStore {
 
     /// The user's pending invitations, newest first; or the one to `organizationID`.
     static func invitations(_ db: Database, userID: String, organizationID: String? = nil) throws -> [InvitationRecord] {
-        try Row.fetchAll(
+        try InvitationRecord.fetchAll(
             db,
             sql: """
-                SELECT i.organization_id, o.name, i.user_id, i.role, i.invited_by, i.invited_at
+                SELECT i.organization_id, o.name AS organization_name, i.user_id, i.role, i.invited_by, i.invited_at
                 FROM invitation i JOIN organization o ON o.id = i.organization_id
                 WHERE i.user_id = ? AND (? IS NULL OR i.organization_id = ?) ORDER BY i.invited_at DESC
-                """, arguments: [userID, organizationID, organizationID]
-        ).map { row in
-            InvitationRecord(
-                organizationId: row["organization_id"], organizationName: row["name"], userId: row["user_id"],
-                role: Role(rawValue: row["role"]) ?? .member, invitedBy: row["invited_by"],
-                invitedAt: Date(timeIntervalSince1970: row["invited_at"]))
-        }
+                """, arguments: [userID, organizationID, organizationID])
     }
 
     static func deleteInvitation(_ db: Database, organizationID: String, userID: String) throws {
@@ -135,21 +118,15 @@ enum OrganizationStore {
     }
 
     static func members(_ db: Database, organizationID: String) throws -> [MemberRecord] {
-        try Row.fetchAll(
+        try MemberRecord.fetchAll(
             db, sql: "SELECT user_id, role, added_at FROM membership WHERE organization_id = ? ORDER BY added_at, user_id",
-            arguments: [organizationID]
-        ).map(member(from:))
+            arguments: [organizationID])
     }
 
     static func member(_ db: Database, organizationID: String, userID: String) throws -> MemberRecord? {
-        try Row.fetchOne(
+        try MemberRecord.fetchOne(
             db, sql: "SELECT user_id, role, added_at FROM membership WHERE organization_id = ? AND user_id = ?",
-            arguments: [organizationID, userID]
-        ).map(member(from:))
-    }
-
-    private static func member(from row: Row) -> MemberRecord {
-        MemberRecord(userId: row["user_id"], role: Role(rawValue: row["role"]) ?? .member, addedAt: Date(timeIntervalSince1970: row["added_at"]))
+            arguments: [organizationID, userID])
     }
 
     static func billing(_ db: Database, organizationID: String) throws -> BillingRecord {
@@ -173,16 +150,11 @@ enum OrganizationStore {
     }
 
     static func auditEvents(_ db: Database, organizationID: String, limit: Int) throws -> [AuditRecord] {
-        try Row.fetchAll(
+        try AuditRecord.fetchAll(
             db,
             sql: """
                 SELECT action, actor, subject_user_id, detail, at FROM audit_event WHERE organization_id = ? ORDER BY id DESC LIMIT ?
-                """, arguments: [organizationID, limit]
-        ).map {
-            AuditRecord(
-                action: $0["action"], actor: $0["actor"], subjectUserId: $0["subject_user_id"], detail: $0["detail"],
-                at: Date(timeIntervalSince1970: $0["at"]))
-        }
+                """, arguments: [organizationID, limit])
     }
 
     // MARK: Writes
