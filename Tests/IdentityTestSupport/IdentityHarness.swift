@@ -60,16 +60,7 @@ public final class IdentityHarness: TestFixture {
         var logger = Logger(label: "identity-test")
         logger.logLevel = .critical
         let host = try ServiceHost(definition: IdentityDefinition.make(configuration: fixed), settings: settings, logger: logger)
-        let port: Int
-        let upstream: Upstream
-        if listening {
-            port = try await host.start().port!
-            upstream = .url("http://127.0.0.1:\(port)")
-        } else {
-            host.startInProcess()
-            port = 0
-            upstream = .inProcess(host.endpoint)
-        }
+        let (port, upstream) = try await host.start(listening: listening)
         return IdentityHarness(
             host: host, directory: directory, clock: clock, port: port,
             client: try ConnectClient(upstream: upstream),

@@ -45,16 +45,7 @@ final class OrganizationHarness: TestFixture {
         logger.logLevel = .critical
         let host = try ServiceHost(
             definition: OrganizationDefinition.make(identity: identity.upstream, now: clock.function), settings: settings, logger: logger)
-        let port: Int
-        let upstream: Upstream
-        if listening {
-            port = try await host.start().port!
-            upstream = .url("http://127.0.0.1:\(port)")
-        } else {
-            host.startInProcess()
-            port = 0
-            upstream = .inProcess(host.endpoint)
-        }
+        let (port, upstream) = try await host.start(listening: listening)
         return OrganizationHarness(
             identity: identity, host: host, directory: directory, clock: clock, port: port,
             client: try ConnectClient(upstream: upstream),

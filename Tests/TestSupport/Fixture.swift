@@ -35,6 +35,17 @@ extension ConnectClient: TestFixture {
 }
 
 extension ServiceHost: TestFixture {
+    /// Starts the host on a free loopback port, or without one (only its background work) to be
+    /// called in-process; returns the port (0 without one) and how callers reach it.
+    public func start(listening: Bool) async throws -> (port: Int, upstream: Upstream) {
+        guard listening else {
+            startInProcess()
+            return (0, .inProcess(endpoint))
+        }
+        let port = try await start().port!
+        return (port, .url("http://127.0.0.1:\(port)"))
+    }
+
     /// Tests drain quickly: nothing they run has long calls in flight at the end.
     public func stop() async { await shutdown(timeout: .seconds(2)) }
 }
