@@ -106,9 +106,10 @@ public enum MarketplaceLinkDefinition {
                 configuration: .init(productCode: configuration.productCode), pool: pool, metering: MarketplaceMeteringClient(transport: transport),
                 entitlements: MarketplaceEntitlementClient(transport: transport), organization: organizationClient, now: configuration.now,
                 logger: resources.logger)
-            let statusPage = BillingStatusPage(pool: pool, organization: organizationClient, authenticator: authenticator)
+            let statusPage = BillingStatusPage(
+                pool: pool, organization: organizationClient, authenticator: authenticator, render: LinkStore.Link.encodedStatus)
             let saga = BindingSaga(
-                pool: pool, organization: organizationClient, authenticator: authenticator, statusPage: statusPage,
+                pool: pool, organization: organizationClient, authenticator: authenticator, linksWritten: statusPage.invalidate,
                 now: configuration.now, logger: resources.logger)
             MarketplaceLinkHandlers(registrations: registrations, saga: saga, statusPage: statusPage).register(in: &setup.router)
             setup.backgroundWork.append(saga.runner())

@@ -7,7 +7,8 @@ import RPCCore
 import ServiceRuntime
 
 /// Identity's use cases: each method is one RPC's work, in domain words, with every write in one
-/// transaction (emails included, through the outbox). Handlers only decode, authenticate and map errors.
+/// transaction (emails included, through the outbox). They answer with records and domain values;
+/// handlers decode, authenticate, and build the messages (`IdentityMessages`).
 final class Accounts: Sendable {
     private let pool: DatabasePool
     private let hasher: PasswordHasher
@@ -36,13 +37,10 @@ final class Accounts: Sendable {
         self.logger = logger
     }
 
-    /// What every Register, ResendVerification and RequestPasswordReset answers, whatever the email.
-    static let checkYourEmail = AcknowledgedResponse(
-        message: "If this address can be used, we have sent an email to it. Follow the link in it to continue.")
-
     // MARK: Registration and verification
 
-    func register(_ request: RegisterRequest, clientIP: String?) async throws -> AcknowledgedResponse {
+    /// Answers the same whether or not the address is taken (the caller says "check your email").
+    func register(_ request: RegisterRequest, clientIP: String?) async throws {
         let email = try EmailAddress(request.email)
         let fullName = try BusinessProfileRules.text(request.fullName, field: "fullName", maximum: 200)
         try PasswordPolicy.check(request.password, for: email)
@@ -75,14 +73,14 @@ final class Accounts: Sendable {
             try AuditLog.record(db, .registered, at: at, userID: id, email: email.description, clientIP: clientIP)
         }
         outboxWake.signal()
-        return Self.checkYourEmail
     }
 
     /// Following a verification link proves the mailbox, and so ends with the mailbox's owner
     /// holding the password: the one their registration chose (carried by its link) or, for a
     /// link sent on request, one they choose now. Every earlier session ends, so an account
     /// someone else registered with the address is not theirs any more.
-    func verifyEmail(_ request: VerifyEmailRequest, clientIP: String?) async throws -> VerifyEmailResponse {
+    /// Returns the verified address.
+    func verifyEmail(_ request: VerifyEmailRequest, clientIP: String?) async throws -> String {
         let at = now()
         let (peeked, user) = try await pool.read { db -> (OneTimeToken, UserRecord) in
             let token = try OneTimeToken.usable(db, request.token, purpose: .verifyEmail, at: at)
@@ -108,10 +106,10 @@ final class Accounts: Sendable {
             return user.email
         }
         users.invalidate()
-        return VerifyEmailResponse(email: email)
+        return email
     }
 
-    func resendVerification(_ request: ResendVerificationRequest) async throws -> AcknowledgedResponse {
+    func resendVerification(_ request: ResendVerificationRequest) async throws {
         let email = try EmailAddress(request.email)
         let at = now()
         let queued = try await pool.write { [composer] db -> Bool in
@@ -124,12 +122,11 @@ final class Accounts: Sendable {
             return true
         }
         if queued { outboxWake.signal() }
-        return Self.checkYourEmail
     }
 
     // MARK: Signing in
 
-    func login(_ request: LoginRequest, clientIP: String?) async throws -> LoginResponse {
+    func login(_ request: LoginRequest, clientIP: String?) async throws -> SignIn {
         let email = try EmailAddress(request.email)
         guard !request.password.isEmpty, TextLength.isAtMost(request.password, characters: PasswordPolicy.maximumLength) else {
             throw IdentityError.invalid(field: "password", reason: "must be 1 to \(PasswordPolicy.maximumLength) characters long")
@@ -177,12 +174,10 @@ final class Accounts: Sendable {
         if rehash != nil { users.invalidate() }
         guard let (session, token) = started else { throw IdentityError.emailNotVerified }
         let access = try await issueAccessToken(for: user, sessionID: session.id, at: at)
-        return LoginResponse(
-            sessionToken: token.value, sessionExpiresAt: session.createdAt + sessions.absoluteLifetime,
-            accessToken: access.accessToken, accessTokenExpiresAt: access.accessTokenExpiresAt, user: user.message)
+        return SignIn(sessionToken: token.value, sessionExpiresAt: session.createdAt + sessions.absoluteLifetime, access: access, user: user)
     }
 
-    func refreshAccessToken(_ request: SessionTokenRequest) async throws -> AccessTokenResponse {
+    func refreshAccessToken(_ request: SessionTokenRequest) async throws -> IssuedAccessToken {
         let at = now()
         let (user, sessionID) = try await pool.write { [sessions] db in
             guard let session = try SessionStore.find(db, token: request.sessionToken),
@@ -195,24 +190,24 @@ final class Accounts: Sendable {
         return try await issueAccessToken(for: user, sessionID: sessionID, at: at)
     }
 
-    func logout(_ request: SessionTokenRequest, clientIP: String?) async throws -> Empty {
+    func logout(_ request: SessionTokenRequest, clientIP: String?) async throws {
         let at = now()
         try await pool.write { db in
             guard let session = try SessionStore.find(db, token: request.sessionToken), session.revokedAt == nil else { return }
             try SessionStore.revoke(db, id: session.id, at: at)
             try AuditLog.record(db, .logout, at: at, userID: session.userID, clientIP: clientIP)
         }
-        return Empty()
     }
 
-    func logoutAll(_ claims: AccessTokenClaims, clientIP: String?) async throws -> LogoutAllResponse {
+    /// Returns how many sessions ended.
+    func logoutAll(_ claims: AccessTokenClaims, clientIP: String?) async throws -> Int {
         let at = now()
         let count = try await pool.write { [sessions] db in
             let count = try SessionStore.revokeAll(db, userID: claims.subject, rules: sessions, at: at)
             try AuditLog.record(db, .logoutAll, at: at, userID: claims.subject, clientIP: clientIP, detail: "\(count) sessions")
             return count
         }
-        return LogoutAllResponse(revokedSessions: count)
+        return count
     }
 
     // MARK: The signed-in user
@@ -227,15 +222,15 @@ final class Accounts: Sendable {
         }
     }
 
-    func me(_ claims: AccessTokenClaims) async throws -> User {
+    func me(_ claims: AccessTokenClaims) async throws -> UserRecord {
         let user = try await users.value(for: claims.subject) { [pool] in
             try await pool.read { db in try UserRecord.fetch(db, id: claims.subject) }
         }
         guard let user else { throw IdentityError.userGone }
-        return user.message
+        return user
     }
 
-    func updateBusinessProfile(_ profile: BusinessProfile, claims: AccessTokenClaims, clientIP: String?) async throws -> User {
+    func updateBusinessProfile(_ profile: BusinessProfile, claims: AccessTokenClaims, clientIP: String?) async throws -> UserRecord {
         let profile = try BusinessProfileRules.validated(profile)
         let at = now()
         defer { users.invalidate() }
@@ -244,7 +239,7 @@ final class Accounts: Sendable {
                 throw IdentityError.userGone
             }
             try AuditLog.record(db, .profileUpdated, at: at, userID: user.id, email: user.email, clientIP: clientIP)
-            return user.message
+            return user
         }
     }
 
@@ -252,7 +247,7 @@ final class Accounts: Sendable {
 
     /// Throttled like signing in (the same counters): a stolen access token is not a licence to
     /// guess the password that would take the account over.
-    func changePassword(_ request: ChangePasswordRequest, claims: AccessTokenClaims, clientIP: String?) async throws -> Empty {
+    func changePassword(_ request: ChangePasswordRequest, claims: AccessTokenClaims, clientIP: String?) async throws {
         guard let user = try await pool.read({ db in try UserRecord.fetch(db, id: claims.subject) }) else { throw IdentityError.userGone }
         let email = try EmailAddress(user.email)
         try PasswordPolicy.check(request.newPassword, for: email, field: "newPassword")
@@ -287,20 +282,18 @@ final class Accounts: Sendable {
         }
         users.invalidate()
         outboxWake.signal()
-        return Empty()
     }
 
     /// Records the request, whatever the address, and answers: the same work for a known and
     /// an unknown address, so the answer's timing tells nothing. The outbox sender looks the
     /// address up afterwards (`preparePasswordResets`).
-    func requestPasswordReset(_ request: RequestPasswordResetRequest, clientIP: String?) async throws -> AcknowledgedResponse {
+    func requestPasswordReset(_ request: RequestPasswordResetRequest, clientIP: String?) async throws {
         let email = try EmailAddress(request.email)
         let at = now()
         try await pool.write { db in
             try PasswordResetRequests.record(db, email: email, clientIP: clientIP, at: at)
         }
         outboxWake.signal()
-        return Self.checkYourEmail
     }
 
     /// Turns recorded reset requests into reset emails for the addresses that have an account
@@ -322,7 +315,7 @@ final class Accounts: Sendable {
         }
     }
 
-    func resetPassword(_ request: ResetPasswordRequest, clientIP: String?) async throws -> Empty {
+    func resetPassword(_ request: ResetPasswordRequest, clientIP: String?) async throws {
         // The token is looked at first (without using it) so the password can be checked against the right email.
         let at = now()
         let user = try await pool.read { db -> UserRecord in
@@ -345,14 +338,14 @@ final class Accounts: Sendable {
         }
         users.invalidate()
         outboxWake.signal()
-        return Empty()
     }
 
     // MARK: For other services
 
     func signingKeys() async -> JSONWebKeySet { await keys.published() }
 
-    func lookUp(_ request: LookupUsersRequest) async throws -> UserDirectory {
+    /// The users with these ids or addresses, by id; unknown ones are left out.
+    func lookUp(_ request: LookupUsersRequest) async throws -> [UserRecord] {
         guard request.userIds.count <= 100 else { throw IdentityError.invalid(field: "userIds", reason: "may hold at most 100 ids") }
         guard request.emails.count <= 100 else { throw IdentityError.invalid(field: "emails", reason: "may hold at most 100 addresses") }
         let ids = Array(Set(request.userIds.filter { $0.utf8.count <= 64 }))
@@ -361,31 +354,51 @@ final class Accounts: Sendable {
         let found = try await pool.read { db in
             try ids.compactMap { try UserRecord.fetch(db, id: $0) } + emails.compactMap { try UserRecord.fetch(db, email: $0) }
         }
-        let users = Dictionary(found.map { ($0.id, $0) }) { first, _ in first }.values
-        return UserDirectory(
-            users: users.sorted { $0.id < $1.id }.map {
-                UserSummary(id: $0.id, email: $0.email, fullName: $0.fullName, emailVerified: $0.emailVerifiedAt != nil)
-            })
+        return Dictionary(found.map { ($0.id, $0) }) { first, _ in first }.values.sorted { $0.id < $1.id }
     }
 
-    func introspect(_ request: SessionTokenRequest) async throws -> IntrospectSessionResponse {
+    /// The session's user and when it ends, if it is live.
+    func introspect(_ request: SessionTokenRequest) async throws -> LiveSession? {
         let at = now()
         return try await pool.read { [sessions] db in
             guard let session = try SessionStore.find(db, token: request.sessionToken),
                 sessions.isLive(createdAt: session.createdAt, lastUsedAt: session.lastUsedAt, revokedAt: session.revokedAt, at: at),
                 let user = try UserRecord.fetch(db, id: session.userID)
-            else { return IntrospectSessionResponse(active: false) }
-            return IntrospectSessionResponse(
-                active: true, userId: user.id, email: user.email, emailVerified: user.emailVerifiedAt != nil,
-                expiresAt: sessions.endsAt(createdAt: session.createdAt, lastUsedAt: session.lastUsedAt))
+            else { return nil }
+            return LiveSession(user: user, endsAt: sessions.endsAt(createdAt: session.createdAt, lastUsedAt: session.lastUsedAt))
         }
     }
 
-    private func issueAccessToken(for user: UserRecord, sessionID: String, at: Date) async throws -> AccessTokenResponse {
+    private func issueAccessToken(for user: UserRecord, sessionID: String, at: Date) async throws -> IssuedAccessToken {
         let expiresAt = at + sessions.accessTokenLifetime
         let claims = AccessTokenClaims(
             subject: user.id, email: user.email, emailVerified: user.emailVerifiedAt != nil,
             onboardingState: user.onboardingState, sessionID: sessionID, issuedAt: at, expiresAt: expiresAt)
-        return AccessTokenResponse(accessToken: try await keys.current().sign(claims), accessTokenExpiresAt: expiresAt)
+        return IssuedAccessToken(token: try await keys.current().sign(claims), expiresAt: expiresAt)
     }
+}
+
+/// An access token signed for a session, and when it expires.
+struct IssuedAccessToken: Sendable {
+    var token: String
+    var expiresAt: Date
+}
+
+/// What a sign-in gives the user: a session and a first access token.
+struct SignIn: Sendable {
+    var sessionToken: String
+    var sessionExpiresAt: Date
+    var access: IssuedAccessToken
+    var user: UserRecord
+}
+
+/// A live session, as other services are told of it.
+struct LiveSession: Sendable {
+    var user: UserRecord
+    var endsAt: Date
+}
+
+extension UserRecord {
+    /// Where the user is in onboarding: the business profile is its last step.
+    var onboardingState: OnboardingState { profile == nil ? .needsBusinessProfile : .complete }
 }

@@ -2,8 +2,8 @@ import AccessTokens
 import Contracts
 import RPCCore
 
-/// Binds `identity.v1.IdentityService` to the use cases and finds the caller (access token, client
-/// IP). Domain errors (`IdentityError`) carry their own Connect code.
+/// Binds `identity.v1.IdentityService` to the use cases, finds the caller (access token, client
+/// IP) and builds the answers (`IdentityMessages`). Domain errors (`IdentityError`) carry their own Connect code.
 struct IdentityHandlers {
     let accounts: Accounts
 
@@ -14,49 +14,57 @@ struct IdentityHandlers {
         let accounts = accounts
         router.register(Identity.register) { request, context in
             try await accounts.register(request, clientIP: Self.clientIP(context))
+            return AcknowledgedResponse.checkYourEmail
         }
         router.register(Identity.verifyEmail) { request, context in
-            try await accounts.verifyEmail(request, clientIP: Self.clientIP(context))
+            VerifyEmailResponse(email: try await accounts.verifyEmail(request, clientIP: Self.clientIP(context)))
         }
         router.register(Identity.resendVerification) { request, _ in
             try await accounts.resendVerification(request)
+            return AcknowledgedResponse.checkYourEmail
         }
         router.register(Identity.login) { request, context in
-            try await accounts.login(request, clientIP: Self.clientIP(context))
+            LoginResponse(try await accounts.login(request, clientIP: Self.clientIP(context)))
         }
         router.register(Identity.refreshAccessToken) { request, _ in
-            try await accounts.refreshAccessToken(request)
+            AccessTokenResponse(try await accounts.refreshAccessToken(request))
         }
         router.register(Identity.logout) { request, context in
             try await accounts.logout(request, clientIP: Self.clientIP(context))
+            return Empty()
         }
         router.register(Identity.logoutAll) { _, context in
-            try await accounts.logoutAll(try await accounts.authenticate(context.bearerToken), clientIP: Self.clientIP(context))
+            LogoutAllResponse(
+                revokedSessions: try await accounts.logoutAll(try await accounts.authenticate(context.bearerToken), clientIP: Self.clientIP(context)))
         }
         router.register(Identity.getMe) { _, context in
-            try await accounts.me(try await accounts.authenticate(context.bearerToken))
+            try await accounts.me(try await accounts.authenticate(context.bearerToken)).message
         }
         router.register(Identity.updateBusinessProfile) { request, context in
             try await accounts.updateBusinessProfile(
-                request, claims: try await accounts.authenticate(context.bearerToken), clientIP: Self.clientIP(context))
+                request, claims: try await accounts.authenticate(context.bearerToken), clientIP: Self.clientIP(context)
+            ).message
         }
         router.register(Identity.changePassword) { request, context in
             try await accounts.changePassword(request, claims: try await accounts.authenticate(context.bearerToken), clientIP: Self.clientIP(context))
+            return Empty()
         }
         router.register(Identity.requestPasswordReset) { request, context in
             try await accounts.requestPasswordReset(request, clientIP: Self.clientIP(context))
+            return AcknowledgedResponse.checkYourEmail
         }
         router.register(Identity.resetPassword) { request, context in
             try await accounts.resetPassword(request, clientIP: Self.clientIP(context))
+            return Empty()
         }
         router.register(Identity.getSigningKeys) { _, _ in
             await accounts.signingKeys()
         }
         router.register(Identity.introspectSession) { request, _ in
-            try await accounts.introspect(request)
+            IntrospectSessionResponse(try await accounts.introspect(request))
         }
         router.register(Identity.lookupUsers) { request, _ in
-            try await accounts.lookUp(request)
+            UserDirectory(users: try await accounts.lookUp(request).map(\.summary))
         }
     }
 

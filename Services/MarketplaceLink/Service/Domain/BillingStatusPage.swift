@@ -10,20 +10,25 @@ import ServiceRuntime
 import Synchronization
 
 /// The billing page's data: an organization's link as ADMIN and BILLING members see it, and the
-/// operators' list of links.
-final class BillingStatusPage: Sendable {
+/// operators' list of links. The page is kept rendered (`Rendered`, made by the handlers: the
+/// encoded message), the same for every caller allowed to see it.
+final class BillingStatusPage<Rendered: Sendable>: Sendable {
+    /// Renders an organization's page from its latest link (nil: never linked).
+    typealias Render = @Sendable (_ organizationID: String, _ link: LinkStore.Link?) throws -> Rendered
+
     private let pool: DatabasePool
     private let organization: ConnectClient
     private let authenticator: AccessTokenAuthenticator
-    /// Each organization's billing status, encoded once for the billing page (the same answer for
-    /// every caller allowed to see it); every link write invalidates it.
-    private let statuses = ReadThroughCache<String, EncodedMessage<BillingStatus>>()
+    private let render: Render
+    /// Each organization's page, rendered once; every link write invalidates it.
+    private let statuses = ReadThroughCache<String, Rendered>()
     /// Roles as organization's CheckAdmin gave them, reused for a few seconds by GetBillingStatus
     /// only (a read-only page). Binding always asks afresh.
     private let viewerRoles = ExpiringCache<String, CheckAdminResponse>(lifetime: .seconds(5))
 
-    init(pool: DatabasePool, organization: ConnectClient, authenticator: AccessTokenAuthenticator) {
+    init(pool: DatabasePool, organization: ConnectClient, authenticator: AccessTokenAuthenticator, render: @escaping Render) {
         self.pool = pool
+        self.render = render
         self.organization = organization
         self.authenticator = authenticator
     }
@@ -33,7 +38,7 @@ final class BillingStatusPage: Sendable {
         statuses.invalidate()
     }
 
-    func billingStatus(_ request: BillingStatusRequest, bearerToken: String?) async throws -> EncodedMessage<BillingStatus> {
+    func billingStatus(_ request: BillingStatusRequest, bearerToken: String?) async throws -> Rendered {
         let claims = try await authenticator.authenticate(bearerToken)
         let organizationID = request.organizationId
         let check: CheckAdminResponse
@@ -48,19 +53,13 @@ final class BillingStatusPage: Sendable {
         }
         guard check.role != nil else { throw MarketplaceLinkError.notFound }
         guard check.canReadBilling else { throw MarketplaceLinkError.billingRoleRequired }
-        let status = try await statuses.value(for: organizationID) { [pool] in
-            let link = try await pool.read { db in try LinkStore.latestLink(db, organizationID: organizationID) }
-            return try EncodedMessage(link?.status ?? BillingStatus(organizationId: organizationID, provider: "NONE"))
+        let status = try await statuses.value(for: organizationID) { [pool, render] in
+            try render(organizationID, try await pool.read { db in try LinkStore.latestLink(db, organizationID: organizationID) })
         }
         return status!  // the loader always has an answer
     }
 
-    func list(_ request: ListLinksRequest) async throws -> LinkList {
-        LinkList(links: try await pool.read { db in try LinkStore.links(db, state: request.state, limit: 1000) }.map(\.status))
-    }
-
-    func status(linkID: String) async throws -> BillingStatus {
-        guard let link = try await pool.read({ db in try LinkStore.link(db, id: linkID) }) else { throw MarketplaceLinkError.notFound }
-        return link.status
+    func list(_ request: ListLinksRequest) async throws -> [LinkStore.Link] {
+        try await pool.read { db in try LinkStore.links(db, state: request.state, limit: 1000) }
     }
 }

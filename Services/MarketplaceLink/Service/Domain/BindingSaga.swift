@@ -16,7 +16,8 @@ final class BindingSaga: Sendable {
     private let pool: DatabasePool
     private let organization: ConnectClient
     private let authenticator: AccessTokenAuthenticator
-    private let statusPage: BillingStatusPage
+    /// Tells the billing page that links changed.
+    private let linksWritten: @Sendable () -> Void
     /// Longest wait between retries.
     private let longestRetryDelay: TimeInterval
     private let now: @Sendable () -> Date
@@ -27,19 +28,21 @@ final class BindingSaga: Sendable {
     private let stepsInFlight = Mutex<[String: [CheckedContinuation<Void, Never>]]>([:])
 
     init(
-        pool: DatabasePool, organization: ConnectClient, authenticator: AccessTokenAuthenticator, statusPage: BillingStatusPage,
+        pool: DatabasePool, organization: ConnectClient, authenticator: AccessTokenAuthenticator,
+        linksWritten: @escaping @Sendable () -> Void,
         longestRetryDelay: TimeInterval = 60, now: @escaping @Sendable () -> Date, logger: Logger
     ) {
         self.pool = pool
         self.organization = organization
         self.authenticator = authenticator
-        self.statusPage = statusPage
+        self.linksWritten = linksWritten
         self.longestRetryDelay = longestRetryDelay
         self.now = now
         self.logger = logger
     }
 
-    func bind(_ request: BindOrganizationRequest, bearerToken: String?) async throws -> BillingStatus {
+    /// Returns the link as the first attempt left it (usually ACTIVE).
+    func bind(_ request: BindOrganizationRequest, bearerToken: String?) async throws -> LinkStore.Link {
         let claims = try await authenticator.authenticate(bearerToken)
         guard claims.emailVerified else { throw MarketplaceLinkError.emailNotVerified }
         guard SecretToken.isWellFormed(request.claim) else { throw MarketplaceLinkError.claimUnknown }
@@ -72,7 +75,7 @@ final class BindingSaga: Sendable {
             case .organizationAlreadyLinked: throw MarketplaceLinkError.organizationAlreadyLinked
             }
         }
-        statusPage.invalidate()
+        linksWritten()
         logger.info("binding recorded", metadata: ["link_id": "\(linkID)", "organization_id": "\(organizationID)"])
         // The first attempt is made now, so the answer is usually ACTIVE; if the runner picked the
         // link up first, wait for its attempt instead.
@@ -80,7 +83,8 @@ final class BindingSaga: Sendable {
             await stepEnded(linkID: linkID)
         }
         wake.signal()
-        return try await statusPage.status(linkID: linkID)
+        guard let link = try await pool.read({ db in try LinkStore.link(db, id: linkID) }) else { throw MarketplaceLinkError.notFound }
+        return link
     }
 
     /// One saga step for a link that owes organization one: SET_BILLING after a bind (success makes
@@ -123,7 +127,7 @@ final class BindingSaga: Sendable {
         let at = now()
         do {
             try await pool.write { db in try LinkStore.record(db, outcome, of: step, linkID: linkID, at: at) }
-            statusPage.invalidate()
+            linksWritten()
         } catch {
             logger.error("cannot record a saga step", metadata: ["link_id": "\(linkID)", "error": "\(error)"])
         }
@@ -156,7 +160,7 @@ final class BindingSaga: Sendable {
     /// Links changed outside a saga step (a subscription event): the billing page reads afresh and
     /// the runner looks for due steps now.
     func linksChanged() {
-        statusPage.invalidate()
+        linksWritten()
         wake.signal()
     }
 

@@ -44,8 +44,7 @@ final class Registrations: Sendable {
         self.logger = logger
     }
 
-    func acceptRegistration(_ request: AcceptRegistrationRequest, bearerToken: String?, clientIP: String?) async throws -> AcceptRegistrationResponse
-    {
+    func acceptRegistration(_ request: AcceptRegistrationRequest, bearerToken: String?, clientIP: String?) async throws -> AcceptedRegistration {
         // Checked before anything costs AWS quota: the token's shape, then the caller's rate.
         let token = request.registrationToken.trimmingCharacters(in: .whitespacesAndNewlines)
         guard Self.isRegistrationTokenShaped(token) else {
@@ -82,9 +81,7 @@ final class Registrations: Sendable {
         if let linkedOrganization = try await pool.read({ db in
             try LinkStore.liveOrganization(db, awsAccountID: account, productCode: customer.productCode)
         }) {
-            return AcceptRegistrationResponse(
-                claim: nil, claimExpiresAt: nil, offer: offer.summary, alreadyLinked: true,
-                linkedOrganizationName: await organizationName(linkedOrganization, bearerToken: bearerToken))
+            return .alreadyLinked(offer: offer, organizationName: await organizationName(linkedOrganization, bearerToken: bearerToken))
         }
         let claim = SecretToken.generate()
         let expiresAt = at + configuration.claimLifetime
@@ -97,7 +94,7 @@ final class Registrations: Sendable {
         }
         if let reason = registration.closedReason { throw MarketplaceLinkError.subscriptionEnded(reason) }
         logger.info("registration accepted", metadata: ["aws_account": "\(offer.maskedAccount)", "product": "\(offer.productCode)"])
-        return AcceptRegistrationResponse(claim: claim.value, claimExpiresAt: expiresAt, offer: offer.summary, alreadyLinked: false)
+        return .claimed(claim: claim.value, expiresAt: expiresAt, offer: offer)
     }
 
     /// AWS's `x-amzn-marketplace-token`: base64 (standard or URL-safe), of a sane length.
@@ -113,16 +110,15 @@ final class Registrations: Sendable {
             }
     }
 
-    func claimStatus(_ request: ClaimRequest) async throws -> ClaimStatus {
+    /// The claim's registration and what can be done with the claim now.
+    func claimStatus(_ request: ClaimRequest) async throws -> (state: ClaimState, registration: LinkStore.Registration) {
         let at = now()
         guard SecretToken.isWellFormed(request.claim),
             let registration = try await pool.read({ db in try LinkStore.registration(db, claimHash: SecretToken.hash(request.claim)) })
         else {
             throw MarketplaceLinkError.claimUnknown
         }
-        return ClaimStatus(
-            state: ClaimRules.state(of: registration, at: at), offer: registration.offer.summary,
-            expiresAt: registration.claimExpiresAt)
+        return (ClaimRules.state(of: registration, at: at), registration)
     }
 
     /// The organization's name, if the caller (by their token) is one of its members.
@@ -141,4 +137,17 @@ final class Registrations: Sendable {
         default: .awsUnavailable("\(error.kind)")
         }
     }
+}
+
+/// What accepting a registration token came to.
+enum AcceptedRegistration: Sendable {
+    /// A claim to bind the contract to an organization, until it expires.
+    case claimed(claim: String, expiresAt: Date, offer: OfferRecord)
+    /// The AWS account's contract is bound already; the organization's name if the caller is a member.
+    case alreadyLinked(offer: OfferRecord, organizationName: String?)
+}
+
+extension OfferRecord {
+    /// The AWS account with all but its last four digits hidden, for logs and pages.
+    var maskedAccount: String { AWSAccountMask.account(awsAccountID) }
 }

@@ -1,22 +1,25 @@
 import Contracts
 import RPCCore
 
-/// Binds `marketplacelink.v1.MarketplaceLinkService` to the use cases.
+/// Binds `marketplacelink.v1.MarketplaceLinkService` to the use cases, and their records to the
+/// messages (`MarketplaceLinkMessages`).
 struct MarketplaceLinkHandlers {
     let registrations: Registrations
     let saga: BindingSaga
-    let statusPage: BillingStatusPage
+    let statusPage: BillingStatusPage<EncodedMessage<BillingStatus>>
 
     func register(in router: inout RPCRouter) {
         let (registrations, saga, statusPage) = (registrations, saga, statusPage)
         router.register(MarketplaceLink.acceptRegistration) { request, context in
-            try await registrations.acceptRegistration(request, bearerToken: context.bearerToken, clientIP: context.endUserIP)
+            AcceptRegistrationResponse(
+                try await registrations.acceptRegistration(request, bearerToken: context.bearerToken, clientIP: context.endUserIP))
         }
         router.register(MarketplaceLink.getClaim) { request, _ in
-            try await registrations.claimStatus(request)
+            let (state, registration) = try await registrations.claimStatus(request)
+            return ClaimStatus(state: state, offer: registration.offer.summary, expiresAt: registration.claimExpiresAt)
         }
         router.register(MarketplaceLink.bindOrganization) { request, context in
-            try await saga.bind(request, bearerToken: context.bearerToken)
+            try await saga.bind(request, bearerToken: context.bearerToken).status
         }
         router.register(
             MarketplaceLink.getBillingStatus,
@@ -24,7 +27,7 @@ struct MarketplaceLinkHandlers {
                 try await statusPage.billingStatus(request, bearerToken: context.bearerToken)
             })
         router.register(MarketplaceLink.listLinks) { request, _ in
-            try await statusPage.list(request)
+            LinkList(links: try await statusPage.list(request).map(\.status))
         }
     }
 }

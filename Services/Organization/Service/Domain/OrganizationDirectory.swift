@@ -5,10 +5,17 @@ import GRDB
 import RPCCore
 import ServiceRuntime
 
-/// organization's use cases, one method per RPC. Every rule that guards a write (the membership
+/// organization's use cases, one method per RPC; they answer with records, which the handlers
+/// turn into messages. Every rule that guards a write (the membership
 /// limit, the last admin, one link per organization) is checked inside the write transaction:
 /// SQLite runs one writer at a time, so concurrent requests cannot slip past a check together.
 final class OrganizationDirectory: Sendable {
+    typealias MembershipRecord = OrganizationStore.MembershipRecord
+    typealias InvitationRecord = OrganizationStore.InvitationRecord
+    typealias MemberRecord = OrganizationStore.MemberRecord
+    typealias BillingRecord = OrganizationStore.BillingRecord
+    typealias AuditRecord = OrganizationStore.AuditRecord
+
     private let pool: DatabasePool
     /// identity, asked (with organization's service credential) whether an invited user exists.
     private let identity: ConnectClient
@@ -29,14 +36,14 @@ final class OrganizationDirectory: Sendable {
 
     // MARK: Organizations
 
-    func create(_ request: CreateOrganizationRequest, userID: String, idempotencyKey: String?) async throws -> Organization {
+    func create(_ request: CreateOrganizationRequest, userID: String, idempotencyKey: String?) async throws -> MembershipRecord {
         let name = try OrganizationRules.name(request.name)
         let key = try idempotencyKey.map(OrganizationRules.idempotencyKey)
         let at = now()
-        let organization = try await pool.write { db -> Organization in
+        let organization = try await pool.write { db -> MembershipRecord in
             if let key, let existing = try OrganizationStore.createdWith(db, userID: userID, idempotencyKey: key) {
                 guard let view = try OrganizationStore.view(db, organizationID: existing, userID: userID) else { throw OrganizationError.notFound }
-                return view.message
+                return view
             }
             guard try OrganizationStore.membershipCount(db, userID: userID) < OrganizationRules.maxOrganizationsPerUser else {
                 throw OrganizationError.tooManyOrganizations(limit: OrganizationRules.maxOrganizationsPerUser)
@@ -46,39 +53,37 @@ final class OrganizationDirectory: Sendable {
             try OrganizationStore.addMembership(db, organizationID: id, userID: userID, role: .admin, at: at)
             if let key { try OrganizationStore.rememberCreation(db, userID: userID, idempotencyKey: key, organizationID: id, at: at) }
             try OrganizationStore.audit(db, organizationID: id, action: "organization_created", actor: userID, detail: name, at: at)
-            return Organization(
-                id: id, name: name, createdAt: at, role: .admin, canLinkBilling: OrganizationRules.billingLinkers.contains(.admin),
-                canReadBilling: OrganizationRules.billingReaders.contains(.admin))
+            return MembershipRecord(id: id, name: name, createdAt: at, role: .admin)
         }
         roles.invalidate()
         return organization
     }
 
-    func list(userID: String) async throws -> OrganizationList {
-        OrganizationList(organizations: try await pool.read { db in try OrganizationStore.views(db, userID: userID).map(\.message) })
+    func list(userID: String) async throws -> [MembershipRecord] {
+        try await pool.read { db in try OrganizationStore.views(db, userID: userID) }
     }
 
-    func get(_ ref: OrganizationRef, userID: String) async throws -> Organization {
+    func get(_ ref: OrganizationRef, userID: String) async throws -> MembershipRecord {
         let id = try OrganizationRules.id(ref.organizationId, field: "organizationId")
         guard let view = try await pool.read({ db in try OrganizationStore.view(db, organizationID: id, userID: userID) }) else {
             throw OrganizationError.notFound
         }
-        return view.message
+        return view
     }
 
-    func select(_ ref: OrganizationRef, userID: String) async throws -> Organization {
+    func select(_ ref: OrganizationRef, userID: String) async throws -> MembershipRecord {
         let id = try OrganizationRules.id(ref.organizationId, field: "organizationId")
         return try await pool.write { db in
             guard let view = try OrganizationStore.view(db, organizationID: id, userID: userID) else { throw OrganizationError.notFound }
             try OrganizationStore.select(db, organizationID: id, userID: userID)
-            return view.message
+            return view
         }
     }
 
-    func selected(userID: String) async throws -> SelectedOrganization {
+    func selected(userID: String) async throws -> MembershipRecord? {
         try await pool.read { db in
-            guard let id = try OrganizationStore.selectedOrganizationID(db, userID: userID) else { return SelectedOrganization(organization: nil) }
-            return SelectedOrganization(organization: try OrganizationStore.view(db, organizationID: id, userID: userID)?.message)
+            guard let id = try OrganizationStore.selectedOrganizationID(db, userID: userID) else { return nil }
+            return try OrganizationStore.view(db, organizationID: id, userID: userID)
         }
     }
 
@@ -87,12 +92,12 @@ final class OrganizationDirectory: Sendable {
     /// Invites a user; they join only by accepting. So nobody is made a member (let alone an
     /// ADMIN) of an organization they did not choose, and invitations cannot fill anyone's
     /// 25-organization limit: it is checked when they accept.
-    func addMember(_ request: MemberRequest, actor: String) async throws -> Invitation {
+    func addMember(_ request: MemberRequest, actor: String) async throws -> InvitationRecord {
         let organizationID = try OrganizationRules.id(request.organizationId, field: "organizationId")
         let userID = try OrganizationRules.id(request.userId, field: "userId")
         try await requireUserExists(userID)
         let at = now()
-        return try await pool.write { db -> Invitation in
+        return try await pool.write { db -> InvitationRecord in
             try Self.requireRole(db, organizationID: organizationID, userID: actor, in: [.admin])
             guard try OrganizationStore.role(db, organizationID: organizationID, userID: userID) == nil else { throw OrganizationError.alreadyMember }
             try OrganizationStore.invite(db, organizationID: organizationID, userID: userID, role: request.role, by: actor, at: at)
@@ -102,7 +107,7 @@ final class OrganizationDirectory: Sendable {
             guard let invitation = try OrganizationStore.invitations(db, userID: userID, organizationID: organizationID).first else {
                 throw OrganizationError.notFound
             }
-            return invitation.message
+            return invitation
         }
     }
 
@@ -117,14 +122,14 @@ final class OrganizationDirectory: Sendable {
         guard found.users.contains(where: { $0.id == userID }) else { throw OrganizationError.unknownUser }
     }
 
-    func invitations(userID: String) async throws -> InvitationList {
-        InvitationList(invitations: try await pool.read { db in try OrganizationStore.invitations(db, userID: userID).map(\.message) })
+    func invitations(userID: String) async throws -> [InvitationRecord] {
+        try await pool.read { db in try OrganizationStore.invitations(db, userID: userID) }
     }
 
-    func acceptInvitation(_ ref: OrganizationRef, userID: String) async throws -> Organization {
+    func acceptInvitation(_ ref: OrganizationRef, userID: String) async throws -> MembershipRecord {
         let organizationID = try OrganizationRules.id(ref.organizationId, field: "organizationId")
         let at = now()
-        let organization = try await pool.write { db -> Organization in
+        let organization = try await pool.write { db -> MembershipRecord in
             guard let invitation = try OrganizationStore.invitations(db, userID: userID, organizationID: organizationID).first else {
                 throw OrganizationError.noInvitation
             }
@@ -137,13 +142,13 @@ final class OrganizationDirectory: Sendable {
                 db, organizationID: organizationID, action: "member_added", actor: userID, subject: userID,
                 detail: "\(invitation.role.rawValue), invited by \(invitation.invitedBy)", at: at)
             guard let view = try OrganizationStore.view(db, organizationID: organizationID, userID: userID) else { throw OrganizationError.notFound }
-            return view.message
+            return view
         }
         roles.invalidate()
         return organization
     }
 
-    func declineInvitation(_ ref: OrganizationRef, userID: String) async throws -> Empty {
+    func declineInvitation(_ ref: OrganizationRef, userID: String) async throws {
         let organizationID = try OrganizationRules.id(ref.organizationId, field: "organizationId")
         let at = now()
         try await pool.write { db in
@@ -153,19 +158,18 @@ final class OrganizationDirectory: Sendable {
             try OrganizationStore.deleteInvitation(db, organizationID: organizationID, userID: userID)
             try OrganizationStore.audit(db, organizationID: organizationID, action: "invitation_declined", actor: userID, subject: userID, at: at)
         }
-        return Empty()
     }
 
-    func changeRole(_ request: MemberRequest, actor: String) async throws -> Member {
+    func changeRole(_ request: MemberRequest, actor: String) async throws -> MemberRecord {
         let organizationID = try OrganizationRules.id(request.organizationId, field: "organizationId")
         let userID = try OrganizationRules.id(request.userId, field: "userId")
         let at = now()
-        let member = try await pool.write { db -> Member in
+        let member = try await pool.write { db -> MemberRecord in
             try Self.requireRole(db, organizationID: organizationID, userID: actor, in: [.admin])
             guard let current = try OrganizationStore.member(db, organizationID: organizationID, userID: userID) else {
                 throw OrganizationError.notMember
             }
-            if current.role == request.role { return current.message }
+            if current.role == request.role { return current }
             if current.role == .admin, try OrganizationStore.adminCount(db, organizationID: organizationID) <= 1 {
                 throw OrganizationError.lastAdmin
             }
@@ -173,27 +177,25 @@ final class OrganizationDirectory: Sendable {
             try OrganizationStore.audit(
                 db, organizationID: organizationID, action: "role_changed", actor: actor, subject: userID,
                 detail: "\(current.role.rawValue) -> \(request.role.rawValue)", at: at)
-            return Member(userId: userID, role: request.role, addedAt: current.addedAt)
+            return MemberRecord(userID: userID, role: request.role, addedAt: current.addedAt)
         }
         roles.invalidate()
         return member
     }
 
-    func removeMember(_ ref: MemberRef, actor: String) async throws -> Empty {
+    func removeMember(_ ref: MemberRef, actor: String) async throws {
         let organizationID = try OrganizationRules.id(ref.organizationId, field: "organizationId")
         let userID = try OrganizationRules.id(ref.userId, field: "userId")
         try await removeMembership(organizationID: organizationID, userID: userID, actor: actor, action: "member_removed") { db in
             try Self.requireRole(db, organizationID: organizationID, userID: actor, in: [.admin])
         }
-        return Empty()
     }
 
-    func leave(_ ref: OrganizationRef, userID: String) async throws -> Empty {
+    func leave(_ ref: OrganizationRef, userID: String) async throws {
         let organizationID = try OrganizationRules.id(ref.organizationId, field: "organizationId")
         try await removeMembership(organizationID: organizationID, userID: userID, actor: userID, action: "member_left") { db in
             guard try OrganizationStore.role(db, organizationID: organizationID, userID: userID) != nil else { throw OrganizationError.notFound }
         }
-        return Empty()
     }
 
     private func removeMembership(
@@ -213,32 +215,32 @@ final class OrganizationDirectory: Sendable {
         roles.invalidate()
     }
 
-    func members(_ ref: OrganizationRef, userID: String) async throws -> MemberList {
+    func members(_ ref: OrganizationRef, userID: String) async throws -> [MemberRecord] {
         let organizationID = try OrganizationRules.id(ref.organizationId, field: "organizationId")
         _ = try await role(organizationID: organizationID, userID: userID, in: Set(Role.allCases))
-        return MemberList(members: try await pool.read { db in try OrganizationStore.members(db, organizationID: organizationID).map(\.message) })
+        return try await pool.read { db in try OrganizationStore.members(db, organizationID: organizationID) }
     }
 
     // MARK: Admin checks and billing
 
-    func checkAdmin(_ ref: MemberRef) async throws -> CheckAdminResponse {
+    /// The user's role in the organization, nil when not a member: what other services decide by.
+    func checkAdmin(_ ref: MemberRef) async throws -> Role? {
         let organizationID = try OrganizationRules.id(ref.organizationId, field: "organizationId")
         let userID = try OrganizationRules.id(ref.userId, field: "userId")
-        let role = try await cachedRole(organizationID: organizationID, userID: userID)
-        return CheckAdminResponse(isAdmin: role == .admin, role: role, canReadBilling: role.map(OrganizationRules.billingReaders.contains) ?? false)
+        return try await cachedRole(organizationID: organizationID, userID: userID)
     }
 
-    func billing(_ ref: OrganizationRef, userID: String) async throws -> BillingAccount {
+    func billing(_ ref: OrganizationRef, userID: String) async throws -> BillingRecord {
         let organizationID = try OrganizationRules.id(ref.organizationId, field: "organizationId")
         _ = try await role(organizationID: organizationID, userID: userID, in: OrganizationRules.billingReaders)
-        var account = try await pool.read { db in try OrganizationStore.billing(db, organizationID: organizationID) }.message
+        var account = try await pool.read { db in try OrganizationStore.billing(db, organizationID: organizationID) }
         // A user sees the AWS account masked, here and inside the contract's license ARN.
         account.awsAccountId = account.awsAccountId.map(AWSAccountMask.account)
         if let offerID = account.contract?.offerId { account.contract?.offerId = AWSAccountMask.arn(offerID) }
         return account
     }
 
-    func setBilling(_ request: SetBillingAccountRequest, service: String) async throws -> BillingAccount {
+    func setBilling(_ request: SetBillingAccountRequest, service: String) async throws -> BillingRecord {
         let organizationID = try OrganizationRules.id(request.organizationId, field: "organizationId")
         guard request.provider == .awsMarketplace else {
             throw OrganizationError.invalid(field: "provider", reason: "must be AWS_MARKETPLACE (use ClearBillingAccount to remove it)")
@@ -262,12 +264,12 @@ final class OrganizationDirectory: Sendable {
                 guard current.linkId == request.linkId else { throw OrganizationError.billedThroughAnotherLink }
                 // The same link again: a retry changes nothing; a new contract (the buyer's
                 // entitlements changed) replaces the old one.
-                guard current.contract != request.contract else { return current.message }
+                guard current.contract != request.contract else { return current }
                 try OrganizationStore.replaceContract(db, organizationID: organizationID, contract: contract, at: at)
                 try OrganizationStore.audit(
                     db, organizationID: organizationID, action: "billing_updated", actor: "service:\(service)",
                     detail: "AWS_MARKETPLACE link \(request.linkId): contract changed", at: at)
-                return try OrganizationStore.billing(db, organizationID: organizationID).message
+                return try OrganizationStore.billing(db, organizationID: organizationID)
             }
             if try OrganizationStore.organizationBilled(db, linkID: request.linkId) != nil {
                 throw OrganizationError.linkBindsAnotherOrganization
@@ -277,11 +279,11 @@ final class OrganizationDirectory: Sendable {
             try OrganizationStore.audit(
                 db, organizationID: organizationID, action: "billing_set", actor: "service:\(service)",
                 subject: request.linkedBy, detail: "AWS_MARKETPLACE link \(request.linkId)", at: at)
-            return try OrganizationStore.billing(db, organizationID: organizationID).message
+            return try OrganizationStore.billing(db, organizationID: organizationID)
         }
     }
 
-    func clearBilling(_ request: ClearBillingAccountRequest, service: String) async throws -> BillingAccount {
+    func clearBilling(_ request: ClearBillingAccountRequest, service: String) async throws -> BillingRecord {
         let organizationID = try OrganizationRules.id(request.organizationId, field: "organizationId")
         guard (1...128).contains(request.linkId.utf8.count) else {
             throw OrganizationError.invalid(field: "linkId", reason: "must be 1 to 128 characters")
@@ -294,20 +296,19 @@ final class OrganizationDirectory: Sendable {
             guard try OrganizationStore.organization(db, id: organizationID) != nil else { throw OrganizationError.notFound }
             let current = try OrganizationStore.billing(db, organizationID: organizationID)
             // Only the link that set it may clear it; clearing again is a retry and changes nothing.
-            guard current.linkId == request.linkId else { return current.message }
+            guard current.linkId == request.linkId else { return current }
             try OrganizationStore.deleteBilling(db, organizationID: organizationID)
             try OrganizationStore.audit(
                 db, organizationID: organizationID, action: "billing_cleared", actor: "service:\(service)",
                 detail: "link \(request.linkId): \(request.reason)", at: at)
-            return try OrganizationStore.billing(db, organizationID: organizationID).message
+            return try OrganizationStore.billing(db, organizationID: organizationID)
         }
     }
 
-    func auditEvents(_ ref: OrganizationRef, userID: String) async throws -> AuditEventList {
+    func auditEvents(_ ref: OrganizationRef, userID: String) async throws -> [AuditRecord] {
         let organizationID = try OrganizationRules.id(ref.organizationId, field: "organizationId")
         _ = try await role(organizationID: organizationID, userID: userID, in: [.admin])
-        return AuditEventList(
-            events: try await pool.read { db in try OrganizationStore.auditEvents(db, organizationID: organizationID, limit: 500).map(\.message) })
+        return try await pool.read { db in try OrganizationStore.auditEvents(db, organizationID: organizationID, limit: 500) }
     }
 
     // MARK: Authorization

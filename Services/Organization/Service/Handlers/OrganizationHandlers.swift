@@ -2,7 +2,8 @@ import Contracts
 import RPCCore
 import ServiceRuntime
 
-/// Binds `organization.v1.OrganizationService` to the use cases. Public methods authenticate the
+/// Binds `organization.v1.OrganizationService` to the use cases, and their records to the
+/// messages (`OrganizationMessages`). Public methods authenticate the
 /// user by access token; internal-only ones are guarded by the router and name the calling service.
 struct OrganizationHandlers {
     let directory: OrganizationDirectory
@@ -16,57 +17,61 @@ struct OrganizationHandlers {
         }
         router.register(Organizations.createOrganization) { request, context in
             try await directory.create(request, userID: try await user(context), idempotencyKey: context.header(Organizations.idempotencyKeyHeader))
+                .message
         }
         router.register(Organizations.listMyOrganizations) { _, context in
-            try await directory.list(userID: try await user(context))
+            OrganizationList(organizations: try await directory.list(userID: try await user(context)).map(\.message))
         }
         router.register(Organizations.getOrganization) { request, context in
-            try await directory.get(request, userID: try await user(context))
+            try await directory.get(request, userID: try await user(context)).message
         }
         router.register(Organizations.selectOrganization) { request, context in
-            try await directory.select(request, userID: try await user(context))
+            try await directory.select(request, userID: try await user(context)).message
         }
         router.register(Organizations.getSelectedOrganization) { _, context in
-            try await directory.selected(userID: try await user(context))
+            SelectedOrganization(organization: try await directory.selected(userID: try await user(context))?.message)
         }
         router.register(Organizations.addMember) { request, context in
-            try await directory.addMember(request, actor: try await user(context))
+            try await directory.addMember(request, actor: try await user(context)).message
         }
         router.register(Organizations.listMyInvitations) { _, context in
-            try await directory.invitations(userID: try await user(context))
+            InvitationList(invitations: try await directory.invitations(userID: try await user(context)).map(\.message))
         }
         router.register(Organizations.acceptInvitation) { request, context in
-            try await directory.acceptInvitation(request, userID: try await user(context))
+            try await directory.acceptInvitation(request, userID: try await user(context)).message
         }
         router.register(Organizations.declineInvitation) { request, context in
             try await directory.declineInvitation(request, userID: try await user(context))
+            return Empty()
         }
         router.register(Organizations.changeMemberRole) { request, context in
-            try await directory.changeRole(request, actor: try await user(context))
+            try await directory.changeRole(request, actor: try await user(context)).message
         }
         router.register(Organizations.removeMember) { request, context in
             try await directory.removeMember(request, actor: try await user(context))
+            return Empty()
         }
         router.register(Organizations.leaveOrganization) { request, context in
             try await directory.leave(request, userID: try await user(context))
+            return Empty()
         }
         router.register(Organizations.listMembers) { request, context in
-            try await directory.members(request, userID: try await user(context))
+            MemberList(members: try await directory.members(request, userID: try await user(context)).map(\.message))
         }
         router.register(Organizations.checkAdmin) { request, _ in
-            try await directory.checkAdmin(request)
+            CheckAdminResponse(role: try await directory.checkAdmin(request))
         }
         router.register(Organizations.getBillingAccount) { request, context in
-            try await directory.billing(request, userID: try await user(context))
+            try await directory.billing(request, userID: try await user(context)).message
         }
         router.register(Organizations.setBillingAccount) { request, context in
-            try await directory.setBilling(request, service: context.callingService ?? "unknown")
+            try await directory.setBilling(request, service: context.callingService ?? "unknown").message
         }
         router.register(Organizations.clearBillingAccount) { request, context in
-            try await directory.clearBilling(request, service: context.callingService ?? "unknown")
+            try await directory.clearBilling(request, service: context.callingService ?? "unknown").message
         }
         router.register(Organizations.listAuditEvents) { request, context in
-            try await directory.auditEvents(request, userID: try await user(context))
+            AuditEventList(events: try await directory.auditEvents(request, userID: try await user(context)).map(\.message))
         }
     }
 }

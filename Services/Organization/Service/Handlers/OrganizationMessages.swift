@@ -1,7 +1,7 @@
 import Contracts
 
-/// What members are shown of stored organizations: the wire messages are built here, in the
-/// domain, with organization's rules (who may read and link billing) applied once.
+/// The wire messages of the records the use cases answer with, built here in the handlers layer,
+/// with organization's rule sets (who may read and who may link billing) applied once.
 extension OrganizationStore.MembershipRecord {
     var message: Organization {
         Organization(
@@ -33,4 +33,11 @@ extension OrganizationStore.BillingRecord {
 
 extension OrganizationStore.AuditRecord {
     var message: AuditEvent { AuditEvent(action: action, actor: actor, subjectUserId: subjectUserID, detail: detail, at: at) }
+}
+
+extension CheckAdminResponse {
+    /// What organization tells other services of a user's `role` (nil: not a member).
+    init(role: Role?) {
+        self.init(isAdmin: role == .admin, role: role, canReadBilling: role.map(OrganizationRules.billingReaders.contains) ?? false)
+    }
 }
