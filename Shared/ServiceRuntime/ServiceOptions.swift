@@ -28,7 +28,8 @@ public struct ServiceOptions: ParsableArguments, Sendable {
     @Option(help: "Address for --metrics-port; default 127.0.0.1 (METRICS_HOST).") var metricsHost: String?
     @Option(help: "Event-loop threads serving connections; default one per core (EVENT_LOOP_THREADS).") var eventLoopThreads: Int?
     @Option(help: "trace, debug, info, notice, warning, error or critical (LOG_LEVEL).") var logLevel: String?
-    @Option(help: "This service's secret, presented when it calls other services (SERVICE_SECRET).") var serviceSecret: String?
+    @Option(help: "This service's secret, presented when it calls other services (SERVICE_SECRET, or a file in SERVICE_SECRET_FILE).")
+    var serviceSecret: String?
     @Option(help: "Services allowed to call internal-only methods: name=sha256hex,... (TRUSTED_SERVICES).") var trustedServices: String?
 
     public init() {}
@@ -39,6 +40,25 @@ public struct ServiceOptions: ParsableArguments, Sendable {
         if let flag { return flag }
         if let value = environment[variable], !value.isEmpty { return value }
         return nil
+    }
+
+    /// A secret: the flag, else the variable, else the contents of the file the variable
+    /// `<variable>_FILE` names (how Compose and Kubernetes hand secrets over), without its trailing
+    /// newline. Setting both the variable and its file is refused, as is a file that cannot be read
+    /// or is empty; the error names the file, never the secret.
+    public static func resolveSecret(_ flag: String?, _ variable: String, environment: [String: String]) throws -> String? {
+        let direct = resolve(flag, variable, environment: environment)
+        guard let path = environment[variable + "_FILE"], !path.isEmpty else { return direct }
+        guard direct == nil else {
+            throw ConfigurationError("\(variable) and \(variable)_FILE are both set: give the secret one way")
+        }
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ConfigurationError("\(variable)_FILE: cannot read \(path)")
+        }
+        var secret = String(decoding: data, as: UTF8.self)
+        while let last = secret.last, last == "\n" || last == "\r" { secret.removeLast() }
+        guard !secret.isEmpty else { throw ConfigurationError("\(variable)_FILE: \(path) is empty") }
+        return secret
     }
 
     /// Resolves flags, then environment, then the service's defaults, and checks the result.
@@ -110,7 +130,9 @@ public struct ServiceOptions: ParsableArguments, Sendable {
             metricsListener: metricsPort.map { (host: pick(metricsHost, "METRICS_HOST") ?? "127.0.0.1", port: $0) },
             eventLoopThreads: threads,
             logLevel: level,
-            credential: pick(serviceSecret, "SERVICE_SECRET").map { ServiceCredential(serviceName: service.name, secret: $0) },
+            credential: try Self.resolveSecret(serviceSecret, "SERVICE_SECRET", environment: environment).map {
+                ServiceCredential(serviceName: service.name, secret: $0)
+            },
             trustedServices: try TrustedServices(parsing: pick(trustedServices, "TRUSTED_SERVICES") ?? ""))
     }
 }

@@ -1,4 +1,5 @@
 import Contracts
+import Foundation
 import MarketplaceLinkService
 import OrganizationService
 import Testing
@@ -32,5 +33,14 @@ import Testing
         #expect(flags.organizationURL == "http://flag:2")
         #expect(flags.identityURL == "http://flag:4")
         #expect(flags.awsMarketplaceEndpoint == "http://aws:3")
+    }
+
+    @Test func theAWSSecretKeyMayComeAsAFile() throws {
+        let path = NSTemporaryDirectory() + "aws-secret-\(UUID().uuidString)"
+        try "from-a-file\n".write(toFile: path, atomically: true, encoding: .utf8)
+        let configuration = try MarketplaceLinkOptions.parse([])
+            .configuration(environment: ["AWS_ACCESS_KEY_ID": "AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY_FILE": path])
+        #expect(configuration.credentials.secretAccessKey == "from-a-file")
+        #expect(throws: (any Error).self) { try MarketplaceLinkOptions.parse([]).configuration(environment: ["AWS_ACCESS_KEY_ID": "AKIDEXAMPLE"]) }
     }
 }

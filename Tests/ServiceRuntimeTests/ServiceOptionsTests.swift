@@ -1,3 +1,4 @@
+import Foundation
 import ServiceRuntime
 import Testing
 
@@ -30,6 +31,44 @@ import Testing
         #expect(throws: (any Error).self) { try ServiceOptions.parse(["--log-level", "loud"]).settings(service: identity, environment: [:]) }
         #expect(throws: (any Error).self) {
             try ServiceOptions.parse(["--trusted-services", "organization=nothex"]).settings(service: identity, environment: [:])
+        }
+    }
+}
+
+/// Secrets as files (`<NAME>_FILE`), as Compose and Kubernetes mount them.
+@Suite struct SecretFileTests {
+    let identity = ServiceIdentity(name: "identity", defaultPort: 7101)
+
+    private func file(_ contents: String) throws -> String {
+        let path = NSTemporaryDirectory() + "secret-\(UUID().uuidString)"
+        try contents.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    @Test func aSecretComesFromTheFileItsVariableNames() throws {
+        let path = try file("s3cret value\n")
+        let settings = try ServiceOptions.parse([]).settings(service: identity, environment: ["SERVICE_SECRET_FILE": path])
+        #expect(settings.credential?.serviceName == "identity" && settings.credential?.secret == "s3cret value")
+        #expect(try ServiceOptions.resolveSecret(nil, "SMTP_URL", environment: ["SMTP_URL_FILE": path]) == "s3cret value")
+        // The flag still wins; without any, there is no secret.
+        #expect(try ServiceOptions.resolveSecret("flag", "SMTP_URL", environment: [:]) == "flag")
+        #expect(try ServiceOptions.resolveSecret(nil, "SMTP_URL", environment: [:]) == nil)
+    }
+
+    @Test func twoWaysAtOnceAnUnreadableOrEmptyFileAreRefusedWithoutShowingTheSecret() throws {
+        let path = try file("do-not-print-me")
+        for environment in [
+            ["SERVICE_SECRET": "do-not-print-me", "SERVICE_SECRET_FILE": path],
+            ["SERVICE_SECRET_FILE": "/nonexistent/secret"],
+            ["SERVICE_SECRET_FILE": try file("\n")]
+        ] {
+            do {
+                _ = try ServiceOptions.parse([]).settings(service: identity, environment: environment)
+                Issue.record("accepted \(environment.keys.sorted())")
+            } catch {
+                #expect("\(error)".contains("SERVICE_SECRET"))
+                #expect(!"\(error)".contains("do-not-print-me"))
+            }
         }
     }
 }

@@ -9,7 +9,10 @@ import ServiceRuntime
 public struct IdentityOptions: ParsableArguments, Sendable {
     @Option(help: "Base URL of the web console; links in emails point there (PUBLIC_BASE_URL).") var publicBaseURL: String?
     @Option(help: "From header of outgoing email (MAIL_FROM).") var mailFrom: String?
-    @Option(help: "Mail server: smtp://user:password@host:587; smtp+starttls:// requires TLS (SMTP_URL). Without it, email goes to the maildrop.")
+    @Option(
+        help:
+            "Mail server: smtp://user:password@host:587; smtp+starttls:// requires TLS (SMTP_URL, or a file in SMTP_URL_FILE). Without it, email goes to the maildrop."
+    )
     var smtpURL: String?
     @Option(help: "PEM CA bundle trusted for the mail server's STARTTLS (SMTP_CA).") var smtpCA: String?
     @Option(help: "Directory that receives outgoing email as .eml files when no SMTP_URL is set; default <data-dir>/maildrop (MAILDROP_DIR).")
@@ -37,7 +40,7 @@ public struct IdentityOptions: ParsableArguments, Sendable {
             throw ConfigurationError("--public-base-url must be an http(s) URL, got '\(base)'")
         }
         let mail: IdentityConfiguration.MailDelivery
-        if let smtp = pick(smtpURL, "SMTP_URL") {
+        if let smtp = try ServiceOptions.resolveSecret(smtpURL, "SMTP_URL", environment: environment) {
             mail = .smtp(try SMTPSettings(url: smtp, trustedCAPath: pick(smtpCA, "SMTP_CA")))
         } else {
             mail = .maildrop(directory: pick(maildropDir, "MAILDROP_DIR") ?? (settings.dataDirectory as NSString).appendingPathComponent("maildrop"))

@@ -24,10 +24,16 @@ public struct MarketplaceLinkOptions: ParsableArguments, Sendable {
 
     public init() {}
 
-    /// Resolves the flags; AWS credentials come from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY.
+    /// Resolves the flags; AWS credentials come from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY
+    /// (or the file AWS_SECRET_ACCESS_KEY_FILE names).
     public func configuration(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> MarketplaceLinkConfiguration {
+        var environment = environment
+        // The secret key may come as a file (AWS_SECRET_ACCESS_KEY_FILE), like every secret.
+        environment["AWS_SECRET_ACCESS_KEY"] = try ServiceOptions.resolveSecret(nil, "AWS_SECRET_ACCESS_KEY", environment: environment)
         guard let credentials = AWSCredentials.fromEnvironment(environment) else {
-            throw ConfigurationError("set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY: marketplace-link calls the AWS Marketplace seller APIs")
+            throw ConfigurationError(
+                "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_SECRET_ACCESS_KEY_FILE): marketplace-link calls the AWS Marketplace seller APIs"
+            )
         }
         var configuration = MarketplaceLinkConfiguration(
             productCode: ServiceOptions.resolve(productCode, "PRODUCT_CODE", environment: environment) ?? "prod-committed-demo",
