@@ -34,6 +34,23 @@ import Testing
         }
     }
 
+    /// `<executable> healthcheck` (what a container's health check runs, having no curl) asks the
+    /// service configured by the same environment for /readyz: 0 while it serves, 1 once it is gone.
+    @Test(arguments: services)
+    func healthcheckSubcommandAsksItsOwnReadyz(service: String) async throws {
+        let binary = ChildProcess.productsDirectory.appendingPathComponent(service).path
+        let port = try await freePort()
+        let environment = Self.awsCredentials.merging(["PORT": String(port), "DATA_DIR": dataDirectory()]) { $1 }
+        try await withStarted(ChildProcess(service: service, arguments: [], environment: environment)) { process in
+            #expect(process.port == port)
+            let ready = try await ExternalCommand.run([binary, "healthcheck"], timeout: .seconds(20), environment: environment)
+            #expect(ready.status == 0, "\(ready.stderr)")
+        }
+        let gone = try await ExternalCommand.run([binary, "healthcheck"], timeout: .seconds(20), environment: environment)
+        #expect(gone.status == 1)
+        #expect(gone.stderr.contains("not ready: GET /readyz on port \(port) got no answer"))
+    }
+
     @Test func configurationComesFromEnvironmentVariables() async throws {
         let directory = dataDirectory()
         try await withStarted(

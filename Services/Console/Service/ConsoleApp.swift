@@ -49,6 +49,8 @@ public final class ConsoleApp: Sendable {
         let router = Router(context: ConsoleRequestContext.self)
         router.add(middleware: SecurityHeadersMiddleware())
         router.get("healthz") { _, _ in "ok\n" }
+        // It keeps no data, so it is ready once it listens; an upstream that is down shows as a page saying so.
+        router.get("readyz") { _, _ in "ready\n" }
         router.get(RouterPath(WebLook.stylesheetPath)) { _, _ in Self.asset(WebLook.stylesheet, type: "text/css; charset=utf-8") }
         router.get(RouterPath(StaticAssets.linkTokenScriptPath)) { _, _ in
             Self.asset(StaticAssets.linkTokenScript, type: "text/javascript; charset=utf-8")

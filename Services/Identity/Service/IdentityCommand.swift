@@ -5,7 +5,7 @@ import ServiceRuntime
 public struct IdentityCommand: AsyncParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "identity", abstract: "Users, email verification, sessions and access tokens.",
-        subcommands: [Serve.self, RotateSigningKeys.self], defaultSubcommand: Serve.self)
+        subcommands: [Serve.self, RotateSigningKeys.self, Healthcheck.self], defaultSubcommand: Serve.self)
 
     public init() {}
 
@@ -18,6 +18,15 @@ public struct IdentityCommand: AsyncParsableCommand {
             let settings = try service.settings(service: IdentityDefinition.identity)
             let configuration = try identity.configuration(settings: settings)
             await ServiceMain.run(IdentityDefinition.make(configuration: configuration), settings: settings)
+        }
+    }
+
+    struct Healthcheck: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: ReadinessProbe.abstract)
+        @OptionGroup var service: ServiceOptions
+
+        func run() async throws {
+            await ReadinessProbe.exit(settings: try service.settings(service: IdentityDefinition.identity))
         }
     }
 

@@ -85,6 +85,7 @@ public struct SimulatorApp: Sendable {
         let certificatePEM = signer.certificatePEM
 
         router.get("healthz") { _, _ in "ok\n" }
+        router.get("readyz") { _, _ in "ready\n" }
 
         // Amazon SNS's side: the signing certificate and the subscription confirmation link.
         router.get("SimpleNotificationService-simulator.pem") { _, _ -> Response in
