@@ -258,6 +258,27 @@ def scenario_new_buyer():
         driver.quit()
 
 
+def scenario_demo():
+    """The demo seed's buyer (what compose/ deploys): offer-demo-1 from its email, as buyer-admin,
+    through a new account and organization to ACTIVE billing."""
+    account, address = "111122223333", "demo.buyer@example.com"
+    driver = browser()
+    try:
+        aws_subscribe_and_set_up(driver, "offer-demo-1", "buyer-admin")
+        check(path_of(driver) == "/marketplace/onboarding", "the onboarding page after Set up your account", driver)
+        check(driver.find_element(By.ID, "aws-account").text == "********3333", "the offer shows the masked account", driver)
+        register(driver, "Demo Buyer", address)
+        verify_by_link(driver, address)
+        sign_in(driver, address)
+        business_profile(driver)
+        wait_for(driver, lambda: path_of(driver) == "/marketplace/link", "the organization step")
+        fill(driver, {"name": "Demo Buyer Co"})
+        submit(driver, "name")
+        confirm_and_see_billing(driver, "Demo Buyer Co", account)
+    finally:
+        driver.quit()
+
+
 def scenario_member_and_admin():
     """A user who is only a MEMBER of one organization and ADMIN of another picks the one they administer."""
     account = "222222222222"
@@ -464,6 +485,7 @@ SCENARIOS = {
     "refusals": scenario_refusals,
     "no-javascript": scenario_no_javascript,
     "form-security": scenario_form_security,
+    "demo": scenario_demo,
 }
 
 

@@ -10,7 +10,9 @@ python_modules=()
 if [ "$mode" = test ]; then
   # chromium and chromium-driver: the console's browser tests (driven by Selenium).
   apt_packages+=(nghttp2-client nghttp2-server curl openssl gzip sqlite3 python3 python3-pip chromium chromium-driver)
-  python_modules+=("h2:h2" "httpx:httpx[http2]" "boto3:boto3" "aiosmtpd:aiosmtpd" "cryptography:cryptography" "selenium:selenium")
+  # yaml and check_jsonschema: compose/compose.yaml is read (ComposeTests) and checked against the Compose Specification.
+  python_modules+=("h2:h2" "httpx:httpx[http2]" "boto3:boto3" "aiosmtpd:aiosmtpd" "cryptography:cryptography" "selenium:selenium"
+                  "yaml:pyyaml" "check_jsonschema:check-jsonschema")
 fi
 
 missing=()

@@ -10,7 +10,12 @@ public struct MarketplaceLinkCommand: AsyncParsableCommand {
     public init() {}
 
     struct Serve: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Run the service (the default).")
+        static let configuration = CommandConfiguration(
+            abstract: "Run the service (the default).",
+            discussion: """
+                The AWS Marketplace seller APIs are signed with the credentials in AWS_ACCESS_KEY_ID and \
+                AWS_SECRET_ACCESS_KEY (or a file in AWS_SECRET_ACCESS_KEY_FILE), with AWS_SESSION_TOKEN when temporary.
+                """)
         @OptionGroup var service: ServiceOptions
         @OptionGroup var link: MarketplaceLinkOptions
 

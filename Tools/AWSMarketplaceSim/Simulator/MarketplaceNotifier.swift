@@ -17,6 +17,8 @@ final class MarketplaceNotifier: Sendable {
     private let signer: SNSSigner
     private let notificationURL: String?
     private let maildropDirectory: String?
+    /// The base of the offer emails' links, when people reach the simulator elsewhere than services do.
+    private let publicURL: String?
     private let logger: Logger
     /// The simulator's own base URL, known once the server listens (the port may be chosen then).
     private let baseURL = Mutex<(url: String?, waiters: [CheckedContinuation<String?, Never>])>((nil, []))
@@ -25,7 +27,11 @@ final class MarketplaceNotifier: Sendable {
     /// Signalled when a message is queued or a topic confirmed.
     let wake = WakeSignal()
 
-    init(store: SimulatorStore, signer: SNSSigner, notificationURL: String?, maildropDirectory: String?, logger: Logger) {
+    init(
+        store: SimulatorStore, signer: SNSSigner, notificationURL: String?, maildropDirectory: String?, publicURL: String?,
+        logger: Logger
+    ) {
+        self.publicURL = publicURL
         self.store = store
         self.signer = signer
         self.notificationURL = notificationURL
@@ -188,7 +194,7 @@ final class MarketplaceNotifier: Sendable {
                         You have received a private offer for \(offer.productName):
                         committed amount USD \(offer.committedAmountUSD) over \(offer.termMonths) months.
 
-                        Review offer: \(base)/buyer/offers/\(offer.id)
+                        Review offer: \(publicURL ?? base)/buyer/offers/\(offer.id)
                         """), name: "offer-\(offer.id)")
             try await store.markEmailWritten(offerID: offer.id)
         }

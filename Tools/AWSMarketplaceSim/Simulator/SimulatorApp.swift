@@ -21,6 +21,11 @@ public struct SimulatorApp: Sendable {
         public var notificationURL: String?
         /// Where offer emails are written as `.eml` files; nil writes none.
         public var maildropDirectory: String?
+        /// The simulator's address as buyers' browsers reach it (offer emails' links); nil: where it listens.
+        public var publicURL: String?
+        /// The simulator's address as the seller's services reach it (SNS certificate and
+        /// subscription URLs); nil: where it listens. In a container network the two differ.
+        public var serviceURL: String?
 
         public init(
             host: String, port: Int, dataDirectory: String, fulfillmentURL: String, seedPath: String?,
@@ -55,7 +60,7 @@ public struct SimulatorApp: Sendable {
         signer = try SNSSigner(directory: settings.dataDirectory)
         notifier = MarketplaceNotifier(
             store: store, signer: signer, notificationURL: settings.notificationURL,
-            maildropDirectory: settings.maildropDirectory, logger: logger)
+            maildropDirectory: settings.maildropDirectory, publicURL: settings.publicURL, logger: logger)
     }
 
     /// Serves until the process is asked to stop; logs `listening` with the bound port.
@@ -63,13 +68,14 @@ public struct SimulatorApp: Sendable {
         let logger = self.logger
         let notifier = self.notifier
         let host = settings.host
+        let serviceURL = settings.serviceURL
         let app = Application(
             router: makeRouter(),
             configuration: .init(address: .hostname(settings.host, port: settings.port), serverName: "aws-marketplace-sim"),
             services: [notifier.runner()],
             onServerRunning: { channel in
                 let port = channel.localAddress?.port ?? 0
-                notifier.serverIsListening(baseURL: "http://\(host):\(port)")
+                notifier.serverIsListening(baseURL: serviceURL ?? "http://\(host):\(port)")
                 logger.info("listening", metadata: ["service": "aws-marketplace-sim", "port": "\(port)"])
             },
             logger: logger)

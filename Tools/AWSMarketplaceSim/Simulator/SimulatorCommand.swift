@@ -26,6 +26,10 @@ public struct SimulatorCommand: AsyncParsableCommand {
         var notificationURL: String?
         @Option(help: "Directory for offer emails (.eml); empty writes none (MAILDROP_DIR).") var maildropDir: String?
         @Option(help: "Log level (LOG_LEVEL).") var logLevel: String?
+        @Option(help: "Where buyers' browsers reach the simulator, for the offer emails' links (PUBLIC_URL). Default: where it listens.")
+        var publicURL: String?
+        @Option(help: "Where the seller's services reach the simulator, for SNS certificate URLs (SERVICE_URL). Default: where it listens.")
+        var serviceURL: String?
 
         func run() async throws {
             let environment = ProcessInfo.processInfo.environment
@@ -37,7 +41,7 @@ public struct SimulatorCommand: AsyncParsableCommand {
             let portText = pick(port.map(String.init), "PORT") ?? "7199"
             guard let port = Int(portText), (0...65535).contains(port) else { throw ValidationError("port '\(portText)' is not 0-65535") }
             ServiceMain.bootstrapLogging(level: level)
-            let settings = SimulatorApp.Settings(
+            var settings = SimulatorApp.Settings(
                 host: pick(host, "HOST") ?? "127.0.0.1",
                 port: port,
                 dataDirectory: pick(dataDir, "DATA_DIR") ?? "./data/aws-marketplace-sim",
@@ -47,6 +51,8 @@ public struct SimulatorCommand: AsyncParsableCommand {
                     pickAllowingEmpty(notificationURL, "NOTIFICATION_URL")
                         ?? (pick(marketplaceLinkURL, "MARKETPLACE_LINK_URL") ?? "http://127.0.0.1:7103") + "/marketplace/sns"),
                 maildropDirectory: nonEmpty(pickAllowingEmpty(maildropDir, "MAILDROP_DIR") ?? "./data/maildrop"))
+            settings.publicURL = pick(publicURL, "PUBLIC_URL").map { $0.hasSuffix("/") ? String($0.dropLast()) : $0 }
+            settings.serviceURL = pick(serviceURL, "SERVICE_URL").map { $0.hasSuffix("/") ? String($0.dropLast()) : $0 }
             try await SimulatorApp(settings: settings, logger: Logger(label: "aws-marketplace-sim")).run()
         }
 
