@@ -300,7 +300,7 @@ let package = Package(
             name: "EndToEndTests",
             dependencies: [
                 "RPCCore", .product(name: "NIOCore", package: "swift-nio"),
-                "TestSupport", "ConnectTransport", "Contracts",
+                "TestSupport", "ConnectTransport", "Contracts", "AccessTokens",
                 "identity", "organization", "marketplace-link", "aws-marketplace-sim", "console",
             ],
             path: "Tests/EndToEndTests"

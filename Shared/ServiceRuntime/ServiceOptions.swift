@@ -15,6 +15,11 @@ public struct ServiceOptions: ParsableArguments, Sendable {
     @Option(help: "PEM certificate chain; enables TLS (TLS_CERT).") var tlsCert: String?
     @Option(help: "PEM private key for --tls-cert (TLS_KEY).") var tlsKey: String?
     @Option(help: "PEM CA bundle; requires client certificates (TLS_CLIENT_CA).") var tlsClientCA: String?
+    @Option(
+        help:
+            "PEM CA bundle trusted for the https:// peers this service calls, instead of the system's; with --tls-cert, that certificate is presented to peers that require one (PEER_CA)."
+    )
+    var peerCA: String?
     @Option(help: "Largest request body in bytes, also after decompression (MAX_BODY_BYTES).") var maxBodyBytes: Int?
     @Option(help: "Max concurrent HTTP/2 streams per connection (MAX_CONCURRENT_STREAMS).") var maxConcurrentStreams: Int?
     @Option(help: "Seconds before an idle connection is closed (IDLE_TIMEOUT_SECONDS).") var idleTimeoutSeconds: Int?
@@ -130,6 +135,8 @@ public struct ServiceOptions: ParsableArguments, Sendable {
             metricsListener: metricsPort.map { (host: pick(metricsHost, "METRICS_HOST") ?? "127.0.0.1", port: $0) },
             eventLoopThreads: threads,
             logLevel: level,
+            peerTLS: TLSClientSettings(
+                trustedCAPath: pick(peerCA, "PEER_CA"), clientCertificatePath: tls?.certificatePath, clientPrivateKeyPath: tls?.privateKeyPath),
             credential: try Self.resolveSecret(serviceSecret, "SERVICE_SECRET", environment: environment).map {
                 ServiceCredential(serviceName: service.name, secret: $0)
             },
@@ -167,6 +174,8 @@ public struct ServiceSettings: Sendable {
     public var metricsListener: (host: String, port: Int)?
     public var eventLoopThreads: Int
     public var logLevel: Logger.Level
+    /// How this service calls https:// peers: the CA it trusts for them, the certificate it presents.
+    public var peerTLS: TLSClientSettings
     /// What this service presents to others; nil when no secret is configured.
     public var credential: ServiceCredential?
     public var trustedServices: TrustedServices

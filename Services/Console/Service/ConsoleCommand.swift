@@ -42,6 +42,7 @@ public struct ConsoleCommand: AsyncParsableCommand {
                 publicBaseURL: ServiceOptions.resolve(publicBaseURL, "PUBLIC_BASE_URL", environment: environment)
                     ?? "http://127.0.0.1:\(service.port)",
                 trustedProxies: Set(proxies.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }))
+            settings.peerTLS = service.peerTLS
             if let bytes = referencePageBytes {
                 guard (1...(1 << 20)).contains(bytes) else { throw ValidationError("--reference-page-bytes must be 1 to 1048576") }
                 settings.referencePageBytes = bytes

@@ -12,6 +12,8 @@ public struct ConsoleSettings: Sendable {
     public var marketplaceLinkURL: String
     /// Presented to identity and marketplace-link: internal-only lookups, and the buyer's IP.
     public var credential: ServiceCredential?
+    /// How the console calls https:// upstreams (`--peer-ca`; its own certificate when it has one).
+    public var peerTLS = TLSClientSettings()
     /// Where buyers reach the console; `https://` turns on `Secure` and `__Host-` cookies.
     public var publicBaseURL: String
     /// Proxies whose `X-Forwarded-For` is believed.

@@ -22,9 +22,9 @@ final class Upstreams: Sendable {
     private let directory = ExpiringCache<String, UserSummary>(lifetime: .seconds(30))
 
     init(settings: ConsoleSettings, logger: Logger) throws {
-        identity = try ConnectClient(configuration: .init(baseURL: settings.identityURL, credential: settings.credential))
-        organization = try ConnectClient(configuration: .init(baseURL: settings.organizationURL, credential: settings.credential))
-        marketplaceLink = try ConnectClient(configuration: .init(baseURL: settings.marketplaceLinkURL, credential: settings.credential))
+        identity = try ConnectClient(upstream: .url(settings.identityURL), credential: settings.credential, tls: settings.peerTLS)
+        organization = try ConnectClient(upstream: .url(settings.organizationURL), credential: settings.credential, tls: settings.peerTLS)
+        marketplaceLink = try ConnectClient(upstream: .url(settings.marketplaceLinkURL), credential: settings.credential, tls: settings.peerTLS)
         authenticator = AccessTokenAuthenticator(identity: identity, logger: logger)
         timeout = settings.upstreamTimeout
     }

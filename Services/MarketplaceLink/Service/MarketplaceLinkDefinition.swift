@@ -104,8 +104,9 @@ public enum MarketplaceLinkDefinition {
                 configuration: .init(
                     endpoint: endpoint, region: configuration.awsRegion,
                     credentials: configuration.credentials), logger: resources.logger)
-            let identityClient = try ConnectClient(configuration: .init(baseURL: configuration.identityURL, credential: settings.credential))
-            let organizationClient = try ConnectClient(configuration: .init(baseURL: configuration.organizationURL, credential: settings.credential))
+            let identityClient = try ConnectClient(upstream: .url(configuration.identityURL), credential: settings.credential, tls: settings.peerTLS)
+            let organizationClient = try ConnectClient(
+                upstream: .url(configuration.organizationURL), credential: settings.credential, tls: settings.peerTLS)
             let authenticator = AccessTokenAuthenticator(identity: identityClient, now: configuration.now, logger: resources.logger)
             let pool = resources.database.pool
             let registrations = Registrations(

@@ -15,7 +15,7 @@ public enum OrganizationDefinition {
             identity: identity, rpcServices: ["organization.v1.OrganizationService"],
             migrator: OrganizationMigrations.migrator
         ) { setup, resources in
-            let identityClient = try ConnectClient(upstream: upstream, credential: resources.settings.credential)
+            let identityClient = try ConnectClient(upstream: upstream, credential: resources.settings.credential, tls: resources.settings.peerTLS)
             let authenticator = AccessTokenAuthenticator(identity: identityClient, now: now, logger: resources.logger)
             let directory = OrganizationDirectory(pool: resources.database.pool, identity: identityClient, now: now)
             OrganizationHandlers(directory: directory, authenticator: authenticator).register(in: &setup.router)

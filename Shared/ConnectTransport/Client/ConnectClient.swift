@@ -61,11 +61,11 @@ public final class ConnectClient: Sendable {
         self.inProcess = nil
     }
 
-    /// A client of `upstream`, presenting `credential` on every call.
-    public convenience init(upstream: Upstream, credential: ServiceCredential? = nil) throws {
+    /// A client of `upstream`, presenting `credential` on every call (and `tls` to an https:// one).
+    public convenience init(upstream: Upstream, credential: ServiceCredential? = nil, tls: TLSClientSettings = TLSClientSettings()) throws {
         switch upstream {
         case .url(let url):
-            try self.init(configuration: Configuration(baseURL: url, credential: credential))
+            try self.init(configuration: Configuration(baseURL: url, tls: tls, credential: credential))
         case .inProcess(let endpoint):
             self.init(inProcess: endpoint, credential: credential)
         }
