@@ -245,7 +245,8 @@ let package = Package(
             name: "ConnectTransportTests",
             dependencies: [
                 .product(name: "NIOCore", package: "swift-nio"),"ConnectTransport", "RPCCore", "Contracts", "TestSupport",
-                           .product(name: "Logging", package: "swift-log"), .product(name: "NIOEmbedded", package: "swift-nio")],
+                           .product(name: "Logging", package: "swift-log"), .product(name: "NIOEmbedded", package: "swift-nio"),
+                           .product(name: "NIOPosix", package: "swift-nio"), .product(name: "NIOConcurrencyHelpers", package: "swift-nio")],
             path: "Tests/ConnectTransportTests"
         ),
         .testTarget(

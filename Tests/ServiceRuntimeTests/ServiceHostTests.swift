@@ -153,7 +153,8 @@ import Testing
             {
                 try await withStarted(ConnectClient(upstream: upstream, credential: credential)) { client in
                     do {
-                        let response = try await client.call(method, request, options: .init(timeout: .milliseconds(300)))
+                        let response = try await client.call(
+                            method, request, options: .init(timeout: request.sleepMs > 0 ? .milliseconds(300) : .seconds(10)))
                         return "ok \(response.text.count) \(response.caller ?? "-")"
                     } catch let error as RPCError {
                         // Which side noticed the deadline first words it differently.

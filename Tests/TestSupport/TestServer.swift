@@ -13,14 +13,16 @@ public final class TestServer: Sendable {
     public let server: ConnectServer
     public let port: Int
     public let metrics: ServerMetrics
-    public var baseURL: String { "\(tls == nil ? "http" : "https")://127.0.0.1:\(port)" }
+    public var baseURL: String { "\(tls == nil ? "http" : "https")://\(host):\(port)" }
+    /// The loopback address it listens on.
+    public let host: String
     private let tls: TLSFiles?
 
     public static let secret = "test-secret-of-the-caller-service"
 
     /// Starts a server; `port` 0 picks a free one.
     public static func start(
-        port: Int = 0, maxBodyBytes: Int = 1 << 20, maxConcurrentStreams: UInt32 = 250,
+        host: String = "127.0.0.1", port: Int = 0, maxBodyBytes: Int = 1 << 20, maxConcurrentStreams: UInt32 = 250,
         tls: TLSFiles? = nil, idleTimeout: TimeAmount = .seconds(60),
         maxConnections: Int = 10_000
     ) async throws -> TestServer {
@@ -37,15 +39,16 @@ public final class TestServer: Sendable {
             configuration: .init(maxBodyBytes: maxBodyBytes), metrics: metrics, logger: logger)
         let server = ConnectServer(
             configuration: .init(
-                host: "127.0.0.1", port: port, tls: tls,
+                host: host, port: port, tls: tls,
                 http2: HTTP2Limits(maxConcurrentStreams: maxConcurrentStreams), idleTimeout: idleTimeout,
                 maxConnections: maxConnections),
             endpoint: endpoint, group: MultiThreadedEventLoopGroup.singleton, logger: logger)
         let address = try await server.start()
-        return TestServer(server: server, port: address.port!, metrics: metrics, tls: tls)
+        return TestServer(server: server, host: host, port: address.port!, metrics: metrics, tls: tls)
     }
 
-    private init(server: ConnectServer, port: Int, metrics: ServerMetrics, tls: TLSFiles?) {
+    private init(server: ConnectServer, host: String, port: Int, metrics: ServerMetrics, tls: TLSFiles?) {
+        self.host = host
         self.server = server
         self.port = port
         self.metrics = metrics

@@ -9,6 +9,8 @@ import RPCCore
 /// Where a client's calls go.
 public enum Upstream: Sendable {
     /// `http://host:port` (h2c, prior knowledge) or `https://host:port` (TLS, ALPN h2).
+    /// A comma-separated list of them, or a host name with several addresses, is a replicated
+    /// peer: the calls are spread over every replica (`UpstreamGroup`).
     case url(String)
     /// A server's endpoint in this process, called without a socket: the same headers, protocol
     /// checks and error mapping, for tests of rules and authorization where the wire is not what
@@ -17,7 +19,7 @@ public enum Upstream: Sendable {
 }
 
 /// Calls one upstream service with the Connect protocol (unary, JSON) over one multiplexed
-/// HTTP/2 connection, opened lazily and reopened with backoff.
+/// HTTP/2 connection per replica, each opened lazily and reopened with backoff.
 public final class ConnectClient: Sendable {
     /// Where and how to call.
     public struct Configuration: Sendable {
@@ -46,20 +48,28 @@ public final class ConnectClient: Sendable {
     }
 
     private let configuration: Configuration
-    /// The connection pool, or nil when calls go to `inProcess`.
-    private let pool: HTTP2ConnectionPool?
+    /// The replicas' connection pools, or nil when calls go to `inProcess`.
+    private let upstreams: UpstreamGroup?
     private let inProcess: ConnectEndpoint?
-    private let authority: String
-    private let scheme: String
 
-    public init(configuration: Configuration, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) throws {
-        let target = try UpstreamAddress(parsing: configuration.baseURL)
-        self.configuration = configuration
-        self.authority = "\(target.host):\(target.port)"
-        self.scheme = target.secure ? "https" : "http"
-        self.pool = HTTP2ConnectionPool(target: target, configuration: configuration, group: group)
-        self.inProcess = nil
+    /// `configuration.baseURL` may list several URLs, comma-separated; each host name is resolved
+    /// to all its addresses, again every `resolveInterval`.
+    public convenience init(configuration: Configuration, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) throws {
+        try self.init(configuration: configuration, group: group, resolveInterval: .seconds(30), resolver: UpstreamGroup.systemResolver)
     }
+
+    init(
+        configuration: Configuration, group: any EventLoopGroup, resolveInterval: TimeAmount,
+        resolver: @escaping UpstreamGroup.Resolver
+    ) throws {
+        self.configuration = configuration
+        upstreams = try UpstreamGroup(
+            urls: configuration.baseURL, configuration: configuration, group: group, resolveInterval: resolveInterval, resolver: resolver)
+        inProcess = nil
+    }
+
+    /// How many replicas the calls are spread over now (known after the first call).
+    public var replicaCount: Int { upstreams?.endpointCount ?? 1 }
 
     /// A client of `upstream`, presenting `credential` on every call (and `tls` to an https:// one).
     public convenience init(upstream: Upstream, credential: ServiceCredential? = nil, tls: TLSClientSettings = TLSClientSettings()) throws {
@@ -73,9 +83,7 @@ public final class ConnectClient: Sendable {
 
     private init(inProcess endpoint: ConnectEndpoint, credential: ServiceCredential?) {
         configuration = Configuration(baseURL: "http://in-process", credential: credential)
-        authority = "in-process"
-        scheme = "http"
-        pool = nil
+        upstreams = nil
         inProcess = endpoint
     }
 
@@ -113,7 +121,7 @@ public final class ConnectClient: Sendable {
 
     /// Closes the connection.
     public func close() async {
-        await pool?.close()
+        await upstreams?.close()
     }
 
     // MARK: Sending
@@ -122,8 +130,8 @@ public final class ConnectClient: Sendable {
         let deadline = options.timeout.map { NIODeadline.now() + TimeAmount($0) }
         var headers = [
             HTTPField(name: ":method", value: "POST"),
-            HTTPField(name: ":scheme", value: scheme),
-            HTTPField(name: ":authority", value: authority),
+            HTTPField(name: ":scheme", value: "http"),
+            HTTPField(name: ":authority", value: "in-process"),
             HTTPField(name: ":path", value: path),
             HTTPField(name: "content-type", value: "application/json"),
             HTTPField(name: "connect-protocol-version", value: "1"),
@@ -146,15 +154,29 @@ public final class ConnectClient: Sendable {
         if let inProcess {
             return await Self.call(inProcess, path: path, headers: headers, body: body)
         }
-        guard let pool else { preconditionFailure("a client has a pool or an in-process endpoint") }
+        guard let upstreams else { preconditionFailure("a client has upstreams or an in-process endpoint") }
+        let pools = await upstreams.poolsForCall()
+        guard !pools.isEmpty else { throw RPCError(.unavailable, "the client is closed") }
         var attempt = 0
+        var index = 0
         while true {
             attempt += 1
             if Task.isCancelled { throw RPCError(.canceled, "the call was canceled") }
             if let deadline, deadline <= .now() {
                 throw RPCError(.deadlineExceeded, "the call did not finish before its deadline")
             }
-            let connection = try await pool.connection(deadline: deadline)
+            let pool = pools[index % pools.count]
+            headers[1] = HTTPField(name: ":scheme", value: pool.scheme)
+            headers[2] = HTTPField(name: ":authority", value: pool.authority)
+            let connection: HTTP2ClientConnection
+            do {
+                connection = try await pool.connection(deadline: deadline)
+            } catch {
+                // Not reachable: the call was not sent, so the next replica may take it.
+                guard error.code == .unavailable, index + 1 < pools.count else { throw error }
+                index += 1
+                continue
+            }
             switch try await connection.execute(headers: headers, body: body, deadline: deadline) {
             case .response(let message):
                 return message
@@ -163,6 +185,7 @@ public final class ConnectClient: Sendable {
             case .refused:
                 // The server did not start this call; it is safe to send it again on a fresh connection.
                 pool.discard(connection)
+                index += 1
                 if attempt >= configuration.maxAttempts {
                     throw RPCError(.unavailable, "the server refused the call \(attempt) times (it may be shutting down)")
                 }
@@ -209,11 +232,18 @@ public final class ConnectClient: Sendable {
     }
 }
 
-/// Host, port and scheme of an upstream, parsed from its base URL.
-struct UpstreamAddress: Sendable {
+/// Host, port and scheme of an upstream, parsed from its base URL, and the address it resolved to.
+struct UpstreamAddress: Sendable, CustomStringConvertible {
     var host: String
     var port: Int
     var secure: Bool
+    /// The IP address to connect to (one of the host's); nil connects to the host by name. TLS
+    /// still checks the certificate against `host`.
+    var address: String?
+
+    var description: String {
+        address.map { $0 == host ? "\(host):\(port)" : "\(host):\(port) (\($0))" } ?? "\(host):\(port)"
+    }
 
     init(parsing url: String) throws {
         let secure: Bool

@@ -59,6 +59,18 @@ final class HTTP2ConnectionPool: Sendable {
         }
     }
 
+    /// The upstream as the request's `:authority` names it.
+    var authority: String { "\(target.host):\(target.port)" }
+    var scheme: String { target.secure ? "https" : "http" }
+
+    /// Whether the last connect failed and the pool is waiting before it tries again.
+    var isBackingOff: Bool {
+        state.withLockedValue { state in
+            if case .backingOff(let until, _) = state.phase { return NIODeadline.now() < until }
+            return false
+        }
+    }
+
     /// Stops handing out `connection` (it is going away or refused a call).
     func discard(_ connection: HTTP2ClientConnection) {
         state.withLockedValue { state in
@@ -109,7 +121,7 @@ final class HTTP2ConnectionPool: Sendable {
                     try operations.addHandler(HTTP2ClientHandler(limits: limits, onGoingAway: onGoingAway))
                 }
             }
-            .connect(host: target.host, port: target.port)
+            .connect(host: target.address ?? target.host, port: target.port)
             .flatMapThrowing { channel -> HTTP2ClientConnection in
                 let handler = try channel.pipeline.syncOperations.handler(type: HTTP2ClientHandler.self)
                 let connection = HTTP2ClientConnection(channel: channel, handler: handler)
@@ -137,7 +149,7 @@ final class HTTP2ConnectionPool: Sendable {
                 let delay = TimeAmount.milliseconds(Int64.random(in: 0...Int64(ceiling)))
                 state.phase = .backingOff(
                     until: .now() + delay,
-                    error: RPCError(.unavailable, "cannot connect to \(target.host):\(target.port): \(error)"))
+                    error: RPCError(.unavailable, "cannot connect to \(target.description): \(error)"))
             }
         }
     }
@@ -174,12 +186,6 @@ final class HTTP2ClientConnection: Sendable {
             }
         }
         return outcome ?? .failed(RPCError(.unavailable, "the call was lost"))
-    }
-}
-
-extension String {
-    fileprivate var isIPAddress: Bool {
-        (try? SocketAddress(ipAddress: self, port: 0)) != nil
     }
 }
 

@@ -1,0 +1,71 @@
+import Foundation
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+import RPCCore
+import TestSupport
+import Testing
+
+@testable import ConnectTransport
+
+/// A replicated peer: a client spreads its calls over every URL it was given and over every
+/// address of a host name, skips a replica that is down, and follows the name's addresses as they
+/// change.
+@Suite(.serialized, .timeLimit(.minutes(2))) struct ReplicaTests {
+    /// Echo calls a server answered.
+    private func calls(_ server: TestServer) -> Int {
+        let text = String(decoding: server.metrics.exposition(), as: UTF8.self)
+        return text.split(separator: "\n").filter { $0.hasPrefix("rpc_server_calls_total") && $0.contains("Echo/Echo") && $0.contains("\"ok\"") }
+            .compactMap { Int($0.split(separator: " ").last ?? "") }.reduce(0, +)
+    }
+
+    private func echo(_ client: ConnectClient, times: Int) async throws {
+        for index in 0..<times {
+            #expect(try await client.call(Echo.echo, EchoRequest(text: "\(index)")).text == "\(index)")
+        }
+    }
+
+    @Test func callsSpreadOverAListOfURLsAndSkipAReplicaThatIsDown() async throws {
+        try await withStarted(TestServer.start()) { first in
+            try await withStarted(TestServer.start()) { second in
+                try await withStarted(ConnectClient(configuration: .init(baseURL: "\(first.baseURL), \(second.baseURL)"))) { client in
+                    try await echo(client, times: 20)
+                    #expect(client.replicaCount == 2)
+                    #expect(calls(first) == 10 && calls(second) == 10, "round robin: \(calls(first)) and \(calls(second))")
+                    await second.stop()
+                    // Every call still succeeds: one that meets the stopped replica moves on to the other.
+                    try await echo(client, times: 20)
+                    #expect(calls(first) >= 29)
+                }
+            }
+        }
+    }
+
+    @Test func everyAddressOfAHostNameIsAReplicaAndTheNameIsResolvedAgain() async throws {
+        try await withStarted(TestServer.start(host: "127.0.0.2")) { a in
+            try await withStarted(TestServer.start(host: "127.0.0.3", port: a.port)) { b in
+                try await withStarted(TestServer.start(host: "127.0.0.4", port: a.port)) { c in
+                    // What the name resolves to; a headless service's answer changes as replicas come and go.
+                    let answer = NIOLockedValueBox(["127.0.0.2", "127.0.0.3"])
+                    let client = try ConnectClient(
+                        configuration: .init(baseURL: "http://replicas.test:\(a.port)"), group: MultiThreadedEventLoopGroup.singleton,
+                        resolveInterval: .milliseconds(200), resolver: { name in name == "replicas.test" ? answer.withLockedValue { $0 } : [] })
+                    try await withStarted(client) { client in
+                        try await echo(client, times: 10)
+                        #expect(calls(a) == 5 && calls(b) == 5 && calls(c) == 0)
+                        answer.withLockedValue { $0 = ["127.0.0.3", "127.0.0.4"] }
+                        try await Task.sleep(for: .milliseconds(300))
+                        try await echo(client, times: 10)
+                        #expect(calls(a) == 5, "the address that left gets no more calls")
+                        #expect(calls(c) >= 4 && calls(b) + calls(c) == 15)
+                        #expect(client.replicaCount == 2)
+                    }
+                }
+            }
+        }
+    }
+
+    @Test func theSystemResolverFindsLocalhost() async throws {
+        #expect(await UpstreamGroup.systemResolver("localhost").contains("127.0.0.1"))
+    }
+}
