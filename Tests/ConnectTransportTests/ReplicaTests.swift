@@ -65,6 +65,28 @@ import Testing
         }
     }
 
+    @Test func concurrentFirstCallsAllWaitForTheFirstResolution() async throws {
+        try await withStarted(TestServer.start()) { server in
+            let client = try ConnectClient(
+                configuration: .init(baseURL: "http://slow-name.test:\(server.port)"), group: MultiThreadedEventLoopGroup.singleton,
+                resolveInterval: .seconds(30),
+                resolver: { _ in
+                    try? await Task.sleep(for: .milliseconds(100))
+                    return ["127.0.0.1"]
+                })
+            try await withStarted(client) { client in
+                let answered = try await withThrowingTaskGroup(of: String.self) { group in
+                    for index in 0..<16 {
+                        group.addTask { try await client.call(Echo.echo, EchoRequest(text: "\(index)")).text }
+                    }
+                    return try await group.reduce(into: [String]()) { $0.append($1) }
+                }
+                #expect(answered.count == 16)
+                #expect(client.replicaCount == 1, "one endpoint however many callers resolved at once")
+            }
+        }
+    }
+
     @Test func theSystemResolverFindsLocalhost() async throws {
         #expect(await UpstreamGroup.systemResolver("localhost").contains("127.0.0.1"))
     }

@@ -49,13 +49,16 @@ final class UpstreamGroup: Sendable {
     /// The endpoints to try for one call, in order: the next in turn first, those able to connect
     /// before those backing off after a failed connect.
     func poolsForCall() async -> [HTTP2ConnectionPool] {
-        let stale = state.withLockedValue { state -> Bool in
-            guard !state.closed, !state.resolving else { return false }
-            let due = state.resolvedAt.map { NIODeadline.now() - $0 >= resolveInterval } ?? true
-            if due { state.resolving = true }
-            return due
+        let mustResolve = state.withLockedValue { state -> Bool in
+            guard !state.closed else { return false }
+            // Nothing to call yet: every first caller resolves rather than finding no endpoint.
+            if state.pools.isEmpty { return true }
+            // Later, one caller refreshes while the others use the endpoints known.
+            guard !state.resolving, state.resolvedAt.map({ NIODeadline.now() - $0 >= resolveInterval }) ?? true else { return false }
+            state.resolving = true
+            return true
         }
-        if stale { await resolve() }
+        if mustResolve { await resolve() }
         return state.withLockedValue { state in
             guard !state.pools.isEmpty else { return [] }
             let start = state.next % state.pools.count
