@@ -200,6 +200,12 @@ import Testing
             }
         }
         try queue.close()
+        // As a real deployment's would be: identity refuses a key-holding database others may read
+        // (the umask another test's service set made this pass only when it ran after one).
+        for file in try FileManager.default.contentsOfDirectory(atPath: directory) {
+            try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: directory + "/" + file)
+        }
+        try FileManager.default.setAttributes([.posixPermissions: 0o700], ofItemAtPath: directory)
         try await withStarted(IdentityHarness.start(directory: directory)) { identity in
             let duplicates = try await identity.database().read { db in try IdentityMigrations.duplicateAccounts(db) }
             #expect(duplicates.map(\.id) == ["new"] && duplicates.map(\.keptID) == ["old"])
