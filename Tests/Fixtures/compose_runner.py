@@ -209,15 +209,15 @@ class Runner:
         log = open(service.log_path, "w")
         print(f"starting {service.name} on {service.address}: {' '.join(command)}", flush=True)
         service.process = subprocess.Popen(command, env=env, cwd=workdir, stdout=log, stderr=subprocess.STDOUT)
-        service.env = env
+        service.env, service.paths = env, paths
         self.started.append(service)
 
     def healthy_once(self, service):
         test = service.spec["healthcheck"]["test"]
         if test[0] != "CMD":
             raise Failed(f"{service.name}: the healthcheck must be exec form (CMD): the image has no shell tools")
-        paths = self.container_paths(service)
-        command = [self.translate(service, part, paths) for part in test[1:]]
+        # The paths worked out when the service started: a check every few seconds needs no new I/O.
+        command = [self.translate(service, part, service.paths) for part in test[1:]]
         result = subprocess.run(command, env=service.env, capture_output=True, text=True, timeout=30)
         return result.returncode == 0, result.stderr.strip()
 

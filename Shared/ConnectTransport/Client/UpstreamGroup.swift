@@ -60,7 +60,7 @@ final class UpstreamGroup: Sendable {
         }
         if mustResolve { await resolve() }
         return state.withLockedValue { state in
-            guard !state.pools.isEmpty else { return [] }
+            guard state.pools.count > 1 else { return state.pools.map(\.pool) }  // one replica: nothing to order
             let start = state.next % state.pools.count
             state.next &+= 1
             let turn = (0..<state.pools.count).map { state.pools[(start + $0) % state.pools.count].pool }
