@@ -9,7 +9,8 @@ apt_packages=(pkg-config libnghttp2-dev libsqlite3-dev zlib1g-dev)
 python_modules=()
 if [ "$mode" = test ]; then
   # chromium and chromium-driver: the console's browser tests (driven by Selenium).
-  apt_packages+=(nghttp2-client nghttp2-server curl openssl gzip sqlite3 python3 python3-pip chromium chromium-driver)
+  # postgresql: the PostgreSQL backend's tests start their own server (Tests/TestSupport/PostgresServer.swift).
+  apt_packages+=(nghttp2-client nghttp2-server curl openssl gzip sqlite3 python3 python3-pip chromium chromium-driver postgresql)
   # yaml and check_jsonschema: compose/compose.yaml is read (ComposeTests) and checked against the Compose Specification.
   python_modules+=("h2:h2" "httpx:httpx[http2]" "boto3:boto3" "aiosmtpd:aiosmtpd" "cryptography:cryptography" "selenium:selenium"
                   "yaml:pyyaml" "check_jsonschema:check-jsonschema")
