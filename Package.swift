@@ -149,6 +149,7 @@ let package = Package(
             dependencies: [
                 "ServiceRuntime", "Contracts", "RPCCore", "ConnectTransport", .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "PostgresNIO", package: "postgres-nio"), .product(name: "Logging", package: "swift-log"),
             ],
             path: "Services/Organization/Service"
         ),

@@ -15,6 +15,9 @@ public struct ServiceDefinition: Sendable {
     /// Fully qualified names of the RPC services it serves (for health checks by name).
     public var rpcServices: Set<String>
     public var migrator: DatabaseMigrator
+    /// The same schema for PostgreSQL; nil when the service's storage is SQLite only, and then a
+    /// postgres:// `--database-url` is refused at start.
+    public var postgresMigrations: [PostgresMigration]?
     /// The database holds secrets (private keys): the service refuses to start if others may read it.
     public var databaseHoldsSecrets = false
     /// Registers the handlers and background work; called once at start with the opened database.
@@ -22,11 +25,13 @@ public struct ServiceDefinition: Sendable {
 
     public init(
         identity: ServiceIdentity, rpcServices: Set<String>, migrator: DatabaseMigrator,
+        postgresMigrations: [PostgresMigration]? = nil,
         register: @escaping @Sendable (inout ServiceSetup, ServiceResources) throws -> Void
     ) {
         self.identity = identity
         self.rpcServices = rpcServices
         self.migrator = migrator
+        self.postgresMigrations = postgresMigrations
         self.register = register
     }
 }
@@ -36,9 +41,9 @@ public struct ServiceDefinition: Sendable {
 public struct ServiceSetup: Sendable {
     public var router: RPCRouter
     public var plainRoutes: [String: PlainRoute] = [:]
-    /// Work the service does beside answering calls (an outbox sender, a saga runner): started
-    /// once the port is bound, stopped when the service drains.
-    public var backgroundWork: [DurableWorkRunner] = []
+    /// Work the service does beside answering calls (an outbox sender, a saga runner, a listener
+    /// for other replicas' changes): started once the port is bound, stopped when the service drains.
+    public var backgroundWork: [any Service] = []
 }
 
 /// What handlers get from the runtime.
@@ -64,7 +69,9 @@ public final class ServiceHost: Service, Sendable {
     /// The listener for /metrics alone, when `--metrics-port` keeps it off the service port.
     private let metricsServer: ConnectServer?
     private let logger: Logger
-    private let backgroundWork: [DurableWorkRunner]
+    private let backgroundWork: [any Service]
+    /// PostgreSQL's schema, brought up to date by `start` before anything is served.
+    private let postgresMigrations: (service: String, migrations: [PostgresMigration])?
     /// The background work's service group, running from `start` until `shutdown`.
     private let runningWork = Mutex<(group: ServiceGroup, task: Task<Void, Never>)?>(nil)
 
@@ -75,9 +82,19 @@ public final class ServiceHost: Service, Sendable {
         self.settings = settings
         self.logger = logger
         PrivateFiles.restrictNewFiles()
-        database = try ServiceDatabase(
-            directory: settings.dataDirectory, name: definition.identity.name, migrator: definition.migrator,
-            holdsSecrets: definition.databaseHoldsSecrets)
+        switch settings.database {
+        case .sqlite:
+            database = try .sqlite(
+                directory: settings.dataDirectory, name: definition.identity.name, migrator: definition.migrator,
+                holdsSecrets: definition.databaseHoldsSecrets)
+            postgresMigrations = nil
+        case .postgres(let configuration, _):
+            guard let migrations = definition.postgresMigrations else {
+                throw ConfigurationError("\(definition.identity.name) keeps its data in SQLite only so far: leave --database-url at sqlite:")
+            }
+            database = .postgres(PostgresBackend(configuration: configuration, logger: logger))
+            postgresMigrations = (definition.identity.name, migrations)
+        }
         health = HealthService(services: definition.rpcServices)
         metrics = ServerMetrics(registry: PrometheusCollectorRegistry())
 
@@ -137,8 +154,9 @@ public final class ServiceHost: Service, Sendable {
     }
     private let metricsAddressBox = Mutex<SocketAddress?>(nil)
 
-    /// Binds the port; returns the address actually bound.
+    /// Migrates a PostgreSQL database, binds the port; returns the address actually bound.
     public func start() async throws -> SocketAddress {
+        try await migrate()
         let address = try await server.start()
         if let metricsServer {
             let metricsAddress = try await metricsServer.start()
@@ -149,7 +167,7 @@ public final class ServiceHost: Service, Sendable {
             "listening",
             metadata: [
                 "service": "\(settings.service.name)", "host": "\(settings.host)", "port": "\(address.port ?? 0)",
-                "tls": "\(settings.tls != nil)", "data_dir": "\(settings.dataDirectory)"
+                "tls": "\(settings.tls != nil)", "database": "\(settings.database.description(dataDirectory: settings.dataDirectory))"
             ])
         startBackgroundWork()
         return address
@@ -157,8 +175,19 @@ public final class ServiceHost: Service, Sendable {
 
     /// Starts the background work without binding a port, for a service called only in-process
     /// through `endpoint`; `shutdown` stops it.
-    public func startInProcess() {
+    public func startInProcess() async throws {
+        try await migrate()
         startBackgroundWork()
+    }
+
+    private func migrate() async throws {
+        guard case .postgres(let postgres) = database, let postgresMigrations else { return }
+        do {
+            try await postgres.migrate(service: postgresMigrations.service, migrations: postgresMigrations.migrations)
+        } catch {
+            await database.close()
+            throw error
+        }
     }
 
     private func startBackgroundWork() {
@@ -186,6 +215,7 @@ public final class ServiceHost: Service, Sendable {
             await running.group.triggerGracefulShutdown()
             await running.task.value
         }
+        await database.close()
         logger.info("stopped", metadata: ["service": "\(settings.service.name)"])
     }
 

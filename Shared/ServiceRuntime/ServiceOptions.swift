@@ -12,6 +12,11 @@ public struct ServiceOptions: ParsableArguments, Sendable {
     @Option(help: "Address to listen on (HOST).") var host: String?
     @Option(help: "Port to listen on (PORT).") var port: Int?
     @Option(help: "Directory for this service's database (DATA_DIR).") var dataDir: String?
+    @Option(
+        help:
+            "sqlite: (the default, a file in --data-dir) or postgres://user[:password]@host[:port]/database[?sslmode=disable|prefer|require|verify-full] (DATABASE_URL, or a file in DATABASE_URL_FILE)."
+    )
+    var databaseURL: String?
     @Option(help: "PEM certificate chain; enables TLS (TLS_CERT).") var tlsCert: String?
     @Option(help: "PEM private key for --tls-cert (TLS_KEY).") var tlsKey: String?
     @Option(help: "PEM CA bundle; requires client certificates (TLS_CLIENT_CA).") var tlsClientCA: String?
@@ -124,6 +129,7 @@ public struct ServiceOptions: ParsableArguments, Sendable {
             host: pick(host, "HOST") ?? "127.0.0.1",
             port: port,
             dataDirectory: pick(dataDir, "DATA_DIR") ?? "./data/\(service.name)",
+            database: try DatabaseURL(parsing: Self.resolveSecret(databaseURL, "DATABASE_URL", environment: environment) ?? "sqlite:"),
             tls: tls,
             maxBodyBytes: maxBody,
             maxConcurrentStreams: UInt32(streams),
@@ -161,6 +167,7 @@ public struct ServiceSettings: Sendable {
     public var host: String
     public var port: Int
     public var dataDirectory: String
+    public var database: DatabaseURL
     public var tls: TLSFiles?
     public var maxBodyBytes: Int
     public var maxConcurrentStreams: UInt32

@@ -46,8 +46,8 @@ import Testing
         .otherService: .permissionDenied
     ]
 
-    @Test func everyMethodAgainstEveryCaller() async throws {
-        try await withStarted(OrganizationHarness.start(listening: false)) { harness in
+    @Test(arguments: StorageBackend.allCases) func everyMethodAgainstEveryCaller(backend: StorageBackend) async throws {
+        try await withStarted(OrganizationHarness.start(listening: false, backend: backend)) { harness in
             let users: [Caller: LoginResponse] = [
                 .admin: try await harness.user("admin"), .developer: try await harness.user("developer"),
                 .billing: try await harness.user("billing"), .member: try await harness.user("member"),
@@ -95,9 +95,9 @@ import Testing
                         (users[.developer]!, .developer), (users[.billing]!, .billing), (users[.member]!, .member)
                     ])
                 // A second admin, so the first may leave, and a member per caller to act on.
-                try harness.insertMember(organizationID: organization, userID: "second-admin", role: .admin)
+                try await harness.insertMember(organizationID: organization, userID: "second-admin", role: .admin)
                 for caller in Caller.allCases {
-                    try harness.insertMember(organizationID: organization, userID: "target-\(caller.rawValue.lowercased())", role: .member)
+                    try await harness.insertMember(organizationID: organization, userID: "target-\(caller.rawValue.lowercased())", role: .member)
                 }
                 for caller in Caller.allCases {
                     let outcome = await call(method, request(organization, caller), as: caller)

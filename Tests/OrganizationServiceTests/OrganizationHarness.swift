@@ -19,7 +19,8 @@ final class OrganizationHarness: TestFixture {
     static let otherServiceSecret = "identity-test-secret"
     let identity: IdentityHarness
     let host: ServiceHost
-    let directory: String
+    /// organization's database (SQLite file or PostgreSQL), to look inside.
+    let database: TestDatabase
     /// organization's own clock, moved to expire tokens from its point of view.
     let clock: TestClock
     /// The bound port; 0 when not listening.
@@ -31,35 +32,51 @@ final class OrganizationHarness: TestFixture {
     /// Calls as identity: trusted, but not for organization's internal methods.
     let otherService: ConnectClient
 
-    static func start(listening: Bool = true) async throws -> OrganizationHarness {
+    static func start(listening: Bool = true, backend: StorageBackend = .sqlite) async throws -> OrganizationHarness {
+        let database = try await TestDatabase.start(backend, service: "organization")
+        do {
+            return try await start(listening: listening, database: database)
+        } catch {
+            await database.stop()
+            throw error
+        }
+    }
+
+    private static func start(listening: Bool, database: TestDatabase) async throws -> OrganizationHarness {
         let identity = try await IdentityHarness.start(listening: listening)
-        let directory = NSTemporaryDirectory() + "organization-\(UUID().uuidString)"
         let digest = TrustedServices.digest(ofSecret: serviceSecret)
-        let settings = try ServiceOptions.parse([
-            "--port", "0", "--data-dir", directory,
-            "--service-secret", IdentityHarness.organizationSecret,
-            "--trusted-services", "marketplace-link=\(digest),identity=\(TrustedServices.digest(ofSecret: otherServiceSecret))"
-        ]).settings(service: OrganizationDefinition.identity, environment: [:])
+        let settings = try ServiceOptions.parse(
+            ["--port", "0"] + database.serviceArguments + [
+                "--service-secret", IdentityHarness.organizationSecret,
+                "--trusted-services", "marketplace-link=\(digest),identity=\(TrustedServices.digest(ofSecret: otherServiceSecret))"
+            ]
+        ).settings(service: OrganizationDefinition.identity, environment: [:])
         let clock = TestClock()
         var logger = Logger(label: "organization-test")
         logger.logLevel = .critical
         let host = try ServiceHost(
             definition: OrganizationDefinition.make(identity: identity.upstream, now: clock.function), settings: settings, logger: logger)
-        let (port, upstream) = try await host.start(listening: listening)
+        let port: Int, upstream: Upstream
+        do {
+            (port, upstream) = try await host.start(listening: listening)
+        } catch {
+            await identity.stop()
+            throw error
+        }
         return OrganizationHarness(
-            identity: identity, host: host, directory: directory, clock: clock, port: port,
+            identity: identity, host: host, database: database, clock: clock, port: port,
             client: try ConnectClient(upstream: upstream),
             service: try ConnectClient(upstream: upstream, credential: ServiceCredential(serviceName: "marketplace-link", secret: serviceSecret)),
             otherService: try ConnectClient(upstream: upstream, credential: ServiceCredential(serviceName: "identity", secret: otherServiceSecret)))
     }
 
     private init(
-        identity: IdentityHarness, host: ServiceHost, directory: String, clock: TestClock, port: Int,
+        identity: IdentityHarness, host: ServiceHost, database: TestDatabase, clock: TestClock, port: Int,
         client: ConnectClient, service: ConnectClient, otherService: ConnectClient
     ) {
         self.identity = identity
         self.host = host
-        self.directory = directory
+        self.database = database
         self.clock = clock
         self.port = port
         self.client = client
@@ -73,6 +90,7 @@ final class OrganizationHarness: TestFixture {
         await otherService.close()
         await host.shutdown(timeout: .seconds(2))
         await identity.stop()
+        await database.stop()
     }
 
     /// A signed-up, verified, signed-in user.
@@ -100,23 +118,18 @@ final class OrganizationHarness: TestFixture {
 
     /// Makes `userID` a member directly in the database: a fixture for members who never sign in
     /// (targets of role changes and removals in the authorization matrix).
-    func insertMember(organizationID: String, userID: String, role: Role) throws {
-        try database().write { db in
-            try db.execute(
-                sql: "INSERT INTO membership (organization_id, user_id, role, added_at) VALUES (?, ?, ?, ?)",
-                arguments: [organizationID, userID, role.rawValue, Date().timeIntervalSince1970])
-        }
+    func insertMember(organizationID: String, userID: String, role: Role) async throws {
+        try await database.execute(
+            """
+            INSERT INTO membership (organization_id, user_id, role, added_at)
+            VALUES ('\(organizationID)', '\(userID)', '\(role.rawValue)', \(database.nowExpression))
+            """)
     }
 
-    func database() throws -> DatabaseQueue {
-        try DatabaseQueue(path: directory + "/organization.sqlite")
-    }
-
-    func rowCounts() throws -> [String: Int] {
-        let tables = ["organization", "membership", "invitation", "selected_organization", "create_idempotency", "billing_account", "audit_event"]
-        return try database().read { db in
-            try Dictionary(uniqueKeysWithValues: tables.map { ($0, try Int.fetchOne(db, sql: "SELECT count(*) FROM \($0)") ?? -1) })
-        }
+    func rowCounts() async throws -> [String: Int] {
+        try await database.rowCounts([
+            "organization", "membership", "invitation", "selected_organization", "create_idempotency", "billing_account", "audit_event"
+        ])
     }
 
     static func contract(_ offer: String = "offer-1") -> ContractSummary {

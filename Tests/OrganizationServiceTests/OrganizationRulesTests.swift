@@ -10,8 +10,8 @@ import Testing
 @Suite(.timeLimit(.minutes(3))) struct OrganizationRulesTests {
     static let lastAdmin = RPCError(.failedPrecondition, "an organization needs at least one admin: make another member ADMIN first")
 
-    @Test func theLastAdminCanNeitherLeaveNorBeRemovedNorDemoted() async throws {
-        try await withStarted(OrganizationHarness.start(listening: false)) { harness in
+    @Test(arguments: StorageBackend.allCases) func theLastAdminCanNeitherLeaveNorBeRemovedNorDemoted(backend: StorageBackend) async throws {
+        try await withStarted(OrganizationHarness.start(listening: false, backend: backend)) { harness in
             let admin = try await harness.user("admin")
             let other = try await harness.user("other")
             let id = try await harness.organization(admin: admin, members: [(other, .member)])
@@ -36,8 +36,8 @@ import Testing
         }
     }
 
-    @Test func twoAdminsDemotingEachOtherAtOnceLeaveOneAdmin() async throws {
-        try await withStarted(OrganizationHarness.start(listening: false)) { harness in
+    @Test(arguments: StorageBackend.allCases) func twoAdminsDemotingEachOtherAtOnceLeaveOneAdmin(backend: StorageBackend) async throws {
+        try await withStarted(OrganizationHarness.start(listening: false, backend: backend)) { harness in
             for _ in 0..<5 {
                 let first = try await harness.user("first")
                 let second = try await harness.user("second")
@@ -55,8 +55,8 @@ import Testing
         }
     }
 
-    @Test func retriedAndConcurrentCreatesWithOneKeyMakeOneOrganization() async throws {
-        try await withStarted(OrganizationHarness.start(listening: false)) { harness in
+    @Test(arguments: StorageBackend.allCases) func retriedAndConcurrentCreatesWithOneKeyMakeOneOrganization(backend: StorageBackend) async throws {
+        try await withStarted(OrganizationHarness.start(listening: false, backend: backend)) { harness in
             let user = try await harness.user("creator")
             let key = [(name: Organizations.idempotencyKeyHeader, value: "create-1")]
             let first = try await harness.call(Organizations.createOrganization, CreateOrganizationRequest(name: "Once"), as: user, headers: key)
@@ -74,15 +74,15 @@ import Testing
                 return await group.reduce(into: Set<String?>()) { $0.insert($1) }
             }
             #expect(ids.count == 1 && ids.first! != nil)
-            #expect(try await harness.database().read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM organization") } == 2)
+            #expect(try await harness.database.count("SELECT count(*) FROM organization") == 2)
             // Without a key, each create is a new organization.
             _ = try await harness.call(Organizations.createOrganization, CreateOrganizationRequest(name: "Once"), as: user)
             #expect(try await harness.call(Organizations.listMyOrganizations, Empty(), as: user).organizations.count == 3)
         }
     }
 
-    @Test func aUserBelongsToAtMostTwentyFiveOrganizations() async throws {
-        try await withStarted(OrganizationHarness.start(listening: false)) { harness in
+    @Test(arguments: StorageBackend.allCases) func aUserBelongsToAtMostTwentyFiveOrganizations(backend: StorageBackend) async throws {
+        try await withStarted(OrganizationHarness.start(listening: false, backend: backend)) { harness in
             let user = try await harness.user("joiner")
             for index in 0..<25 {
                 _ = try await harness.call(Organizations.createOrganization, CreateOrganizationRequest(name: "Org \(index)"), as: user)
@@ -103,8 +103,8 @@ import Testing
     /// Nobody becomes a member without consent: AddMember invites; an invitation grants nothing
     /// (no role, no admin check), does not count against the invitee's limit, and is accepted or
     /// declined by the invitee alone.
-    @Test func addingAUserInvitesThemAndOnlyTheyCanAccept() async throws {
-        try await withStarted(OrganizationHarness.start(listening: false)) { harness in
+    @Test(arguments: StorageBackend.allCases) func addingAUserInvitesThemAndOnlyTheyCanAccept(backend: StorageBackend) async throws {
+        try await withStarted(OrganizationHarness.start(listening: false, backend: backend)) { harness in
             let attacker = try await harness.user("attacker")
             let victim = try await harness.user("victim")
             var organizations: [String] = []
@@ -134,17 +134,17 @@ import Testing
                     Organizations.addMember, MemberRequest(organizationId: organizations[1], userId: victim.user.id, role: .member), as: attacker)
             }
             // A user id identity does not know is refused, and nothing is written.
-            let before = try harness.rowCounts()
+            let before = try await harness.rowCounts()
             await #expect(throws: RPCError(.notFound, "no user has this id: check it, or ask the person to register first")) {
                 try await harness.call(
                     Organizations.addMember, MemberRequest(organizationId: organizations[1], userId: "no-such-user", role: .admin), as: attacker)
             }
-            #expect(try harness.rowCounts() == before)
+            #expect(try await harness.rowCounts() == before)
         }
     }
 
-    @Test func selectionIsRememberedAndForgottenOnLeaving() async throws {
-        try await withStarted(OrganizationHarness.start(listening: false)) { harness in
+    @Test(arguments: StorageBackend.allCases) func selectionIsRememberedAndForgottenOnLeaving(backend: StorageBackend) async throws {
+        try await withStarted(OrganizationHarness.start(listening: false, backend: backend)) { harness in
             let admin = try await harness.user("admin")
             let member = try await harness.user("member")
             let id = try await harness.organization(admin: admin, members: [(member, .developer)])
@@ -160,8 +160,8 @@ import Testing
         }
     }
 
-    @Test func billingIsSetOnceAndIdempotentlyAndClearedOnlyByItsLink() async throws {
-        try await withStarted(OrganizationHarness.start(listening: false)) { harness in
+    @Test(arguments: StorageBackend.allCases) func billingIsSetOnceAndIdempotentlyAndClearedOnlyByItsLink(backend: StorageBackend) async throws {
+        try await withStarted(OrganizationHarness.start(listening: false, backend: backend)) { harness in
             let admin = try await harness.user("admin")
             let billing = try await harness.user("billing")
             let id = try await harness.organization(admin: admin, members: [(billing, .billing)])
@@ -174,9 +174,9 @@ import Testing
                 return await group.reduce(into: [BillingAccount?]()) { $0.append($1) }
             }
             #expect(results.allSatisfy { $0?.provider == .awsMarketplace && $0?.linkId == "link-1" })
-            #expect(try await harness.database().read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM billing_account") } == 1)
+            #expect(try await harness.database.count("SELECT count(*) FROM billing_account") == 1)
             #expect(
-                try await harness.database().read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM audit_event WHERE action = 'billing_set'") }
+                try await harness.database.count("SELECT count(*) FROM audit_event WHERE action = 'billing_set'")
                     == 1)
 
             // The same link with a new contract (entitlements changed): replaced, once.
@@ -186,9 +186,7 @@ import Testing
                 #expect(try await harness.service.call(Organizations.setBillingAccount, amended).contract?.dimensions["seats"] == "99")
             }
             #expect(
-                try await harness.database().read { db in
-                    try Int.fetchOne(db, sql: "SELECT count(*) FROM audit_event WHERE action = 'billing_updated'")
-                }
+                try await harness.database.count("SELECT count(*) FROM audit_event WHERE action = 'billing_updated'")
                     == 1)
 
             var another = set
@@ -224,11 +222,11 @@ import Testing
         }
     }
 
-    @Test func badInputIsRefusedWithInvalidArgumentAndWritesNothing() async throws {
-        try await withStarted(OrganizationHarness.start()) { harness in
+    @Test(arguments: StorageBackend.allCases) func badInputIsRefusedWithInvalidArgumentAndWritesNothing(backend: StorageBackend) async throws {
+        try await withStarted(OrganizationHarness.start(backend: backend)) { harness in
             let admin = try await harness.user("admin")
             let id = try await harness.organization(admin: admin)
-            let before = try harness.rowCounts()
+            let before = try await harness.rowCounts()
             let base = "http://127.0.0.1:\(harness.port)/organization.v1.OrganizationService/"
             let cases: [(method: String, body: String, mentions: String)] = [
                 ("CreateOrganization", #"{"name":"A"}"#, "2 to 64"),
@@ -266,7 +264,7 @@ import Testing
                             contract: OrganizationHarness.contract()))
                 }
             }
-            #expect(try harness.rowCounts() == before)
+            #expect(try await harness.rowCounts() == before)
         }
     }
 }

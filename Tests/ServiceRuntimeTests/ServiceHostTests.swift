@@ -80,15 +80,15 @@ import Testing
 
         chmod(directory + "/sample.sqlite", 0o644)
         #expect(throws: ConfigurationError.self) {
-            try ServiceDatabase(directory: directory, name: "sample", migrator: DatabaseMigrator(), holdsSecrets: true)
+            try ServiceDatabase.sqlite(directory: directory, name: "sample", migrator: DatabaseMigrator(), holdsSecrets: true)
         }
         do {
-            _ = try ServiceDatabase(directory: directory, name: "sample", migrator: DatabaseMigrator(), holdsSecrets: true)
+            _ = try ServiceDatabase.sqlite(directory: directory, name: "sample", migrator: DatabaseMigrator(), holdsSecrets: true)
         } catch {
             #expect("\(error)".contains("chmod 600 \(directory)/sample.sqlite"), "\(error)")
         }
         // Without secrets, an old file is tightened instead.
-        _ = try ServiceDatabase(directory: directory, name: "sample", migrator: DatabaseMigrator())
+        _ = try ServiceDatabase.sqlite(directory: directory, name: "sample", migrator: DatabaseMigrator())
         #expect(PrivateFiles.mode(of: directory + "/sample.sqlite") == 0o600)
     }
 

@@ -39,7 +39,7 @@ extension ServiceHost: TestFixture {
     /// called in-process; returns the port (0 without one) and how callers reach it.
     public func start(listening: Bool) async throws -> (port: Int, upstream: Upstream) {
         guard listening else {
-            startInProcess()
+            try await startInProcess()
             return (0, .inProcess(endpoint))
         }
         let port = try await start().port!

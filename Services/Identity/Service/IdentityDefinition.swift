@@ -11,7 +11,7 @@ public enum IdentityDefinition {
     public static func make(configuration: IdentityConfiguration) -> ServiceDefinition {
         var definition = ServiceDefinition(identity: identity, rpcServices: ["identity.v1.IdentityService"], migrator: IdentityMigrations.migrator) {
             setup, resources in
-            let pool = resources.database.pool
+            let pool = try resources.database.pool
             let keys = try SigningKeyRing(pool: pool, tokenLifetime: configuration.sessions.accessTokenLifetime, now: configuration.now)
             let wake = WakeSignal()
             let accounts = Accounts(
@@ -55,7 +55,7 @@ public enum IdentityDefinition {
     /// Retires the current signing key and makes a new one (the `rotate-signing-keys` command).
     /// Tokens signed with the old key keep verifying until they expire.
     public static func rotateSigningKeys(settings: ServiceSettings) throws -> String {
-        let database = try ServiceDatabase(
+        let database = try ServiceDatabase.sqlite(
             directory: settings.dataDirectory, name: identity.name, migrator: IdentityMigrations.migrator,
             holdsSecrets: true)
         return try SigningKeyRing.rotate(pool: database.pool, tokenLifetime: SessionRules().accessTokenLifetime, at: Date())

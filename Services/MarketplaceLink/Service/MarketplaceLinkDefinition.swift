@@ -108,7 +108,7 @@ public enum MarketplaceLinkDefinition {
             let organizationClient = try ConnectClient(
                 upstream: .url(configuration.organizationURL), credential: settings.credential, tls: settings.peerTLS)
             let authenticator = AccessTokenAuthenticator(identity: identityClient, now: configuration.now, logger: resources.logger)
-            let pool = resources.database.pool
+            let pool = try resources.database.pool
             let registrations = Registrations(
                 configuration: .init(productCode: configuration.productCode), pool: pool, metering: MarketplaceMeteringClient(transport: transport),
                 entitlements: MarketplaceEntitlementClient(transport: transport), organization: organizationClient, now: configuration.now,
@@ -132,7 +132,7 @@ public enum MarketplaceLinkDefinition {
                 throw ConfigurationError("--sns-trusted-origins: \(error)")
             }
             let events = SubscriptionEvents(
-                productCode: configuration.productCode, pool: resources.database.pool, receiver: receiver,
+                productCode: configuration.productCode, pool: try resources.database.pool, receiver: receiver,
                 entitlements: MarketplaceEntitlementClient(transport: transport), saga: saga,
                 now: configuration.now, logger: resources.logger)
             setup.plainRoutes[SNSEndpoint.path] =

@@ -55,3 +55,13 @@ public enum DatabaseURL: Sendable {
         self = .postgres(configuration, redacted: redacted.string ?? "postgres://\(host)")
     }
 }
+
+extension DatabaseURL {
+    /// Where the data is, for logs: the data directory, or the URL without its password.
+    public func description(dataDirectory: String) -> String {
+        switch self {
+        case .sqlite: "sqlite in \(dataDirectory)"
+        case .postgres(_, let redacted): redacted
+        }
+    }
+}

@@ -51,8 +51,8 @@ public struct SimulatorApp: Sendable {
     public init(settings: Settings, logger: Logger) throws {
         self.settings = settings
         self.logger = logger
-        let database = try ServiceDatabase(directory: settings.dataDirectory, name: "aws-marketplace-sim", migrator: SimulatorStore.migrator)
-        store = SimulatorStore(database: database.pool)
+        let database = try ServiceDatabase.sqlite(directory: settings.dataDirectory, name: "aws-marketplace-sim", migrator: SimulatorStore.migrator)
+        store = SimulatorStore(database: try database.pool)
         if let seedPath = settings.seedPath {
             try store.apply(try SimulatorSeed.load(path: seedPath))
         }

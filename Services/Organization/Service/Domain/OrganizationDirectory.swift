@@ -1,26 +1,21 @@
 import ConnectTransport
 import Contracts
 import Foundation
-import GRDB
 import RPCCore
 import ServiceRuntime
 
 /// organization's use cases, one method per RPC; they answer with records, which the handlers
-/// turn into messages. Every rule that guards a write (the membership
-/// limit, the last admin, one link per organization) is checked inside the write transaction:
-/// SQLite runs one writer at a time, so concurrent requests cannot slip past a check together.
+/// turn into messages. Every rule that guards a write (the membership limit, the last admin, one
+/// link per organization) is a function of `OrganizationRules` that the storage asks inside the
+/// write's transaction, on what that transaction read (`OrganizationStorage` says how each
+/// backend keeps concurrent writers from slipping past it).
 final class OrganizationDirectory: Sendable {
-    typealias MembershipRecord = OrganizationStore.MembershipRecord
-    typealias InvitationRecord = OrganizationStore.InvitationRecord
-    typealias MemberRecord = OrganizationStore.MemberRecord
-    typealias BillingRecord = OrganizationStore.BillingRecord
-    typealias AuditRecord = OrganizationStore.AuditRecord
-
-    private let pool: DatabasePool
+    private let storage: any OrganizationStorage
     /// identity, asked (with organization's service credential) whether an invited user exists.
     private let identity: ConnectClient
     private let now: @Sendable () -> Date
-    /// Roles by (organization, user), for CheckAdmin and every authorization; invalidated by membership writes.
+    /// Roles by (organization, user), for CheckAdmin and every authorization; cleared by this
+    /// replica's membership writes and, with PostgreSQL, by every other replica's (`rolesChanged`).
     private let roles = ReadThroughCache<MembershipKey, Role>()
 
     struct MembershipKey: Hashable, Sendable {
@@ -28,10 +23,15 @@ final class OrganizationDirectory: Sendable {
         var userID: String
     }
 
-    init(pool: DatabasePool, identity: ConnectClient, now: @escaping @Sendable () -> Date) {
-        self.pool = pool
+    init(storage: any OrganizationStorage, identity: ConnectClient, now: @escaping @Sendable () -> Date) {
+        self.storage = storage
         self.identity = identity
         self.now = now
+    }
+
+    /// Another replica changed memberships: cached roles may be wrong.
+    func rolesChanged() {
+        roles.invalidate()
     }
 
     // MARK: Organizations
@@ -39,52 +39,31 @@ final class OrganizationDirectory: Sendable {
     func create(_ request: CreateOrganizationRequest, userID: String, idempotencyKey: String?) async throws -> MembershipRecord {
         let name = try OrganizationRules.name(request.name)
         let key = try idempotencyKey.map(OrganizationRules.idempotencyKey)
-        let at = now()
-        let organization = try await pool.write { db -> MembershipRecord in
-            if let key, let existing = try OrganizationStore.createdWith(db, userID: userID, idempotencyKey: key) {
-                guard let view = try OrganizationStore.view(db, organizationID: existing, userID: userID) else { throw OrganizationError.notFound }
-                return view
-            }
-            guard try OrganizationStore.membershipCount(db, userID: userID) < OrganizationRules.maxOrganizationsPerUser else {
-                throw OrganizationError.tooManyOrganizations(limit: OrganizationRules.maxOrganizationsPerUser)
-            }
-            let id = UUID().uuidString.lowercased()
-            try OrganizationStore.insertOrganization(db, id: id, name: name, createdBy: userID, at: at)
-            try OrganizationStore.addMembership(db, organizationID: id, userID: userID, role: .admin, at: at)
-            if let key { try OrganizationStore.rememberCreation(db, userID: userID, idempotencyKey: key, organizationID: id, at: at) }
-            try OrganizationStore.audit(db, organizationID: id, action: "organization_created", actor: userID, detail: name, at: at)
-            return MembershipRecord(id: id, name: name, createdAt: at, role: .admin)
-        }
+        let organization = try await storage.createOrganization(
+            id: UUID().uuidString.lowercased(), name: name, userID: userID, idempotencyKey: key, at: now()
+        ) { count throws(OrganizationError) in try OrganizationRules.mayJoin(membershipCount: count) }
         roles.invalidate()
         return organization
     }
 
     func list(userID: String) async throws -> [MembershipRecord] {
-        try await pool.read { db in try OrganizationStore.views(db, userID: userID) }
+        try await storage.views(userID: userID)
     }
 
     func get(_ ref: OrganizationRef, userID: String) async throws -> MembershipRecord {
         let id = try OrganizationRules.id(ref.organizationId, field: "organizationId")
-        guard let view = try await pool.read({ db in try OrganizationStore.view(db, organizationID: id, userID: userID) }) else {
-            throw OrganizationError.notFound
-        }
+        guard let view = try await storage.view(organizationID: id, userID: userID) else { throw OrganizationError.notFound }
         return view
     }
 
     func select(_ ref: OrganizationRef, userID: String) async throws -> MembershipRecord {
         let id = try OrganizationRules.id(ref.organizationId, field: "organizationId")
-        return try await pool.write { db in
-            guard let view = try OrganizationStore.view(db, organizationID: id, userID: userID) else { throw OrganizationError.notFound }
-            try OrganizationStore.select(db, organizationID: id, userID: userID)
-            return view
-        }
+        guard let view = try await storage.select(organizationID: id, userID: userID) else { throw OrganizationError.notFound }
+        return view
     }
 
     func selected(userID: String) async throws -> MembershipRecord? {
-        try await pool.read { db in
-            guard let id = try OrganizationStore.selectedOrganizationID(db, userID: userID) else { return nil }
-            return try OrganizationStore.view(db, organizationID: id, userID: userID)
-        }
+        try await storage.selectedView(userID: userID)
     }
 
     // MARK: Members
@@ -96,18 +75,9 @@ final class OrganizationDirectory: Sendable {
         let organizationID = try OrganizationRules.id(request.organizationId, field: "organizationId")
         let userID = try OrganizationRules.id(request.userId, field: "userId")
         try await requireUserExists(userID)
-        let at = now()
-        return try await pool.write { db -> InvitationRecord in
-            try Self.requireRole(db, organizationID: organizationID, userID: actor, in: [.admin])
-            guard try OrganizationStore.role(db, organizationID: organizationID, userID: userID) == nil else { throw OrganizationError.alreadyMember }
-            try OrganizationStore.invite(db, organizationID: organizationID, userID: userID, role: request.role, by: actor, at: at)
-            try OrganizationStore.audit(
-                db, organizationID: organizationID, action: "member_invited", actor: actor, subject: userID,
-                detail: request.role.rawValue, at: at)
-            guard let invitation = try OrganizationStore.invitations(db, userID: userID, organizationID: organizationID).first else {
-                throw OrganizationError.notFound
-            }
-            return invitation
+        return try await storage.invite(organizationID: organizationID, userID: userID, role: request.role, actor: actor, at: now()) {
+            actorRole, inviteeRole throws(OrganizationError) in
+            try OrganizationRules.mayInvite(actorRole: actorRole, inviteeRole: inviteeRole)
         }
     }
 
@@ -123,26 +93,14 @@ final class OrganizationDirectory: Sendable {
     }
 
     func invitations(userID: String) async throws -> [InvitationRecord] {
-        try await pool.read { db in try OrganizationStore.invitations(db, userID: userID) }
+        try await storage.invitations(userID: userID)
     }
 
     func acceptInvitation(_ ref: OrganizationRef, userID: String) async throws -> MembershipRecord {
         let organizationID = try OrganizationRules.id(ref.organizationId, field: "organizationId")
-        let at = now()
-        let organization = try await pool.write { db -> MembershipRecord in
-            guard let invitation = try OrganizationStore.invitations(db, userID: userID, organizationID: organizationID).first else {
-                throw OrganizationError.noInvitation
-            }
-            guard try OrganizationStore.membershipCount(db, userID: userID) < OrganizationRules.maxOrganizationsPerUser else {
-                throw OrganizationError.tooManyOrganizations(limit: OrganizationRules.maxOrganizationsPerUser)
-            }
-            try OrganizationStore.addMembership(db, organizationID: organizationID, userID: userID, role: invitation.role, at: at)
-            try OrganizationStore.deleteInvitation(db, organizationID: organizationID, userID: userID)
-            try OrganizationStore.audit(
-                db, organizationID: organizationID, action: "member_added", actor: userID, subject: userID,
-                detail: "\(invitation.role.rawValue), invited by \(invitation.invitedBy)", at: at)
-            guard let view = try OrganizationStore.view(db, organizationID: organizationID, userID: userID) else { throw OrganizationError.notFound }
-            return view
+        let organization = try await storage.acceptInvitation(organizationID: organizationID, userID: userID, at: now()) {
+            invitation, count throws(OrganizationError) in
+            try OrganizationRules.mayAccept(invitation: invitation, membershipCount: count)
         }
         roles.invalidate()
         return organization
@@ -150,34 +108,18 @@ final class OrganizationDirectory: Sendable {
 
     func declineInvitation(_ ref: OrganizationRef, userID: String) async throws {
         let organizationID = try OrganizationRules.id(ref.organizationId, field: "organizationId")
-        let at = now()
-        try await pool.write { db in
-            guard try !OrganizationStore.invitations(db, userID: userID, organizationID: organizationID).isEmpty else {
-                throw OrganizationError.noInvitation
-            }
-            try OrganizationStore.deleteInvitation(db, organizationID: organizationID, userID: userID)
-            try OrganizationStore.audit(db, organizationID: organizationID, action: "invitation_declined", actor: userID, subject: userID, at: at)
+        guard try await storage.declineInvitation(organizationID: organizationID, userID: userID, at: now()) != nil else {
+            throw OrganizationError.noInvitation
         }
     }
 
     func changeRole(_ request: MemberRequest, actor: String) async throws -> MemberRecord {
         let organizationID = try OrganizationRules.id(request.organizationId, field: "organizationId")
         let userID = try OrganizationRules.id(request.userId, field: "userId")
-        let at = now()
-        let member = try await pool.write { db -> MemberRecord in
-            try Self.requireRole(db, organizationID: organizationID, userID: actor, in: [.admin])
-            guard let current = try OrganizationStore.member(db, organizationID: organizationID, userID: userID) else {
-                throw OrganizationError.notMember
-            }
-            if current.role == request.role { return current }
-            if current.role == .admin, try OrganizationStore.adminCount(db, organizationID: organizationID) <= 1 {
-                throw OrganizationError.lastAdmin
-            }
-            try OrganizationStore.setRole(db, organizationID: organizationID, userID: userID, role: request.role)
-            try OrganizationStore.audit(
-                db, organizationID: organizationID, action: "role_changed", actor: actor, subject: userID,
-                detail: "\(current.role.rawValue) -> \(request.role.rawValue)", at: at)
-            return MemberRecord(userID: userID, role: request.role, addedAt: current.addedAt)
+        let role = request.role
+        let member = try await storage.changeRole(organizationID: organizationID, userID: userID, to: role, actor: actor, at: now()) {
+            actorRole, member, adminCount throws(OrganizationError) in
+            try OrganizationRules.mayChangeRole(actorRole: actorRole, member: member, to: role, adminCount: adminCount)
         }
         roles.invalidate()
         return member
@@ -186,31 +128,20 @@ final class OrganizationDirectory: Sendable {
     func removeMember(_ ref: MemberRef, actor: String) async throws {
         let organizationID = try OrganizationRules.id(ref.organizationId, field: "organizationId")
         let userID = try OrganizationRules.id(ref.userId, field: "userId")
-        try await removeMembership(organizationID: organizationID, userID: userID, actor: actor, action: "member_removed") { db in
-            try Self.requireRole(db, organizationID: organizationID, userID: actor, in: [.admin])
+        try await storage.endMembership(organizationID: organizationID, userID: userID, actor: actor, action: "member_removed", at: now()) {
+            actorRole, memberRole, adminCount throws(OrganizationError) in
+            try OrganizationRules.require(actorRole, in: [.admin])
+            try OrganizationRules.mayEndMembership(memberRole: memberRole, adminCount: adminCount)
         }
+        roles.invalidate()
     }
 
     func leave(_ ref: OrganizationRef, userID: String) async throws {
         let organizationID = try OrganizationRules.id(ref.organizationId, field: "organizationId")
-        try await removeMembership(organizationID: organizationID, userID: userID, actor: userID, action: "member_left") { db in
-            guard try OrganizationStore.role(db, organizationID: organizationID, userID: userID) != nil else { throw OrganizationError.notFound }
-        }
-    }
-
-    private func removeMembership(
-        organizationID: String, userID: String, actor: String, action: String,
-        authorize: @escaping @Sendable (Database) throws -> Void
-    ) async throws {
-        let at = now()
-        try await pool.write { db in
-            try authorize(db)
-            guard let role = try OrganizationStore.role(db, organizationID: organizationID, userID: userID) else { throw OrganizationError.notMember }
-            if role == .admin, try OrganizationStore.adminCount(db, organizationID: organizationID) <= 1 { throw OrganizationError.lastAdmin }
-            try OrganizationStore.deleteMembership(db, organizationID: organizationID, userID: userID)
-            try OrganizationStore.audit(
-                db, organizationID: organizationID, action: action, actor: actor, subject: userID,
-                detail: role.rawValue, at: at)
+        try await storage.endMembership(organizationID: organizationID, userID: userID, actor: userID, action: "member_left", at: now()) {
+            ownRole, _, adminCount throws(OrganizationError) in
+            guard ownRole != nil else { throw .notFound }
+            try OrganizationRules.mayEndMembership(memberRole: ownRole, adminCount: adminCount)
         }
         roles.invalidate()
     }
@@ -218,7 +149,7 @@ final class OrganizationDirectory: Sendable {
     func members(_ ref: OrganizationRef, userID: String) async throws -> [MemberRecord] {
         let organizationID = try OrganizationRules.id(ref.organizationId, field: "organizationId")
         _ = try await role(organizationID: organizationID, userID: userID, in: Set(Role.allCases))
-        return try await pool.read { db in try OrganizationStore.members(db, organizationID: organizationID) }
+        return try await storage.members(organizationID: organizationID)
     }
 
     // MARK: Admin checks and billing
@@ -233,7 +164,7 @@ final class OrganizationDirectory: Sendable {
     func billing(_ ref: OrganizationRef, userID: String) async throws -> BillingRecord {
         let organizationID = try OrganizationRules.id(ref.organizationId, field: "organizationId")
         _ = try await role(organizationID: organizationID, userID: userID, in: OrganizationRules.billingReaders)
-        var account = try await pool.read { db in try OrganizationStore.billing(db, organizationID: organizationID) }
+        var account = try await storage.billing(organizationID: organizationID)
         // A user sees the AWS account masked, here and inside the contract's license ARN.
         account.awsAccountId = account.awsAccountId.map(AWSAccountMask.account)
         if let offerID = account.contract?.offerId { account.contract?.offerId = AWSAccountMask.arn(offerID) }
@@ -255,31 +186,14 @@ final class OrganizationDirectory: Sendable {
             throw OrganizationError.invalid(
                 field: "contract", reason: "needs a productCode and offerId of 1 to 256 characters and at most 100 dimensions")
         }
-        let contract = String(decoding: try JSONEncoder().encode(request.contract), as: UTF8.self)
-        let at = now()
-        return try await pool.write { db in
-            guard try OrganizationStore.organization(db, id: organizationID) != nil else { throw OrganizationError.notFound }
-            let current = try OrganizationStore.billing(db, organizationID: organizationID)
-            if current.provider == .awsMarketplace {
-                guard current.linkId == request.linkId else { throw OrganizationError.billedThroughAnotherLink }
-                // The same link again: a retry changes nothing; a new contract (the buyer's
-                // entitlements changed) replaces the old one.
-                guard current.contract != request.contract else { return current }
-                try OrganizationStore.replaceContract(db, organizationID: organizationID, contract: contract, at: at)
-                try OrganizationStore.audit(
-                    db, organizationID: organizationID, action: "billing_updated", actor: "service:\(service)",
-                    detail: "AWS_MARKETPLACE link \(request.linkId): contract changed", at: at)
-                return try OrganizationStore.billing(db, organizationID: organizationID)
-            }
-            if try OrganizationStore.organizationBilled(db, linkID: request.linkId) != nil {
-                throw OrganizationError.linkBindsAnotherOrganization
-            }
-            try OrganizationStore.insertBilling(
-                db, organizationID: organizationID, awsAccountID: account, linkID: request.linkId, contract: contract, at: at)
-            try OrganizationStore.audit(
-                db, organizationID: organizationID, action: "billing_set", actor: "service:\(service)",
-                subject: request.linkedBy, detail: "AWS_MARKETPLACE link \(request.linkId)", at: at)
-            return try OrganizationStore.billing(db, organizationID: organizationID)
+        let linkID = request.linkId
+        let contract = request.contract
+        return try await storage.setBilling(
+            organizationID: organizationID, awsAccountID: account, linkID: linkID, contract: contract, linkedBy: request.linkedBy,
+            service: service, at: now()
+        ) { exists, current, linkBillsAnother throws(OrganizationError) in
+            try OrganizationRules.billingChange(
+                organizationExists: exists, current: current, linkID: linkID, contract: contract, linkBillsAnother: linkBillsAnother)
         }
     }
 
@@ -291,24 +205,17 @@ final class OrganizationDirectory: Sendable {
         guard TextLength.isAtMost(request.reason, characters: 500) else {
             throw OrganizationError.invalid(field: "reason", reason: "must be at most 500 characters")
         }
-        let at = now()
-        return try await pool.write { db in
-            guard try OrganizationStore.organization(db, id: organizationID) != nil else { throw OrganizationError.notFound }
-            let current = try OrganizationStore.billing(db, organizationID: organizationID)
-            // Only the link that set it may clear it; clearing again is a retry and changes nothing.
-            guard current.linkId == request.linkId else { return current }
-            try OrganizationStore.deleteBilling(db, organizationID: organizationID)
-            try OrganizationStore.audit(
-                db, organizationID: organizationID, action: "billing_cleared", actor: "service:\(service)",
-                detail: "link \(request.linkId): \(request.reason)", at: at)
-            return try OrganizationStore.billing(db, organizationID: organizationID)
+        let linkID = request.linkId
+        return try await storage.clearBilling(organizationID: organizationID, linkID: linkID, reason: request.reason, service: service, at: now()) {
+            exists, current throws(OrganizationError) in
+            try OrganizationRules.mayClearBilling(organizationExists: exists, current: current, linkID: linkID)
         }
     }
 
     func auditEvents(_ ref: OrganizationRef, userID: String) async throws -> [AuditRecord] {
         let organizationID = try OrganizationRules.id(ref.organizationId, field: "organizationId")
         _ = try await role(organizationID: organizationID, userID: userID, in: [.admin])
-        return try await pool.read { db in try OrganizationStore.auditEvents(db, organizationID: organizationID, limit: 500) }
+        return try await storage.auditEvents(organizationID: organizationID, limit: 500)
     }
 
     // MARK: Authorization
@@ -321,14 +228,8 @@ final class OrganizationDirectory: Sendable {
     }
 
     private func cachedRole(organizationID: String, userID: String) async throws -> Role? {
-        try await roles.value(for: MembershipKey(organizationID: organizationID, userID: userID)) { [pool] in
-            try await pool.read { db in try OrganizationStore.role(db, organizationID: organizationID, userID: userID) }
+        try await roles.value(for: MembershipKey(organizationID: organizationID, userID: userID)) { [storage] in
+            try await storage.role(organizationID: organizationID, userID: userID)
         }
-    }
-
-    /// The same check inside a write transaction, against what that transaction sees.
-    private static func requireRole(_ db: Database, organizationID: String, userID: String, in allowed: Set<Role>) throws {
-        guard let role = try OrganizationStore.role(db, organizationID: organizationID, userID: userID) else { throw OrganizationError.notFound }
-        try OrganizationRules.require(role, in: allowed)
     }
 }

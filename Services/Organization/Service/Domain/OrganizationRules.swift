@@ -54,4 +54,75 @@ enum OrganizationRules {
         }
         return text
     }
+
+    // MARK: The rules that guard writes, on the facts the write's transaction read
+
+    /// Joining (creating or accepting): below the membership limit.
+    static func mayJoin(membershipCount: Int) throws(OrganizationError) {
+        guard membershipCount < maxOrganizationsPerUser else { throw .tooManyOrganizations(limit: maxOrganizationsPerUser) }
+    }
+
+    /// A member's role among `allowed`; a non-member (or no such organization) is not found.
+    static func require(_ role: Role?, in allowed: Set<Role>) throws(OrganizationError) {
+        guard let role else { throw .notFound }
+        try require(role, in: allowed)
+    }
+
+    /// Inviting: by an admin, of somebody not yet a member.
+    static func mayInvite(actorRole: Role?, inviteeRole: Role?) throws(OrganizationError) {
+        try require(actorRole, in: [.admin])
+        guard inviteeRole == nil else { throw .alreadyMember }
+    }
+
+    /// Accepting: an invitation there is, and room below the limit.
+    static func mayAccept(invitation: InvitationRecord?, membershipCount: Int) throws(OrganizationError) {
+        guard invitation != nil else { throw .noInvitation }
+        try mayJoin(membershipCount: membershipCount)
+    }
+
+    /// Changing a role, by an admin, never leaving the organization without one; false when the
+    /// member has that role already (nothing to write).
+    static func mayChangeRole(actorRole: Role?, member: MemberRecord?, to role: Role, adminCount: Int) throws(OrganizationError) -> Bool {
+        try require(actorRole, in: [.admin])
+        guard let member else { throw .notMember }
+        if member.role == role { return false }
+        if member.role == .admin, adminCount <= 1 { throw .lastAdmin }
+        return true
+    }
+
+    /// Ending a membership (removed or left), never the last admin's.
+    static func mayEndMembership(memberRole: Role?, adminCount: Int) throws(OrganizationError) {
+        guard let memberRole else { throw .notMember }
+        if memberRole == .admin, adminCount <= 1 { throw .lastAdmin }
+    }
+
+    /// What setting an organization's billing account does.
+    enum BillingChange: Equatable {
+        /// A retry of what is set already.
+        case none
+        /// The same link with a new contract (the buyer's entitlements changed).
+        case replaceContract
+        /// The organization's first billing account.
+        case set
+    }
+
+    /// Setting billing through `linkID`: an organization billed through another link, or a link
+    /// that bills another organization, is refused.
+    static func billingChange(
+        organizationExists: Bool, current: BillingRecord, linkID: String, contract: ContractSummary, linkBillsAnother: Bool
+    ) throws(OrganizationError) -> BillingChange {
+        guard organizationExists else { throw .notFound }
+        if current.provider == .awsMarketplace {
+            guard current.linkId == linkID else { throw .billedThroughAnotherLink }
+            return current.contract == contract ? .none : .replaceContract
+        }
+        guard !linkBillsAnother else { throw .linkBindsAnotherOrganization }
+        return .set
+    }
+
+    /// Clearing: only the link that set it clears it; clearing again is a retry (false: nothing to do).
+    static func mayClearBilling(organizationExists: Bool, current: BillingRecord, linkID: String) throws(OrganizationError) -> Bool {
+        guard organizationExists else { throw .notFound }
+        return current.linkId == linkID
+    }
 }

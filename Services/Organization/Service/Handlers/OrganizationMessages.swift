@@ -2,7 +2,7 @@ import Contracts
 
 /// The wire messages of the records the use cases answer with, built here in the handlers layer,
 /// with organization's rule sets (who may read and who may link billing) applied once.
-extension OrganizationStore.MembershipRecord {
+extension MembershipRecord {
     var message: Organization {
         Organization(
             id: id, name: name, createdAt: createdAt, role: role, canLinkBilling: OrganizationRules.billingLinkers.contains(role),
@@ -10,7 +10,7 @@ extension OrganizationStore.MembershipRecord {
     }
 }
 
-extension OrganizationStore.InvitationRecord {
+extension InvitationRecord {
     var message: Invitation {
         Invitation(
             organizationId: organizationID, organizationName: organizationName, userId: userID, role: role, invitedBy: invitedBy,
@@ -18,11 +18,11 @@ extension OrganizationStore.InvitationRecord {
     }
 }
 
-extension OrganizationStore.MemberRecord {
+extension MemberRecord {
     var message: Member { Member(userId: userID, role: role, addedAt: addedAt) }
 }
 
-extension OrganizationStore.BillingRecord {
+extension BillingRecord {
     /// As marketplace-link (a service) sees it: the whole AWS account id.
     var message: BillingAccount {
         BillingAccount(
@@ -31,7 +31,7 @@ extension OrganizationStore.BillingRecord {
     }
 }
 
-extension OrganizationStore.AuditRecord {
+extension AuditRecord {
     var message: AuditEvent { AuditEvent(action: action, actor: actor, subjectUserId: subjectUserID, detail: detail, at: at) }
 }
 
