@@ -12,8 +12,8 @@ import Testing
 /// "Email not verified" is refused twice over: identity gives no access token before the email is
 /// verified, and marketplace-link refuses to bind for a token that says it is not verified.
 @Suite(.timeLimit(.minutes(3))) struct EmailVerificationTests {
-    @Test func anUnverifiedUserCannotBind() async throws {
-        try await withStarted(JourneyHarness.start()) { system in
+    @Test(arguments: StorageBackend.allCases) func anUnverifiedUserCannotBind(backend: StorageBackend) async throws {
+        try await withStarted(JourneyHarness.start(backend: backend)) { system in
             let claim = try #require(try await system.register().claim)
 
             // Registered, not verified: no sign-in, so no token to bind with.

@@ -23,11 +23,12 @@ final class JourneyHarness: TestFixture {
     /// Calls marketplace-link's internal methods as an operator service would.
     let operatorClient: ConnectClient
     let directory: String
+    /// marketplace-link's database (SQLite file or PostgreSQL), to look inside.
+    let linkStore: TestDatabase
     static let linkSecret = "link-secret"
     static let operatorSecret = "operator-secret"
 
     var organizationDatabase: String { directory + "/organization/organization.sqlite" }
-    var linkDatabase: String { directory + "/marketplace-link/marketplace-link.sqlite" }
     var linkURL: String { "http://127.0.0.1:\(linkPort)" }
     let linkPort: Int
     /// organization's settings with the port it first bound, to start it again after a test stopped it.
@@ -37,7 +38,17 @@ final class JourneyHarness: TestFixture {
 
     /// marketplace-link trusts the simulator as the SNS host. With `notifications`, the simulator
     /// delivers its SNS messages to marketplace-link; it starts last, so they arrive at once.
-    static func start(notifications: Bool = false) async throws -> JourneyHarness {
+    static func start(notifications: Bool = false, backend: StorageBackend = .sqlite) async throws -> JourneyHarness {
+        let linkStore = try await TestDatabase.start(backend, service: "marketplace-link")
+        do {
+            return try await start(notifications: notifications, linkStore: linkStore)
+        } catch {
+            await linkStore.stop()
+            throw error
+        }
+    }
+
+    private static func start(notifications: Bool, linkStore: TestDatabase) async throws -> JourneyHarness {
         let secrets = ["marketplace-link": linkSecret, "operator": operatorSecret]
         let digest = TrustedServices.digest(ofSecret:)
         let simulatorURL = "http://127.0.0.1:\(try await freePort())"
@@ -57,10 +68,11 @@ final class JourneyHarness: TestFixture {
         var restartSettings = organizationSettings
         restartSettings.port = organizationPort
 
-        let linkSettings = try ServiceOptions.parse([
-            "--port", "0", "--data-dir", base + "/marketplace-link",
-            "--service-secret", secrets["marketplace-link"]!, "--trusted-services", "operator=\(digest(secrets["operator"]!))"
-        ]).settings(service: MarketplaceLinkDefinition.identity, environment: [:])
+        let linkSettings = try ServiceOptions.parse(
+            ["--port", "0"] + linkStore.serviceArguments + [
+                "--service-secret", secrets["marketplace-link"]!, "--trusted-services", "operator=\(digest(secrets["operator"]!))"
+            ]
+        ).settings(service: MarketplaceLinkDefinition.identity, environment: [:])
         var configuration = MarketplaceLinkConfiguration(
             productCode: SimulatorProcess.product, awsRegion: "us-east-1",
             credentials: AWSCredentials(accessKeyID: SimulatorProcess.sellerAccessKeyID, secretAccessKey: SimulatorProcess.sellerSecret))
@@ -74,7 +86,8 @@ final class JourneyHarness: TestFixture {
             port: Int(simulatorURL.split(separator: ":").last!)!,
             notificationURL: notifications ? "http://127.0.0.1:\(linkPort)/marketplace/sns" : "")
         return JourneyHarness(
-            simulator: simulator, identity: identity, organization: organization, link: link, directory: base, organizationPort: organizationPort,
+            simulator: simulator, identity: identity, organization: organization, link: link, directory: base, linkStore: linkStore,
+            organizationPort: organizationPort,
             linkPort: linkPort, organizationRestartSettings: restartSettings,
             linkClient: try ConnectClient(configuration: .init(baseURL: "http://127.0.0.1:\(linkPort)")),
             organizationClient: try ConnectClient(configuration: .init(baseURL: "http://127.0.0.1:\(organizationPort)")),
@@ -86,10 +99,12 @@ final class JourneyHarness: TestFixture {
 
     private init(
         simulator: SimulatorProcess, identity: IdentityHarness, organization: ServiceHost, link: ServiceHost, directory: String,
+        linkStore: TestDatabase,
         organizationPort: Int, linkPort: Int, organizationRestartSettings: ServiceSettings, linkClient: ConnectClient,
         organizationClient: ConnectClient, operatorClient: ConnectClient
     ) {
         self.directory = directory
+        self.linkStore = linkStore
         self.organizationPort = organizationPort
         self.linkPort = linkPort
         self.organizationRestartSettings = organizationRestartSettings
@@ -110,6 +125,7 @@ final class JourneyHarness: TestFixture {
         await organization.shutdown(timeout: .seconds(2))
         await identity.stop()
         await simulator.stop()
+        await linkStore.stop()
     }
 
     /// Starts organization again on its port and data (after `organization.shutdown()`); the caller stops it.

@@ -8,8 +8,8 @@ import Testing
 
 /// From the simulator's "Set up your account" to an ACTIVE binding, over HTTP/2 through every service.
 @Suite(.timeLimit(.minutes(3))) struct JourneyTests {
-    @Test func aNewUserRegistersCreatesAnOrganizationAndLinksTheContract() async throws {
-        try await withStarted(JourneyHarness.start()) { system in
+    @Test(arguments: StorageBackend.allCases) func aNewUserRegistersCreatesAnOrganizationAndLinksTheContract(backend: StorageBackend) async throws {
+        try await withStarted(JourneyHarness.start(backend: backend)) { system in
             let accepted = try await system.register()
             #expect(!accepted.alreadyLinked)
             let claim = try #require(accepted.claim)
@@ -43,8 +43,8 @@ import Testing
         }
     }
 
-    @Test func anExistingUserPicksAnExistingOrganization() async throws {
-        try await withStarted(JourneyHarness.start()) { system in
+    @Test(arguments: StorageBackend.allCases) func anExistingUserPicksAnExistingOrganization(backend: StorageBackend) async throws {
+        try await withStarted(JourneyHarness.start(backend: backend)) { system in
             let (user, organization) = try await system.adminWithOrganization("Existing Co")
             _ = try await system.organizationClient.call(
                 Organizations.selectOrganization, OrganizationRef(organizationId: organization.id),
@@ -61,8 +61,8 @@ import Testing
         }
     }
 
-    @Test func refusalsSayWhatToDo() async throws {
-        try await withStarted(JourneyHarness.start()) { system in
+    @Test(arguments: StorageBackend.allCases) func refusalsSayWhatToDo(backend: StorageBackend) async throws {
+        try await withStarted(JourneyHarness.start(backend: backend)) { system in
             let (admin, organization) = try await system.adminWithOrganization()
             let developer = try await system.identity.signedUpUser()
             _ = try await system.organizationClient.call(
@@ -135,8 +135,10 @@ import Testing
         }
     }
 
-    @Test func anExpiredRegistrationTokenAsksToClickSetUpAgainAndThrottlingIsRetried() async throws {
-        try await withStarted(JourneyHarness.start()) { system in
+    @Test(arguments: StorageBackend.allCases) func anExpiredRegistrationTokenAsksToClickSetUpAgainAndThrottlingIsRetried(backend: StorageBackend)
+        async throws
+    {
+        try await withStarted(JourneyHarness.start(backend: backend)) { system in
             let token = try await system.simulator.subscribeAndSetUp(identity: "alice", offer: "offer-a")
             let throttle = try await Curl.post(system.simulator.baseURL + "/_sim/throttle", body: #"{"count":2}"#)
             #expect(throttle.status == 204)
@@ -160,8 +162,8 @@ import Testing
 
     /// Made-up tokens cost the seller's AWS quota: badly shaped ones are refused before any AWS
     /// call, and one address gets 20 a minute.
-    @Test func madeUpRegistrationTokensCannotSpendTheSellersAWSQuota() async throws {
-        try await withStarted(JourneyHarness.start()) { system in
+    @Test(arguments: StorageBackend.allCases) func madeUpRegistrationTokensCannotSpendTheSellersAWSQuota(backend: StorageBackend) async throws {
+        try await withStarted(JourneyHarness.start(backend: backend)) { system in
             func resolveCalls() async throws -> Int {
                 let body = try await Curl.get(system.simulator.baseURL + "/_sim/calls").body
                 let counts = try JSONDecoder().decode([String: Int].self, from: Data(body.utf8))
@@ -194,8 +196,8 @@ import Testing
 
     /// A buyer waiting on AcceptRegistration gets an answer within about a second when AWS throttles:
     /// three attempts, not five.
-    @Test func throttledAWSIsRetriedBrieflyWhileABuyerWaits() async throws {
-        try await withStarted(JourneyHarness.start()) { system in
+    @Test(arguments: StorageBackend.allCases) func throttledAWSIsRetriedBrieflyWhileABuyerWaits(backend: StorageBackend) async throws {
+        try await withStarted(JourneyHarness.start(backend: backend)) { system in
             let token = try await system.simulator.subscribeAndSetUp(identity: "alice", offer: "offer-a")
             #expect(try await Curl.post(system.simulator.baseURL + "/_sim/throttle", body: #"{"count":1000}"#).status == 204)
             let started = ContinuousClock.now
@@ -210,8 +212,8 @@ import Testing
         }
     }
 
-    @Test func concurrentDuplicateBindsMakeExactlyOneLink() async throws {
-        try await withStarted(JourneyHarness.start()) { system in
+    @Test(arguments: StorageBackend.allCases) func concurrentDuplicateBindsMakeExactlyOneLink(backend: StorageBackend) async throws {
+        try await withStarted(JourneyHarness.start(backend: backend)) { system in
             let accepted = try await system.register()
             let claim = try #require(accepted.claim)
             var organizations: [(LoginResponse, Organization)] = []

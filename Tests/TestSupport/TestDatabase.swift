@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 import Testing
 
 /// The storage a service's test suite runs against: every such suite runs on each.
@@ -14,7 +13,7 @@ public enum StorageBackend: String, CaseIterable, Sendable, CustomTestStringConv
 
 /// One service's database for one test: its data directory and, for PostgreSQL, a server with a
 /// database named after the service. Tests look inside with plain SQL through the backend's own
-/// client (GRDB on the file; PostgreSQL's `psql`), the same statements on both.
+/// client (`sqlite3` on the file; PostgreSQL's `psql`), the same statements on both.
 public final class TestDatabase: TestFixture {
     public let backend: StorageBackend
     public let service: String
@@ -51,24 +50,34 @@ public final class TestDatabase: TestFixture {
         backend == .sqlite ? "CAST(strftime('%s', 'now') AS REAL)" : "now()"
     }
 
-    /// Runs statements (no parameters: tests build them from ids they made).
-    public func execute(_ sql: String) async throws {
+    /// Runs SQL (no parameters: tests build it from ids they made) through the backend's own
+    /// command-line client (`sqlite3`, `psql`); returns what it printed: one row a line, columns
+    /// separated by `|`, trimmed.
+    @discardableResult
+    public func query(_ sql: String) async throws -> String {
+        let command: [String]
         if let server {
-            _ = try await psql(server, sql)
+            command = [
+                "psql", "-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", String(server.port), "-U", "postgres",
+                "-d", service, "-c", sql
+            ]
         } else {
-            let queue = try DatabaseQueue(path: dataDirectory + "/\(service).sqlite")
-            try await queue.write { db in try db.execute(sql: sql) }
+            command = ["sqlite3", "-bail", "-cmd", ".timeout 5000", dataDirectory + "/\(service).sqlite", sql]
         }
+        let result = try await ExternalCommand.run(command, timeout: .seconds(30))
+        guard result.status == 0 else { throw ProcessFailure("\(command[0]) failed: \(result.stderr)") }
+        return result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
-    /// The first column of the first row, as text (nil when there is no row or it is NULL).
+    /// The first row's text; nil when there is none.
     public func value(_ sql: String) async throws -> String? {
-        if let server {
-            let output = try await psql(server, sql)
-            return output.isEmpty ? nil : output
-        }
-        let queue = try DatabaseQueue(path: dataDirectory + "/\(service).sqlite")
-        return try await queue.read { db in try String.fetchOne(db, sql: sql) }
+        let output = try await query(sql)
+        return output.isEmpty ? nil : output.split(separator: "\n").first.map(String.init)
+    }
+
+    /// Runs statements.
+    public func execute(_ sql: String) async throws {
+        try await query(sql)
     }
 
     /// `SELECT count(*) ...` as a number.
@@ -87,17 +96,5 @@ public final class TestDatabase: TestFixture {
     public func stop() async {
         await server?.stop()
         try? FileManager.default.removeItem(atPath: dataDirectory)
-    }
-
-    private func psql(_ server: PostgresServer, _ sql: String) async throws -> String {
-        let result = try await ExternalCommand.run(
-            [
-                "psql", "-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", String(server.port), "-U", "postgres", "-d",
-                service,
-                "-c", sql
-            ],
-            timeout: .seconds(30))
-        guard result.status == 0 else { throw ProcessFailure("psql failed: \(result.stderr)") }
-        return result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 }

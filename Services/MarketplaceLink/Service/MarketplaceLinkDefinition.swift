@@ -93,7 +93,7 @@ public enum MarketplaceLinkDefinition {
     public static func make(configuration: MarketplaceLinkConfiguration) -> ServiceDefinition {
         ServiceDefinition(
             identity: identity, rpcServices: ["marketplacelink.v1.MarketplaceLinkService"],
-            migrator: MarketplaceLinkMigrations.migrator
+            migrator: MarketplaceLinkMigrations.migrator, postgresMigrations: PostgresLinkStorage.migrations
         ) { setup, resources in
             let settings = resources.settings
             let awsEndpoint = configuration.awsMarketplaceEndpoint
@@ -108,18 +108,27 @@ public enum MarketplaceLinkDefinition {
             let organizationClient = try ConnectClient(
                 upstream: .url(configuration.organizationURL), credential: settings.credential, tls: settings.peerTLS)
             let authenticator = AccessTokenAuthenticator(identity: identityClient, now: configuration.now, logger: resources.logger)
-            let pool = try resources.database.pool
+            let storage: any LinkStorage
+            switch resources.database {
+            case .sqlite(let pool): storage = try SQLiteLinkStorage(pool: pool)
+            case .postgres(let database): storage = PostgresLinkStorage(database: database)
+            }
             let registrations = Registrations(
-                configuration: .init(productCode: configuration.productCode), pool: pool, metering: MarketplaceMeteringClient(transport: transport),
+                configuration: .init(productCode: configuration.productCode), storage: storage,
+                metering: MarketplaceMeteringClient(transport: transport),
                 entitlements: MarketplaceEntitlementClient(transport: transport), organization: organizationClient, now: configuration.now,
                 logger: resources.logger)
             let statusPage = BillingStatusPage(
-                pool: pool, organization: organizationClient, authenticator: authenticator, render: LinkStore.Link.encodedStatus)
+                storage: storage, organization: organizationClient, authenticator: authenticator, render: LinkStore.Link.encodedStatus)
             let saga = BindingSaga(
-                pool: pool, organization: organizationClient, authenticator: authenticator, linksWritten: statusPage.invalidate,
+                storage: storage, organization: organizationClient, authenticator: authenticator, linksWritten: statusPage.invalidate,
                 now: configuration.now, logger: resources.logger)
             MarketplaceLinkHandlers(registrations: registrations, saga: saga, statusPage: statusPage).register(in: &setup.router)
             setup.backgroundWork.append(saga.runner())
+            if case .postgres(let database) = resources.database {
+                // Replicas share the database: a link written on one clears every replica's billing pages.
+                setup.backgroundWork.append(database.listener(channel: PostgresLinkStorage.linksChannel) { statusPage.invalidate() })
+            }
 
             var receiverConfiguration = SNSReceiver.Configuration(
                 topicArns: [configuration.snsTopicArn],
@@ -132,7 +141,7 @@ public enum MarketplaceLinkDefinition {
                 throw ConfigurationError("--sns-trusted-origins: \(error)")
             }
             let events = SubscriptionEvents(
-                productCode: configuration.productCode, pool: try resources.database.pool, receiver: receiver,
+                productCode: configuration.productCode, storage: storage, receiver: receiver,
                 entitlements: MarketplaceEntitlementClient(transport: transport), saga: saga,
                 now: configuration.now, logger: resources.logger)
             setup.plainRoutes[SNSEndpoint.path] =

@@ -3,7 +3,6 @@ import AccessTokens
 import ConnectTransport
 import Contracts
 import Foundation
-import GRDB
 import Logging
 import RPCCore
 import ServiceRuntime
@@ -16,18 +15,19 @@ final class BillingStatusPage<Rendered: Sendable>: Sendable {
     /// Renders an organization's page from its latest link (nil: never linked).
     typealias Render = @Sendable (_ organizationID: String, _ link: LinkStore.Link?) throws -> Rendered
 
-    private let pool: DatabasePool
+    private let storage: any LinkStorage
     private let organization: ConnectClient
     private let authenticator: AccessTokenAuthenticator
     private let render: Render
-    /// Each organization's page, rendered once; every link write invalidates it.
+    /// Each organization's page, rendered once; every link write invalidates it (with PostgreSQL,
+    /// every replica's: `MarketplaceLinkDefinition` listens for other replicas' link writes).
     private let statuses = ReadThroughCache<String, Rendered>()
     /// Roles as organization's CheckAdmin gave them, reused for a few seconds by GetBillingStatus
     /// only (a read-only page). Binding always asks afresh.
     private let viewerRoles = ExpiringCache<String, CheckAdminResponse>(lifetime: .seconds(5))
 
-    init(pool: DatabasePool, organization: ConnectClient, authenticator: AccessTokenAuthenticator, render: @escaping Render) {
-        self.pool = pool
+    init(storage: any LinkStorage, organization: ConnectClient, authenticator: AccessTokenAuthenticator, render: @escaping Render) {
+        self.storage = storage
         self.render = render
         self.organization = organization
         self.authenticator = authenticator
@@ -53,13 +53,13 @@ final class BillingStatusPage<Rendered: Sendable>: Sendable {
         }
         guard check.role != nil else { throw MarketplaceLinkError.notFound }
         guard check.canReadBilling else { throw MarketplaceLinkError.billingRoleRequired }
-        let status = try await statuses.value(for: organizationID) { [pool, render] in
-            try render(organizationID, try await pool.read { db in try LinkStore.latestLink(db, organizationID: organizationID) })
+        let status = try await statuses.value(for: organizationID) { [storage, render] in
+            try render(organizationID, try await storage.latestLink(organizationID: organizationID))
         }
         return status!  // the loader always has an answer
     }
 
     func list(_ request: ListLinksRequest) async throws -> [LinkStore.Link] {
-        try await pool.read { db in try LinkStore.links(db, state: request.state, limit: 1000) }
+        try await storage.links(state: request.state, limit: 1000)
     }
 }

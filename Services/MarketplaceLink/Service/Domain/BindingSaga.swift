@@ -3,7 +3,6 @@ import AccessTokens
 import ConnectTransport
 import Contracts
 import Foundation
-import GRDB
 import Logging
 import RPCCore
 import ServiceRuntime
@@ -13,7 +12,7 @@ import Synchronization
 /// SetBillingAccount is retried until it answers for good; after a cancellation,
 /// ClearBillingAccount the same way. `LinkLifecycle` rules each outcome.
 final class BindingSaga: Sendable {
-    private let pool: DatabasePool
+    private let storage: any LinkStorage
     private let organization: ConnectClient
     private let authenticator: AccessTokenAuthenticator
     /// Tells the billing page that links changed.
@@ -24,15 +23,19 @@ final class BindingSaga: Sendable {
     private let logger: Logger
     /// Wakes the saga runner when a binding is recorded.
     let wake = WakeSignal()
-    /// Links whose saga step is running now, each with whoever waits for that step to end.
+    /// How long a worker owns a step it took: more than a step takes (organization is given 5 s),
+    /// and how long a step taken by a replica that died waits for another.
+    private let stepLease: TimeInterval
+    /// Links whose saga step is running in this process now, each with whoever waits for that step to end.
     private let stepsInFlight = Mutex<[String: [CheckedContinuation<Void, Never>]]>([:])
 
     init(
-        pool: DatabasePool, organization: ConnectClient, authenticator: AccessTokenAuthenticator,
+        storage: any LinkStorage, organization: ConnectClient, authenticator: AccessTokenAuthenticator,
         linksWritten: @escaping @Sendable () -> Void,
-        longestRetryDelay: TimeInterval = 60, now: @escaping @Sendable () -> Date, logger: Logger
+        longestRetryDelay: TimeInterval = 60, stepLease: TimeInterval = 15, now: @escaping @Sendable () -> Date, logger: Logger
     ) {
-        self.pool = pool
+        self.storage = storage
+        self.stepLease = stepLease
         self.organization = organization
         self.authenticator = authenticator
         self.linksWritten = linksWritten
@@ -52,7 +55,7 @@ final class BindingSaga: Sendable {
         }
         let claimHash = SecretToken.hash(request.claim)
         // Fail fast on the claim before asking organization anything.
-        _ = try ClaimRules.usable(try await pool.read { db in try LinkStore.registration(db, claimHash: claimHash) }, at: now())
+        _ = try ClaimRules.usable(try await storage.registration(claimHash: claimHash), at: now())
         let admin: CheckAdminResponse
         do {
             admin = try await organization.call(
@@ -67,43 +70,64 @@ final class BindingSaga: Sendable {
         guard admin.isAdmin else { throw MarketplaceLinkError.notAdmin }
 
         let at = now()
-        let linkID = try await pool.write { db in
-            let registration = try ClaimRules.usable(try LinkStore.registration(db, claimHash: claimHash), at: at)
-            switch try LinkStore.recordBinding(db, registration: registration, organizationID: organizationID, userID: claims.subject, at: at) {
-            case .recorded(let linkID): return linkID
-            case .accountAlreadyLinked: throw MarketplaceLinkError.accountAlreadyLinked
-            case .organizationAlreadyLinked: throw MarketplaceLinkError.organizationAlreadyLinked
-            }
+        let linkID: String
+        switch try await storage.recordBinding(
+            claimHash: claimHash, organizationID: organizationID, userID: claims.subject, at: at,
+            usable: { registration throws(MarketplaceLinkError) in try ClaimRules.usable(registration, at: at) })
+        {
+        case .recorded(let recorded): linkID = recorded
+        case .accountAlreadyLinked: throw MarketplaceLinkError.accountAlreadyLinked
+        case .organizationAlreadyLinked: throw MarketplaceLinkError.organizationAlreadyLinked
         }
         linksWritten()
         logger.info("binding recorded", metadata: ["link_id": "\(linkID)", "organization_id": "\(organizationID)"])
-        // The first attempt is made now, so the answer is usually ACTIVE; if the runner picked the
-        // link up first, wait for its attempt instead.
-        while await !advance(linkID: linkID) {
-            await stepEnded(linkID: linkID)
+        // The first attempt is made now, so the answer is usually ACTIVE; if a runner (here or on
+        // another replica) took the link first, wait for its attempt instead, for a while.
+        let deadline = ContinuousClock.now + .seconds(10)
+        attempts: while true {
+            switch await advance(linkID: linkID) {
+            case .ended: break attempts
+            case .runningHere: await stepEnded(linkID: linkID)
+            case .runningElsewhere:
+                guard ContinuousClock.now < deadline else { break attempts }
+                try? await Task.sleep(for: .milliseconds(25))
+            }
         }
         wake.signal()
-        guard let link = try await pool.read({ db in try LinkStore.link(db, id: linkID) }) else { throw MarketplaceLinkError.notFound }
+        guard let link = try await storage.link(id: linkID) else { throw MarketplaceLinkError.notFound }
         return link
     }
 
     /// One saga step for a link that owes organization one: SET_BILLING after a bind (success makes
     /// a BINDING link ACTIVE; a permanent refusal makes it FAILED, which frees the account and the
     /// organization for another binding), CLEAR_BILLING after a cancellation. Anything else is
-    /// retried later with backoff. One step per link at a time, so a clear never overtakes a set;
-    /// returns false, doing nothing, while another step of the link is running.
+    /// retried later with backoff. One step per link at a time, in this process and across
+    /// replicas (the step's lease), so a clear never overtakes a set; while another step of the
+    /// link is running, does nothing and says where.
     @discardableResult
-    func advance(linkID: String) async -> Bool {
+    func advance(linkID: String) async -> StepAttempt {
         let started = stepsInFlight.withLock { steps -> Bool in
             guard steps[linkID] == nil else { return false }
             steps[linkID] = []
             return true
         }
-        guard started else { return false }
+        guard started else { return .runningHere }
         defer {
             for waiter in stepsInFlight.withLock({ $0.removeValue(forKey: linkID) }) ?? [] { waiter.resume() }
         }
-        guard let link = try? await pool.read({ db in try LinkStore.link(db, id: linkID) }), let step = link.pendingStep else { return true }
+        let leasedAt = now()
+        let leased: LinkStore.Link?
+        do {
+            leased = try await storage.leaseStep(linkID: linkID, at: leasedAt, until: leasedAt + stepLease)
+        } catch {
+            logger.error("cannot take a saga step", metadata: ["link_id": "\(linkID)", "error": "\(error)"])
+            return .ended
+        }
+        guard let link = leased, let step = link.pendingStep else {
+            // Nothing owed any more, or another replica holds the step.
+            let current = try? await storage.link(id: linkID)
+            return current?.pendingStep == nil ? .ended : .runningElsewhere
+        }
         let outcome: LinkStore.Outcome
         do {
             switch step {
@@ -126,13 +150,23 @@ final class BindingSaga: Sendable {
         }
         let at = now()
         do {
-            try await pool.write { db in try LinkStore.record(db, outcome, of: step, linkID: linkID, at: at) }
+            try await storage.record(outcome, of: step, linkID: linkID, at: at)
             linksWritten()
         } catch {
             logger.error("cannot record a saga step", metadata: ["link_id": "\(linkID)", "error": "\(error)"])
         }
         logger.info("saga step", metadata: ["link_id": "\(linkID)", "step": "\(step.rawValue)", "outcome": "\(outcome)"])
-        return true
+        return .ended
+    }
+
+    /// What asking for a link's step came to.
+    enum StepAttempt: Equatable {
+        /// The step ran (or nothing is owed).
+        case ended
+        /// A step of the link is running in this process.
+        case runningHere
+        /// Another replica holds the step's lease.
+        case runningElsewhere
     }
 
     /// Returns once the step of `linkID` running now has ended (at once if none is running).
@@ -152,8 +186,8 @@ final class BindingSaga: Sendable {
     func runner() -> DurableWorkRunner {
         DurableWorkRunner(
             name: "link saga", wake: wake, batchSize: 50, idleWait: .seconds(1),
-            due: { [pool, now] in try await pool.read { db in try LinkStore.dueSteps(db, at: now()) } },
-            perform: { [self] linkID in await advance(linkID: linkID) },
+            due: { [storage, now] in try await storage.dueSteps(at: now()) },
+            perform: { [self] linkID in _ = await advance(linkID: linkID) },
             now: now, logger: logger)
     }
 

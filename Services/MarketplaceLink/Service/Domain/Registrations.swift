@@ -3,7 +3,6 @@ import AccessTokens
 import ConnectTransport
 import Contracts
 import Foundation
-import GRDB
 import Logging
 import RPCCore
 import ServiceRuntime
@@ -21,7 +20,7 @@ final class Registrations: Sendable {
     }
 
     private let configuration: Configuration
-    private let pool: DatabasePool
+    private let storage: any LinkStorage
     private let metering: MarketplaceMeteringClient
     private let entitlements: MarketplaceEntitlementClient
     private let organization: ConnectClient
@@ -31,12 +30,12 @@ final class Registrations: Sendable {
     private let registrationRate: FixedWindowRateLimiter
 
     init(
-        configuration: Configuration, pool: DatabasePool, metering: MarketplaceMeteringClient, entitlements: MarketplaceEntitlementClient,
+        configuration: Configuration, storage: any LinkStorage, metering: MarketplaceMeteringClient, entitlements: MarketplaceEntitlementClient,
         organization: ConnectClient, now: @escaping @Sendable () -> Date, logger: Logger
     ) {
         self.configuration = configuration
         registrationRate = FixedWindowRateLimiter(limit: configuration.registrationsPerMinute, window: .seconds(60))
-        self.pool = pool
+        self.storage = storage
         self.metering = metering
         self.entitlements = entitlements
         self.organization = organization
@@ -78,20 +77,14 @@ final class Registrations: Sendable {
             entitlements: [:], contractEndsAt: nil
         ).withEntitlements(active)
 
-        if let linkedOrganization = try await pool.read({ db in
-            try LinkStore.liveOrganization(db, awsAccountID: account, productCode: customer.productCode)
-        }) {
+        if let linkedOrganization = try await storage.liveOrganization(awsAccountID: account, productCode: customer.productCode) {
             return .alreadyLinked(offer: offer, organizationName: await organizationName(linkedOrganization, bearerToken: bearerToken))
         }
         let claim = SecretToken.generate()
         let expiresAt = at + configuration.claimLifetime
         // Events AWS Marketplace sent before this registration are applied with it, in one transaction.
-        let registration = try await pool.write { db in
-            let registration = try LinkStore.upsertRegistration(
-                db, offer: offer, customerIdentifier: customer.customerIdentifier,
-                claimHash: claim.hash, claimExpiresAt: expiresAt, at: at)
-            return try SubscriptionLifecycle.applyWaiting(db, to: registration, at: at)
-        }
+        let registration = try await storage.register(
+            offer: offer, customerIdentifier: customer.customerIdentifier, claimHash: claim.hash, claimExpiresAt: expiresAt, at: at)
         if let reason = registration.closedReason { throw MarketplaceLinkError.subscriptionEnded(reason) }
         logger.info("registration accepted", metadata: ["aws_account": "\(offer.maskedAccount)", "product": "\(offer.productCode)"])
         return .claimed(claim: claim.value, expiresAt: expiresAt, offer: offer)
@@ -114,7 +107,7 @@ final class Registrations: Sendable {
     func claimStatus(_ request: ClaimRequest) async throws -> (state: ClaimState, registration: LinkStore.Registration) {
         let at = now()
         guard SecretToken.isWellFormed(request.claim),
-            let registration = try await pool.read({ db in try LinkStore.registration(db, claimHash: SecretToken.hash(request.claim)) })
+            let registration = try await storage.registration(claimHash: SecretToken.hash(request.claim))
         else {
             throw MarketplaceLinkError.claimUnknown
         }

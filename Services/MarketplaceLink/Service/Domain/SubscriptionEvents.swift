@@ -1,6 +1,5 @@
 import AWSMarketplace
 import Foundation
-import GRDB
 import Logging
 import ServiceRuntime
 
@@ -15,7 +14,7 @@ final class SubscriptionEvents: Sendable {
     }
 
     private let productCode: String
-    private let pool: DatabasePool
+    private let storage: any LinkStorage
     private let receiver: SNSReceiver
     private let entitlements: MarketplaceEntitlementClient
     private let saga: BindingSaga
@@ -24,13 +23,15 @@ final class SubscriptionEvents: Sendable {
     /// Wakes the entitlement refresher when an entitlement-updated is recorded.
     private let wake = WakeSignal()
     private let longestRetryDelay: TimeInterval = 60
+    /// How long a replica owns a refresh it took (the fetch from AWS takes far less).
+    static let refreshLease: TimeInterval = 60
 
     init(
-        productCode: String, pool: DatabasePool, receiver: SNSReceiver, entitlements: MarketplaceEntitlementClient,
+        productCode: String, storage: any LinkStorage, receiver: SNSReceiver, entitlements: MarketplaceEntitlementClient,
         saga: BindingSaga, now: @escaping @Sendable () -> Date, logger: Logger
     ) {
         self.productCode = productCode
-        self.pool = pool
+        self.storage = storage
         self.receiver = receiver
         self.entitlements = entitlements
         self.saga = saga
@@ -46,16 +47,16 @@ final class SubscriptionEvents: Sendable {
             if try await isKnown(message.messageID) { return .duplicate }
             try await receiver.confirmSubscription(message)
             let at = now()
-            _ = try await write { db in
-                try NotificationStore.recordSubscription(db, topicArn: message.topicArn, at: at)
-                return try NotificationStore.insert(db, message, event: nil, state: .applied, detail: "subscription confirmed", at: at)
+            _ = try await write { storage in
+                try await storage.recordMessage(message, state: .applied, detail: "subscription confirmed", confirmedTopic: true, at: at)
             }
             logger.info("SNS subscription confirmed", metadata: ["topic": "\(message.topicArn)"])
             return .accepted
         case .unsubscribeConfirmation:
             let at = now()
-            let isNew = try await write { db in
-                try NotificationStore.insert(db, message, event: nil, state: .ignored, detail: "our endpoint was unsubscribed from the topic", at: at)
+            let isNew = try await write { storage in
+                try await storage.recordMessage(
+                    message, state: .ignored, detail: "our endpoint was unsubscribed from the topic", confirmedTopic: false, at: at)
             }
             if isNew {
                 logger.warning(
@@ -71,8 +72,8 @@ final class SubscriptionEvents: Sendable {
                 // Signed by SNS on our topic, yet not an event we know: kept for an operator to look
                 // at, and taken, since SNS would otherwise send it again and again.
                 let at = now()
-                let isNew = try await write { db in
-                    try NotificationStore.insert(db, message, event: nil, state: .ignored, detail: "\(error)", at: at)
+                let isNew = try await write { storage in
+                    try await storage.recordMessage(message, state: .ignored, detail: "\(error)", confirmedTopic: false, at: at)
                 }
                 logger.error(
                     "SNS notification without a subscription event; kept as IGNORED",
@@ -86,20 +87,7 @@ final class SubscriptionEvents: Sendable {
     private func receive(event: MarketplaceSubscriptionEvent, of message: SNSMessage) async throws(SNSMessageError) -> Receipt {
         let at = now()
         let productCode = self.productCode
-        let effect: SubscriptionLifecycle.Effect? = try await write { db in
-            guard try NotificationStore.insert(db, message, event: event, state: .waiting, detail: nil, at: at) else { return nil }
-            let effect: SubscriptionLifecycle.Effect
-            if event.productCode != productCode {
-                effect = .init(state: .ignored, detail: "product \(event.productCode) is not the committed contract \(productCode)")
-            } else if var registration = try LinkStore.registration(db, customerIdentifier: event.customerIdentifier, productCode: event.productCode)
-            {
-                effect = try SubscriptionLifecycle.apply(db, event.action, to: &registration, at: at)
-            } else {
-                effect = .init(state: .waiting, detail: "no registration yet; applied when the buyer registers")
-            }
-            try NotificationStore.setState(db, messageID: message.messageID, effect.state, detail: effect.detail, at: at)
-            return effect
-        }
+        let effect = try await write { storage in try await storage.applyEvent(event, of: message, productCode: productCode, at: at) }
         guard let effect else { return .duplicate }
         logger.info(
             "subscription event",
@@ -119,7 +107,7 @@ final class SubscriptionEvents: Sendable {
     func runner() -> DurableWorkRunner {
         DurableWorkRunner(
             name: "entitlement refresh", wake: wake, batchSize: 50, idleWait: .seconds(1),
-            due: { [pool, now] in try await pool.read { db in try NotificationStore.dueRefreshes(db, at: now()) } },
+            due: { [storage, now] in try await storage.leaseDueRefreshes(at: now(), until: now() + Self.refreshLease) },
             perform: { [self] refresh in await self.refresh(refresh) },
             now: now, logger: logger)
     }
@@ -129,27 +117,13 @@ final class SubscriptionEvents: Sendable {
             let current = try await entitlements.entitlements(
                 productCode: refresh.productCode,
                 filter: [.customerIdentifier: [refresh.customerIdentifier]])
-            let at = now()
-            try await pool.write { db in
-                guard
-                    let registration = try LinkStore.registration(
-                        db, customerIdentifier: refresh.customerIdentifier,
-                        productCode: refresh.productCode)
-                else { return }
-                let offer = registration.offer.withEntitlements(OfferRecord.active(current, at: at))
-                try LinkStore.updateOffer(db, registrationID: registration.id, offer: offer, at: at)
-                try NotificationStore.setState(
-                    db, messageID: refresh.messageID, .applied,
-                    detail: "entitlements: \(offer.entitlements.sorted { $0.key < $1.key })", at: at)
-            }
+            try await storage.completeRefresh(refresh, entitlements: current, at: now())
             saga.linksChanged()
             logger.info("entitlements refreshed", metadata: ["message_id": "\(refresh.messageID)"])
         } catch {
             let delay = RetryBackoff.delay(afterAttempts: refresh.attempts, cap: longestRetryDelay)
             logger.info("entitlement refresh failed; retrying", metadata: ["message_id": "\(refresh.messageID)", "error": "\(error)"])
-            try? await pool.write { [now] db in
-                try NotificationStore.postponeRefresh(db, messageID: refresh.messageID, until: now() + delay, error: "\(error)")
-            }
+            try? await storage.postponeRefresh(messageID: refresh.messageID, until: now() + delay, error: "\(error)")
         }
     }
 
@@ -157,16 +131,16 @@ final class SubscriptionEvents: Sendable {
 
     private func isKnown(_ messageID: String) async throws(SNSMessageError) -> Bool {
         do {
-            return try await pool.read { db in try NotificationStore.isRecorded(db, messageID: messageID) }
+            return try await storage.isMessageRecorded(messageID: messageID)
         } catch {
             throw .unavailable("cannot read the message log")
         }
     }
 
     /// A write whose failure the sender should retry.
-    private func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws(SNSMessageError) -> T {
+    private func write<T: Sendable>(_ body: (any LinkStorage) async throws -> T) async throws(SNSMessageError) -> T {
         do {
-            return try await pool.write(body)
+            return try await body(storage)
         } catch {
             logger.error("cannot record an SNS message", metadata: ["error": "\(error)"])
             throw .unavailable("cannot record the message")

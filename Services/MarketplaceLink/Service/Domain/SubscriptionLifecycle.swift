@@ -1,58 +1,60 @@
 import AWSMarketplace
 import Foundation
-import GRDB
 
-/// What AWS Marketplace's subscription events do to a registration and its link: database rules
-/// applied inside the caller's transaction, when the event arrives or, for an event that came
-/// before its registration, when the registration does.
+/// What AWS Marketplace's subscription events do to a registration and its link, decided from
+/// the registration alone; the storage applies the change inside the transaction that records
+/// the event or, for an event that came before its registration, the one that stores it.
 ///
 /// Events may arrive late and out of order, so the ending of a subscription is final: once
 /// `subscribe-fail` or `unsubscribe-success` has been applied, an older `unsubscribe-pending`
 /// changes nothing.
 enum SubscriptionLifecycle {
-    struct Effect {
+    /// What became of an event, as its message records it.
+    struct Effect: Sendable {
         var state: NotificationStore.State
         var detail: String?
     }
 
-    static func apply(
-        _ db: Database, _ action: MarketplaceSubscriptionEvent.Action, to registration: inout LinkStore.Registration,
-        at: Date
-    ) throws -> Effect {
+    /// What the storage does for an event.
+    enum Change: Equatable {
+        /// Nothing to write but the message's state.
+        case record(NotificationStore.State, String)
+        /// End the registration; its live link is cancelled (`closed(linkID:)` says what came of it).
+        case close(reason: String)
+        /// The live link shows UNSUBSCRIBE_PENDING (`marked(_:)`).
+        case markUnsubscribePending
+    }
+
+    static func change(for action: MarketplaceSubscriptionEvent.Action, to registration: LinkStore.Registration) -> Change {
         if action != .subscribeSuccess, let reason = registration.closedReason {
-            return Effect(state: .ignored, detail: "the subscription had already ended (\(reason))")
+            return .record(.ignored, "the subscription had already ended (\(reason))")
         }
         switch action {
-        case .subscribeSuccess:
-            return Effect(state: .applied, detail: "nothing to do: the buyer registers through Set up your account")
-        case .subscribeFail, .unsubscribeSuccess:
-            // The cancelled link now owes organization a CLEAR_BILLING step.
-            let linkID = try LinkStore.close(db, registrationID: registration.id, reason: action.rawValue, at: at)
-            registration.closedReason = action.rawValue
-            return Effect(state: .applied, detail: linkID.map { "link \($0) cancelled" } ?? "registration closed")
-        case .unsubscribePending:
-            let marked = try LinkStore.markUnsubscribePending(db, registrationID: registration.id, at: at)
-            return Effect(state: .applied, detail: marked ? "link marked UNSUBSCRIBE_PENDING" : "no live link")
-        case .entitlementUpdated:
-            return Effect(state: .refresh, detail: "entitlements to fetch")
+        case .subscribeSuccess: return .record(.applied, "nothing to do: the buyer registers through Set up your account")
+        case .subscribeFail, .unsubscribeSuccess: return .close(reason: action.rawValue)
+        case .unsubscribePending: return .markUnsubscribePending
+        case .entitlementUpdated: return .record(.refresh, "entitlements to fetch")
         }
     }
 
-    /// Applies, oldest first, the events that arrived before `registration`; returns it as they
-    /// leave it. An entitlement-updated among them is already reflected: registering fetched the
-    /// current entitlements.
-    static func applyWaiting(_ db: Database, to registration: LinkStore.Registration, at: Date) throws -> LinkStore.Registration {
-        var registration = registration
-        let waiting = try NotificationStore.waiting(
-            db, customerIdentifier: registration.customerIdentifier,
-            productCode: registration.offer.productCode)
-        for event in waiting {
-            let effect =
-                event.action == .entitlementUpdated
-                ? Effect(state: .applied, detail: "registration fetched the current entitlements")
-                : try apply(db, event.action, to: &registration, at: at)
-            try NotificationStore.setState(db, messageID: event.messageID, effect.state, detail: effect.detail, at: at)
-        }
-        return registration
+    /// The change for an event that waited for its registration: an entitlement-updated among
+    /// them is already reflected, since registering fetched the current entitlements.
+    static func changeWhenRegistering(for action: MarketplaceSubscriptionEvent.Action, to registration: LinkStore.Registration) -> Change {
+        action == .entitlementUpdated ? .record(.applied, "registration fetched the current entitlements") : change(for: action, to: registration)
+    }
+
+    /// A registration closed; `linkID` the live link it cancelled, if it had one.
+    static func closed(linkID: String?) -> Effect {
+        Effect(state: .applied, detail: linkID.map { "link \($0) cancelled" } ?? "registration closed")
+    }
+
+    static func marked(_ marked: Bool) -> Effect {
+        Effect(state: .applied, detail: marked ? "link marked UNSUBSCRIBE_PENDING" : "no live link")
+    }
+
+    static let waitingForRegistration = Effect(state: .waiting, detail: "no registration yet; applied when the buyer registers")
+
+    static func otherProduct(_ productCode: String, expected: String) -> Effect {
+        Effect(state: .ignored, detail: "product \(productCode) is not the committed contract \(expected)")
     }
 }

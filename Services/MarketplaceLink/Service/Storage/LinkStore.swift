@@ -207,19 +207,35 @@ enum LinkStore {
         )
     }
 
-    /// Links owing organization a saga step that is due now, including those left by a crash.
+    /// Links owing organization a saga step that is due now and not leased, including those left by a crash.
     static func dueSteps(_ db: Database, at: Date) throws -> [String] {
         try String.fetchAll(
             db,
             sql: """
-                SELECT id FROM link WHERE pending_step IS NOT NULL AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT 50
+                SELECT id FROM link WHERE pending_step IS NOT NULL AND next_attempt_at <= ?1
+                    AND (step_lease_until IS NULL OR step_lease_until <= ?1)
+                ORDER BY next_attempt_at LIMIT 50
                 """, arguments: [at.timeIntervalSince1970])
+    }
+
+    /// The link with its owed step leased until `until`; nil if it owes none or the step is leased.
+    static func leaseStep(_ db: Database, linkID: String, at: Date, until: Date) throws -> Link? {
+        guard
+            let link = try Link.fetchOne(
+                db,
+                sql: """
+                    SELECT * FROM link WHERE id = ? AND pending_step IS NOT NULL AND (step_lease_until IS NULL OR step_lease_until <= ?)
+                    """, arguments: [linkID, at.timeIntervalSince1970])
+        else { return nil }
+        try db.execute(sql: "UPDATE link SET step_lease_until = ? WHERE id = ?", arguments: [until.timeIntervalSince1970, linkID])
+        return link
     }
 
     /// Applies the outcome of `step` as `LinkLifecycle` rules it; an outcome for a step the link no
     /// longer owes (a cancellation replaced SET_BILLING by CLEAR_BILLING meanwhile) changes nothing.
     static func record(_ db: Database, _ outcome: Outcome, of step: LinkLifecycle.Step, linkID: String, at: Date) throws {
         guard let link = try link(db, id: linkID) else { return }
+        try db.execute(sql: "UPDATE link SET step_lease_until = NULL WHERE id = ?", arguments: [linkID])
         var lifecycle = link.lifecycle
         let action: LinkLifecycle.Action
         let failureReason: String?

@@ -87,6 +87,15 @@ enum MarketplaceLinkMigrations {
                     );
                     """)
         }
+        // Leases: a saga step or an entitlement refresh is worked by one worker (one replica) at a
+        // time; one that dies leaves it to another when its lease runs out.
+        migrator.registerMigration("marketplace-link v3: leases on background work") { db in
+            try db.execute(
+                sql: """
+                    ALTER TABLE link ADD COLUMN step_lease_until REAL;
+                    ALTER TABLE sns_message ADD COLUMN lease_until REAL;
+                    """)
+        }
         return migrator
     }
 }

@@ -54,7 +54,7 @@ enum NotificationStore {
 
     static func setState(_ db: Database, messageID: String, _ state: State, detail: String?, at: Date) throws {
         try db.execute(
-            sql: "UPDATE sns_message SET state = ?, detail = ?, next_attempt_at = ? WHERE message_id = ?",
+            sql: "UPDATE sns_message SET state = ?, detail = ?, next_attempt_at = ?, lease_until = NULL WHERE message_id = ?",
             arguments: [state.rawValue, detail, state == .refresh ? at.timeIntervalSince1970 : nil, messageID])
     }
 
@@ -71,14 +71,21 @@ enum NotificationStore {
         }
     }
 
-    static func dueRefreshes(_ db: Database, at: Date) throws -> [Refresh] {
-        try Row.fetchAll(
+    /// Refreshes due at `at` and not leased, leased until `until`.
+    static func leaseDueRefreshes(_ db: Database, at: Date, until: Date) throws -> [Refresh] {
+        let due = try Row.fetchAll(
             db,
             sql: """
                 SELECT message_id, customer_identifier, product_code, attempts FROM sns_message
-                WHERE state = 'REFRESH' AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT 50
+                WHERE state = 'REFRESH' AND next_attempt_at <= ?1 AND (lease_until IS NULL OR lease_until <= ?1)
+                ORDER BY next_attempt_at LIMIT 50
                 """, arguments: [at.timeIntervalSince1970]
-        ).map { row in
+        )
+        for row in due {
+            try db.execute(
+                sql: "UPDATE sns_message SET lease_until = ? WHERE message_id = ?", arguments: [until.timeIntervalSince1970, row["message_id"]])
+        }
+        return due.map { row in
             Refresh(
                 messageID: row["message_id"], customerIdentifier: row["customer_identifier"], productCode: row["product_code"],
                 attempts: row["attempts"])
@@ -87,7 +94,7 @@ enum NotificationStore {
 
     static func postponeRefresh(_ db: Database, messageID: String, until: Date, error: String) throws {
         try db.execute(
-            sql: "UPDATE sns_message SET attempts = attempts + 1, next_attempt_at = ?, detail = ? WHERE message_id = ?",
+            sql: "UPDATE sns_message SET attempts = attempts + 1, next_attempt_at = ?, detail = ?, lease_until = NULL WHERE message_id = ?",
             arguments: [until.timeIntervalSince1970, "retrying: \(error)", messageID])
     }
 
