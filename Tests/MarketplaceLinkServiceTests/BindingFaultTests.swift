@@ -9,32 +9,6 @@ import Testing
 /// another process (sqlite3 holding BEGIN IMMEDIATE), so CheckAdmin still answers but
 /// SetBillingAccount fails after organization's 5 s busy timeout; then organization is down.
 @Suite(.serialized, .timeLimit(.minutes(3))) struct BindingFaultTests {
-    /// A sqlite3 process holding the write lock on `database` until `release()`.
-    final class WriteLock: @unchecked Sendable {
-        private let process = Process()
-        private let input = Pipe()
-        private let output = Pipe()
-
-        init(_ database: String) throws {
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            process.arguments = ["sqlite3", database]
-            process.standardInput = input
-            process.standardOutput = output
-            try process.run()
-            input.fileHandleForWriting.write(Data("BEGIN IMMEDIATE;\nSELECT 'locked';\n".utf8))
-            // Wait for the lock to be held before going on.
-            var seen = Data()
-            while !String(decoding: seen, as: UTF8.self).contains("locked") {
-                seen += output.fileHandleForReading.availableData
-            }
-        }
-
-        func release() {
-            input.fileHandleForWriting.write(Data("COMMIT;\n.quit\n".utf8))
-            process.waitUntilExit()
-        }
-    }
-
     private func billingRows(_ database: String) async throws -> String {
         try await ExternalCommand.run(["sqlite3", database, "SELECT count(*) FROM billing_account"], timeout: .seconds(10))
             .stdout.trimmingCharacters(in: .whitespacesAndNewlines)
@@ -44,7 +18,7 @@ import Testing
         try await withStarted(JourneyHarness.start(backend: backend)) { system in
             let (user, organization) = try await system.adminWithOrganization()
             let claim = try #require(try await system.register().claim)
-            let lock = try WriteLock(system.organizationDatabase)
+            let lock = try SQLiteWriteLock(system.organizationDatabase)
             let first = try await system.linkClient.call(
                 MarketplaceLink.bindOrganization, BindOrganizationRequest(claim: claim, organizationId: organization.id),
                 options: .init(timeout: .seconds(30), bearerToken: user.accessToken))
@@ -91,7 +65,7 @@ import Testing
                 let claim = try #require(
                     try await client.call(MarketplaceLink.acceptRegistration, AcceptRegistrationRequest(registrationToken: token)).claim)
 
-                let lock = try WriteLock(system.organizationDatabase)
+                let lock = try SQLiteWriteLock(system.organizationDatabase)
                 let bind = Task {
                     try? await client.call(
                         MarketplaceLink.bindOrganization, BindOrganizationRequest(claim: claim, organizationId: organization.id),
