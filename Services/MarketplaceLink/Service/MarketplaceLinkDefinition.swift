@@ -21,6 +21,11 @@ public struct MarketplaceLinkOptions: ParsableArguments, Sendable {
     @Option(help: "Base URL of identity (IDENTITY_URL).") var identityURL: String?
     @Option(help: "Base URL of organization (ORGANIZATION_URL).") var organizationURL: String?
     @Option(help: "AWS Marketplace API endpoint (AWS_MARKETPLACE_ENDPOINT).") var awsMarketplaceEndpoint: String?
+    @Option(
+        help:
+            "AcceptRegistration calls one client address may make a minute, per replica (each costs AWS quota); default 20 (REGISTRATIONS_PER_MINUTE)."
+    )
+    var registrationsPerMinute: Int?
 
     public init() {}
 
@@ -48,6 +53,10 @@ public struct MarketplaceLinkOptions: ParsableArguments, Sendable {
         if let url = ServiceOptions.resolve(awsMarketplaceEndpoint, "AWS_MARKETPLACE_ENDPOINT", environment: environment) {
             configuration.awsMarketplaceEndpoint = url
         }
+        if let text = ServiceOptions.resolve(registrationsPerMinute.map(String.init), "REGISTRATIONS_PER_MINUTE", environment: environment) {
+            guard let limit = Int(text), limit > 0 else { throw ConfigurationError("--registrations-per-minute must be a positive number") }
+            configuration.registrationsPerMinute = limit
+        }
         if let topic = ServiceOptions.resolve(snsTopicArn, "SNS_TOPIC_ARN", environment: environment) {
             configuration.snsTopicArn = topic
         }
@@ -69,6 +78,8 @@ public struct MarketplaceLinkConfiguration: Sendable {
     public var organizationURL = LocalServiceURLs.organization
     /// The AWS Marketplace seller APIs (the simulator when run locally).
     public var awsMarketplaceEndpoint = LocalServiceURLs.awsMarketplaceSimulator
+    /// AcceptRegistration calls per client address a minute, counted by each replica.
+    public var registrationsPerMinute = 20
     /// The SNS topic AWS Marketplace publishes the product's subscription events on.
     public var snsTopicArn: String
     /// Where SNS certificates and SubscribeURLs may come from.
@@ -114,7 +125,8 @@ public enum MarketplaceLinkDefinition {
             case .postgres(let database): storage = PostgresLinkStorage(database: database)
             }
             let registrations = Registrations(
-                configuration: .init(productCode: configuration.productCode), storage: storage,
+                configuration: .init(productCode: configuration.productCode, registrationsPerMinute: configuration.registrationsPerMinute),
+                storage: storage,
                 metering: MarketplaceMeteringClient(transport: transport),
                 entitlements: MarketplaceEntitlementClient(transport: transport), organization: organizationClient, now: configuration.now,
                 logger: resources.logger)

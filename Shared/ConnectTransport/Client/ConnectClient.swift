@@ -159,12 +159,16 @@ public final class ConnectClient: Sendable {
         guard !pools.isEmpty else { throw RPCError(.unavailable, "the client is closed") }
         var attempt = 0
         var index = 0
+        // Endpoints this call could not reach: skipped from then on (a refusal elsewhere may bring
+        // the call round again), and the call fails only when none is left.
+        var unreachable = Set<Int>()
         while true {
             attempt += 1
             if Task.isCancelled { throw RPCError(.canceled, "the call was canceled") }
             if let deadline, deadline <= .now() {
                 throw RPCError(.deadlineExceeded, "the call did not finish before its deadline")
             }
+            while unreachable.contains(index % pools.count) { index += 1 }
             let pool = pools[index % pools.count]
             headers[1] = HTTPField(name: ":scheme", value: pool.scheme)
             headers[2] = HTTPField(name: ":authority", value: pool.authority)
@@ -172,8 +176,9 @@ public final class ConnectClient: Sendable {
             do {
                 connection = try await pool.connection(deadline: deadline)
             } catch {
-                // Not reachable: the call was not sent, so the next replica may take it.
-                guard error.code == .unavailable, index + 1 < pools.count else { throw error }
+                // Not reachable: the call was not sent, so another replica may take it.
+                unreachable.insert(index % pools.count)
+                guard error.code == .unavailable, unreachable.count < pools.count else { throw error }
                 index += 1
                 continue
             }
