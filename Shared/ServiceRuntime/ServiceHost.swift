@@ -44,6 +44,9 @@ public struct ServiceSetup: Sendable {
     /// Work the service does beside answering calls (an outbox sender, a saga runner, a listener
     /// for other replicas' changes): started once the port is bound, stopped when the service drains.
     public var backgroundWork: [any Service] = []
+    /// Work that must be done before the service answers anything (loading keys from the
+    /// database): run by `start`, after migrating, before binding the port.
+    public var startup: [@Sendable () async throws -> Void] = []
 }
 
 /// What handlers get from the runtime.
@@ -70,6 +73,7 @@ public final class ServiceHost: Service, Sendable {
     private let metricsServer: ConnectServer?
     private let logger: Logger
     private let backgroundWork: [any Service]
+    private let startup: [@Sendable () async throws -> Void]
     /// PostgreSQL's schema, brought up to date by `start` before anything is served.
     private let postgresMigrations: (service: String, migrations: [PostgresMigration])?
     /// The background work's service group, running from `start` until `shutdown`.
@@ -103,6 +107,7 @@ public final class ServiceHost: Service, Sendable {
         try definition.register(&setup, ServiceResources(settings: settings, database: database, logger: logger, metrics: metrics))
         let router = setup.router
         backgroundWork = setup.backgroundWork
+        startup = setup.startup
         let serviceRoutes = setup.plainRoutes
 
         let database = self.database
@@ -154,7 +159,7 @@ public final class ServiceHost: Service, Sendable {
     }
     private let metricsAddressBox = Mutex<SocketAddress?>(nil)
 
-    /// Migrates a PostgreSQL database, binds the port; returns the address actually bound.
+    /// Migrates a PostgreSQL database, runs the start-up work, binds the port; returns the address actually bound.
     public func start() async throws -> SocketAddress {
         try await migrate()
         let address = try await server.start()
@@ -180,10 +185,13 @@ public final class ServiceHost: Service, Sendable {
         startBackgroundWork()
     }
 
+    /// Migrates a PostgreSQL database, then runs the service's start-up work.
     private func migrate() async throws {
-        guard case .postgres(let postgres) = database, let postgresMigrations else { return }
         do {
-            try await postgres.migrate(service: postgresMigrations.service, migrations: postgresMigrations.migrations)
+            if case .postgres(let postgres) = database, let postgresMigrations {
+                try await postgres.migrate(service: postgresMigrations.service, migrations: postgresMigrations.migrations)
+            }
+            for work in startup { try await work() }
         } catch {
             await database.close()
             throw error

@@ -158,7 +158,7 @@ import Testing
             // The command, run against the service's database while it serves.
             let settings = try ServiceOptions.parse(["--data-dir", identity.directory]).settings(
                 service: IdentityDefinition.identity, environment: [:])
-            let newKey = try IdentityDefinition.rotateSigningKeys(settings: settings)
+            let newKey = try await IdentityDefinition.rotateSigningKeys(settings: settings)
             #expect(newKey != oldKey)
 
             // Within the reload interval the service signs with the new key.

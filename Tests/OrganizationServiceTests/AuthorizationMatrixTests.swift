@@ -158,7 +158,7 @@ import Testing
             _ = try await harness.call(Organizations.listMyOrganizations, Empty(), as: before)
             let settings = try ServiceOptions.parse(["--data-dir", harness.identity.directory])
                 .settings(service: IdentityDefinition.identity, environment: [:])
-            let newKey = try IdentityDefinition.rotateSigningKeys(settings: settings)
+            let newKey = try await IdentityDefinition.rotateSigningKeys(settings: settings)
             // identity signs with the new key within its reload interval; organization has never seen it.
             var after: LoginResponse?
             try await eventually(timeout: .seconds(10)) {

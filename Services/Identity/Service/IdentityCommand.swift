@@ -37,7 +37,7 @@ public struct IdentityCommand: AsyncParsableCommand {
 
         func run() async throws {
             let settings = try service.settings(service: IdentityDefinition.identity)
-            let keyID = try IdentityDefinition.rotateSigningKeys(settings: settings)
+            let keyID = try await IdentityDefinition.rotateSigningKeys(settings: settings)
             print("new signing key \(keyID) is current; a running identity uses it within 5 seconds")
         }
     }

@@ -11,25 +11,29 @@ public enum IdentityDefinition {
     public static func make(configuration: IdentityConfiguration) -> ServiceDefinition {
         var definition = ServiceDefinition(identity: identity, rpcServices: ["identity.v1.IdentityService"], migrator: IdentityMigrations.migrator) {
             setup, resources in
-            let pool = try resources.database.pool
-            let keys = try SigningKeyRing(pool: pool, tokenLifetime: configuration.sessions.accessTokenLifetime, now: configuration.now)
+            let storage = try SQLiteIdentityStorage(pool: try resources.database.pool)
+            let keys = SigningKeyRing(storage: storage, tokenLifetime: configuration.sessions.accessTokenLifetime, now: configuration.now)
             let wake = WakeSignal()
             let accounts = Accounts(
-                pool: pool,
+                storage: storage,
                 hasher: PasswordHasher(parameters: configuration.scrypt, concurrency: configuration.hashingThreads),
                 keys: keys,
                 composer: EmailComposer(publicBaseURL: configuration.publicBaseURL, from: configuration.mailFrom),
                 outboxWake: wake, sessions: configuration.sessions, throttle: configuration.throttle,
                 now: configuration.now, logger: resources.logger)
             IdentityHandlers(accounts: accounts).register(in: &setup.router)
-            let duplicates = try pool.read { db in try IdentityMigrations.duplicateAccounts(db) }
-            if !duplicates.isEmpty {
-                resources.logger.warning(
-                    "accounts share a mailbox with an older account (addresses differing only in case); they cannot sign in until merged or removed",
-                    metadata: [
-                        "count": "\(duplicates.count)",
-                        "accounts": "\(duplicates.map { "\($0.id) (\($0.email), kept \($0.keptID))" }.joined(separator: "; "))"
-                    ])
+            let logger = resources.logger
+            setup.startup.append {
+                try await keys.prepare()
+                let duplicates = try await storage.duplicateAccounts()
+                if !duplicates.isEmpty {
+                    logger.warning(
+                        "accounts share a mailbox with an older account (addresses differing only in case); they cannot sign in until merged or removed",
+                        metadata: [
+                            "count": "\(duplicates.count)",
+                            "accounts": "\(duplicates.map { "\($0.id) (\($0.email), kept \($0.keptID))" }.joined(separator: "; "))"
+                        ])
+                }
             }
 
             let transport: any EmailTransport =
@@ -38,7 +42,7 @@ public enum IdentityDefinition {
                 case .smtp(let settings): SMTPTransport(settings: settings, group: MultiThreadedEventLoopGroup.singleton)
                 }
             let sender = OutboxSender(
-                pool: pool, transport: transport, from: configuration.mailFrom, wake: wake,
+                storage: storage, transport: transport, from: configuration.mailFrom, wake: wake,
                 now: configuration.now, logger: resources.logger, prepare: accounts.preparePasswordResets)
             setup.backgroundWork.append(sender.runner())
             resources.logger.info(
@@ -54,10 +58,11 @@ public enum IdentityDefinition {
 
     /// Retires the current signing key and makes a new one (the `rotate-signing-keys` command).
     /// Tokens signed with the old key keep verifying until they expire.
-    public static func rotateSigningKeys(settings: ServiceSettings) throws -> String {
+    public static func rotateSigningKeys(settings: ServiceSettings) async throws -> String {
         let database = try ServiceDatabase.sqlite(
             directory: settings.dataDirectory, name: identity.name, migrator: IdentityMigrations.migrator,
             holdsSecrets: true)
-        return try SigningKeyRing.rotate(pool: database.pool, tokenLifetime: SessionRules().accessTokenLifetime, at: Date())
+        return try await SigningKeyRing.rotate(
+            storage: try SQLiteIdentityStorage(pool: try database.pool), tokenLifetime: SessionRules().accessTokenLifetime, at: Date())
     }
 }

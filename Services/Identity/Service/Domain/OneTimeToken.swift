@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 
 /// A token sent by email (verification or password reset): single use, valid for a day.
 struct OneTimeToken: Sendable, Equatable {
@@ -48,17 +47,6 @@ struct OneTimeToken: Sendable, Equatable {
     struct Registration: Sendable, Equatable {
         var passwordHash: String
         var fullName: String?
-    }
-
-    /// The token `value` if it may be used at `now`, or why not; with `consume`, marked used in
-    /// the caller's write transaction, so it works once.
-    static func usable(
-        _ db: Database, _ value: String, purpose: Purpose, at now: Date, consume: Bool = false
-    ) throws -> OneTimeToken {
-        guard let token = try TokenStore.find(db, value, purpose: purpose) else { throw IdentityError.tokenUnknown(purpose: purpose) }
-        try token.check(at: now)
-        if consume { try TokenStore.markUsed(db, value, at: now) }
-        return token
     }
 
     /// Whether the token may be used at `now`, or why not.

@@ -58,7 +58,7 @@ struct IdentityHandlers {
             return Empty()
         }
         router.register(Identity.getSigningKeys) { _, _ in
-            await accounts.signingKeys()
+            try await accounts.signingKeys()
         }
         router.register(Identity.introspectSession) { request, _ in
             IntrospectSessionResponse(try await accounts.introspect(request))

@@ -48,14 +48,21 @@ enum EmailOutbox {
         var attempts: Int
     }
 
-    static func due(_ db: Database, at now: Date, limit: Int, from: String) throws -> [Pending] {
-        try Row.fetchAll(
+    /// Emails due at `now` and not leased, leased until `until`: a sender owns what it took
+    /// until it records the outcome, or its lease runs out (it died) and another takes it.
+    static func leaseDue(_ db: Database, at now: Date, until: Date, limit: Int, from: String) throws -> [Pending] {
+        let due = try Row.fetchAll(
             db,
             sql: """
                 SELECT id, recipient, subject, body, attempts FROM email_outbox
-                WHERE sent_at IS NULL AND failed_at IS NULL AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT ?
+                WHERE sent_at IS NULL AND failed_at IS NULL AND next_attempt_at <= ?1 AND (lease_until IS NULL OR lease_until <= ?1)
+                ORDER BY next_attempt_at LIMIT ?2
                 """, arguments: [now.timeIntervalSince1970, limit]
-        ).map { row in
+        )
+        for row in due {
+            try db.execute(sql: "UPDATE email_outbox SET lease_until = ? WHERE id = ?", arguments: [until.timeIntervalSince1970, row["id"] as String])
+        }
+        return due.map { row in
             Pending(
                 message: EmailMessage(from: from, to: row["recipient"], subject: row["subject"], body: row["body"], id: row["id"]),
                 attempts: row["attempts"])
@@ -71,18 +78,18 @@ enum EmailOutbox {
     /// Marks an email delivered. Its body (which may hold a link token) is erased: it is not needed any more.
     static func markSent(_ db: Database, id: String, at now: Date) throws {
         try db.execute(
-            sql: "UPDATE email_outbox SET sent_at = ?, body = '', attempts = attempts + 1, last_error = NULL WHERE id = ?",
+            sql: "UPDATE email_outbox SET sent_at = ?, body = '', attempts = attempts + 1, last_error = NULL, lease_until = NULL WHERE id = ?",
             arguments: [now.timeIntervalSince1970, id])
     }
 
     static func markFailedAttempt(_ db: Database, id: String, error: String, retryAt: Date?, at now: Date) throws {
         if let retryAt {
             try db.execute(
-                sql: "UPDATE email_outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ? WHERE id = ?",
+                sql: "UPDATE email_outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ?, lease_until = NULL WHERE id = ?",
                 arguments: [error, retryAt.timeIntervalSince1970, id])
         } else {
             try db.execute(
-                sql: "UPDATE email_outbox SET attempts = attempts + 1, last_error = ?, failed_at = ?, body = '' WHERE id = ?",
+                sql: "UPDATE email_outbox SET attempts = attempts + 1, last_error = ?, failed_at = ?, body = '', lease_until = NULL WHERE id = ?",
                 arguments: [error, now.timeIntervalSince1970, id])
         }
     }

@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 import Logging
 import ServiceRuntime
 
@@ -7,7 +6,7 @@ import ServiceRuntime
 /// delays (1 s doubling to 5 min). A permanent refusal by the mail server ends the retries.
 /// Runs as the service's background work (`runner()`).
 struct OutboxSender: Sendable {
-    let pool: DatabasePool
+    let storage: any IdentityStorage
     let transport: any EmailTransport
     let from: String
     let wake: WakeSignal
@@ -18,6 +17,9 @@ struct OutboxSender: Sendable {
 
     /// Longest wait between retries.
     static let longestBackoff: TimeInterval = 300
+    /// How long a sender owns the emails it took: far more than sending takes. A replica that
+    /// dies with emails taken leaves them to another after this.
+    static let lease: TimeInterval = 120
 
     /// The outbox as background work: password-reset requests turned into emails first, then
     /// the emails due, 20 at a time; woken when an email is recorded, or when the next retry is due.
@@ -26,10 +28,10 @@ struct OutboxSender: Sendable {
             name: "email outbox", wake: wake, batchSize: 20, idleWait: .seconds(5),
             due: { [self] in
                 while try await prepare() > 0, !Task.isCancelled {}
-                return try await pool.read { [now, from] db in try EmailOutbox.due(db, at: now(), limit: 20, from: from) }
+                return try await storage.leaseDueEmails(at: now(), until: now() + Self.lease, limit: 20, from: from)
             },
             perform: { [self] pending in await deliver(pending) },
-            nextDue: { [pool] in try await pool.read { db in try EmailOutbox.nextDue(db) } },
+            nextDue: { [storage] in try await storage.nextEmailDue() },
             now: now, logger: logger)
     }
 
@@ -37,7 +39,7 @@ struct OutboxSender: Sendable {
         let id = pending.message.id
         do {
             try await transport.send(pending.message)
-            try await pool.write { [now] db in try EmailOutbox.markSent(db, id: id, at: now()) }
+            try await storage.markEmailSent(id: id, at: now())
             logger.info("email sent", metadata: ["email_id": "\(id)", "subject": "\(pending.message.subject)"])
         } catch {
             let permanent = (error as? EmailDeliveryError)?.permanent ?? false
@@ -50,9 +52,7 @@ struct OutboxSender: Sendable {
                     "retry_in_seconds": "\(permanent ? "never" : String(Int(delay)))"
                 ])
             do {
-                try await pool.write { [now] db in
-                    try EmailOutbox.markFailedAttempt(db, id: id, error: "\(error)", retryAt: retryAt, at: now())
-                }
+                try await storage.markEmailFailed(id: id, error: "\(error)", retryAt: retryAt, at: now())
             } catch {
                 logger.error("outbox update failed", metadata: ["email_id": "\(id)", "error": "\(error)"])
             }

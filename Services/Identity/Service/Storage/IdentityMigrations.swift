@@ -125,6 +125,10 @@ enum IdentityMigrations {
                     );
                     """)
         }
+        // The outbox is leased: with several senders, each email is sent by one at a time.
+        migrator.registerMigration("identity v5: outbox leases") { db in
+            try db.execute(sql: "ALTER TABLE email_outbox ADD COLUMN lease_until REAL")
+        }
         return migrator
     }
 

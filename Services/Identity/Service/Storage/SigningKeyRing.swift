@@ -2,15 +2,14 @@ import AccessTokens
 import Contracts
 import Crypto
 import Foundation
-import GRDB
 import Synchronization
 
 /// Identity's access-token signing keys, kept in its database: the current key signs; retired keys
 /// stay published (and accepted) until every token they signed has expired.
 ///
-/// Rotation may happen in another process (the `rotate-signing-keys` command), so the ring reloads
-/// from the database when its copy is over 5 seconds old, and at once when a token names a key it
-/// does not know. Reloads are asynchronous reads: callers run on event loops, which must never
+/// Rotation may happen in another process (the `rotate-signing-keys` command, another replica),
+/// so the ring reloads from the database when its copy is over 5 seconds old, and at once when a
+/// token names a key it does not know. Reloads are asynchronous reads: callers run on event loops, which must never
 /// wait for the database.
 final class SigningKeyRing: Sendable {
     private struct Loaded {
@@ -21,115 +20,101 @@ final class SigningKeyRing: Sendable {
     }
 
     private struct State {
-        var loaded: Loaded
+        /// nil until `prepare` (at start, before serving) loaded the keys.
+        var loaded: Loaded?
         var reloading = false
     }
 
-    private let pool: DatabasePool
+    private let storage: any IdentityStorage
     private let now: @Sendable () -> Date
     private let tokenLifetime: TimeInterval
-    private let state: Mutex<State>
+    private let state = Mutex(State())
     private let verified = VerifiedTokenCache()
     static let reloadInterval: Duration = .seconds(5)
 
-    /// Creates the first key if the database has none. Called at start-up, before serving.
-    init(pool: DatabasePool, tokenLifetime: TimeInterval, now: @escaping @Sendable () -> Date) throws {
-        self.pool = pool
+    init(storage: any IdentityStorage, tokenLifetime: TimeInterval, now: @escaping @Sendable () -> Date) {
+        self.storage = storage
         self.now = now
         self.tokenLifetime = tokenLifetime
-        let loaded = try pool.write { db in
-            if try Int.fetchOne(db, sql: "SELECT count(*) FROM signing_key WHERE retired_at IS NULL") == 0 {
-                try Self.insert(db, SigningKey.generate(), at: now())
-            }
-            return try Self.load(db, tokenLifetime: tokenLifetime, at: now())
-        }
-        state = Mutex(State(loaded: loaded))
+    }
+
+    /// Creates the first key if there is none (of several replicas starting at once, one does),
+    /// and loads the keys. Run at start-up, before serving.
+    func prepare() async throws {
+        try await storage.addSigningKeyIfNone(SigningKey.generate(), at: now())
+        let loaded = try await load()
+        state.withLock { $0.loaded = loaded }
     }
 
     /// The key new tokens are signed with.
-    func current() async -> SigningKey { await fresh().current }
+    func current() async throws -> SigningKey { try await fresh().current }
 
     /// The public keys to publish: the current key and retired keys whose tokens may still be live.
-    func published() async -> JSONWebKeySet { await fresh().published }
+    func published() async throws -> JSONWebKeySet { try await fresh().published }
 
     /// Verifies a token, reloading the keys first when it names one not yet seen.
     func verify(_ token: String) async throws(AccessTokenError) -> AccessTokenClaims {
         let at = now()
         if let claims = verified.claims(for: token, now: at) { return claims }
-        let snapshot = await fresh()
+        guard let snapshot = try? await fresh() else { throw .unknownKey("") }
         let claims: AccessTokenClaims
         do {
             claims = try snapshot.verifier.verify(token, now: at)
         } catch .unknownKey {
             // At most one reload a second, so tokens naming made-up keys cannot load the database.
-            guard ContinuousClock.now - snapshot.loadedAt >= .seconds(1) else { throw .unknownKey("") }
-            claims = try await reload(after: snapshot).verifier.verify(token, now: at)
+            guard ContinuousClock.now - snapshot.loadedAt >= .seconds(1), let reloaded = try? await reload(after: snapshot) else {
+                throw .unknownKey("")
+            }
+            claims = try reloaded.verifier.verify(token, now: at)
         }
         verified.remember(claims, for: token, now: at)
         return claims
     }
 
     /// Retires the current key and makes a new one current; forgets keys retired long ago.
-    /// Returns the new key's id.
+    /// Returns the new key's id. Every replica has it within `reloadInterval`.
     @discardableResult
-    static func rotate(pool: DatabasePool, tokenLifetime: TimeInterval, at now: Date) throws -> String {
+    static func rotate(storage: any IdentityStorage, tokenLifetime: TimeInterval, at now: Date) async throws -> String {
         let key = SigningKey.generate()
-        try pool.write { db in
-            try db.execute(sql: "UPDATE signing_key SET retired_at = ? WHERE retired_at IS NULL", arguments: [now.timeIntervalSince1970])
-            try insert(db, key, at: now)
-            try db.execute(
-                sql: "DELETE FROM signing_key WHERE retired_at < ?",
-                arguments: [now.timeIntervalSince1970 - tokenLifetime - 86400])
-        }
+        try await storage.rotateSigningKey(to: key, at: now, forgetBefore: now - tokenLifetime - 86400)
         return key.keyID
     }
 
     /// The loaded keys, reloaded first when stale. While one caller reloads, others use the old copy.
-    private func fresh() async -> Loaded {
-        let (snapshot, mustReload) = state.withLock { state -> (Loaded, Bool) in
-            guard ContinuousClock.now - state.loaded.loadedAt >= Self.reloadInterval, !state.reloading else {
-                return (state.loaded, false)
+    private func fresh() async throws -> Loaded {
+        let (snapshot, mustReload) = state.withLock { state -> (Loaded?, Bool) in
+            if let loaded = state.loaded, ContinuousClock.now - loaded.loadedAt < Self.reloadInterval || state.reloading {
+                return (loaded, false)
             }
             state.reloading = true
             return (state.loaded, true)
         }
-        guard mustReload else { return snapshot }
-        return await reload(after: snapshot)
+        if !mustReload, let snapshot { return snapshot }
+        return try await reload(after: snapshot)
     }
 
-    private func reload(after snapshot: Loaded) async -> Loaded {
-        let newer = try? await pool.read { [tokenLifetime, now] db in try Self.load(db, tokenLifetime: tokenLifetime, at: now()) }
-        return state.withLock { state in
+    private func reload(after snapshot: Loaded?) async throws -> Loaded {
+        let newer = try? await load()
+        return try state.withLock { state in
             state.reloading = false
             // Even a failed read counts as a reload, so a broken database is not read on every call.
-            state.loaded =
-                newer
-                ?? Loaded(
-                    current: snapshot.current, published: snapshot.published,
-                    verifier: snapshot.verifier, loadedAt: .now)
-            return state.loaded
+            if let newer {
+                state.loaded = newer
+            } else if let snapshot {
+                state.loaded = Loaded(current: snapshot.current, published: snapshot.published, verifier: snapshot.verifier, loadedAt: .now)
+            }
+            guard let loaded = state.loaded else { throw SigningKeyMissing() }
+            return loaded
         }
     }
 
-    private static func insert(_ db: Database, _ key: SigningKey, at now: Date) throws {
-        try db.execute(
-            sql: "INSERT INTO signing_key (kid, private_key, created_at) VALUES (?, ?, ?)",
-            arguments: [key.keyID, key.privateKey.rawRepresentation, now.timeIntervalSince1970])
-    }
-
-    private static func load(_ db: Database, tokenLifetime: TimeInterval, at now: Date) throws -> Loaded {
-        let rows = try Row.fetchAll(
-            db,
-            sql: """
-                SELECT kid, private_key, retired_at FROM signing_key
-                WHERE retired_at IS NULL OR retired_at > ? ORDER BY created_at DESC
-                """, arguments: [now.timeIntervalSince1970 - tokenLifetime])
+    private func load() async throws -> Loaded {
         var current: SigningKey?
         var keys: [SigningKey] = []
-        for row in rows {
-            let key = SigningKey(keyID: row["kid"], privateKey: try P256.Signing.PrivateKey(rawRepresentation: row["private_key"] as Data))
+        for stored in try await storage.signingKeys(retiredAfter: now() - tokenLifetime) {
+            let key = SigningKey(keyID: stored.keyID, privateKey: try P256.Signing.PrivateKey(rawRepresentation: stored.privateKey))
             keys.append(key)
-            if current == nil, (row["retired_at"] as Double?) == nil { current = key }
+            if current == nil, stored.retiredAt == nil { current = key }
         }
         guard let current else { throw SigningKeyMissing() }
         let published = JSONWebKeySet(keys: keys.map(\.publicJWK))
