@@ -61,8 +61,8 @@ import Testing
         }
     }
 
-    @Test func tokensVerifyWithThePublishedKeysAndCarryTheUser() async throws {
-        try await withStarted(IdentityHarness.start()) { identity in
+    @Test(arguments: StorageBackend.allCases) func tokensVerifyWithThePublishedKeysAndCarryTheUser(backend: StorageBackend) async throws {
+        try await withStarted(IdentityHarness.start(backend: backend)) { identity in
             let login = try await identity.signedUpUser("claims@example.com")
             let keys = try await identity.client.call(Identity.getSigningKeys, Empty())
             #expect(keys.keys.count == 1 && keys.keys[0].alg == "ES256" && keys.keys[0].kty == "EC")
@@ -74,8 +74,8 @@ import Testing
         }
     }
 
-    @Test func tamperedExpiredForeignAndUnsignedTokensAreRefused() async throws {
-        try await withStarted(IdentityHarness.start()) { identity in
+    @Test(arguments: StorageBackend.allCases) func tamperedExpiredForeignAndUnsignedTokensAreRefused(backend: StorageBackend) async throws {
+        try await withStarted(IdentityHarness.start(backend: backend)) { identity in
             let login = try await identity.signedUpUser()
             let verifier = AccessTokenVerifier(keySet: try await identity.client.call(Identity.getSigningKeys, Empty()))
             let parts = login.accessToken.split(separator: ".").map(String.init)
@@ -118,8 +118,8 @@ import Testing
 
     /// The key ring reloads every 5 s while calls verify tokens on the event loops. It once did
     /// that with a blocking database read, which hung the event loops under load.
-    @Test func manyConcurrentGetMeCallsAcrossAKeyReloadAllSucceed() async throws {
-        try await withStarted(IdentityHarness.start()) { identity in
+    @Test(arguments: StorageBackend.allCases) func manyConcurrentGetMeCallsAcrossAKeyReloadAllSucceed(backend: StorageBackend) async throws {
+        try await withStarted(IdentityHarness.start(backend: backend)) { identity in
             let login = try await identity.signedUpUser()
             let until = ContinuousClock.now + .seconds(7)
             let results = await withTaskGroup(of: (Int, Int).self) { group in
@@ -149,14 +149,16 @@ import Testing
         }
     }
 
-    @Test func afterARotationOldTokensVerifyUntilTheyExpireAndNewOnesUseTheNewKey() async throws {
-        try await withStarted(IdentityHarness.start()) { identity in
+    @Test(arguments: StorageBackend.allCases) func afterARotationOldTokensVerifyUntilTheyExpireAndNewOnesUseTheNewKey(backend: StorageBackend)
+        async throws
+    {
+        try await withStarted(IdentityHarness.start(backend: backend)) { identity in
             let email = "rotation@example.com"
             let before = try await identity.signedUpUser(email)
             let oldKey = try #require(AccessTokenVerifier.keyID(of: before.accessToken))
 
             // The command, run against the service's database while it serves.
-            let settings = try ServiceOptions.parse(["--data-dir", identity.directory]).settings(
+            let settings = try ServiceOptions.parse(identity.store.serviceArguments).settings(
                 service: IdentityDefinition.identity, environment: [:])
             let newKey = try await IdentityDefinition.rotateSigningKeys(settings: settings)
             #expect(newKey != oldKey)

@@ -12,8 +12,10 @@ import Testing
 
 /// Registering, verifying the address and signing in, over real HTTP/2 against identity in-process.
 @Suite(.timeLimit(.minutes(3))) struct RegistrationTests {
-    @Test func newUserRegistersVerifiesSignsInGivesProfileRefreshesAndLogsOut() async throws {
-        try await withStarted(IdentityHarness.start()) { identity in
+    @Test(arguments: StorageBackend.allCases) func newUserRegistersVerifiesSignsInGivesProfileRefreshesAndLogsOut(backend: StorageBackend)
+        async throws
+    {
+        try await withStarted(IdentityHarness.start(backend: backend)) { identity in
             let client = identity.client
             let email = "Ada.Lovelace@Example.COM"
 
@@ -66,13 +68,15 @@ import Testing
                 try await client.call(Identity.refreshAccessToken, SessionTokenRequest(sessionToken: login.sessionToken))
             }
 
-            let events = try await identity.database().read { db in try String.fetchAll(db, sql: "SELECT event FROM audit_event ORDER BY id") }
+            let events = try await identity.store.query("SELECT event FROM audit_event ORDER BY id").split(separator: "\n").map(String.init)
             #expect(events == ["registered", "verified", "login_succeeded", "profile_updated", "logout"])
         }
     }
 
-    @Test func verificationLinksWorkOnceExpireAfterADayAndAreReplacedByAResend() async throws {
-        try await withStarted(IdentityHarness.start()) { identity in
+    @Test(arguments: StorageBackend.allCases) func verificationLinksWorkOnceExpireAfterADayAndAreReplacedByAResend(backend: StorageBackend)
+        async throws
+    {
+        try await withStarted(IdentityHarness.start(backend: backend)) { identity in
             let client = identity.client
             let email = "links@example.com"
             _ = try await client.call(Identity.register, RegisterRequest(email: email, password: IdentityHarness.password, fullName: "L"))
@@ -164,8 +168,8 @@ import Testing
 
     /// One mailbox, one account: case variants of an address are the same account, get one email
     /// between them (the address's limit), and sign in with any spelling.
-    @Test func caseVariantsOfAnAddressAreOneAccount() async throws {
-        try await withStarted(IdentityHarness.start()) { identity in
+    @Test(arguments: StorageBackend.allCases) func caseVariantsOfAnAddressAreOneAccount(backend: StorageBackend) async throws {
+        try await withStarted(IdentityHarness.start(backend: backend)) { identity in
             let variants = [
                 "Mixed.Case@example.com", "mixed.case@example.com", "MIXED.CASE@example.com", "Mixed.CASE@EXAMPLE.com", "mIxEd.cAsE@example.com"
             ]
@@ -173,9 +177,9 @@ import Testing
                 _ = try await identity.client.call(
                     Identity.register, RegisterRequest(email: variant, password: IdentityHarness.password, fullName: "M"))
             }
-            let users = try await identity.database().read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM user") }
+            let users = try await identity.store.count(#"SELECT count(*) FROM "user""#)
             #expect(users == 1)
-            let queued = try await identity.database().read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM email_outbox") }
+            let queued = try await identity.store.count("SELECT count(*) FROM email_outbox")
             #expect(queued == 1)
             let link = try #require(try await identity.waitForEmails(to: "Mixed.Case@example.com")[0].token)
             _ = try await identity.client.call(Identity.verifyEmail, VerifyEmailRequest(token: link))
@@ -212,8 +216,8 @@ import Testing
         }
     }
 
-    @Test func resendsAreLimitedToOneAMinuteAndTenAnHour() async throws {
-        try await withStarted(IdentityHarness.start()) { identity in
+    @Test(arguments: StorageBackend.allCases) func resendsAreLimitedToOneAMinuteAndTenAnHour(backend: StorageBackend) async throws {
+        try await withStarted(IdentityHarness.start(backend: backend)) { identity in
             let email = "limits@example.com"
             _ = try await identity.client.call(Identity.register, RegisterRequest(email: email, password: IdentityHarness.password, fullName: "L"))
             for _ in 0..<15 {
@@ -221,15 +225,13 @@ import Testing
                 _ = try await identity.client.call(Identity.resendVerification, ResendVerificationRequest(email: email))
             }
             // Registration's email plus nine resends fill the hour's ten.
-            let queued = try await identity.database().read { db in
-                try Int.fetchOne(db, sql: "SELECT count(*) FROM email_outbox WHERE recipient = ?", arguments: [email])
-            }
+            let queued = try await identity.store.count("SELECT count(*) FROM email_outbox WHERE recipient = '\(email)'")
             #expect(queued == 10)
         }
     }
 
-    @Test func registerResendAndResetAnswerTheSameForTakenAndFreeAddresses() async throws {
-        try await withStarted(IdentityHarness.start()) { identity in
+    @Test(arguments: StorageBackend.allCases) func registerResendAndResetAnswerTheSameForTakenAndFreeAddresses(backend: StorageBackend) async throws {
+        try await withStarted(IdentityHarness.start(backend: backend)) { identity in
             let taken = "taken@example.com"
             _ = try await identity.signedUpUser(taken)
             let url = "http://127.0.0.1:\(identity.port)/identity.v1.IdentityService/"
@@ -304,10 +306,10 @@ import Testing
         }
     }
 
-    @Test func badInputIsRefusedWithInvalidArgumentAndWritesNothing() async throws {
-        try await withStarted(IdentityHarness.start()) { identity in
+    @Test(arguments: StorageBackend.allCases) func badInputIsRefusedWithInvalidArgumentAndWritesNothing(backend: StorageBackend) async throws {
+        try await withStarted(IdentityHarness.start(backend: backend)) { identity in
             _ = try await identity.signedUpUser("existing@example.com")
-            let before = try identity.rowCounts()
+            let before = try await identity.rowCounts()
             let url = "http://127.0.0.1:\(identity.port)/identity.v1.IdentityService/Register"
             let long = String(repeating: "x", count: 300)
             let cases: [(body: String, mentions: String)] = [
@@ -340,10 +342,10 @@ import Testing
             let response = try await Curl.post(url, bodyFile: try temporaryFile(invalid), extra: ["--http2-prior-knowledge"])
             #expect(response.status == 400 && response.body.contains("invalid_argument"), "\(response.body)")
 
-            #expect(try identity.rowCounts() == before)
+            #expect(try await identity.rowCounts() == before)
 
             let signedIn = try await identity.signedUpUser()
-            let beforeProfile = try identity.rowCounts()
+            let beforeProfile = try await identity.rowCounts()
             let profileURL = "http://127.0.0.1:\(identity.port)/identity.v1.IdentityService/UpdateBusinessProfile"
             let profiles: [(body: String, mentions: String)] = [
                 (#"{"companyName":"C","companySize":"HUGE","country":"DE","jobTitle":"J","useCase":"U"}"#, "companySize must be one of"),
@@ -361,7 +363,7 @@ import Testing
                     extra: ["--http2-prior-knowledge", "-H", "authorization: Bearer \(signedIn.accessToken)"])
                 #expect(response.status == 400 && response.body.contains(mentions), "\(body) -> \(response.body)")
             }
-            #expect(try identity.rowCounts() == beforeProfile)
+            #expect(try await identity.rowCounts() == beforeProfile)
         }
     }
 }

@@ -13,8 +13,10 @@ import Testing
 @Suite(.timeLimit(.minutes(3))) struct SignInTests {
     static let badCredentials = RPCError(.unauthenticated, "the email or password is wrong")
 
-    @Test func unknownEmailAndWrongPasswordGetTheSameAnswerInAboutTheSameTime() async throws {
-        try await withStarted(IdentityHarness.start(arguments: ["--scrypt-log-n", "14"])) { identity in
+    @Test(arguments: StorageBackend.allCases) func unknownEmailAndWrongPasswordGetTheSameAnswerInAboutTheSameTime(backend: StorageBackend)
+        async throws
+    {
+        try await withStarted(IdentityHarness.start(arguments: ["--scrypt-log-n", "14"], backend: backend)) { identity in
             _ = try await identity.signedUpUser("known@example.com")
             let url = "http://127.0.0.1:\(identity.port)/identity.v1.IdentityService/Login"
             func attempt(_ email: String) async throws -> (Int, String, Duration) {
@@ -83,8 +85,9 @@ import Testing
         }
     }
 
-    @Test func failuresFromOneClientIPLockThatIPForEveryAccountButNotOthers() async throws {
-        try await withStarted(IdentityHarness.start()) { identity in
+    @Test(arguments: StorageBackend.allCases) func failuresFromOneClientIPLockThatIPForEveryAccountButNotOthers(backend: StorageBackend) async throws
+    {
+        try await withStarted(IdentityHarness.start(backend: backend)) { identity in
             let victim = "victim@example.com"
             _ = try await identity.signedUpUser(victim)
             func login(_ email: String, password: String, from ip: String) async throws -> LoginResponse {
@@ -110,8 +113,9 @@ import Testing
     /// Failures from six addresses lock the account against guessing, but not against its owner:
     /// the right password from an address with no failures still passes. An address that failed
     /// is refused even with the right password while the lock lasts.
-    @Test func failuresFromManyAddressesSlowGuessersButNeverLockTheOwnerOut() async throws {
-        try await withStarted(IdentityHarness.start()) { identity in
+    @Test(arguments: StorageBackend.allCases) func failuresFromManyAddressesSlowGuessersButNeverLockTheOwnerOut(backend: StorageBackend) async throws
+    {
+        try await withStarted(IdentityHarness.start(backend: backend)) { identity in
             let victim = "owner@example.com"
             _ = try await identity.signedUpUser(victim)
             func login(_ password: String, from ip: String) async throws -> LoginResponse {
@@ -122,9 +126,7 @@ import Testing
             for index in 1...6 {
                 await #expect(throws: Self.badCredentials) { try await login("guessing guessing", from: "203.0.113.\(index)") }
             }
-            let locked = try await identity.database().read { db in
-                try Double.fetchOne(db, sql: "SELECT locked_until FROM login_throttle WHERE subject = ?", arguments: ["account:\(victim)"])
-            }
+            let locked = try await identity.store.value("SELECT locked_until FROM login_throttle WHERE subject = 'account:\(victim)'")
             #expect(locked != nil, "six failures lock the account")
             // A guesser's address, even with the right password, is refused while the lock lasts; so
             // is a wrong password from a fresh address, which now counts against that address too.
@@ -140,8 +142,8 @@ import Testing
 
     /// ChangePassword counts wrong current passwords like sign-in does: after five, even the right
     /// one is refused from that address until the lock passes.
-    @Test func changePasswordIsThrottledLikeSignIn() async throws {
-        try await withStarted(IdentityHarness.start()) { identity in
+    @Test(arguments: StorageBackend.allCases) func changePasswordIsThrottledLikeSignIn(backend: StorageBackend) async throws {
+        try await withStarted(IdentityHarness.start(backend: backend)) { identity in
             let user = try await identity.signedUpUser("guessed@example.com")
             var auth = ConnectClient.CallOptions(bearerToken: user.accessToken)
             func change(_ old: String) async throws {
@@ -162,9 +164,7 @@ import Testing
             let refreshed = try await identity.client.call(Identity.refreshAccessToken, SessionTokenRequest(sessionToken: user.sessionToken))
             auth = ConnectClient.CallOptions(bearerToken: refreshed.accessToken)
             try await change(IdentityHarness.password)
-            let failures = try await identity.database().read { db in
-                try Int.fetchOne(db, sql: "SELECT count(*) FROM audit_event WHERE event = 'password_change_failed'")
-            }
+            let failures = try await identity.store.count("SELECT count(*) FROM audit_event WHERE event = 'password_change_failed'")
             #expect(failures == 8)
         }
     }
@@ -172,8 +172,10 @@ import Testing
     /// RequestPasswordReset does the same work before answering for a known and an unknown address
     /// (it records the request; the outbox sender looks the address up later), so its timing does
     /// not tell which addresses have accounts. Before, 1.0 vs 0.6 ms medians told them apart.
-    @Test func passwordResetRequestsTakeTheSameTimeForKnownAndUnknownAddresses() async throws {
-        try await withStarted(IdentityHarness.start()) { identity in
+    @Test(arguments: StorageBackend.allCases) func passwordResetRequestsTakeTheSameTimeForKnownAndUnknownAddresses(backend: StorageBackend)
+        async throws
+    {
+        try await withStarted(IdentityHarness.start(backend: backend)) { identity in
             let known = "known.reset@example.com"
             _ = try await identity.signedUpUser(known)
             func timed(_ email: String) async throws -> Duration {
@@ -207,17 +209,15 @@ import Testing
             let reset = try await identity.waitForEmails(to: known, count: 2)[1]
             #expect(reset.subject == "Reset your password")
             try await eventually {
-                try await identity.database().read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM password_reset_request") } == 0
+                try await identity.store.count("SELECT count(*) FROM password_reset_request") == 0
             }
-            let resetEmails = try await identity.database().read { db in
-                try Int.fetchOne(db, sql: "SELECT count(*) FROM email_outbox WHERE kind = 'password_reset'")
-            }
+            let resetEmails = try await identity.store.count("SELECT count(*) FROM email_outbox WHERE kind = 'password_reset'")
             #expect(resetEmails == 1)
         }
     }
 
-    @Test func sessionsEndAfterTwoIdleHoursOrADayAndOnLogout() async throws {
-        try await withStarted(IdentityHarness.start()) { identity in
+    @Test(arguments: StorageBackend.allCases) func sessionsEndAfterTwoIdleHoursOrADayAndOnLogout(backend: StorageBackend) async throws {
+        try await withStarted(IdentityHarness.start(backend: backend)) { identity in
             let client = identity.client
             let email = "sessions@example.com"
             let first = try await identity.signedUpUser(email)
@@ -249,8 +249,8 @@ import Testing
 
     /// LookupUsers answers the users that exist among the ids, to organization and the console
     /// only: a user, even signed in, is refused.
-    @Test func lookupUsersIsForTrustedServicesAndNamesOnlyExistingUsers() async throws {
-        try await withStarted(IdentityHarness.start()) { identity in
+    @Test(arguments: StorageBackend.allCases) func lookupUsersIsForTrustedServicesAndNamesOnlyExistingUsers(backend: StorageBackend) async throws {
+        try await withStarted(IdentityHarness.start(backend: backend)) { identity in
             let login = try await identity.signedUpUser("looked.up@example.com")
             let found = try await identity.service.call(Identity.lookupUsers, LookupUsersRequest(userIds: [login.user.id, "nobody"]))
             #expect(found.users == [UserSummary(id: login.user.id, email: "looked.up@example.com", fullName: "Test User", emailVerified: true)])
@@ -270,8 +270,8 @@ import Testing
         }
     }
 
-    @Test func introspectionIsForServicesOnly() async throws {
-        try await withStarted(IdentityHarness.start()) { identity in
+    @Test(arguments: StorageBackend.allCases) func introspectionIsForServicesOnly(backend: StorageBackend) async throws {
+        try await withStarted(IdentityHarness.start(backend: backend)) { identity in
             let login = try await identity.signedUpUser()
             await #expect(throws: RPCError.self) {
                 try await identity.client.call(Identity.introspectSession, SessionTokenRequest(sessionToken: login.sessionToken))
@@ -286,8 +286,8 @@ import Testing
         }
     }
 
-    @Test func changingThePasswordEndsOtherSessionsAndNeedsTheOldOne() async throws {
-        try await withStarted(IdentityHarness.start()) { identity in
+    @Test(arguments: StorageBackend.allCases) func changingThePasswordEndsOtherSessionsAndNeedsTheOldOne(backend: StorageBackend) async throws {
+        try await withStarted(IdentityHarness.start(backend: backend)) { identity in
             let client = identity.client
             let email = "changer@example.com"
             let current = try await identity.signedUpUser(email)
@@ -318,8 +318,8 @@ import Testing
         }
     }
 
-    @Test func aPasswordResetLinkWorksOnceEndsEverySessionAndExpires() async throws {
-        try await withStarted(IdentityHarness.start()) { identity in
+    @Test(arguments: StorageBackend.allCases) func aPasswordResetLinkWorksOnceEndsEverySessionAndExpires(backend: StorageBackend) async throws {
+        try await withStarted(IdentityHarness.start(backend: backend)) { identity in
             let client = identity.client
             let email = "forgetful@example.com"
             let session = try await identity.signedUpUser(email)
@@ -354,8 +354,8 @@ import Testing
         }
     }
 
-    @Test func concurrentResetsWithOneLinkSucceedOnce() async throws {
-        try await withStarted(IdentityHarness.start()) { identity in
+    @Test(arguments: StorageBackend.allCases) func concurrentResetsWithOneLinkSucceedOnce(backend: StorageBackend) async throws {
+        try await withStarted(IdentityHarness.start(backend: backend)) { identity in
             let email = "racer@example.com"
             _ = try await identity.signedUpUser(email)
             _ = try await identity.client.call(Identity.requestPasswordReset, RequestPasswordResetRequest(email: email))

@@ -28,6 +28,10 @@ public final class IdentityHarness: TestFixture {
     public static let organizationSecret = "test-organization-secret"
     public let host: ServiceHost
     public let directory: String
+    /// identity's database (SQLite file or PostgreSQL), to look inside with plain SQL.
+    public let store: TestDatabase
+    /// Whether `stop` stops the store: not when the test gave the directory (it starts identity again on it).
+    private let ownsStore: Bool
     public let clock: TestClock
     /// Calls as an end user would (no service credential).
     public let client: ConnectClient
@@ -43,15 +47,30 @@ public final class IdentityHarness: TestFixture {
     public var maildrop: String { directory + "/maildrop" }
 
     /// `arguments` are identity's own flags (`IdentityOptions`); `--scrypt-log-n 10` unless given.
+    /// With `directory`, identity's SQLite data lives there and outlives this harness (to start
+    /// identity again on it); otherwise the harness makes and removes a database of `backend`.
     public static func start(
-        directory: String = NSTemporaryDirectory() + "identity-\(UUID().uuidString)", clock: TestClock = TestClock(),
-        arguments: [String] = [], listening: Bool = true
+        directory: String? = nil, clock: TestClock = TestClock(), arguments: [String] = [], listening: Bool = true,
+        backend: StorageBackend = .sqlite
+    ) async throws -> IdentityHarness {
+        let store = try await TestDatabase.start(directory == nil ? backend : .sqlite, service: "identity", directory: directory)
+        do {
+            return try await start(store: store, ownsStore: directory == nil, clock: clock, arguments: arguments, listening: listening)
+        } catch {
+            if directory == nil { await store.stop() }
+            throw error
+        }
+    }
+
+    private static func start(
+        store: TestDatabase, ownsStore: Bool, clock: TestClock, arguments: [String], listening: Bool
     ) async throws -> IdentityHarness {
         let digest = TrustedServices.digest(ofSecret: callerSecret)
-        let settings = try ServiceOptions.parse([
-            "--port", "0", "--data-dir", directory, "--trusted-services",
-            "console=\(digest),organization=\(TrustedServices.digest(ofSecret: organizationSecret))"
-        ])
+        let settings = try ServiceOptions.parse(
+            ["--port", "0"] + store.serviceArguments + [
+                "--trusted-services", "console=\(digest),organization=\(TrustedServices.digest(ofSecret: organizationSecret))"
+            ]
+        )
         .settings(service: IdentityDefinition.identity, environment: [:])
         let identityArguments = arguments.contains("--scrypt-log-n") ? arguments : ["--scrypt-log-n", "10"] + arguments
         var configuration = try IdentityOptions.parse(identityArguments).configuration(settings: settings, environment: [:])
@@ -62,14 +81,18 @@ public final class IdentityHarness: TestFixture {
         let host = try ServiceHost(definition: IdentityDefinition.make(configuration: fixed), settings: settings, logger: logger)
         let (port, upstream) = try await host.start(listening: listening)
         return IdentityHarness(
-            host: host, directory: directory, clock: clock, port: port,
+            host: host, store: store, ownsStore: ownsStore, clock: clock, port: port,
             client: try ConnectClient(upstream: upstream),
             service: try ConnectClient(upstream: upstream, credential: ServiceCredential(serviceName: "console", secret: callerSecret)))
     }
 
-    private init(host: ServiceHost, directory: String, clock: TestClock, port: Int, client: ConnectClient, service: ConnectClient) {
+    private init(
+        host: ServiceHost, store: TestDatabase, ownsStore: Bool, clock: TestClock, port: Int, client: ConnectClient, service: ConnectClient
+    ) {
         self.host = host
-        self.directory = directory
+        self.directory = store.dataDirectory
+        self.store = store
+        self.ownsStore = ownsStore
         self.clock = clock
         self.port = port
         self.client = client
@@ -80,6 +103,7 @@ public final class IdentityHarness: TestFixture {
         await client.close()
         await service.close()
         await host.shutdown(timeout: .seconds(2))
+        if ownsStore { await store.stop() }
     }
 
     // MARK: Email
@@ -112,15 +136,13 @@ public final class IdentityHarness: TestFixture {
 
     // MARK: Database
 
+    /// The SQLite database itself, for tests of what only SQLite has.
     public func database() throws -> DatabaseQueue {
         try DatabaseQueue(path: directory + "/identity.sqlite")
     }
 
     /// Row counts of every table identity writes, to prove a refused call changed nothing.
-    public func rowCounts() throws -> [String: Int] {
-        let tables = ["user", "one_time_token", "session", "login_throttle", "email_outbox", "audit_event", "signing_key"]
-        return try database().read { db in
-            try Dictionary(uniqueKeysWithValues: tables.map { ($0, try Int.fetchOne(db, sql: "SELECT count(*) FROM \($0)") ?? -1) })
-        }
+    public func rowCounts() async throws -> [String: Int] {
+        try await store.rowCounts([#""user""#, "one_time_token", "session", "login_throttle", "email_outbox", "audit_event", "signing_key"])
     }
 }

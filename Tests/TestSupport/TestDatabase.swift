@@ -20,8 +20,9 @@ public final class TestDatabase: TestFixture {
     public let dataDirectory: String
     public let server: PostgresServer?
 
-    public static func start(_ backend: StorageBackend, service: String) async throws -> TestDatabase {
-        let directory = NSTemporaryDirectory() + "\(service)-\(UUID().uuidString)"
+    /// `directory`: the service's data directory (default: a new temporary one).
+    public static func start(_ backend: StorageBackend, service: String, directory: String? = nil) async throws -> TestDatabase {
+        let directory = directory ?? NSTemporaryDirectory() + "\(service)-\(UUID().uuidString)"
         guard backend == .postgres else { return TestDatabase(backend: backend, service: service, dataDirectory: directory, server: nil) }
         let server = try await PostgresServer.start()
         do {

@@ -1,6 +1,7 @@
 import Contracts
 import Foundation
 import GRDB
+import Logging
 import NIOPosix
 import ServiceRuntime
 
@@ -9,9 +10,16 @@ public enum IdentityDefinition {
     public static let identity = ServiceIdentity(name: "identity", defaultPort: 7101)
 
     public static func make(configuration: IdentityConfiguration) -> ServiceDefinition {
-        var definition = ServiceDefinition(identity: identity, rpcServices: ["identity.v1.IdentityService"], migrator: IdentityMigrations.migrator) {
+        var definition = ServiceDefinition(
+            identity: identity, rpcServices: ["identity.v1.IdentityService"], migrator: IdentityMigrations.migrator,
+            postgresMigrations: PostgresIdentityStorage.migrations
+        ) {
             setup, resources in
-            let storage = try SQLiteIdentityStorage(pool: try resources.database.pool)
+            let storage: any IdentityStorage
+            switch resources.database {
+            case .sqlite(let pool): storage = try SQLiteIdentityStorage(pool: pool)
+            case .postgres(let database): storage = PostgresIdentityStorage(database: database)
+            }
             let keys = SigningKeyRing(storage: storage, tokenLifetime: configuration.sessions.accessTokenLifetime, now: configuration.now)
             let wake = WakeSignal()
             let accounts = Accounts(
@@ -59,10 +67,24 @@ public enum IdentityDefinition {
     /// Retires the current signing key and makes a new one (the `rotate-signing-keys` command).
     /// Tokens signed with the old key keep verifying until they expire.
     public static func rotateSigningKeys(settings: ServiceSettings) async throws -> String {
-        let database = try ServiceDatabase.sqlite(
-            directory: settings.dataDirectory, name: identity.name, migrator: IdentityMigrations.migrator,
-            holdsSecrets: true)
-        return try await SigningKeyRing.rotate(
-            storage: try SQLiteIdentityStorage(pool: try database.pool), tokenLifetime: SessionRules().accessTokenLifetime, at: Date())
+        let lifetime = SessionRules().accessTokenLifetime
+        switch settings.database {
+        case .sqlite:
+            let database = try ServiceDatabase.sqlite(
+                directory: settings.dataDirectory, name: identity.name, migrator: IdentityMigrations.migrator, holdsSecrets: true)
+            return try await SigningKeyRing.rotate(storage: try SQLiteIdentityStorage(pool: try database.pool), tokenLifetime: lifetime, at: Date())
+        case .postgres(let configuration, _):
+            let database = PostgresBackend(configuration: configuration, logger: Logger(label: "identity"))
+            do {
+                try await database.migrate(service: identity.name, migrations: PostgresIdentityStorage.migrations)
+                let keyID = try await SigningKeyRing.rotate(storage: PostgresIdentityStorage(database: database), tokenLifetime: lifetime, at: Date())
+                await database.close()
+                return keyID
+            } catch {
+                await database.close()
+                throw error
+            }
+        }
     }
+
 }

@@ -12,6 +12,18 @@ struct UserRecord: FetchableRecord, Sendable {
     var profile: BusinessProfile?
     var createdAt: Date
 
+    init(
+        id: String, email: String, fullName: String, passwordHash: String, emailVerifiedAt: Date?, profile: BusinessProfile?, createdAt: Date
+    ) {
+        self.id = id
+        self.email = email
+        self.fullName = fullName
+        self.passwordHash = passwordHash
+        self.emailVerifiedAt = emailVerifiedAt
+        self.profile = profile
+        self.createdAt = createdAt
+    }
+
     init(row: Row) {
         id = row["id"]
         email = row["email"]
