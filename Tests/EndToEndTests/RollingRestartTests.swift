@@ -6,10 +6,10 @@ import Synchronization
 import TestSupport
 import Testing
 
-/// Two replicas each of organization and marketplace-link on PostgreSQL, restarted one at a time
-/// (SIGTERM, drain, start again on the same port) while buyers go through the journey without
-/// pause: every journey completes. Clients reach the replicas as a comma-separated URL list, as
-/// marketplace-link reaches organization's.
+/// Two replicas each of identity, organization and marketplace-link on PostgreSQL, restarted one
+/// at a time (SIGTERM, drain, start again on the same port) while buyers go through the journey
+/// without pause: every journey completes. Clients reach the replicas as a comma-separated URL
+/// list, as the services reach each other's.
 @Suite(.serialized, .timeLimit(.minutes(5))) struct RollingRestartTests {
     static let linkSecret = "rolling-link-secret"
     static let buyers = 120
@@ -72,36 +72,41 @@ import Testing
         init(_ initial: Value) { value = Mutex(initial) }
     }
 
-    private func signedUp(_ name: String, identityPort: Int, maildrop: String) async throws -> LoginResponse {
-        try await withStarted(ConnectClient(upstream: .url("http://127.0.0.1:\(identityPort)"))) { client in
-            let email = "\(name)-\(UUID().uuidString.prefix(6).lowercased())@example.com"
-            _ = try await client.call(Identity.register, RegisterRequest(email: email, password: "rolling passphrase", fullName: name))
-            let token = try await MaildropReader(directory: maildrop).linkToken(to: email)
-            _ = try await client.call(Identity.verifyEmail, VerifyEmailRequest(token: token))
-            return try await client.call(Identity.login, LoginRequest(email: email, password: "rolling passphrase"))
-        }
+    private func signedUp(_ name: String, identity client: ConnectClient, maildrop: String) async throws -> LoginResponse {
+        let email = "\(name)-\(UUID().uuidString.prefix(6).lowercased())@example.com"
+        _ = try await client.call(Identity.register, RegisterRequest(email: email, password: "rolling passphrase", fullName: name))
+        let token = try await MaildropReader(directory: maildrop).linkToken(to: email)
+        _ = try await client.call(Identity.verifyEmail, VerifyEmailRequest(token: token))
+        return try await client.call(Identity.login, LoginRequest(email: email, password: "rolling passphrase"))
     }
 
     @Test func restartingEachReplicaInTurnFailsNoJourney() async throws {
-        try await withStarted(TestDatabase.start(.postgres, service: "organization")) { organizationStore in
-            try await withStarted(TestDatabase.start(.postgres, service: "marketplace-link")) { linkStore in
-                let base = NSTemporaryDirectory() + "rolling-\(UUID().uuidString)"
-                let digest = try await ExternalCommand.run(
-                    ["bash", "-c", "printf '%s' '\(Self.linkSecret)' | sha256sum | cut -d' ' -f1"], timeout: .seconds(10)
-                ).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
-                try await withStarted(
-                    ChildProcess(service: "identity", arguments: ["--port", "0", "--data-dir", base + "/identity", "--scrypt-log-n", "10"])
-                ) { identity in
+        try await withStarted(TestDatabase.start(.postgres, service: "identity")) { identityStore in
+            try await withStarted(TestDatabase.start(.postgres, service: "organization")) { organizationStore in
+                try await withStarted(TestDatabase.start(.postgres, service: "marketplace-link")) { linkStore in
+                    let base = NSTemporaryDirectory() + "rolling-\(UUID().uuidString)"
+                    let digest = try await ExternalCommand.run(
+                        ["bash", "-c", "printf '%s' '\(Self.linkSecret)' | sha256sum | cut -d' ' -f1"], timeout: .seconds(10)
+                    ).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
                     try await withStarted(SimulatorProcess.start(seedPath: try seed())) { simulator in
                         var ports: [Int] = []
-                        for _ in 0..<4 { ports.append(try await freePort()) }
+                        for _ in 0..<6 { ports.append(try await freePort()) }
+                        let identityURLs = ports[4..<6].map { "http://127.0.0.1:\($0)" }.joined(separator: ",")
                         let organizationURLs = ports[0..<2].map { "http://127.0.0.1:\($0)" }.joined(separator: ",")
                         let linkURLs = ports[2..<4].map { "http://127.0.0.1:\($0)" }.joined(separator: ",")
+                        let maildrop = base + "/maildrop"
+                        let identities = (0..<2).map { index in
+                            Replica(
+                                service: "identity", port: ports[4 + index],
+                                arguments: identityStore.serviceArguments + [
+                                    "--data-dir", base + "/identity-\(index)", "--scrypt-log-n", "10", "--maildrop-dir", maildrop
+                                ])
+                        }
                         let organizations = (0..<2).map { index in
                             Replica(
                                 service: "organization", port: ports[index],
                                 arguments: organizationStore.serviceArguments + [
-                                    "--data-dir", base + "/organization-\(index)", "--identity-url", "http://127.0.0.1:\(identity.port)",
+                                    "--data-dir", base + "/organization-\(index)", "--identity-url", identityURLs,
                                     "--trusted-services", "marketplace-link=\(digest)"
                                 ])
                         }
@@ -109,7 +114,7 @@ import Testing
                             Replica(
                                 service: "marketplace-link", port: ports[2 + index],
                                 arguments: linkStore.serviceArguments + [
-                                    "--data-dir", base + "/link-\(index)", "--identity-url", "http://127.0.0.1:\(identity.port)",
+                                    "--data-dir", base + "/link-\(index)", "--identity-url", identityURLs,
                                     "--organization-url", organizationURLs, "--aws-marketplace-endpoint", simulator.baseURL,
                                     "--service-secret", Self.linkSecret, "--product-code", SimulatorProcess.product,
                                     // Every journey comes from this one address.
@@ -119,25 +124,31 @@ import Testing
                                     "AWS_ACCESS_KEY_ID": SimulatorProcess.sellerAccessKeyID, "AWS_SECRET_ACCESS_KEY": SimulatorProcess.sellerSecret
                                 ])
                         }
-                        let replicas = organizations + links
+                        let replicas = identities + organizations + links
                         defer { Task { for replica in replicas { await replica.stop() } } }
                         for replica in replicas { try await replica.start() }
 
+                        let identityClient = try ConnectClient(upstream: .url(identityURLs))
                         let organizationClient = try ConnectClient(upstream: .url(organizationURLs))
                         let linkClient = try ConnectClient(upstream: .url(linkURLs))
                         let workers = 4
                         var users: [LoginResponse] = []
                         for index in 0..<workers {
-                            users.append(try await signedUp("worker\(index)", identityPort: identity.port, maildrop: base + "/identity/maildrop"))
+                            users.append(try await signedUp("worker\(index)", identity: identityClient, maildrop: maildrop))
                         }
                         let nextBuyer = Shared(0)
                         let restarting = Shared(true)
                         let simulatorURL = simulator.baseURL
 
-                        // One journey: a new organization, the buyer's "Set up your account", the claim bound, billing ACTIVE.
+                        // One journey: a fresh access token, a new organization, the buyer's "Set up your
+                        // account", the claim bound, billing ACTIVE.
                         let journey: @Sendable (LoginResponse, Int) async -> String? = { user, buyer in
                             do {
-                                let auth = ConnectClient.CallOptions(timeout: .seconds(20), bearerToken: user.accessToken)
+                                let access = try await identityClient.call(
+                                    Identity.refreshAccessToken, SessionTokenRequest(sessionToken: user.sessionToken),
+                                    options: .init(timeout: .seconds(20)))
+                                let auth = ConnectClient.CallOptions(timeout: .seconds(20), bearerToken: access.accessToken)
+                                _ = try await identityClient.call(Identity.getMe, Empty(), options: auth)
                                 let organization = try await organizationClient.call(
                                     Organizations.createOrganization, CreateOrganizationRequest(name: "Rolling \(buyer)"), options: auth)
                                 let token = try await SimulatorProcess.subscribeAndSetUp(
@@ -190,6 +201,7 @@ import Testing
                             }
                             return try await group.reduce(into: [String?]()) { $0 += $1 }
                         }
+                        await identityClient.close()
                         await organizationClient.close()
                         await linkClient.close()
                         let failures = results.compactMap { $0 }
