@@ -31,13 +31,14 @@ import Testing
         ) { server in try await body(server, path) }
     }
 
-    @Test func deliversOverPlainSMTP() async throws {
+    @Test(arguments: StorageBackend.allCases) func deliversOverPlainSMTP(backend: StorageBackend) async throws {
         try await withSMTPServer { server, path in
             try await withStarted(
-                IdentityHarness.start(arguments: [
-                    "--smtp-url", "smtp+plain://127.0.0.1:\(server.port)",
-                    "--public-base-url", "https://console.example.com/"
-                ])
+                IdentityHarness.start(
+                    arguments: [
+                        "--smtp-url", "smtp+plain://127.0.0.1:\(server.port)",
+                        "--public-base-url", "https://console.example.com/"
+                    ], backend: backend)
             ) { identity in
                 _ = try await identity.client.call(
                     Identity.register, RegisterRequest(email: "smtp@example.com", password: IdentityHarness.password, fullName: "S"))
@@ -48,12 +49,10 @@ import Testing
                 #expect(message.data.contains("https://console.example.com/verify-email#token="))
                 #expect(!message.tls && message.authenticated_as == nil)
                 // The server stores the message before it answers, so the outbox may lag the mailbox a moment.
-                try await eventually {
-                    try identity.database().read { db in try Double.fetchOne(db, sql: "SELECT sent_at FROM email_outbox") } != nil
-                }
-                let sent = try identity.database().read { db in try Row.fetchOne(db, sql: "SELECT sent_at, body FROM email_outbox") }
-                #expect(sent?["sent_at"] as Double? != nil)
-                #expect(sent?["body"] as String? == "", "a delivered email's body (with its link token) is not kept")
+                try await eventually { try await identity.store.count("SELECT count(*) FROM email_outbox WHERE sent_at IS NOT NULL") == 1 }
+                #expect(
+                    try await identity.store.count("SELECT count(*) FROM email_outbox WHERE sent_at IS NOT NULL AND body = ''") == 1,
+                    "a delivered email's body (with its link token) is not kept")
             }
         }
     }
@@ -123,39 +122,38 @@ import Testing
         }
     }
 
-    @Test func aRefusedLoginIsPermanentAndNotRetried() async throws {
+    @Test(arguments: StorageBackend.allCases) func aRefusedLoginIsPermanentAndNotRetried(backend: StorageBackend) async throws {
         let certificates = try await TestCertificates.make()
         try await withSMTPServer(extra: [
             "--starttls", certificates.serverCertificatePath, certificates.serverKeyPath, "--auth", "mailer:right"
         ]) { server, path in
             try await withStarted(
-                IdentityHarness.start(arguments: [
-                    "--smtp-url", "smtp+starttls://mailer:wrong@localhost:\(server.port)", "--smtp-ca", certificates.caPath
-                ])
+                IdentityHarness.start(
+                    arguments: [
+                        "--smtp-url", "smtp+starttls://mailer:wrong@localhost:\(server.port)", "--smtp-ca", certificates.caPath
+                    ], backend: backend)
             ) { identity in
                 _ = try await identity.client.call(
                     Identity.register, RegisterRequest(email: "refused@example.com", password: IdentityHarness.password, fullName: "R"))
                 let failed = try await eventually(timeout: .seconds(10)) {
-                    try await identity.database().read { db in try Double.fetchOne(db, sql: "SELECT failed_at FROM email_outbox") } != nil
+                    try await identity.store.count("SELECT count(*) FROM email_outbox WHERE failed_at IS NOT NULL") == 1
                 }
                 #expect(failed)
-                let row = try #require(
-                    try identity.database().read { db in try Row.fetchOne(db, sql: "SELECT attempts, last_error FROM email_outbox") })
-                #expect(row["attempts"] as Int? == 1)
-                #expect((row["last_error"] as String?)?.contains("535") == true)
+                #expect(try await identity.store.value("SELECT attempts FROM email_outbox") == "1")
+                #expect(try await identity.store.value("SELECT last_error FROM email_outbox")?.contains("535") == true)
                 #expect(mailbox(path).isEmpty)
             }
         }
     }
 
-    @Test func anEmailQueuedWhileTheServerIsDownArrivesOnceItIsBack() async throws {
+    @Test(arguments: StorageBackend.allCases) func anEmailQueuedWhileTheServerIsDownArrivesOnceItIsBack(backend: StorageBackend) async throws {
         let port = try await freePort()
-        try await withStarted(IdentityHarness.start(arguments: ["--smtp-url", "smtp+plain://127.0.0.1:\(port)"])) { identity in
+        try await withStarted(IdentityHarness.start(arguments: ["--smtp-url", "smtp+plain://127.0.0.1:\(port)"], backend: backend)) { identity in
             _ = try await identity.client.call(
                 Identity.register, RegisterRequest(email: "patient@example.com", password: IdentityHarness.password, fullName: "P"))
             // Two failed attempts while nothing listens.
             try await eventually(timeout: .seconds(10)) {
-                try await identity.database().read { db in try Int.fetchOne(db, sql: "SELECT attempts FROM email_outbox") } ?? 0 >= 2
+                Int(try await identity.store.value("SELECT attempts FROM email_outbox") ?? "0") ?? 0 >= 2
             }
             try await withSMTPServer(port: port) { server, path in
                 try await eventually(timeout: .seconds(20)) { mailbox(path).count >= 1 }
@@ -165,7 +163,7 @@ import Testing
                 #expect(mailbox(path).first?.to == ["patient@example.com"])
                 #expect(
                     try await eventually {
-                        try identity.database().read { db in try Double.fetchOne(db, sql: "SELECT sent_at FROM email_outbox") } != nil
+                        try await identity.store.count("SELECT count(*) FROM email_outbox WHERE sent_at IS NOT NULL") == 1
                     })
             }
         }
