@@ -89,3 +89,20 @@ link_through_journey() {
   rpc "http://127.0.0.1:$5/marketplacelink.v1.MarketplaceLinkService/BindOrganization" -H "authorization: Bearer $access" \
     -d "{\"claim\":\"$claim\",\"organizationId\":\"$organization\"}" -o /dev/null
 }
+
+# Starts a PostgreSQL of its own on port $1 (as the `postgres` user when run as root, in
+# $work/pg, default durability) and waits for it; the caller's EXIT trap stops it with its jobs.
+# Sets pg_bin (the server's programs).
+start_postgres() {
+  pg_bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+  local as_postgres=()
+  [ "$(id -u)" -eq 0 ] && as_postgres=(setpriv --reuid=postgres --regid=postgres --init-groups --)
+  chmod 755 "$work"
+  mkdir -p "$work/pg" && chown postgres:postgres "$work/pg" 2>/dev/null || true
+  "${as_postgres[@]}" "$pg_bin/initdb" -D "$work/pg/data" -U postgres -A trust -E UTF8 >/dev/null
+  "${as_postgres[@]}" "$pg_bin/postgres" -D "$work/pg/data" -p "$1" -c listen_addresses=127.0.0.1 -k "$work/pg" \
+    -c max_connections=300 >"$work/pg.log" 2>&1 &
+  for _ in $(seq 100); do "$pg_bin/pg_isready" -q -h 127.0.0.1 -p "$1" && return 0; sleep 0.1; done
+  echo "PostgreSQL did not start on port $1" >&2; return 1
+}
+

@@ -13,21 +13,13 @@ Tools/dev/install-packages.sh test >/dev/null
 for product in identity organization marketplace-link aws-marketplace-sim; do swift build -c release --product $product >/dev/null; done
 bin=$(swift build -c release --show-bin-path)
 work=$(mktemp -d)
-chmod 755 "$work"
-pg_bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
-as_postgres=()
-[ "$(id -u)" -eq 0 ] && as_postgres=(setpriv --reuid=postgres --regid=postgres --init-groups --)
 trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
 source Tools/bench/lib.sh
 secret=bench-link-secret
 digest=$(printf '%s' "$secret" | sha256sum | cut -d' ' -f1)
 buyers=4000
 
-mkdir -p "$work/pg" && chown postgres:postgres "$work/pg" 2>/dev/null || true
-"${as_postgres[@]}" "$pg_bin/initdb" -D "$work/pg/data" -U postgres -A trust -E UTF8 >/dev/null
-"${as_postgres[@]}" "$pg_bin/postgres" -D "$work/pg/data" -p 17160 -c listen_addresses=127.0.0.1 -k "$work/pg" \
-  -c max_connections=300 >"$work/pg.log" 2>&1 &
-for _ in $(seq 100); do "$pg_bin/pg_isready" -q -h 127.0.0.1 -p 17160 && break; sleep 0.1; done
+start_postgres 17160
 
 # A seed with a buyer account (and an offer to it) per journey: an AWS account binds once.
 python3 - "$work/seed.json" "$buyers" <<'PY'

@@ -86,6 +86,18 @@ enum LinkStore {
         case failed(String)
         case retry(at: Date, error: String)
 
+        /// The outcome of `step` as `LinkLifecycle` rules it, with what to store beside the new
+        /// state: why it failed (or is being retried) and when to try again.
+        func apply(to lifecycle: inout LinkLifecycle, step: LinkLifecycle.Step) -> (
+            action: LinkLifecycle.Action, failureReason: String?, nextAttemptAt: Date?
+        ) {
+            switch self {
+            case .done: (lifecycle.organizationConfirmed(step), nil, nil)
+            case .failed(let reason): (lifecycle.permanentRefusal(step), reason, nil)
+            case .retry(let when, let error): (lifecycle.transientFailure(step), "retrying: \(error)", when)
+            }
+        }
+
         var description: String {
             switch self {
             case .done: "done"
@@ -237,21 +249,7 @@ enum LinkStore {
         guard let link = try link(db, id: linkID) else { return }
         try db.execute(sql: "UPDATE link SET step_lease_until = NULL WHERE id = ?", arguments: [linkID])
         var lifecycle = link.lifecycle
-        let action: LinkLifecycle.Action
-        let failureReason: String?
-        var nextAttemptAt: Date?
-        switch outcome {
-        case .done:
-            action = lifecycle.organizationConfirmed(step)
-            failureReason = nil
-        case .failed(let reason):
-            action = lifecycle.permanentRefusal(step)
-            failureReason = reason
-        case .retry(let when, let error):
-            action = lifecycle.transientFailure(step)
-            failureReason = "retrying: \(error)"
-            nextAttemptAt = when
-        }
+        let (action, failureReason, nextAttemptAt) = outcome.apply(to: &lifecycle, step: step)
         guard action != .ignore else { return }
         try db.execute(
             sql: """

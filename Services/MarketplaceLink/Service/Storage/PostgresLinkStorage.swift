@@ -218,21 +218,7 @@ struct PostgresLinkStorage: LinkStorage {
             else { return }
             try await connection.query("UPDATE link SET step_lease_until = NULL WHERE id = \(linkID)", logger: logger)
             var lifecycle = link.lifecycle
-            let action: LinkLifecycle.Action
-            let failureReason: String?
-            var nextAttemptAt: Date?
-            switch outcome {
-            case .done:
-                action = lifecycle.organizationConfirmed(step)
-                failureReason = nil
-            case .failed(let reason):
-                action = lifecycle.permanentRefusal(step)
-                failureReason = reason
-            case .retry(let when, let error):
-                action = lifecycle.transientFailure(step)
-                failureReason = "retrying: \(error)"
-                nextAttemptAt = when
-            }
+            let (action, failureReason, nextAttemptAt) = outcome.apply(to: &lifecycle, step: step)
             guard action != .ignore else { return }
             try await connection.query(
                 """
