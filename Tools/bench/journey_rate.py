@@ -1,5 +1,5 @@
-"""Journeys per second against replicated services: each worker signs up once, then repeats the
-buyer's journey (fresh access token, GetMe, a new organization, "Set up your account" on the
+"""Journeys per second against replicated services: each worker signs up (again after every 24
+journeys: a user belongs to at most 25 organizations), then repeats the buyer's journey (fresh access token, GetMe, a new organization, "Set up your account" on the
 simulator, AcceptRegistration, BindOrganization, GetBillingStatus) with a new buyer account each
 time, for a fixed time. Calls go round robin over each service's replica URLs, over HTTP/2.
 
@@ -75,24 +75,28 @@ async def main():
     services = (Replicas(args.identity), Replicas(args.organization), Replicas(args.link))
     limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
     async with httpx.AsyncClient(http2=True, http1=False, limits=limits) as client, httpx.AsyncClient(limits=limits) as http1:
-        sessions = [(await sign_up(client, services[0], args.maildrop, f"worker{i}"))["sessionToken"] for i in range(args.workers)]
         buyers = iter(range(args.first_buyer, args.buyers))
         done, failed = [0], []
         deadline = time.monotonic() + args.seconds
         started = time.monotonic()
 
-        async def worker(session):
+        async def worker(index):
+            session, journeys = None, 0
             while time.monotonic() < deadline:
                 buyer = next(buyers, None)
                 if buyer is None:
                     return
                 try:
+                    if session is None or journeys == 24:
+                        session = (await sign_up(client, services[0], args.maildrop, f"worker{index}"))["sessionToken"]
+                        journeys = 0
+                    journeys += 1
                     await journey(client, http1, args, services, session, buyer)
                     done[0] += 1
                 except Exception as error:  # counted and shown: a failed journey is a finding
-                    failed.append(str(error))
+                    failed.append(repr(error))
 
-        await asyncio.gather(*(worker(session) for session in sessions))
+        await asyncio.gather(*(worker(index) for index in range(args.workers)))
         elapsed = time.monotonic() - started
     print(f"journeys {done[0]} failed {len(failed)} seconds {elapsed:.1f} rate {done[0] / elapsed:.2f}")
     for error in failed[:3]:

@@ -68,10 +68,10 @@ round_with() {
 
 rows=()
 for round in $(seq "$rounds"); do
-  one=$(round_with 1 "r${round}a" | tee /dev/stderr | head -1)
-  two=$(round_with 2 "r${round}b" | tee /dev/stderr | head -1)
-  printf 'round %s: one replica each: %s\n          two replicas each: %s\n' "$round" "$one" "$two"
-  rows+=("$(echo "$one" | awk '{print $8}') $(echo "$two" | awk '{print $8}')")
+  one=$(round_with 1 "r${round}a")
+  two=$(round_with 2 "r${round}b")
+  printf 'round %s:\n  one replica each:   %s\n  two replicas each:  %s\n' "$round" "$one" "$two"
+  rows+=("$(echo "$one" | head -1 | awk '{print $8}') $(echo "$two" | head -1 | awk '{print $8}')")
 done
 printf '%s\n' "${rows[@]}" | python3 -c "
 import statistics, sys
