@@ -41,10 +41,16 @@ import Testing
         }
     }
 
-    @Test func fiveFailuresLockTheAccountWithGrowingDelaysUpToFifteenMinutesAndTheLockSurvivesARestart() async throws {
+    @Test(arguments: StorageBackend.allCases)
+    func fiveFailuresLockTheAccountWithGrowingDelaysUpToFifteenMinutesAndTheLockSurvivesARestart(backend: StorageBackend) async throws {
+        try await withStarted(TestDatabase.start(backend, service: "identity")) { store in
+            try await locksSurviveARestart(store)
+        }
+    }
+
+    private func locksSurviveARestart(_ store: TestDatabase) async throws {
         let clock = TestClock()
-        let directory = NSTemporaryDirectory() + "identity-\(UUID().uuidString)"
-        let beforeRestart = try await IdentityHarness.start(directory: directory, clock: clock)
+        let beforeRestart = try await IdentityHarness.start(store: store, clock: clock)
         let email = "locked@example.com"
         _ = try await beforeRestart.signedUpUser(email)
         let wrong = LoginRequest(email: email, password: "wrong wrong wrong")
@@ -57,7 +63,7 @@ import Testing
 
         // The lock is in the database: a restarted identity still refuses.
         await beforeRestart.stop()
-        try await withStarted(IdentityHarness.start(directory: directory, clock: clock)) { identity in
+        try await withStarted(IdentityHarness.start(store: store, clock: clock)) { identity in
             await #expect(throws: Self.badCredentials) { try await identity.client.call(Identity.login, right) }
 
             // The first lock lasts 30 s; each further failure doubles it, up to 15 minutes.
@@ -65,10 +71,8 @@ import Testing
             var locks: [TimeInterval] = []
             for _ in 0..<7 {
                 await #expect(throws: Self.badCredentials) { try await identity.client.call(Identity.login, wrong) }
-                let until = try await identity.database().read { db in
-                    try Double.fetchOne(
-                        db, sql: "SELECT locked_until - last_failure_at FROM login_throttle WHERE subject = ?", arguments: ["account:\(email)"])
-                }
+                let seconds = store.backend == .sqlite ? "locked_until - last_failure_at" : "EXTRACT(EPOCH FROM locked_until - last_failure_at)"
+                let until = try await store.value("SELECT \(seconds) FROM login_throttle WHERE subject = 'account:\(email)'").flatMap(Double.init)
                 locks.append(until ?? 0)
                 clock.advance(by: (until ?? 0) + 1)
             }
@@ -76,11 +80,8 @@ import Testing
 
             // Once the lock has passed, the right password works and clears the count.
             _ = try await identity.client.call(Identity.login, right)
-            #expect(
-                try await identity.database().read { db in
-                    try Int.fetchOne(db, sql: "SELECT count(*) FROM login_throttle WHERE subject = ?", arguments: ["account:\(email)"])
-                } == 0)
-            let events = try await identity.database().read { db in try String.fetchAll(db, sql: "SELECT DISTINCT event FROM audit_event") }
+            #expect(try await store.count("SELECT count(*) FROM login_throttle WHERE subject = 'account:\(email)'") == 0)
+            let events = try await store.query("SELECT DISTINCT event FROM audit_event").split(separator: "\n").map(String.init)
             #expect(Set(events).isSuperset(of: ["login_failed", "locked", "login_refused_locked", "login_succeeded"]))
         }
     }
@@ -373,16 +374,19 @@ import Testing
         }
     }
 
-    @Test func aHashMadeWithOtherParametersIsReplacedAtSignIn() async throws {
-        let directory = NSTemporaryDirectory() + "identity-\(UUID().uuidString)"
-        let cheap = try await IdentityHarness.start(directory: directory, arguments: ["--scrypt-log-n", "10"])
-        _ = try await cheap.signedUpUser("rehash@example.com")
-        func storedHash() async throws -> String? {
-            try await cheap.database().read { db in try String.fetchOne(db, sql: "SELECT password_hash FROM user") }
+    @Test(arguments: StorageBackend.allCases) func aHashMadeWithOtherParametersIsReplacedAtSignIn(backend: StorageBackend) async throws {
+        try await withStarted(TestDatabase.start(backend, service: "identity")) { store in
+            try await hashesAreReplaced(store)
         }
+    }
+
+    private func hashesAreReplaced(_ store: TestDatabase) async throws {
+        let cheap = try await IdentityHarness.start(store: store, arguments: ["--scrypt-log-n", "10"])
+        _ = try await cheap.signedUpUser("rehash@example.com")
+        func storedHash() async throws -> String? { try await store.value(#"SELECT password_hash FROM "user""#) }
         #expect(try await storedHash()?.hasPrefix("$scrypt$ln=10,r=8,p=1$") == true)
         await cheap.stop()
-        try await withStarted(IdentityHarness.start(directory: directory, arguments: ["--scrypt-log-n", "11"])) { identity in
+        try await withStarted(IdentityHarness.start(store: store, arguments: ["--scrypt-log-n", "11"])) { identity in
             _ = try await identity.client.call(Identity.login, LoginRequest(email: "rehash@example.com", password: IdentityHarness.password))
             #expect(try await storedHash()?.hasPrefix("$scrypt$ln=11,r=8,p=1$") == true)
             _ = try await identity.client.call(Identity.login, LoginRequest(email: "rehash@example.com", password: IdentityHarness.password))

@@ -62,6 +62,13 @@ public final class IdentityHarness: TestFixture {
         }
     }
 
+    /// identity on a database the test started (and stops): to start identity again on the same data.
+    public static func start(
+        store: TestDatabase, clock: TestClock = TestClock(), arguments: [String] = [], listening: Bool = true
+    ) async throws -> IdentityHarness {
+        try await start(store: store, ownsStore: false, clock: clock, arguments: arguments, listening: listening)
+    }
+
     private static func start(
         store: TestDatabase, ownsStore: Bool, clock: TestClock, arguments: [String], listening: Bool
     ) async throws -> IdentityHarness {
