@@ -99,4 +99,33 @@ import Testing
             }
         }
     }
+
+    @Test func aUserChangedThroughOneReplicaIsSeenThroughTheOther() async throws {
+        let path = NSTemporaryDirectory() + "mailbox-\(UUID().uuidString).jsonl"
+        try await withStarted(ChildProcess(pythonFixture: "smtp_server.py", arguments: ["--port", "0", "--mailbox", path])) { smtp in
+            try await withStarted(TestDatabase.start(.postgres, service: "identity")) { database in
+                try await withReplicas(database, smtpPort: smtp.port) { _, clients in
+                    let email = "profile@example.com"
+                    _ = try await clients[0].call(Identity.register, RegisterRequest(email: email, password: "replicated passphrase", fullName: "P"))
+                    try await eventually(timeout: .seconds(15)) { mailbox(path).count == 1 }
+                    let message = try #require(mailbox(path).first?.data)
+                    let token = try #require(
+                        message.range(of: #"token=[A-Za-z0-9_-]+"#, options: .regularExpression).map { message[$0].dropFirst(6) })
+                    _ = try await clients[0].call(Identity.verifyEmail, VerifyEmailRequest(token: String(token)))
+                    let login = try await clients[0].call(Identity.login, LoginRequest(email: email, password: "replicated passphrase"))
+                    let auth = ConnectClient.CallOptions(bearerToken: login.accessToken)
+                    // Replica two has the user cached before the change.
+                    #expect(try await clients[1].call(Identity.getMe, Empty(), options: auth).onboardingState == .needsBusinessProfile)
+                    _ = try await clients[0].call(
+                        Identity.updateBusinessProfile,
+                        BusinessProfile(companyName: "Acme", companySize: "COMPANY_SIZE_11_TO_50", country: "DE", jobTitle: "CTO", useCase: "analytics"),
+                        options: auth)
+                    let seen = try await eventually(timeout: .seconds(3)) {
+                        try await clients[1].call(Identity.getMe, Empty(), options: auth).onboardingState == .complete
+                    }
+                    #expect(seen, "replica two kept serving the user as it was before the change")
+                }
+            }
+        }
+    }
 }

@@ -30,6 +30,10 @@ public enum IdentityDefinition {
                 outboxWake: wake, sessions: configuration.sessions, throttle: configuration.throttle,
                 now: configuration.now, logger: resources.logger)
             IdentityHandlers(accounts: accounts).register(in: &setup.router)
+            if case .postgres(let database) = resources.database {
+                // Replicas share the database: a user written on one clears every replica's user cache.
+                setup.backgroundWork.append(database.listener(channel: PostgresIdentityStorage.usersChannel) { accounts.usersChanged() })
+            }
             let logger = resources.logger
             setup.startup.append {
                 try await keys.prepare()

@@ -18,7 +18,8 @@ final class Accounts: Sendable {
     private let throttle: LoginThrottlePolicy
     private let now: @Sendable () -> Date
     private let logger: Logger
-    /// Users as GetMe reads them; every write to a user row invalidates it.
+    /// Users as GetMe reads them; every write to a user row invalidates it (with PostgreSQL, on
+    /// every replica: `usersChanged`).
     private let users = ReadThroughCache<String, UserRecord>()
 
     init(
@@ -34,6 +35,11 @@ final class Accounts: Sendable {
         self.throttle = throttle
         self.now = now
         self.logger = logger
+    }
+
+    /// Another replica wrote a user row: cached users may be stale.
+    func usersChanged() {
+        users.invalidate()
     }
 
     // MARK: Registration and verification

@@ -16,8 +16,10 @@ import ServiceRuntime
 ///   lease), so each email is sent by one replica and each request handled once;
 /// - an advisory lock on the signing keys, so replicas starting together make one first key.
 /// Advisory locks are taken address, then subjects in order, so they cannot deadlock.
+/// Every write to a user row is announced on `usersChannel`; every replica's user cache listens.
 struct PostgresIdentityStorage: IdentityStorage {
     let database: PostgresBackend
+    static let usersChannel = "identity_users"
 
     private var logger: Logger { database.logger }
 
@@ -160,6 +162,7 @@ struct PostgresIdentityStorage: IdentityStorage {
             let email = try await Self.users(connection.query(#"\#(unescaped: Self.userColumns) WHERE id = \#(userID)"#, logger: logger)).first?.email
             try await Self.audit(
                 connection, .verified, at: at, userID: userID, email: email, clientIP: clientIP, detail: detail(token, revoked), logger: logger)
+            try await PostgresBackend.notify(connection, channel: Self.usersChannel, logger: logger)
         }
     }
 
@@ -240,6 +243,7 @@ struct PostgresIdentityStorage: IdentityStorage {
             try await connection.query("DELETE FROM login_throttle WHERE subject = \(throttleSubject)", logger: logger)
             if let rehash {
                 try await connection.query(#"UPDATE "user" SET password_hash = \#(rehash) WHERE id = \#(user.id)"#, logger: logger)
+                try await PostgresBackend.notify(connection, channel: Self.usersChannel, logger: logger)
             }
             guard user.emailVerifiedAt != nil else { return nil }
             let token = SecretToken.generate()
@@ -307,6 +311,7 @@ struct PostgresIdentityStorage: IdentityStorage {
                 ).first
             else { return nil }
             try await Self.audit(connection, .profileUpdated, at: at, userID: user.id, email: user.email, clientIP: clientIP, logger: logger)
+            try await PostgresBackend.notify(connection, channel: Self.usersChannel, logger: logger)
             return user
         }
     }
@@ -324,6 +329,7 @@ struct PostgresIdentityStorage: IdentityStorage {
             try await Self.audit(
                 connection, .passwordChanged, at: at, userID: user.id, email: user.email, clientIP: clientIP,
                 detail: "\(revoked) other sessions ended", logger: logger)
+            try await PostgresBackend.notify(connection, channel: Self.usersChannel, logger: logger)
         }
     }
 
@@ -378,6 +384,7 @@ struct PostgresIdentityStorage: IdentityStorage {
             try await Self.audit(
                 connection, .passwordReset, at: at, userID: userID, email: email, clientIP: clientIP, detail: "\(revoked) sessions ended",
                 logger: logger)
+            try await PostgresBackend.notify(connection, channel: Self.usersChannel, logger: logger)
         }
     }
 
