@@ -116,10 +116,9 @@ import Testing
                     let auth = ConnectClient.CallOptions(bearerToken: login.accessToken)
                     // Replica two has the user cached before the change.
                     #expect(try await clients[1].call(Identity.getMe, Empty(), options: auth).onboardingState == .needsBusinessProfile)
-                    _ = try await clients[0].call(
-                        Identity.updateBusinessProfile,
-                        BusinessProfile(companyName: "Acme", companySize: "COMPANY_SIZE_11_TO_50", country: "DE", jobTitle: "CTO", useCase: "analytics"),
-                        options: auth)
+                    let profile = BusinessProfile(
+                        companyName: "Acme", companySize: "COMPANY_SIZE_11_TO_50", country: "DE", jobTitle: "CTO", useCase: "analytics")
+                    _ = try await clients[0].call(Identity.updateBusinessProfile, profile, options: auth)
                     let seen = try await eventually(timeout: .seconds(3)) {
                         try await clients[1].call(Identity.getMe, Empty(), options: auth).onboardingState == .complete
                     }
