@@ -71,4 +71,31 @@ import Testing
             }
         }
     }
+
+    @Test func theDatabaseURLMayComeAsAFileAndItsPasswordIsNeverShown() throws {
+        let path = try file("postgres://identity:pa%24%24word@db.internal:5433/identity?sslmode=require\n")
+        let settings = try ServiceOptions.parse([]).settings(service: identity, environment: ["DATABASE_URL_FILE": path])
+        guard case .postgres(let configuration, let redacted) = settings.database else {
+            Issue.record("not PostgreSQL: \(settings.database)")
+            return
+        }
+        #expect(configuration.host == "db.internal" && configuration.port == 5433 && configuration.database == "identity")
+        #expect(configuration.username == "identity" && configuration.password == "pa$$word")
+        #expect(!redacted.contains("pa%24%24word") && !redacted.contains("pa$$word") && redacted.contains("db.internal"))
+        #expect(!settings.database.description(dataDirectory: "/data").contains("word"))
+        // The default is SQLite in the data directory.
+        guard case .sqlite = try ServiceOptions.parse([]).settings(service: identity, environment: [:]).database else {
+            Issue.record("the default is not SQLite")
+            return
+        }
+        // A bad URL is refused, saying what is wrong and not the password.
+        for bad in ["mysql://u:secretpw@h/d", "postgres://u:secretpw@h/d?sslmode=maybe", "postgres://u:secretpw@h/"] {
+            do {
+                _ = try ServiceOptions.parse(["--database-url", bad]).settings(service: identity, environment: [:])
+                Issue.record("accepted \(bad)")
+            } catch {
+                #expect(!"\(error)".contains("secretpw"), "\(error)")
+            }
+        }
+    }
 }
