@@ -120,9 +120,10 @@ public final class IdentityHarness: TestFixture {
         MaildropReader(directory: maildrop).emails(to: address)
     }
 
-    /// Waits until `count` emails to `address` have arrived; returns them.
+    /// Waits until `count` emails to `address` have arrived; returns them. The default wait is
+    /// long because the test command's services pass runs many suites at once on 2 cores.
     @discardableResult
-    public func waitForEmails(to address: String, count: Int = 1, timeout: Duration = .seconds(10)) async throws -> [ReceivedEmail] {
+    public func waitForEmails(to address: String, count: Int = 1, timeout: Duration = .seconds(30)) async throws -> [ReceivedEmail] {
         try await MaildropReader(directory: maildrop).waitForEmails(to: address, count: count, timeout: timeout)
     }
 

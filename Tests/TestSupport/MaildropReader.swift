@@ -34,9 +34,10 @@ public struct MaildropReader: Sendable {
         }.sorted { $0.0 < $1.0 }.map(\.1)
     }
 
-    /// Waits until `count` emails to `address` have arrived; returns them.
+    /// Waits until `count` emails to `address` have arrived; returns them. The default wait is
+    /// long because the test command's services pass runs many suites at once on 2 cores.
     @discardableResult
-    public func waitForEmails(to address: String, count: Int = 1, timeout: Duration = .seconds(10)) async throws -> [ReceivedEmail] {
+    public func waitForEmails(to address: String, count: Int = 1, timeout: Duration = .seconds(30)) async throws -> [ReceivedEmail] {
         try await eventually(timeout: timeout) { emails(to: address).count >= count }
         let found = emails(to: address)
         guard found.count >= count else { throw ProcessFailure("expected \(count) emails to \(address), found \(found.count)") }
