@@ -266,9 +266,7 @@ final class Accounts: Sendable {
         let ids = Array(Set(request.userIds.filter { $0.utf8.count <= 64 }))
         // An address that cannot be one matches nobody, like an unknown one.
         let emails = request.emails.compactMap { try? EmailAddress($0) }
-        var found: [UserRecord] = []
-        for id in ids { if let user = try await storage.user(id: id) { found.append(user) } }
-        for email in emails { if let user = try await storage.user(email: email) { found.append(user) } }
+        let found = try await storage.users(ids: ids, emails: emails)
         return Dictionary(found.map { ($0.id, $0) }) { first, _ in first }.values.sorted { $0.id < $1.id }
     }
 

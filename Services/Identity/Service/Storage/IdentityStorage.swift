@@ -11,6 +11,8 @@ protocol IdentityStorage: Sendable {
 
     func user(id: String) async throws -> UserRecord?
     func user(email: EmailAddress) async throws -> UserRecord?
+    /// The users with these ids or addresses, in one read (unknown ones are left out; a user may appear twice).
+    func users(ids: [String], emails: [EmailAddress]) async throws -> [UserRecord]
     /// Accounts found sharing a mailbox with an older one when addresses became case-insensitive.
     func duplicateAccounts() async throws -> [(id: String, email: String, keptID: String)]
 

@@ -93,6 +93,13 @@ struct PostgresIdentityStorage: IdentityStorage {
         ).first
     }
 
+    func users(ids: [String], emails: [EmailAddress]) async throws -> [UserRecord] {
+        try await Self.users(
+            database.client.query(
+                #"\#(unescaped: Self.userColumns) WHERE id = ANY(\#(ids)) OR (email_key = ANY(\#(emails.map(\.key))) AND duplicate_of IS NULL)"#,
+                logger: logger))
+    }
+
     func duplicateAccounts() async throws -> [(id: String, email: String, keptID: String)] {
         try await database.client.query(
             #"SELECT id, email, duplicate_of FROM "user" WHERE duplicate_of IS NOT NULL ORDER BY email_key"#, logger: logger

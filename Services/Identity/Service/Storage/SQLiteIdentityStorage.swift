@@ -24,6 +24,12 @@ struct SQLiteIdentityStorage: IdentityStorage {
         try await pool.read { db in try UserRecord.fetch(db, email: email) }
     }
 
+    func users(ids: [String], emails: [EmailAddress]) async throws -> [UserRecord] {
+        try await pool.read { db in
+            try ids.compactMap { try UserRecord.fetch(db, id: $0) } + emails.compactMap { try UserRecord.fetch(db, email: $0) }
+        }
+    }
+
     func duplicateAccounts() async throws -> [(id: String, email: String, keptID: String)] {
         try await pool.read { db in try IdentityMigrations.duplicateAccounts(db) }
     }
