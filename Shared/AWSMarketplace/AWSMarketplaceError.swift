@@ -13,6 +13,7 @@ public struct AWSMarketplaceError: Error, Sendable, Equatable, CustomStringConve
         case invalidUsageAllocations
         case invalidTag
         case timestampOutOfBounds
+        case invalidLicense
         case invalidParameter
         case unrecognizedClient
         case invalidSignature
@@ -35,6 +36,7 @@ public struct AWSMarketplaceError: Error, Sendable, Equatable, CustomStringConve
             case "InvalidUsageAllocationsException": self = .invalidUsageAllocations
             case "InvalidTagException": self = .invalidTag
             case "TimestampOutOfBoundsException": self = .timestampOutOfBounds
+            case "InvalidLicenseException": self = .invalidLicense
             case "InvalidParameterException": self = .invalidParameter
             case "UnrecognizedClientException": self = .unrecognizedClient
             case "InvalidSignatureException": self = .invalidSignature

@@ -22,9 +22,10 @@ public struct MarketplaceMeteringClient: Sendable {
             input: ResolveCustomerInput(registrationToken: registrationToken), interactive: interactive)
     }
 
-    /// Reports usage: at most 25 records a call. Records AWS did not process come back in
-    /// `unprocessed` and should be sent again.
-    public func batchMeterUsage(productCode: String, records: [UsageRecord]) async throws(AWSMarketplaceError) -> BatchMeterUsageResult {
+    /// Reports usage: at most 25 records a call, of one product. Records AWS did not process come
+    /// back in `unprocessed` and should be sent again. A record that AWS refuses makes the whole
+    /// call fail (`timestampOutOfBounds`, `invalidUsageDimension`, `invalidLicense`...).
+    public func batchMeterUsage(productCode: String?, records: [UsageRecord]) async throws(AWSMarketplaceError) -> BatchMeterUsageResult {
         guard (1...25).contains(records.count) else {
             throw AWSMarketplaceError(kind: .invalidParameter, message: "BatchMeterUsage takes 1 to 25 records, got \(records.count)")
         }
@@ -61,21 +62,25 @@ public struct ResolvedCustomer: Codable, Sendable, Equatable {
     }
 }
 
-/// One usage record; give the customer by identifier or by AWS account id.
-public struct UsageRecord: Codable, Sendable, Equatable {
+/// One usage record. The customer is given by AWS account id and license ARN (what AWS asks of
+/// new integrations, and what concurrent agreements need) or, the deprecated way, by customer
+/// identifier; AWS refuses a record with both an identifier and an account id.
+public struct UsageRecord: Codable, Sendable, Equatable, Hashable {
     public var timestamp: Date
     public var customerIdentifier: String?
     public var customerAWSAccountID: String?
+    public var licenseArn: String?
     public var dimension: String
     public var quantity: Int?
 
     public init(
-        timestamp: Date, customerIdentifier: String? = nil, customerAWSAccountID: String? = nil,
+        timestamp: Date, customerIdentifier: String? = nil, customerAWSAccountID: String? = nil, licenseArn: String? = nil,
         dimension: String, quantity: Int?
     ) {
         self.timestamp = timestamp
         self.customerIdentifier = customerIdentifier
         self.customerAWSAccountID = customerAWSAccountID
+        self.licenseArn = licenseArn
         self.dimension = dimension
         self.quantity = quantity
     }
@@ -84,13 +89,14 @@ public struct UsageRecord: Codable, Sendable, Equatable {
         case timestamp = "Timestamp"
         case customerIdentifier = "CustomerIdentifier"
         case customerAWSAccountID = "CustomerAWSAccountId"
+        case licenseArn = "LicenseArn"
         case dimension = "Dimension"
         case quantity = "Quantity"
     }
 }
 
 struct BatchMeterUsageInput: Encodable {
-    var productCode: String
+    var productCode: String?
     var usageRecords: [UsageRecord]
     enum CodingKeys: String, CodingKey {
         case productCode = "ProductCode"

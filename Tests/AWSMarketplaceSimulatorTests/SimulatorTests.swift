@@ -91,10 +91,99 @@ import Testing
             #expect(entitlements?.compactMap { $0["Dimension"] as? String } == ["compute", "seats", "storage"])
             #expect((entitlements?.first?["Value"] as? [String: Int])?["IntegerValue"] == 7)
             #expect(output["meter"] as? [String] == ["Success"])
-            #expect(output["meterAgain"] as? [String] == ["DuplicateRecord"])
+            #expect(output["meterAgain"] as? [String] == ["Success"])
+            #expect(output["meterChanged"] as? [String] == ["DuplicateRecord"])
             #expect(output["wrongSecret"] as? String == "InvalidSignatureException")
             #expect(output["unknownKey"] as? String == "UnrecognizedClientException")
             #expect(output["badToken"] as? String == "InvalidTokenException")
+        }
+    }
+
+    /// The same BatchMeterUsage calls through boto3 and through our client: the same statuses, the
+    /// same MeteringRecordIds (identical records are deduplicated), the same refusals.
+    @Test func boto3AndOurClientGetTheSameMeteringResults() async throws {
+        try await withSimulator { _, base, _ in
+            let token = try await subscribeAndSetUp(base, identity: "alice", offer: "offer-a")
+            let (metering, _) = client(base)
+            let customer = try await metering.resolveCustomer(registrationToken: token)
+            let account = try #require(customer.customerAWSAccountID)
+            let license = try #require(customer.licenseArn)
+            let hour = Date(timeIntervalSince1970: (Date().timeIntervalSince1970 / 3600).rounded(.down) * 3600)
+            let earlier = hour.addingTimeInterval(-3600)
+            func record(_ at: Date, _ dimension: String, _ quantity: Int, account: String? = account, license: String? = license, customer: String? = nil)
+                -> UsageRecord
+            {
+                UsageRecord(
+                    timestamp: at, customerIdentifier: customer, customerAWSAccountID: account, licenseArn: license, dimension: dimension,
+                    quantity: quantity)
+            }
+            let calls: [(product: String?, records: [UsageRecord])] = [
+                // By account and license (no product code), by customer identifier, a stranger.
+                (nil, [record(hour, "compute", 5), record(hour, "storage", 40)]),
+                (Self.product, [record(hour, "seats", 2, account: nil, license: nil, customer: customer.customerIdentifier)]),
+                (Self.product, [record(hour, "compute", 1, account: "999999999999", license: nil)]),
+                // The same hour with another quantity: not billed.
+                (nil, [record(hour, "compute", 6)]),
+                // Refused whole: 6 hours old, before the subscription, a dimension the product lacks, another's license.
+                (nil, [record(hour, "compute", 5), record(hour.addingTimeInterval(-6 * 3600), "compute", 1)]),
+                (nil, [record(earlier, "storage", 1)]),
+                (nil, [record(hour, "gpus", 1)]),
+                (nil, [record(hour, "compute", 1, license: "arn:aws:license-manager::123456789012:license:l-other")]),
+                (Self.product, [record(hour, "compute", 1, customer: customer.customerIdentifier)])
+            ]
+            func ours() async -> [String] {
+                var outcomes: [String] = []
+                for call in calls {
+                    do {
+                        let answer = try await metering.batchMeterUsage(productCode: call.product, records: call.records)
+                        outcomes.append(answer.results.map { "\($0.status ?? "-") \($0.meteringRecordID ?? "-")" }.joined(separator: ", "))
+                    } catch {
+                        outcomes.append("error \(error.kind)")
+                    }
+                }
+                return outcomes
+            }
+            let first = await ours()
+            let json = calls.map { call -> [String: Any] in
+                [
+                    "ProductCode": call.product ?? NSNull(),
+                    "UsageRecords": call.records.map { record -> [String: Any] in
+                        var fields: [String: Any] = [
+                            "Timestamp": record.timestamp.timeIntervalSince1970, "Dimension": record.dimension, "Quantity": record.quantity ?? 0
+                        ]
+                        fields["CustomerAWSAccountId"] = record.customerAWSAccountID
+                        fields["LicenseArn"] = record.licenseArn
+                        fields["CustomerIdentifier"] = record.customerIdentifier
+                        return fields
+                    }
+                ]
+            }
+            let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+                .appendingPathComponent("Fixtures/boto3_metering.py").path
+            let result = try await ExternalCommand.run(
+                [
+                    "python3", script, base, Self.seller.accessKeyID, Self.seller.secretAccessKey,
+                    String(decoding: try JSONSerialization.data(withJSONObject: json), as: UTF8.self)
+                ], timeout: .seconds(60))
+            #expect(result.status == 0, "\(result.stderr)")
+            let answers = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [[String: Any]])
+            let boto3 = answers.map { answer -> String in
+                if let error = answer["error"] as? String { return "error \(error)" }
+                return ((answer["results"] as? [[Any]]) ?? []).map { "\($0[0] as? String ?? "-") \($0[1] as? String ?? "-")" }
+                    .joined(separator: ", ")
+            }
+            let kinds = first.map { $0.hasPrefix("error ") ? $0 : $0.split(separator: ",").map { $0.split(separator: " ").first ?? "" }.joined(separator: ",") }
+            #expect(
+                kinds == [
+                    "Success,Success", "Success", "CustomerNotSubscribed", "DuplicateRecord", "error timestampOutOfBounds",
+                    "error timestampOutOfBounds", "error invalidUsageDimension", "error invalidLicense", "error invalidParameter"
+                ], "\(first)")
+            // boto3 names the errors as AWS does; the records it resends get the same ids.
+            let awsNames = [
+                "error timestampOutOfBounds": "error TimestampOutOfBoundsException", "error invalidUsageDimension": "error InvalidUsageDimensionException",
+                "error invalidLicense": "error InvalidLicenseException", "error invalidParameter": "error InvalidParameterException"
+            ]
+            #expect(boto3 == first.map { awsNames[$0] ?? $0 })
         }
     }
 

@@ -53,10 +53,13 @@ def main(endpoint, token, product, access_key, secret_key):
         kwargs["NextToken"] = page["NextToken"]
     result["entitlements"] = entitlements
 
-    record = {"Timestamp": datetime.datetime(2026, 11, 28, 3, 0, tzinfo=datetime.timezone.utc),
-              "CustomerIdentifier": customer, "Dimension": "seats", "Quantity": 2}
+    hour = datetime.datetime.now(datetime.timezone.utc).replace(minute=0, second=0, microsecond=0)
+    record = {"Timestamp": hour, "CustomerIdentifier": customer, "Dimension": "seats", "Quantity": 2}
     result["meter"] = [r["Status"] for r in metering.batch_meter_usage(ProductCode=product, UsageRecords=[record])["Results"]]
+    # The identical record again is deduplicated; the same hour with another quantity is not billed.
     result["meterAgain"] = [r["Status"] for r in metering.batch_meter_usage(ProductCode=product, UsageRecords=[record])["Results"]]
+    changed = dict(record, Quantity=3)
+    result["meterChanged"] = [r["Status"] for r in metering.batch_meter_usage(ProductCode=product, UsageRecords=[changed])["Results"]]
 
     for name, key, secret in (("wrongSecret", access_key, "not-the-secret"), ("unknownKey", "AKIDNOBODY", "x")):
         bad = boto3.session.Session(aws_access_key_id=key, aws_secret_access_key=secret, region_name="us-east-1")

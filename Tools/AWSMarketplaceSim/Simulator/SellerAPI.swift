@@ -6,17 +6,26 @@ import Synchronization
 /// The seller APIs at AWS's wire format (JSON 1.1): ResolveCustomer, BatchMeterUsage and
 /// GetEntitlements. Every request must carry a valid SigV4 signature from a seller key.
 final class SellerAPI: Sendable {
-    private let store: SimulatorStore
+    let store: SimulatorStore
+    /// How long a metering "hour" lasts: 3600 s, shorter for tests (`--metering-hour-seconds`).
+    /// AWS's 6-hour window and the hour after a cancellation scale with it.
+    let meteringHour: Int
     /// Calls still to answer with ThrottlingException (a switch for tests).
     private let throttleBudget = Atomic<Int>(0)
+    /// Usage records still to hand back in UnprocessedRecords rather than record (a switch for tests).
+    let unprocessedBudget = Atomic<Int>(0)
+    /// BatchMeterUsage calls still to answer late, and how late: the records are kept first, so a
+    /// caller that dies waiting has been billed (a switch for tests).
+    let meteringDelay = Mutex<(calls: Int, delay: Duration)>((0, .zero))
     /// Signed calls received, by `X-Amz-Target` (throttled ones included): what they cost the seller.
     private let calls = Mutex<[String: Int]>([:])
 
     /// Signed calls received so far, by target.
     var callCounts: [String: Int] { calls.withLock { $0 } }
 
-    init(store: SimulatorStore) {
+    init(store: SimulatorStore, meteringHour: Int = 3600) {
         self.store = store
+        self.meteringHour = meteringHour
     }
 
     func throttle(next count: Int) {
@@ -129,34 +138,6 @@ final class SellerAPI: Sendable {
                     "ProductCode": subscription.productCode, "LicenseArn": subscription.licenseArn
                 ])
         }
-    }
-
-    private func batchMeterUsage(_ input: [String: Any]) async throws -> Reply {
-        guard let productCode = input["ProductCode"] as? String, let records = input["UsageRecords"] as? [[String: Any]] else {
-            return .error(400, "InvalidParameterException", "ProductCode and UsageRecords are required")
-        }
-        guard records.count <= 25 else {
-            return .error(400, "InvalidParameterException", "UsageRecords takes at most 25 records")
-        }
-        var results: [[String: Any]] = []
-        for record in records {
-            guard let customer = record["CustomerIdentifier"] as? String, let dimension = record["Dimension"] as? String,
-                let timestamp = (record["Timestamp"] as? NSNumber)?.doubleValue
-            else {
-                return .error(400, "InvalidParameterException", "each record needs CustomerIdentifier, Dimension and Timestamp")
-            }
-            let quantity = (record["Quantity"] as? NSNumber)?.intValue ?? 0
-            guard let subscription = try await store.subscription(customerIdentifier: customer),
-                subscription.productCode == productCode, subscription.state == "active"
-            else {
-                results.append(["UsageRecord": record, "Status": "CustomerNotSubscribed"])
-                continue
-            }
-            let hour = Int(timestamp) / 3600 * 3600
-            let (recorded, id) = try await store.recordUsage(customerIdentifier: customer, dimension: dimension, timestamp: hour, quantity: quantity)
-            results.append(["UsageRecord": record, "MeteringRecordId": id, "Status": recorded ? "Success" : "DuplicateRecord"])
-        }
-        return Reply(status: 200, body: ["Results": results, "UnprocessedRecords": [Any]()])
     }
 
     private func getEntitlements(_ input: [String: Any]) async throws -> Reply {

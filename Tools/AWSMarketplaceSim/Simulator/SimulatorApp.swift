@@ -26,6 +26,8 @@ public struct SimulatorApp: Sendable {
         /// The simulator's address as the seller's services reach it (SNS certificate and
         /// subscription URLs); nil: where it listens. In a container network the two differ.
         public var serviceURL: String?
+        /// How long a metering hour lasts, in seconds: 3600, shorter for tests.
+        public var meteringHourSeconds = 3600
 
         public init(
             host: String, port: Int, dataDirectory: String, fulfillmentURL: String, seedPath: String?,
@@ -56,7 +58,7 @@ public struct SimulatorApp: Sendable {
         if let seedPath = settings.seedPath {
             try store.apply(try SimulatorSeed.load(path: seedPath))
         }
-        sellerAPI = SellerAPI(store: store)
+        sellerAPI = SellerAPI(store: store, meteringHour: settings.meteringHourSeconds)
         signer = try SNSSigner(directory: settings.dataDirectory)
         notifier = MarketplaceNotifier(
             store: store, signer: signer, notificationURL: settings.notificationURL,
@@ -139,6 +141,30 @@ public struct SimulatorApp: Sendable {
             struct Throttle: Decodable { var count: Int }
             sellerAPI.throttle(next: try await request.decode(as: Throttle.self, context: context).count)
             return .noContent
+        }
+
+        // Test switch: hand the next N usage records back in UnprocessedRecords.
+        router.post("_sim/unprocessed") { request, context -> HTTPResponse.Status in
+            struct Unprocessed: Decodable { var count: Int }
+            sellerAPI.throttleUnprocessed(next: try await request.decode(as: Unprocessed.self, context: context).count)
+            return .noContent
+        }
+
+        // Test switch: keep the records of the next N BatchMeterUsage calls, then answer each after `seconds`.
+        router.post("_sim/delay-metering") { request, context -> HTTPResponse.Status in
+            struct Delay: Decodable {
+                var count: Int
+                var seconds: Double
+            }
+            let delay = try await request.decode(as: Delay.self, context: context)
+            sellerAPI.delayMetering(calls: delay.count, by: .milliseconds(Int64(delay.seconds * 1000)))
+            return .noContent
+        }
+
+        // The usage records accepted, for tests to compare totals.
+        router.get("_sim/metering-records") { _, _ -> Response in
+            let data = try await store.meteringRecordsJSON()
+            return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
         }
 
         // Signed seller API calls received, by target (`{"AWSMPMeteringService.ResolveCustomer": 3}`).

@@ -30,6 +30,7 @@ public struct SimulatorCommand: AsyncParsableCommand {
         var publicURL: String?
         @Option(help: "Where the seller's services reach the simulator, for SNS certificate URLs (SERVICE_URL). Default: where it listens.")
         var serviceURL: String?
+        @Option(help: "Seconds in a metering hour, for tests; default 3600 (METERING_HOUR_SECONDS).") var meteringHourSeconds: Int?
 
         func run() async throws {
             let environment = ProcessInfo.processInfo.environment
@@ -53,6 +54,9 @@ public struct SimulatorCommand: AsyncParsableCommand {
                 maildropDirectory: nonEmpty(pickAllowingEmpty(maildropDir, "MAILDROP_DIR") ?? "./data/maildrop"))
             settings.publicURL = pick(publicURL, "PUBLIC_URL").map { $0.hasSuffix("/") ? String($0.dropLast()) : $0 }
             settings.serviceURL = pick(serviceURL, "SERVICE_URL").map { $0.hasSuffix("/") ? String($0.dropLast()) : $0 }
+            let hourText = pick(meteringHourSeconds.map(String.init), "METERING_HOUR_SECONDS") ?? "3600"
+            guard let hour = Int(hourText), hour > 0 else { throw ValidationError("--metering-hour-seconds must be a positive number") }
+            settings.meteringHourSeconds = hour
             try await SimulatorApp(settings: settings, logger: Logger(label: "aws-marketplace-sim")).run()
         }
 

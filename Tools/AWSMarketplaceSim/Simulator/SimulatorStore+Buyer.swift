@@ -88,7 +88,10 @@ extension SimulatorStore {
             let end = Calendar(identifier: .gregorian).date(byAdding: .month, value: offer.termMonths, to: start) ?? start
             let license = "arn:aws:license-manager::\(identity.accountID):license:l-\(SimulatorStore.randomToken().prefix(16).lowercased())"
             try db.execute(
-                sql: "INSERT INTO subscription VALUES (?, ?, ?, ?, 'active', ?, ?, ?)",
+                sql: """
+                    INSERT INTO subscription (customer_identifier, offer_id, account_id, product_code, state, license_arn, starts_at, ends_at)
+                    VALUES (?, ?, ?, ?, 'active', ?, ?, ?)
+                    """,
                 arguments: [customer, offer.id, identity.accountID, offer.productCode, license, start, end])
             let row = try Row.fetchOne(db, sql: "SELECT * FROM subscription WHERE customer_identifier = ?", arguments: [customer])!
             return .subscribed(Subscription(row: row))

@@ -100,8 +100,8 @@ extension SimulatorStore {
     func cancel(customerIdentifier: String) async throws -> Subscription? {
         try await database.write { db in
             try db.execute(
-                sql: "UPDATE subscription SET state = 'cancelled' WHERE customer_identifier = ? AND state != 'cancelled'",
-                arguments: [customerIdentifier])
+                sql: "UPDATE subscription SET state = 'cancelled', cancelled_at = ? WHERE customer_identifier = ? AND state != 'cancelled'",
+                arguments: [Date(), customerIdentifier])
             guard db.changesCount > 0 else { return nil }
             return try Row.fetchOne(db, sql: "SELECT * FROM subscription WHERE customer_identifier = ?", arguments: [customerIdentifier])
                 .map(Subscription.init(row:))

@@ -60,6 +60,7 @@ struct SimulatorStore: Sendable {
             }
         }
         registerNotificationMigrations(&migrator)
+        registerMeteringMigrations(&migrator)
         return migrator
     }
 
@@ -147,6 +148,8 @@ struct SimulatorStore: Sendable {
         var licenseArn: String
         var startsAt: Date
         var endsAt: Date
+        /// When the buyer cancelled: usage from before it is still taken for one metering hour.
+        var cancelledAt: Date?
 
         init(row: Row) {
             customerIdentifier = row["customer_identifier"]
@@ -157,6 +160,7 @@ struct SimulatorStore: Sendable {
             licenseArn = row["license_arn"]
             startsAt = row["starts_at"]
             endsAt = row["ends_at"]
+            cancelledAt = row["cancelled_at"]
         }
     }
 
@@ -181,25 +185,6 @@ struct SimulatorStore: Sendable {
                 let subscription = Subscription(row: row)
                 return dimensions.sorted { $0.key < $1.key }.map { (subscription, $0.key, $0.value) }
             }
-        }
-    }
-
-    /// Records one usage record; false when the same (customer, dimension, hour) was recorded before.
-    func recordUsage(customerIdentifier: String, dimension: String, timestamp: Int, quantity: Int) async throws -> (recorded: Bool, id: String) {
-        try await database.write { db in
-            if let existing = try String.fetchOne(
-                db,
-                sql: """
-                    SELECT id FROM metering_record WHERE customer_identifier = ? AND dimension = ? AND timestamp = ?
-                    """, arguments: [customerIdentifier, dimension, timestamp])
-            {
-                return (false, existing)
-            }
-            let id = UUID().uuidString.lowercased()
-            try db.execute(
-                sql: "INSERT INTO metering_record VALUES (?, ?, ?, ?, ?)",
-                arguments: [id, customerIdentifier, dimension, timestamp, quantity])
-            return (true, id)
         }
     }
 
