@@ -17,6 +17,12 @@ public enum MarketplaceLink {
     public static let listLinks = RPCMethod<ListLinksRequest, LinkList>(
         service: service, name: "ListLinks",
         access: .internalOnly(callers: [ServiceNames.console, ServiceNames.operator]))
+    /// The product's data plane reports usage; internal-only.
+    public static let recordUsage = RPCMethod<RecordUsageRequest, RecordUsageResponse>(
+        service: service, name: "RecordUsage",
+        access: .internalOnly(callers: [ServiceNames.usageReporter, ServiceNames.operator]))
+    /// Needs the user's access token; ADMIN or BILLING of the organization.
+    public static let getUsage = RPCMethod<GetUsageRequest, UsageReport>(service: service, name: "GetUsage")
 }
 
 public struct AcceptRegistrationRequest: RPCMessage, Equatable {
@@ -145,4 +151,109 @@ public struct ListLinksRequest: RPCMessage, Equatable {
 public struct LinkList: RPCMessage, Equatable {
     public var links: [BillingStatus]
     public init(links: [BillingStatus]) { self.links = links }
+}
+
+/// One usage event of the product's data plane.
+public struct UsageEvent: RPCMessage, Equatable {
+    /// Unique per event and organization: a retry with the same key counts once.
+    public var idempotencyKey: String
+    public var organizationId: String
+    /// One of the product's metered dimensions (marketplace-link's `--metered-dimensions`).
+    public var dimension: String
+    public var quantity: Int32
+    /// When the usage happened; it is billed in that UTC hour.
+    public var occurredAt: Date
+    public init(idempotencyKey: String, organizationId: String, dimension: String, quantity: Int32, occurredAt: Date) {
+        self.idempotencyKey = idempotencyKey
+        self.organizationId = organizationId
+        self.dimension = dimension
+        self.quantity = quantity
+        self.occurredAt = occurredAt
+    }
+}
+
+public struct RecordUsageRequest: RPCMessage, Equatable {
+    /// 1 to 1000 events, taken all or none.
+    public var events: [UsageEvent]
+    public init(events: [UsageEvent]) { self.events = events }
+}
+
+public struct RecordUsageResponse: RPCMessage, Equatable {
+    /// Events recorded now.
+    public var accepted: Int32
+    /// Events recorded before under the same keys (retries), counted once.
+    public var duplicates: Int32
+    public init(accepted: Int32, duplicates: Int32) {
+        self.accepted = accepted
+        self.duplicates = duplicates
+    }
+}
+
+public struct GetUsageRequest: RPCMessage, Equatable {
+    public var organizationId: String
+    public init(organizationId: String) { self.organizationId = organizationId }
+}
+
+/// Where an hour's usage is on its way to AWS Marketplace.
+public enum MeteringState: String, Codable, Sendable, CaseIterable {
+    /// Still taking events.
+    case open = "OPEN"
+    /// Closed and stored as the record to send; being sent.
+    case frozen = "FROZEN"
+    /// AWS Marketplace accepted it (`meteringRecordId`).
+    case sent = "SENT"
+    /// AWS Marketplace says the customer is not subscribed: not billed.
+    case notSubscribed = "NOT_SUBSCRIBED"
+    /// AWS Marketplace had another quantity for this hour already: not billed, an error of ours.
+    case duplicate = "DUPLICATE"
+    /// AWS Marketplace refused the record (`detail` says why).
+    case refused = "REFUSED"
+    /// Not sent within AWS Marketplace's 6 hours: kept, not billed.
+    case expired = "EXPIRED"
+}
+
+public struct UsageHour: RPCMessage, Equatable {
+    public var dimension: String
+    /// The start of the UTC hour (of the metering period, when shortened for tests).
+    public var hourStart: Date
+    public var quantity: Int64
+    public var state: MeteringState
+    public var meteringRecordId: String?
+    public var detail: String?
+    public init(dimension: String, hourStart: Date, quantity: Int64, state: MeteringState, meteringRecordId: String?, detail: String?) {
+        self.dimension = dimension
+        self.hourStart = hourStart
+        self.quantity = quantity
+        self.state = state
+        self.meteringRecordId = meteringRecordId
+        self.detail = detail
+    }
+}
+
+public struct DimensionUsage: RPCMessage, Equatable {
+    public var dimension: String
+    /// Every event this month.
+    public var quantity: Int64
+    /// What AWS Marketplace accepted so far.
+    public var sentQuantity: Int64
+    public init(dimension: String, quantity: Int64, sentQuantity: Int64) {
+        self.dimension = dimension
+        self.quantity = quantity
+        self.sentQuantity = sentQuantity
+    }
+}
+
+/// An organization's usage this month (UTC): per dimension, and per hour with its metering state.
+public struct UsageReport: RPCMessage, Equatable {
+    public var organizationId: String
+    public var monthStart: Date
+    public var dimensions: [DimensionUsage]
+    /// Newest hour first.
+    public var hours: [UsageHour]
+    public init(organizationId: String, monthStart: Date, dimensions: [DimensionUsage], hours: [UsageHour]) {
+        self.organizationId = organizationId
+        self.monthStart = monthStart
+        self.dimensions = dimensions
+        self.hours = hours
+    }
 }

@@ -5,6 +5,8 @@ public enum ServiceNames {
     public static let organization = "organization"
     public static let marketplaceLink = "marketplace-link"
     public static let console = "console"
+    /// The product's data plane, which reports its customers' usage.
+    public static let usageReporter = "usage-reporter"
     /// A person's tooling (support scripts, the load checker), never a user's browser.
     public static let `operator` = "operator"
 }

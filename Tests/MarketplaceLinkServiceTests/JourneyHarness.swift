@@ -9,6 +9,7 @@ import OrganizationService
 import RPCCore
 import ServiceRuntime
 import TestSupport
+import Testing
 
 /// The whole system for the journey: aws-marketplace-sim as a process; identity, organization and
 /// marketplace-link in-process on ephemeral ports, trusting each other by service credentials.
@@ -38,17 +39,21 @@ final class JourneyHarness: TestFixture {
 
     /// marketplace-link trusts the simulator as the SNS host. With `notifications`, the simulator
     /// delivers its SNS messages to marketplace-link; it starts last, so they arrive at once.
-    static func start(notifications: Bool = false, backend: StorageBackend = .sqlite) async throws -> JourneyHarness {
+    /// With `meteringHour`, marketplace-link meters `meteredDimensions` and both it and the
+    /// simulator count hours of that many seconds.
+    static func start(notifications: Bool = false, backend: StorageBackend = .sqlite, meteringHour: Int? = nil) async throws -> JourneyHarness {
         let linkStore = try await TestDatabase.start(backend, service: "marketplace-link")
         do {
-            return try await start(notifications: notifications, linkStore: linkStore)
+            return try await start(notifications: notifications, linkStore: linkStore, meteringHour: meteringHour)
         } catch {
             await linkStore.stop()
             throw error
         }
     }
 
-    private static func start(notifications: Bool, linkStore: TestDatabase) async throws -> JourneyHarness {
+    static let meteredDimensions: Set<String> = ["compute", "storage"]
+
+    private static func start(notifications: Bool, linkStore: TestDatabase, meteringHour: Int?) async throws -> JourneyHarness {
         let secrets = ["marketplace-link": linkSecret, "operator": operatorSecret]
         let digest = TrustedServices.digest(ofSecret:)
         let simulatorURL = "http://127.0.0.1:\(try await freePort())"
@@ -80,11 +85,15 @@ final class JourneyHarness: TestFixture {
         configuration.identityURL = identity.url
         configuration.organizationURL = "http://127.0.0.1:\(organizationPort)"
         configuration.awsMarketplaceEndpoint = simulatorURL
+        if let meteringHour {
+            configuration.meteredDimensions = meteredDimensions
+            configuration.meteringHourSeconds = meteringHour
+        }
         let link = try ServiceHost(definition: MarketplaceLinkDefinition.make(configuration: configuration), settings: linkSettings, logger: logger)
         let linkPort = try await link.start().port!
         let simulator = try await SimulatorProcess.start(
             port: Int(simulatorURL.split(separator: ":").last!)!,
-            notificationURL: notifications ? "http://127.0.0.1:\(linkPort)/marketplace/sns" : "")
+            notificationURL: notifications ? "http://127.0.0.1:\(linkPort)/marketplace/sns" : "", meteringHourSeconds: meteringHour ?? 3600)
         return JourneyHarness(
             simulator: simulator, identity: identity, organization: organization, link: link, directory: base, linkStore: linkStore,
             organizationPort: organizationPort,
@@ -136,6 +145,26 @@ final class JourneyHarness: TestFixture {
             definition: OrganizationDefinition.make(identity: .url(identity.url)), settings: organizationRestartSettings, logger: logger)
         _ = try await host.start()
         return host
+    }
+
+    /// Stops the simulator, waits `down`, and starts it again on its port and data; the caller stops the new one.
+    func restartSimulator(after down: Duration, meteringHour: Int) async throws -> SimulatorProcess {
+        await simulator.stop()
+        try await Task.sleep(for: down)
+        return try await SimulatorProcess.start(
+            port: simulator.process.port, meteringHourSeconds: meteringHour, directory: simulator.directory)
+    }
+
+    /// A new organization whose billing is linked (ACTIVE) to `offer` of `identity`; returns its
+    /// admin and the organization.
+    func linkedOrganization(identity name: String = "alice", offer: String = "offer-a") async throws -> (LoginResponse, Organization) {
+        let (user, organization) = try await adminWithOrganization()
+        let registration = try await register(identity: name, offer: offer, bearerToken: user.accessToken)
+        let status = try await linkClient.call(
+            MarketplaceLink.bindOrganization, BindOrganizationRequest(claim: registration.claim ?? "", organizationId: organization.id),
+            options: .init(bearerToken: user.accessToken))
+        try #require(status.state == .active, "the bind left the link \(String(describing: status.state))")
+        return (user, organization)
     }
 
     /// A signed-up user who administers a new organization; returns both.

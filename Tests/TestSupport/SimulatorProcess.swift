@@ -37,18 +37,46 @@ public struct SimulatorProcess: Sendable {
     }
 
     /// Starts the simulator (`port` 0 picks one); an empty notification URL or maildrop turns that output off.
+    /// `meteringHourSeconds` shortens the metering hour; `directory` starts it again on the data
+    /// an earlier process left (after `stop()`).
     public static func start(
         port: Int = 0, notificationURL: String = "", maildrop: String = "", seedPath: String? = nil,
-        fulfillmentURL: String = fulfillmentURL
+        fulfillmentURL: String = fulfillmentURL, meteringHourSeconds: Int = 3600, directory: String? = nil
     ) async throws -> SimulatorProcess {
-        let directory = NSTemporaryDirectory() + "sim-\(UUID().uuidString)"
+        let directory = directory ?? NSTemporaryDirectory() + "sim-\(UUID().uuidString)"
         let process = try await ChildProcess(
             service: "aws-marketplace-sim",
             arguments: [
                 "--port", "\(port)", "--data-dir", directory, "--seed", try seedPath ?? seed(), "--fulfillment-url", fulfillmentURL,
-                "--notification-url", notificationURL, "--maildrop-dir", maildrop
+                "--notification-url", notificationURL, "--maildrop-dir", maildrop, "--metering-hour-seconds", "\(meteringHourSeconds)"
             ])
         return SimulatorProcess(process: process, directory: directory)
+    }
+
+    /// The usage records the simulator accepted: (customer identifier, dimension, hour start) and quantity, with the record id.
+    public func meteringRecords() async throws -> [(customer: String, dimension: String, hour: Int, quantity: Int, id: String)] {
+        let answer = try await Curl.get(baseURL + "/_sim/metering-records")
+        let records = try JSONSerialization.jsonObject(with: Data(answer.body.utf8)) as? [[String: Any]] ?? []
+        return records.map {
+            (
+                $0["customerIdentifier"] as? String ?? "", $0["dimension"] as? String ?? "", $0["timestamp"] as? Int ?? 0,
+                $0["quantity"] as? Int ?? 0, $0["id"] as? String ?? ""
+            )
+        }
+    }
+
+    /// Test switches: throttle the next `count` seller API calls; hand back the next `count`
+    /// usage records unprocessed; answer the next `count` BatchMeterUsage calls `seconds` late.
+    public func throttle(next count: Int) async throws {
+        #expect(try await Curl.post(baseURL + "/_sim/throttle", body: #"{"count":\#(count)}"#).status == 204)
+    }
+
+    public func leaveUnprocessed(next count: Int) async throws {
+        #expect(try await Curl.post(baseURL + "/_sim/unprocessed", body: #"{"count":\#(count)}"#).status == 204)
+    }
+
+    public func delayMetering(next count: Int, seconds: Double) async throws {
+        #expect(try await Curl.post(baseURL + "/_sim/delay-metering", body: #"{"count":\#(count),"seconds":\#(seconds)}"#).status == 204)
     }
 
     public func stop() async { await process.stop() }

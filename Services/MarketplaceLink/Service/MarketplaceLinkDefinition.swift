@@ -26,6 +26,12 @@ public struct MarketplaceLinkOptions: ParsableArguments, Sendable {
             "AcceptRegistration calls one client address may make a minute, per replica (each costs AWS quota); default 20 (REGISTRATIONS_PER_MINUTE)."
     )
     var registrationsPerMinute: Int?
+    @Option(
+        help:
+            "Comma-separated usage dimensions of the product that RecordUsage takes, each also in the buyer's contract; default none (METERED_DIMENSIONS)."
+    )
+    var meteredDimensions: String?
+    @Option(help: "Seconds in a metering hour; 3600, shorter only for tests (METERING_HOUR_SECONDS).") var meteringHourSeconds: Int?
 
     public init() {}
 
@@ -57,6 +63,19 @@ public struct MarketplaceLinkOptions: ParsableArguments, Sendable {
             guard let limit = Int(text), limit > 0 else { throw ConfigurationError("--registrations-per-minute must be a positive number") }
             configuration.registrationsPerMinute = limit
         }
+        if let text = ServiceOptions.resolve(meteredDimensions, "METERED_DIMENSIONS", environment: environment) {
+            let dimensions = text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            guard dimensions.allSatisfy({ (1...255).contains($0.utf8.count) }) else {
+                throw ConfigurationError("--metered-dimensions: each dimension is 1 to 255 characters")
+            }
+            configuration.meteredDimensions = Set(dimensions)
+        }
+        if let text = ServiceOptions.resolve(meteringHourSeconds.map(String.init), "METERING_HOUR_SECONDS", environment: environment) {
+            guard let seconds = Int(text), (2...3600).contains(seconds) else {
+                throw ConfigurationError("--metering-hour-seconds must be 2 to 3600")
+            }
+            configuration.meteringHourSeconds = seconds
+        }
         if let topic = ServiceOptions.resolve(snsTopicArn, "SNS_TOPIC_ARN", environment: environment) {
             configuration.snsTopicArn = topic
         }
@@ -84,6 +103,10 @@ public struct MarketplaceLinkConfiguration: Sendable {
     public var snsTopicArn: String
     /// Where SNS certificates and SubscribeURLs may come from.
     public var snsTrustedOrigins = ["https://sns.us-east-1.amazonaws.com"]
+    /// The usage dimensions RecordUsage takes (none: metering is off).
+    public var meteredDimensions: Set<String> = []
+    /// Seconds in a metering hour: 3600; tests shorten it, with the same rules.
+    public var meteringHourSeconds = 3600
     /// The clock the rules read; tests move it.
     public var now: @Sendable () -> Date = { Date() }
 
@@ -135,8 +158,13 @@ public enum MarketplaceLinkDefinition {
             let saga = BindingSaga(
                 storage: storage, organization: organizationClient, authenticator: authenticator, linksWritten: statusPage.invalidate,
                 now: configuration.now, logger: resources.logger)
-            MarketplaceLinkHandlers(registrations: registrations, saga: saga, statusPage: statusPage).register(in: &setup.router)
+            let meter = UsageMeter(
+                storage: storage, metering: MarketplaceMeteringClient(transport: transport), settings: MeteringSettings(dimensions: configuration.meteredDimensions, hourSeconds: configuration.meteringHourSeconds),
+                metrics: resources.metrics, now: configuration.now, logger: resources.logger)
+            MarketplaceLinkHandlers(registrations: registrations, saga: saga, statusPage: statusPage, meter: meter, now: configuration.now)
+                .register(in: &setup.router)
             setup.backgroundWork.append(saga.runner())
+            setup.backgroundWork.append(meter.runner())
             if case .postgres(let database) = resources.database {
                 // Replicas share the database: a link written on one clears every replica's billing pages.
                 setup.backgroundWork.append(database.listener(channel: PostgresLinkStorage.linksChannel) { statusPage.invalidate() })

@@ -38,10 +38,14 @@ public struct ServerMetrics: Sendable {
     /// Counts one event a client can cause at will (a refused webhook message, say), where a log
     /// line each would let a flood fill the log. `reason` must come from a fixed set.
     public func countRefusal(_ what: String, reason: String) {
-        let descriptor = MetricNameDescriptor(
-            namespace: "refused", subsystem: what, metricName: "requests", unitName: "total",
-            helpText: "Requests refused, by reason.")
-        registry.makeCounter(descriptor: descriptor, labels: [("reason", reason)]).increment()
+        count(namespace: "refused", subsystem: what, name: "requests", help: "Requests refused, by reason.", label: ("reason", reason))
+    }
+
+    /// Counts one occurrence of something the service did, as `<namespace>_<subsystem>_<name>_total`
+    /// with one label, whose value must come from a fixed set.
+    public func count(namespace: String, subsystem: String, name: String, help: String, label: (name: String, value: String)) {
+        let descriptor = MetricNameDescriptor(namespace: namespace, subsystem: subsystem, metricName: name, unitName: "total", helpText: help)
+        registry.makeCounter(descriptor: descriptor, labels: [(label.name, label.value)]).increment()
     }
 
     /// The Prometheus text exposition of every series in the registry.

@@ -23,7 +23,7 @@ final class BillingStatusPage<Rendered: Sendable>: Sendable {
     /// every replica's: `MarketplaceLinkDefinition` listens for other replicas' link writes).
     private let statuses = ReadThroughCache<String, Rendered>()
     /// Roles as organization's CheckAdmin gave them, reused for a few seconds by GetBillingStatus
-    /// only (a read-only page). Binding always asks afresh.
+    /// and GetUsage only (read-only pages). Binding always asks afresh.
     private let viewerRoles = ExpiringCache<String, CheckAdminResponse>(lifetime: .seconds(5))
 
     init(storage: any LinkStorage, organization: ConnectClient, authenticator: AccessTokenAuthenticator, render: @escaping Render) {
@@ -39,8 +39,25 @@ final class BillingStatusPage<Rendered: Sendable>: Sendable {
     }
 
     func billingStatus(_ request: BillingStatusRequest, bearerToken: String?) async throws -> Rendered {
-        let claims = try await authenticator.authenticate(bearerToken)
         let organizationID = request.organizationId
+        try await authorizeReader(organizationID: organizationID, bearerToken: bearerToken)
+        let status = try await statuses.value(for: organizationID) { [storage, render] in
+            try render(organizationID, try await storage.latestLink(organizationID: organizationID))
+        }
+        return status!  // the loader always has an answer
+    }
+
+    /// This month's usage (UTC) of the organization, for the same readers as its billing status.
+    func usage(_ request: GetUsageRequest, bearerToken: String?, now: Date) async throws -> UsageReport {
+        try await authorizeReader(organizationID: request.organizationId, bearerToken: bearerToken)
+        let monthStart = UsageRules.monthStart(of: now)
+        let hours = try await storage.usageHours(organizationID: request.organizationId, since: monthStart)
+        return UsageRules.report(organizationID: request.organizationId, monthStart: monthStart, hours: hours)
+    }
+
+    /// The caller is an ADMIN or BILLING member of the organization (organization's CheckAdmin).
+    private func authorizeReader(organizationID: String, bearerToken: String?) async throws {
+        let claims = try await authenticator.authenticate(bearerToken)
         let check: CheckAdminResponse
         do {
             check = try await viewerRoles.value(for: "\(organizationID) \(claims.subject)") { [organization] () async throws(RPCError) in
@@ -53,10 +70,6 @@ final class BillingStatusPage<Rendered: Sendable>: Sendable {
         }
         guard check.role != nil else { throw MarketplaceLinkError.notFound }
         guard check.canReadBilling else { throw MarketplaceLinkError.billingRoleRequired }
-        let status = try await statuses.value(for: organizationID) { [storage, render] in
-            try render(organizationID, try await storage.latestLink(organizationID: organizationID))
-        }
-        return status!  // the loader always has an answer
     }
 
     func list(_ request: ListLinksRequest) async throws -> [LinkStore.Link] {

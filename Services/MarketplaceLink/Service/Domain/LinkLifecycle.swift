@@ -38,6 +38,10 @@ struct LinkLifecycle: Equatable, Sendable {
         self.pendingStep = pendingStep
     }
 
+    /// Usage is metered while the link is ACTIVE (or BINDING, about to be); once the buyer
+    /// unsubscribes, what was recorded is sent at once, as AWS wants it within the hour.
+    var takesUsage: Bool { state == .active || state == .binding }
+
     /// States in which the link bills (or is about to bill) the organization: one such link per
     /// AWS account and per organization.
     static let liveStates: [LinkState] = [.binding, .active, .unsubscribePending]

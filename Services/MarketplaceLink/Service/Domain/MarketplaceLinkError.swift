@@ -1,3 +1,4 @@
+import Foundation
 import RPCCore
 
 /// What marketplace-link refuses, in its own words, each with what the person can do about it.
@@ -21,6 +22,15 @@ enum MarketplaceLinkError: RPCErrorConvertible, Equatable {
     case awsUnavailable(String)
     case organizationUnavailable
     case tooManyRegistrations
+    /// RecordUsage while no dimension is metered (`--metered-dimensions`).
+    case meteringOff
+    case usageTooOld
+    /// The organization's usage is not billed through AWS Marketplace now.
+    case notMetered(organizationID: String, reason: String)
+    case usageKeyReused(String)
+    /// The event's hour was already closed and sent (or is being sent) to AWS Marketplace.
+    case usageHourClosed(dimension: String, hourStart: Date)
+    case usageHourFull(dimension: String)
 
     var rpcError: RPCError {
         switch self {
@@ -73,6 +83,22 @@ enum MarketplaceLinkError: RPCErrorConvertible, Equatable {
             RPCError(.unavailable, "AWS Marketplace did not answer (\(detail)); try again in a minute")
         case .organizationUnavailable:
             RPCError(.unavailable, "the organization service did not answer; try again in a minute")
+        case .meteringOff:
+            RPCError(.failedPrecondition, "no dimension is metered: start marketplace-link with --metered-dimensions")
+        case .usageTooOld:
+            RPCError(
+                .invalidArgument, "an event's occurredAt is too old: AWS Marketplace takes usage for at most 6 hours, report usage as it happens")
+        case .notMetered(let organizationID, let reason):
+            RPCError(.failedPrecondition, "organization \(organizationID) \(reason): its usage cannot be recorded")
+        case .usageKeyReused(let key):
+            RPCError(.alreadyExists, "idempotency key '\(key)' was used for another event: give each event a key of its own")
+        case .usageHourClosed(let dimension, let hourStart):
+            RPCError(
+                .failedPrecondition,
+                "the usage of \(dimension) for the hour from \(hourStart.formatted(.iso8601)) was already sent to AWS Marketplace: report usage within the hour"
+            )
+        case .usageHourFull(let dimension):
+            RPCError(.invalidArgument, "the usage of \(dimension) in one hour would pass 2,147,483,647, the most AWS Marketplace takes")
         }
     }
 }

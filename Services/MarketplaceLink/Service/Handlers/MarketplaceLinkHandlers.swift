@@ -1,3 +1,4 @@
+import Foundation
 import Contracts
 import RPCCore
 
@@ -7,9 +8,11 @@ struct MarketplaceLinkHandlers {
     let registrations: Registrations
     let saga: BindingSaga
     let statusPage: BillingStatusPage<EncodedMessage<BillingStatus>>
+    let meter: UsageMeter
+    let now: @Sendable () -> Date
 
     func register(in router: inout RPCRouter) {
-        let (registrations, saga, statusPage) = (registrations, saga, statusPage)
+        let (registrations, saga, statusPage, meter, now) = (registrations, saga, statusPage, meter, now)
         router.register(MarketplaceLink.acceptRegistration) { request, context in
             AcceptRegistrationResponse(
                 try await registrations.acceptRegistration(request, bearerToken: context.bearerToken, clientIP: context.endUserIP))
@@ -28,6 +31,12 @@ struct MarketplaceLinkHandlers {
             })
         router.register(MarketplaceLink.listLinks) { request, _ in
             LinkList(links: try await statusPage.list(request).map(\.status))
+        }
+        router.register(MarketplaceLink.recordUsage) { request, _ in
+            try await meter.record(request)
+        }
+        router.register(MarketplaceLink.getUsage) { request, context in
+            try await statusPage.usage(request, bearerToken: context.bearerToken, now: now())
         }
     }
 }

@@ -62,4 +62,24 @@ protocol LinkStorage: Sendable {
     /// The fetched entitlements applied to the registration and its live link; the refresh done.
     func completeRefresh(_ refresh: NotificationStore.Refresh, entitlements: [Entitlement], at: Date) async throws
     func postponeRefresh(messageID: String, until: Date, error: String) async throws
+
+    // MARK: Usage metering
+
+    /// Records the events in one transaction, all or none: each is a retry (same key, same
+    /// content: counted once), or `accept` takes it for its organization's live link and it is
+    /// added to its (link, dimension, hour) while that hour is OPEN. Throws the first refusal.
+    func recordUsage(
+        _ events: [UsageEventRecord], freezeAt: @Sendable (Int) -> Int, at: Date,
+        accept: @Sendable (UsageEventRecord, MeteredLink?) throws(MarketplaceLinkError) -> Void
+    ) async throws -> (accepted: Int, duplicates: Int)
+    /// Closes every OPEN hour whose time has come (its hour and grace are over, or its link
+    /// ended): from now on it is exactly the record sent. Returns how many.
+    func freezeUsageHours(at: Date) async throws -> Int
+    /// Frozen hours due to be sent, leased to the caller until `until`.
+    func leaseFrozenHours(at: Date, until: Date, limit: Int) async throws -> [UsageHourRecord]
+    /// Stores what became of sent hours and ends their leases; CustomerNotSubscribed also stops
+    /// the link's metering (RecordUsage refuses it from then on).
+    func recordMeteringOutcomes(_ outcomes: [(hour: UsageHourRecord, outcome: MeteringOutcome)], at: Date) async throws
+    /// The organization's hours from `since`, every link's.
+    func usageHours(organizationID: String, since: Date) async throws -> [UsageHourRecord]
 }

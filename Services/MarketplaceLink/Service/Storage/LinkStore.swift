@@ -289,6 +289,7 @@ enum LinkStore {
                 sql: "UPDATE link SET state = ?, pending_step = ?, offer = COALESCE(?, offer), updated_at = ? WHERE id = ?",
                 arguments: [lifecycle.state.rawValue, lifecycle.pendingStep?.rawValue, offer?.json, at.timeIntervalSince1970, link.id])
         }
+        if !lifecycle.takesUsage { try UsageStore.closeOpenHours(db, linkID: link.id, at: at) }
     }
 
     // MARK: Subscription lifecycle

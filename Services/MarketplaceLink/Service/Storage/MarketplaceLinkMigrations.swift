@@ -96,6 +96,9 @@ enum MarketplaceLinkMigrations {
                     ALTER TABLE sns_message ADD COLUMN lease_until REAL;
                     """)
         }
+        migrator.registerMigration("marketplace-link v4: usage metering") { db in
+            try db.execute(sql: UsageStore.sqliteSchema)
+        }
         return migrator
     }
 }

@@ -20,7 +20,7 @@ struct PostgresLinkStorage: LinkStorage {
     let database: PostgresBackend
     static let linksChannel = "marketplace_link_links"
 
-    private var logger: Logger { database.logger }
+    var logger: Logger { database.logger }
 
     static let migrations = [
         PostgresMigration(
@@ -66,7 +66,8 @@ struct PostgresLinkStorage: LinkStorage {
                 "CREATE INDEX sns_message_waiting ON sns_message (customer_identifier, product_code, sent_at) WHERE state = 'WAITING'",
                 "CREATE INDEX sns_message_refresh ON sns_message (next_attempt_at) WHERE state = 'REFRESH'",
                 "CREATE TABLE sns_subscription (topic_arn text PRIMARY KEY, confirmed_at timestamptz NOT NULL)"
-            ])
+            ]),
+        PostgresLinkStorage.usageMigration
     ]
 
     // MARK: Registrations
@@ -394,6 +395,7 @@ struct PostgresLinkStorage: LinkStorage {
                 WHERE id = \(link.id)
                 """, logger: logger)
         }
+        if !lifecycle.takesUsage { try await closeOpenHours(connection, linkID: link.id, at: at, logger: logger) }
         try await PostgresBackend.notify(connection, channel: linksChannel, logger: logger)
     }
 

@@ -16,6 +16,7 @@ struct SQLiteLinkStorage: LinkStorage {
         try pool.write { db in
             try db.execute(sql: "UPDATE link SET step_lease_until = NULL WHERE step_lease_until IS NOT NULL")
             try db.execute(sql: "UPDATE sns_message SET lease_until = NULL WHERE lease_until IS NOT NULL")
+            try db.execute(sql: "UPDATE usage_hour SET lease_until = NULL WHERE lease_until IS NOT NULL")
         }
     }
 
@@ -121,6 +122,53 @@ struct SQLiteLinkStorage: LinkStorage {
 
     func postponeRefresh(messageID: String, until: Date, error: String) async throws {
         try await pool.write { db in try NotificationStore.postponeRefresh(db, messageID: messageID, until: until, error: error) }
+    }
+
+    // MARK: Usage metering
+
+    func recordUsage(
+        _ events: [UsageEventRecord], freezeAt: @Sendable (Int) -> Int, at: Date,
+        accept: @Sendable (UsageEventRecord, MeteredLink?) throws(MarketplaceLinkError) -> Void
+    ) async throws -> (accepted: Int, duplicates: Int) {
+        try await pool.write { db in
+            var links: [String: MeteredLink?] = [:]
+            var (accepted, duplicates) = (0, 0)
+            for event in events {
+                if let stored = try UsageStore.storedEvent(db, organizationID: event.organizationID, key: event.idempotencyKey) {
+                    guard event.isRetry(of: stored) else { throw MarketplaceLinkError.usageKeyReused(event.idempotencyKey) }
+                    duplicates += 1
+                    continue
+                }
+                let link = try links[event.organizationID] ?? UsageStore.meteredLink(db, organizationID: event.organizationID)
+                links[event.organizationID] = link
+                try accept(event, link)
+                guard let link, let total = try UsageStore.add(db, event, to: link, freezeAt: freezeAt(event.hourStart), at: at) else {
+                    throw MarketplaceLinkError.usageHourClosed(
+                        dimension: event.dimension, hourStart: Date(timeIntervalSince1970: Double(event.hourStart)))
+                }
+                guard total <= UsageRules.maxQuantityPerHour else { throw MarketplaceLinkError.usageHourFull(dimension: event.dimension) }
+                accepted += 1
+            }
+            return (accepted, duplicates)
+        }
+    }
+
+    func freezeUsageHours(at: Date) async throws -> Int {
+        try await pool.write { db in try UsageStore.freeze(db, at: at) }
+    }
+
+    func leaseFrozenHours(at: Date, until: Date, limit: Int) async throws -> [UsageHourRecord] {
+        try await pool.write { db in try UsageStore.leaseFrozen(db, at: at, until: until, limit: limit) }
+    }
+
+    func recordMeteringOutcomes(_ outcomes: [(hour: UsageHourRecord, outcome: MeteringOutcome)], at: Date) async throws {
+        try await pool.write { db in
+            for (hour, outcome) in outcomes { try UsageStore.record(db, outcome, of: hour, at: at) }
+        }
+    }
+
+    func usageHours(organizationID: String, since: Date) async throws -> [UsageHourRecord] {
+        try await pool.read { db in try UsageStore.hours(db, organizationID: organizationID, since: since) }
     }
 
     /// Carries out what `SubscriptionLifecycle` decided for an event.
