@@ -6,7 +6,7 @@ import Testing
 /// driven by Selenium: `Tests/Fixtures/browser_journey.py`), against every executable as a
 /// process. Each scenario is one run of the script; its output says what failed and where.
 @Suite(.serialized, .timeLimit(.minutes(10))) struct ConsoleBrowserTests {
-    static let scenarios = ["new-buyer", "member-and-admin", "signed-in", "refusals", "no-javascript", "form-security"]
+    static let scenarios = ["new-buyer", "member-and-admin", "signed-in", "refusals", "no-javascript", "form-security", "usage"]
 
     @Test func theJourneyInChromium() async throws {
         try await withStarted(ConsoleSystem.start()) { system in
@@ -18,7 +18,8 @@ import Testing
                     [
                         "python3", "-u", script, scenario,
                         "--console", system.consoleURL, "--simulator", system.simulator.baseURL, "--maildrop", system.maildrop,
-                        "--offer-email", "buyer-111111111111@example.com"
+                        "--offer-email", "buyer-111111111111@example.com",
+                        "--marketplace-link", "http://127.0.0.1:\(system.marketplaceLink.port)", "--usage-reporter-secret", system.usageReporterSecret
                     ] + (screenshots.map { ["--screenshots", $0] } ?? []),
                     timeout: .seconds(120))
                 #expect(result.status == 0 && !result.timedOut, "scenario \(scenario): \(result.stdout)\n\(result.stderr)")

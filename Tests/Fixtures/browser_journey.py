@@ -478,6 +478,46 @@ class NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
+def record_usage(organization, events):
+    """RecordUsage as the product's data plane would call it: HTTP/2 (httpx), its service credential."""
+    import httpx
+    body = {"events": [{"idempotencyKey": f"browser-{index}", "organizationId": organization, "dimension": dimension,
+                        "quantity": quantity, "occurredAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+                       for index, (dimension, quantity) in enumerate(events)]}
+    with httpx.Client(http1=False, http2=True) as client:
+        answer = client.post(ARGS.marketplace_link + "/marketplacelink.v1.MarketplaceLinkService/RecordUsage", json=body,
+                             headers={"x-service-credential": "usage-reporter:" + ARGS.usage_reporter_secret})
+    check(answer.status_code == 200 and answer.json().get("accepted") == len(events), f"RecordUsage took the events: {answer.text}")
+
+
+def scenario_usage():
+    """The billing page shows this month's usage, and each hour's way to AWS Marketplace."""
+    account, address = "555555555555", "usage.buyer@example.com"
+    driver = browser()
+    try:
+        new_user(driver, "Una Usage", address)
+        wait_for(driver, lambda: path_of(driver) == "/organizations", "the organizations page")
+        aws_subscribe_and_set_up(driver, "offer-f", "frank")
+        wait_for(driver, lambda: path_of(driver) == "/marketplace/link", "the organization step")
+        fill(driver, {"name": "Usage Co"})
+        submit(driver, "name")
+        confirm_and_see_billing(driver, "Usage Co", account)
+        check(driver.find_element(By.ID, "no-usage").text == "No usage recorded this month.", "no usage yet", driver)
+        record_usage(path_of(driver).split("/")[2], [("storage", 7), ("storage", 5)])
+
+        def usage_row():
+            driver.refresh()
+            return driver.find_element(By.ID, "usage-totals").find_elements(By.TAG_NAME, "tr")[1].text
+        wait_for(driver, lambda: usage_row().startswith("storage 12"), "the usage on the billing page")
+        # The hour is sent to AWS once it ends (the test's hours last a few seconds).
+        wait_for(driver, lambda: usage_row() == "storage 12 12", "the usage billed through AWS", seconds=40)
+        hours = driver.find_element(By.ID, "usage-hours").text
+        check("SENT Billed through AWS Marketplace." in hours, "the hour says it is billed", driver)
+        shot(driver, "8-billing-usage")
+    finally:
+        driver.quit()
+
+
 SCENARIOS = {
     "new-buyer": scenario_new_buyer,
     "member-and-admin": scenario_member_and_admin,
@@ -486,6 +526,7 @@ SCENARIOS = {
     "no-javascript": scenario_no_javascript,
     "form-security": scenario_form_security,
     "demo": scenario_demo,
+    "usage": scenario_usage,
 }
 
 
@@ -497,6 +538,8 @@ def main():
     parser.add_argument("--simulator", required=True)
     parser.add_argument("--maildrop", required=True)
     parser.add_argument("--screenshots")
+    parser.add_argument("--marketplace-link")
+    parser.add_argument("--usage-reporter-secret")
     parser.add_argument("--offer-email", default="buyer@example.com")
     parser.add_argument("--offer-in-email", default="offer-a")
     ARGS = parser.parse_args()

@@ -12,6 +12,8 @@ public struct ConsoleSystem: Sendable {
     public let console: ChildProcess
     public let simulator: SimulatorProcess
     public let maildrop: String
+    /// The credential the product's data plane reports usage with (RecordUsage).
+    public let usageReporterSecret: String
     public var consoleURL: String { "http://127.0.0.1:\(console.port)" }
 
     /// Seed for browser tests: one AWS account per scenario, so each can subscribe afresh.
@@ -47,7 +49,9 @@ public struct ConsoleSystem: Sendable {
         let maildrop = base + "/maildrop"
         let names = ["identity", "organization", "marketplace-link", "console"]
         let secrets = Dictionary(uniqueKeysWithValues: names.map { ($0, "\($0)-secret-\(UUID().uuidString)") })
-        let trusted = names.map { "\($0)=\(TrustedServices.digest(ofSecret: secrets[$0]!))" }.joined(separator: ",")
+        let usageReporterSecret = "usage-reporter-secret-\(UUID().uuidString)"
+        let trusted = (names.map { "\($0)=\(TrustedServices.digest(ofSecret: secrets[$0]!))" }
+            + ["usage-reporter=\(TrustedServices.digest(ofSecret: usageReporterSecret))"]).joined(separator: ",")
         let consolePort = try await freePort()
         let consoleURL = "http://127.0.0.1:\(consolePort)"
         func common(_ name: String) -> [String] {
@@ -66,7 +70,9 @@ public struct ConsoleSystem: Sendable {
             service: "marketplace-link",
             arguments: common("marketplace-link") + [
                 "--identity-url", identityURL, "--organization-url", organizationURL, "--aws-marketplace-endpoint", simulatorURL,
-                "--product-code", SimulatorProcess.product, "--sns-trusted-origins", simulatorURL
+                "--product-code", SimulatorProcess.product, "--sns-trusted-origins", simulatorURL,
+                // Hours of a few seconds, so the billing page shows usage sent to AWS within a test.
+                "--metered-dimensions", "storage", "--metering-hour-seconds", "4"
             ], environment: ["AWS_ACCESS_KEY_ID": SimulatorProcess.sellerAccessKeyID, "AWS_SECRET_ACCESS_KEY": SimulatorProcess.sellerSecret])
         let linkURL = "http://127.0.0.1:\(link.port)"
         let consoleExecutable =
@@ -82,10 +88,10 @@ public struct ConsoleSystem: Sendable {
         let simulator = try await SimulatorProcess.start(
             port: Int(simulatorURL.split(separator: ":").last!)!,
             notificationURL: linkURL + "/marketplace/sns", maildrop: maildrop,
-            seedPath: try browserSeed(), fulfillmentURL: consoleURL + "/marketplace/setup")
+            seedPath: try browserSeed(), fulfillmentURL: consoleURL + "/marketplace/setup", meteringHourSeconds: 4)
         return ConsoleSystem(
             identity: identity, organization: organization, marketplaceLink: link, console: console,
-            simulator: simulator, maildrop: maildrop)
+            simulator: simulator, maildrop: maildrop, usageReporterSecret: usageReporterSecret)
     }
 
     public func stop() async {

@@ -53,7 +53,7 @@ start organization 7102 "$ORGANIZATION_SECRET"
 # marketplace-link signs its AWS Marketplace calls with the simulator's seller key (demo-seed.json),
 # and trusts the simulator as the Amazon SNS host of its subscription events.
 AWS_ACCESS_KEY_ID=AKIDLOCALSELLER000001 AWS_SECRET_ACCESS_KEY=local-simulator-seller-secret-not-for-aws \
-  SNS_TRUSTED_ORIGINS=http://127.0.0.1:7199 \
+  SNS_TRUSTED_ORIGINS=http://127.0.0.1:7199 METERED_DIMENSIONS=compute_hours,storage_gb_hours \
   start marketplace-link 7103 "$MARKETPLACE_LINK_SECRET"
 start console 7100 "$CONSOLE_SECRET"
 # "Set up your account" POSTs the buyer's browser to the console's fulfillment URL.

@@ -268,8 +268,45 @@ extension ConsoleApp {
             values["linkedAt"] = status.linkedAt?.formatted(.iso8601) ?? ""
             if state == .binding { page.refreshSeconds = 2 }
         }
+        values.merge(Self.usageValues(try await upstreams.marketplaceLink.call(
+            MarketplaceLink.getUsage, GetUsageRequest(organizationId: id), options: options))) { $1 }
         page.values = values
         return page
+    }
+
+    /// The billing page's usage section: this month per dimension, and the latest hours with
+    /// where each is on its way to AWS Marketplace.
+    static func usageValues(_ report: UsageReport) -> [String: Any] {
+        let shown = 48
+        return [
+            "hasUsage": !report.dimensions.isEmpty, "usageMonth": Self.monthName(report.monthStart),
+            "usageDimensions": report.dimensions.map { ["dimension": $0.dimension, "quantity": $0.quantity, "sent": $0.sentQuantity] },
+            "usageHours": report.hours.prefix(shown).map { hour -> [String: Any] in
+                [
+                    "hour": hour.hourStart.formatted(.iso8601), "dimension": hour.dimension, "quantity": hour.quantity,
+                    "state": hour.state.rawValue, "explanation": Self.meteringExplanation(hour)
+                ]
+            },
+            "moreHours": report.hours.count > shown, "hourCount": report.hours.count
+        ]
+    }
+
+    /// "December 2026": the month (UTC) that starts at `monthStart`.
+    static func monthName(_ monthStart: Date) -> String {
+        var style = Date.FormatStyle(date: .omitted, time: .omitted, locale: Locale(identifier: "en_US_POSIX"), timeZone: TimeZone(identifier: "UTC")!)
+        style = style.year().month(.wide)
+        return monthStart.formatted(style)
+    }
+
+    /// What an hour's metering state means to the person reading the page.
+    static func meteringExplanation(_ hour: UsageHour) -> String {
+        switch hour.state {
+        case .open: "Still counting: sent to AWS Marketplace after the hour ends."
+        case .frozen: hour.detail.map { "Being sent to AWS Marketplace (\($0))." } ?? "Being sent to AWS Marketplace."
+        case .sent: "Billed through AWS Marketplace."
+        case .notSubscribed, .duplicate, .refused, .expired:
+            "Not billed through AWS Marketplace: \(hour.detail ?? hour.state.rawValue). We have been alerted."
+        }
     }
 
     static func organizationID(_ visit: Visit) -> String {

@@ -177,6 +177,13 @@ enum PageTemplates {
         <tr><th scope="row">Contract ends</th><td>{{contractEnds}}</td></tr>
         <tr><th scope="row">Linked by</th><td>{{linkedBy}}, {{linkedAt}}</td></tr></table>{{/linked}}
         {{^linked}}<p id="provider">This organization is not billed through AWS Marketplace.</p>{{/linked}}</div>
+        <div class="card" id="usage"><h2>Usage in {{usageMonth}}</h2>
+        {{#hasUsage}}<table id="usage-totals"><tr><th>Dimension</th><th>Used</th><th>Billed through AWS so far</th></tr>
+        {{#usageDimensions}}<tr><td>{{dimension}}</td><td>{{quantity}}</td><td>{{sent}}</td></tr>{{/usageDimensions}}</table>
+        <h3>By hour (UTC)</h3><table id="usage-hours"><tr><th>Hour</th><th>Dimension</th><th>Quantity</th><th>State</th></tr>
+        {{#usageHours}}<tr><td>{{hour}}</td><td>{{dimension}}</td><td>{{quantity}}</td><td><span class="state state-{{state}}">{{state}}</span> {{explanation}}</td></tr>{{/usageHours}}</table>
+        {{#moreHours}}<p class="muted">The latest 48 of {{hourCount}} hours.</p>{{/moreHours}}{{/hasUsage}}
+        {{^hasUsage}}<p id="no-usage">No usage recorded this month.</p>{{/hasUsage}}</div>
         <p><a href="/organizations/{{organizationId}}">Members and activity</a></p>
         """,
         "organizations": """
