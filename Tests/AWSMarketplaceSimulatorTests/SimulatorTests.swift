@@ -110,7 +110,9 @@ import Testing
             let license = try #require(customer.licenseArn)
             let hour = Date(timeIntervalSince1970: (Date().timeIntervalSince1970 / 3600).rounded(.down) * 3600)
             let earlier = hour.addingTimeInterval(-3600)
-            func record(_ at: Date, _ dimension: String, _ quantity: Int, account: String? = account, license: String? = license, customer: String? = nil)
+            func record(
+                _ at: Date, _ dimension: String, _ quantity: Int, account: String? = account, license: String? = license, customer: String? = nil
+            )
                 -> UsageRecord
             {
                 UsageRecord(
@@ -172,7 +174,9 @@ import Testing
                 return ((answer["results"] as? [[Any]]) ?? []).map { "\($0[0] as? String ?? "-") \($0[1] as? String ?? "-")" }
                     .joined(separator: ", ")
             }
-            let kinds = first.map { $0.hasPrefix("error ") ? $0 : $0.split(separator: ",").map { $0.split(separator: " ").first ?? "" }.joined(separator: ",") }
+            let kinds = first.map {
+                $0.hasPrefix("error ") ? $0 : $0.split(separator: ",").map { $0.split(separator: " ").first ?? "" }.joined(separator: ",")
+            }
             #expect(
                 kinds == [
                     "Success,Success", "Success", "CustomerNotSubscribed", "DuplicateRecord", "error timestampOutOfBounds",
@@ -180,7 +184,8 @@ import Testing
                 ], "\(first)")
             // boto3 names the errors as AWS does; the records it resends get the same ids.
             let awsNames = [
-                "error timestampOutOfBounds": "error TimestampOutOfBoundsException", "error invalidUsageDimension": "error InvalidUsageDimensionException",
+                "error timestampOutOfBounds": "error TimestampOutOfBoundsException",
+                "error invalidUsageDimension": "error InvalidUsageDimensionException",
                 "error invalidLicense": "error InvalidLicenseException", "error invalidParameter": "error InvalidParameterException"
             ]
             #expect(boto3 == first.map { awsNames[$0] ?? $0 })

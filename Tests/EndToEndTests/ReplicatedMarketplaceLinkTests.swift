@@ -10,6 +10,7 @@ import Testing
 /// replica killed in the middle of a bind leaves it to the other.
 @Suite(.serialized, .timeLimit(.minutes(4))) struct ReplicatedMarketplaceLinkTests {
     static let linkSecret = "replicas-link-secret"
+    static let reporterSecret = "replicas-usage-reporter-secret"
 
     struct System: Sendable {
         let identity: ChildProcess
@@ -39,12 +40,14 @@ import Testing
                         "--trusted-services", "marketplace-link=\(digest)"
                     ])
             ) { organization in
-                try await withStarted(SimulatorProcess.start()) { simulator in
+                try await withStarted(SimulatorProcess.start(meteringHourSeconds: 4)) { simulator in
                     let arguments =
                         ["--port", "0"] + database.serviceArguments + [
                             "--identity-url", "http://127.0.0.1:\(identity.port)", "--organization-url", "http://127.0.0.1:\(organization.port)",
                             "--aws-marketplace-endpoint", simulator.baseURL, "--service-secret", Self.linkSecret,
-                            "--product-code", SimulatorProcess.product
+                            "--product-code", SimulatorProcess.product,
+                            "--trusted-services", "usage-reporter=\(TrustedServices.digest(ofSecret: Self.reporterSecret))",
+                            "--metered-dimensions", "compute,storage", "--metering-hour-seconds", "4"
                         ]
                     try await body(
                         System(
@@ -159,6 +162,68 @@ import Testing
                     #expect(activated, "\(survivor.output)")
                     #expect(try await billingRows(system) == "1")
                     #expect(try await database.count("SELECT count(*) FROM link") == 1)
+                }
+            }
+        }
+    }
+
+    /// Usage recorded through both replicas, every batch sent to each (a retry landing on the
+    /// other replica), while both replicas' meters freeze and send: each (customer, dimension,
+    /// hour) reaches AWS once, with the events' totals.
+    @Test func usageThroughTwoReplicasIsBilledOnce() async throws {
+        try await withStarted(TestDatabase.start(.postgres, service: "marketplace-link")) { database in
+            try await withSystem(database) { system in
+                try await withStarted(replica(system, "one")) { one in
+                    try await withStarted(replica(system, "two")) { two in
+                        let credential = ServiceCredential(serviceName: "usage-reporter", secret: Self.reporterSecret)
+                        let clients = [
+                            try ConnectClient(configuration: .init(baseURL: "http://127.0.0.1:\(one.port)", credential: credential)),
+                            try ConnectClient(configuration: .init(baseURL: "http://127.0.0.1:\(two.port)", credential: credential))
+                        ]
+                        defer { for client in clients { Task { await client.close() } } }
+                        let (user, organization) = try await admin("metered", system)
+                        let token = try await system.simulator.subscribeAndSetUp(identity: "alice", offer: "offer-a")
+                        let claim = try #require(
+                            try await clients[0].call(MarketplaceLink.acceptRegistration, AcceptRegistrationRequest(registrationToken: token)).claim)
+                        let bound = try await clients[1].call(
+                            MarketplaceLink.bindOrganization, BindOrganizationRequest(claim: claim, organizationId: organization.id),
+                            options: .init(bearerToken: user.accessToken))
+                        #expect(bound.state == .active)
+
+                        var all: [UsageEvent] = []
+                        for wave in 0..<3 {
+                            let batches = (0..<8).map { batch in
+                                (0..<25).map { index in
+                                    UsageEvent(
+                                        idempotencyKey: "w\(wave)-b\(batch)-e\(index)", organizationId: organization.id,
+                                        dimension: index % 3 == 0 ? "storage" : "compute", quantity: Int32(index + 1), occurredAt: Date())
+                                }
+                            }
+                            all += batches.flatMap { $0 }
+                            let accepted = try await withThrowingTaskGroup(of: Int32.self) { group in
+                                for (index, batch) in (batches + batches).enumerated() {
+                                    group.addTask {
+                                        try await clients[index % 2].call(MarketplaceLink.recordUsage, RecordUsageRequest(events: batch)).accepted
+                                    }
+                                }
+                                return try await group.reduce(0, +)
+                            }
+                            #expect(accepted == 200)
+                            try await Task.sleep(for: .seconds(2.5))
+                        }
+                        let sent = try await eventually(timeout: .seconds(40)) {
+                            let hours = try await database.count("SELECT count(*) FROM usage_hour")
+                            let unsent = try await database.count("SELECT count(*) FROM usage_hour WHERE state != 'SENT'")
+                            return hours > 0 && unsent == 0
+                        }
+                        #expect(sent, "\(one.output)\n\(two.output)")
+                        let records = try await system.simulator.meteringRecords()
+                        let expected = all.reduce(into: [String: Int]()) { $0[$1.dimension, default: 0] += Int($1.quantity) }
+                        #expect(records.reduce(into: [String: Int]()) { $0[$1.dimension, default: 0] += $1.quantity } == expected)
+                        #expect(Set(records.map { "\($0.dimension) \($0.hour)" }).count == records.count)
+                        #expect(try await database.count("SELECT count(*) FROM usage_hour") == records.count)
+                        #expect(try await database.count("SELECT count(*) FROM usage_event") == all.count)
+                    }
                 }
             }
         }

@@ -163,7 +163,7 @@ import Testing
                                 let status = try await linkClient.call(
                                     MarketplaceLink.getBillingStatus, BillingStatusRequest(organizationId: organization.id), options: auth)
                                 guard bound.state == .active, status.state == .active else {
-                                    return "buyer \(buyer): \(bound.state), \(status.state)"
+                                    return "buyer \(buyer): \(String(describing: bound.state)), \(String(describing: status.state))"
                                 }
                                 return nil
                             } catch {

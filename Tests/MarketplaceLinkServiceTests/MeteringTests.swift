@@ -63,12 +63,30 @@ import Testing
             // organization without a link, too many events, no service credential.
             let (_, unlinked) = try await system.adminWithOrganization("Not linked")
             let good = Self.events("refused-", organization: organization.id, count: 1)
-            #expect(await Self.code { try await record(good + [UsageEvent(idempotencyKey: "x", organizationId: organization.id, dimension: "gpus", quantity: 1, occurredAt: Date())]) } == .invalidArgument)
-            #expect(await Self.code { try await record(good + [UsageEvent(idempotencyKey: "x", organizationId: organization.id, dimension: "seats", quantity: 1, occurredAt: Date())]) } == .invalidArgument)
+            #expect(
+                await Self.code {
+                    try await record(
+                        good + [UsageEvent(idempotencyKey: "x", organizationId: organization.id, dimension: "gpus", quantity: 1, occurredAt: Date())])
+                } == .invalidArgument)
+            #expect(
+                await Self.code {
+                    try await record(
+                        good + [UsageEvent(idempotencyKey: "x", organizationId: organization.id, dimension: "seats", quantity: 1, occurredAt: Date())]
+                    )
+                } == .invalidArgument)
             #expect(await Self.code { try await record(good + Self.events("other-", organization: unlinked.id, count: 1)) } == .failedPrecondition)
             #expect(await Self.code { try await record(Self.events("many-", organization: organization.id, count: 1001)) } == .invalidArgument)
-            #expect(await Self.code { try await record([UsageEvent(idempotencyKey: "late", organizationId: organization.id, dimension: "compute", quantity: 1, occurredAt: Date().addingTimeInterval(-30))]) } == .invalidArgument)
-            #expect(await Self.code { try await system.linkClient.call(MarketplaceLink.recordUsage, RecordUsageRequest(events: good)) } == .unauthenticated)
+            #expect(
+                await Self.code {
+                    try await record([
+                        UsageEvent(
+                            idempotencyKey: "late", organizationId: organization.id, dimension: "compute", quantity: 1,
+                            occurredAt: Date().addingTimeInterval(-30))
+                    ])
+                } == .invalidArgument)
+            #expect(
+                await Self.code { try await system.linkClient.call(MarketplaceLink.recordUsage, RecordUsageRequest(events: good)) }
+                    == .unauthenticated)
             #expect(try await system.linkStore.count("SELECT count(*) FROM usage_event") == 0)
 
             // 20 batches of 20 events, each batch sent twice at once (a retry racing the first try).
@@ -93,7 +111,13 @@ import Testing
             }
             #expect(closed)
             #expect(
-                await Self.code { try await record([UsageEvent(idempotencyKey: "c-0", organizationId: organization.id, dimension: "compute", quantity: 1, occurredAt: first[0][0].occurredAt)]) }
+                await Self.code {
+                    try await record([
+                        UsageEvent(
+                            idempotencyKey: "c-0", organizationId: organization.id, dimension: "compute", quantity: 1,
+                            occurredAt: first[0][0].occurredAt)
+                    ])
+                }
                     == .failedPrecondition)
 
             #expect(try await Self.allHours(system.linkStore, "SENT"))
@@ -178,7 +202,8 @@ import Testing
                 let first = try await ChildProcess(service: "marketplace-link", arguments: arguments, environment: environment)
                 let client = try reporter(first)
                 let token = try await system.simulator.subscribeAndSetUp(identity: "alice", offer: "offer-a")
-                let claim = try #require(try await client.call(MarketplaceLink.acceptRegistration, AcceptRegistrationRequest(registrationToken: token)).claim)
+                let claim = try #require(
+                    try await client.call(MarketplaceLink.acceptRegistration, AcceptRegistrationRequest(registrationToken: token)).claim)
                 let bound = try await client.call(
                     MarketplaceLink.bindOrganization, BindOrganizationRequest(claim: claim, organizationId: organization.id),
                     options: .init(bearerToken: user.accessToken))

@@ -25,7 +25,8 @@ struct UsageRulesTests {
     }
 
     @Test func eventsAreCheckedBeforeAnyStorage() throws {
-        let checked = try UsageRules.check(RecordUsageRequest(events: [Self.event(at: Self.now.addingTimeInterval(-1))]), settings: Self.settings, now: Self.now)
+        let checked = try UsageRules.check(
+            RecordUsageRequest(events: [Self.event(at: Self.now.addingTimeInterval(-1))]), settings: Self.settings, now: Self.now)
         #expect(checked.map(\.hourStart) == [1_800_000_000 - 3600])
         #expect(Self.refusal([])?.code == .invalidArgument)
         #expect(Self.refusal(Array(repeating: Self.event(), count: 1001))?.code == .invalidArgument)
@@ -45,9 +46,10 @@ struct UsageRulesTests {
             productCode: "p", awsAccountID: "111111111111", licenseArn: "arn:l", entitlements: ["compute": "7"], contractEndsAt: nil)
         let event = try UsageRules.check(RecordUsageRequest(events: [Self.event()]), settings: Self.settings, now: Self.now)[0]
         func accepts(_ link: MeteredLink?, _ event: UsageEventRecord = event) -> Bool {
-            (try? UsageRules.accept(event, link: link)) != nil
+            (try? UsageRules.accept(event, link: link, settings: Self.settings)) != nil
         }
-        let active = MeteredLink(id: "l", state: .active, offer: offer, customerIdentifier: "c", meteringStopped: nil)
+        let active = MeteredLink(
+            id: "l", state: .active, offer: offer, customerIdentifier: "c", linkedAt: Self.now.addingTimeInterval(-60), meteringStopped: nil)
         #expect(accepts(active))
         #expect(!accepts(nil))
         for state in [LinkState.binding, .unsubscribePending, .cancelled, .failed] {
@@ -61,6 +63,11 @@ struct UsageRulesTests {
         var storage = event
         storage.dimension = "storage"
         #expect(!accepts(active, storage), "the contract has no storage entitlement")
+        var linkedLater = active
+        linkedLater.linkedAt = Self.now.addingTimeInterval(3600)
+        #expect(!accepts(linkedLater), "usage from before the link's hour")
+        linkedLater.linkedAt = Self.now.addingTimeInterval(10)
+        #expect(accepts(linkedLater), "the hour the link was made counts whole, as AWS counts the subscription's")
     }
 
     @Test func aRetryIsTheSameKeyWithTheSameContent() {
@@ -95,9 +102,10 @@ struct UsageRulesTests {
         decoder.dateDecodingStrategy = .secondsSince1970
         let result = try decoder.decode(BatchMeterUsageResult.self, from: Data(json.utf8))
         let retryAt = Self.now.addingTimeInterval(5)
-        #expect(UsageRules.outcomes(of: [hour, other], result: result, retryAt: retryAt) == [
-            .sent(meteringRecordID: "mr-1"), .retry(at: retryAt, error: "AWS Marketplace did not process the record")
-        ])
+        #expect(
+            UsageRules.outcomes(of: [hour, other], result: result, retryAt: retryAt) == [
+                .sent(meteringRecordID: "mr-1"), .retry(at: retryAt, error: "AWS Marketplace did not process the record")
+            ])
     }
 
     @Test func anHourClosesAfterItsGraceAndExpiresBeforeTheWindowEnds() {

@@ -50,7 +50,8 @@ public struct ConsoleSystem: Sendable {
         let names = ["identity", "organization", "marketplace-link", "console"]
         let secrets = Dictionary(uniqueKeysWithValues: names.map { ($0, "\($0)-secret-\(UUID().uuidString)") })
         let usageReporterSecret = "usage-reporter-secret-\(UUID().uuidString)"
-        let trusted = (names.map { "\($0)=\(TrustedServices.digest(ofSecret: secrets[$0]!))" }
+        let trusted =
+            (names.map { "\($0)=\(TrustedServices.digest(ofSecret: secrets[$0]!))" }
             + ["usage-reporter=\(TrustedServices.digest(ofSecret: usageReporterSecret))"]).joined(separator: ",")
         let consolePort = try await freePort()
         let consoleURL = "http://127.0.0.1:\(consolePort)"

@@ -106,3 +106,24 @@ start_postgres() {
   echo "PostgreSQL did not start on port $1" >&2; return 1
 }
 
+
+# The system marketplace-link's benchmarks measure (release builds in $bin, data in $work): the
+# simulator with the demo seed on 17139, identity on 17131, organization on 17132 and
+# marketplace-link on 17133 (with the extra arguments given), then an ACTIVE link made through the
+# journey (sets `login`, `access` and `organization`, as link_through_journey does).
+start_linked_system() {
+  local secret=bench-link-secret digest
+  digest=$(printf '%s' "$secret" | sha256sum | cut -d' ' -f1)
+  "$bin/aws-marketplace-sim" --port 17139 --data-dir "$work/sim" --seed Tools/AWSMarketplaceSim/demo-seed.json \
+    --notification-url "" --maildrop-dir "" --log-level warning &
+  "$bin/identity" --port 17131 --data-dir "$work/identity" --log-level warning --scrypt-log-n 12 &
+  "$bin/organization" --port 17132 --data-dir "$work/organization" --log-level warning \
+    --identity-url http://127.0.0.1:17131 --trusted-services "marketplace-link=$digest" &
+  AWS_ACCESS_KEY_ID=AKIDLOCALSELLER000001 AWS_SECRET_ACCESS_KEY=local-simulator-seller-secret-not-for-aws \
+    "$bin/marketplace-link" --port 17133 --data-dir "$work/link" --log-level warning --identity-url http://127.0.0.1:17131 \
+    --organization-url http://127.0.0.1:17132 --aws-marketplace-endpoint http://127.0.0.1:17139 --service-secret "$secret" "$@" &
+  for port in 17131 17132 17133; do wait_ready $port; done
+  for _ in $(seq 100); do curl -sf -o /dev/null http://127.0.0.1:17139/SimpleNotificationService-simulator.pem && break; sleep 0.1; done
+  # The journey: subscribe and "Set up your account" on the simulator, sign up, create an organization, bind.
+  link_through_journey 17139 17131 "$work/identity" 17132 17133
+}

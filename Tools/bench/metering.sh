@@ -16,23 +16,9 @@ bin=$(swift build -c release --show-bin-path)
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 source Tools/bench/lib.sh
-secret=bench-link-secret
-digest=$(printf '%s' "$secret" | sha256sum | cut -d' ' -f1)
 reporter=bench-usage-reporter-secret
 reporter_digest=$(printf '%s' "$reporter" | sha256sum | cut -d' ' -f1)
-
-"$bin/aws-marketplace-sim" --port 17139 --data-dir "$work/sim" --seed Tools/AWSMarketplaceSim/demo-seed.json \
-  --notification-url "" --maildrop-dir "" --log-level warning &
-"$bin/identity" --port 17131 --data-dir "$work/identity" --log-level warning --scrypt-log-n 12 &
-"$bin/organization" --port 17132 --data-dir "$work/organization" --log-level warning \
-  --identity-url http://127.0.0.1:17131 --trusted-services "marketplace-link=$digest" &
-AWS_ACCESS_KEY_ID=AKIDLOCALSELLER000001 AWS_SECRET_ACCESS_KEY=local-simulator-seller-secret-not-for-aws \
-  "$bin/marketplace-link" --port 17133 --data-dir "$work/link" --log-level warning --identity-url http://127.0.0.1:17131 \
-  --organization-url http://127.0.0.1:17132 --aws-marketplace-endpoint http://127.0.0.1:17139 --service-secret "$secret" \
-  --trusted-services "usage-reporter=$reporter_digest" --metered-dimensions compute_hours,storage_gb_hours &
-for port in 17131 17132 17133; do wait_ready $port; done
-for _ in $(seq 100); do curl -sf -o /dev/null http://127.0.0.1:17139/SimpleNotificationService-simulator.pem && break; sleep 0.1; done
-link_through_journey 17139 17131 "$work/identity" 17132 17133
+start_linked_system --trusted-services "usage-reporter=$reporter_digest" --metered-dimensions compute_hours,storage_gb_hours
 
 # curl config files: name, calls, events per call (0: Health/Check). Every event key is new.
 write_calls() {

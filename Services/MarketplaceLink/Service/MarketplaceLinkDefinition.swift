@@ -159,7 +159,8 @@ public enum MarketplaceLinkDefinition {
                 storage: storage, organization: organizationClient, authenticator: authenticator, linksWritten: statusPage.invalidate,
                 now: configuration.now, logger: resources.logger)
             let meter = UsageMeter(
-                storage: storage, metering: MarketplaceMeteringClient(transport: transport), settings: MeteringSettings(dimensions: configuration.meteredDimensions, hourSeconds: configuration.meteringHourSeconds),
+                storage: storage, metering: MarketplaceMeteringClient(transport: transport),
+                settings: MeteringSettings(dimensions: configuration.meteredDimensions, hourSeconds: configuration.meteringHourSeconds),
                 metrics: resources.metrics, now: configuration.now, logger: resources.logger)
             MarketplaceLinkHandlers(registrations: registrations, saga: saga, statusPage: statusPage, meter: meter, now: configuration.now)
                 .register(in: &setup.router)

@@ -268,8 +268,11 @@ extension ConsoleApp {
             values["linkedAt"] = status.linkedAt?.formatted(.iso8601) ?? ""
             if state == .binding { page.refreshSeconds = 2 }
         }
-        values.merge(Self.usageValues(try await upstreams.marketplaceLink.call(
-            MarketplaceLink.getUsage, GetUsageRequest(organizationId: id), options: options))) { $1 }
+        values.merge(
+            Self.usageValues(
+                try await upstreams.marketplaceLink.call(
+                    MarketplaceLink.getUsage, GetUsageRequest(organizationId: id), options: options))
+        ) { $1 }
         page.values = values
         return page
     }
@@ -293,7 +296,8 @@ extension ConsoleApp {
 
     /// "December 2026": the month (UTC) that starts at `monthStart`.
     static func monthName(_ monthStart: Date) -> String {
-        var style = Date.FormatStyle(date: .omitted, time: .omitted, locale: Locale(identifier: "en_US_POSIX"), timeZone: TimeZone(identifier: "UTC")!)
+        var style = Date.FormatStyle(
+            date: .omitted, time: .omitted, locale: Locale(identifier: "en_US_POSIX"), timeZone: TimeZone(identifier: "UTC")!)
         style = style.year().month(.wide)
         return monthStart.formatted(style)
     }

@@ -40,7 +40,7 @@ final class UsageMeter: Sendable {
         let settings = settings
         let (accepted, duplicates) = try await storage.recordUsage(
             events, freezeAt: { UsageRules.freezeAt(hourStart: $0, settings: settings) }, at: at,
-            accept: { event, link throws(MarketplaceLinkError) in try UsageRules.accept(event, link: link) })
+            accept: { event, link throws(MarketplaceLinkError) in try UsageRules.accept(event, link: link, settings: settings) })
         return RecordUsageResponse(accepted: Int32(accepted), duplicates: Int32(duplicates))
     }
 

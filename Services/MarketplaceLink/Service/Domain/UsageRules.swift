@@ -41,6 +41,7 @@ struct MeteredLink: Sendable {
     var state: LinkState
     var offer: OfferRecord
     var customerIdentifier: String
+    var linkedAt: Date
     /// Set when AWS Marketplace said the customer is not subscribed: metering stopped.
     var meteringStopped: String?
 }
@@ -182,8 +183,9 @@ enum UsageRules {
     }
 
     /// Whether `link` (the organization's live link, if any) takes the event: an ACTIVE link whose
-    /// contract has the dimension, and whose metering AWS did not stop.
-    static func accept(_ event: UsageEventRecord, link: MeteredLink?) throws(MarketplaceLinkError) {
+    /// contract has the dimension, whose metering AWS did not stop, and that was linked by the
+    /// event's hour (AWS refuses usage from before the subscription).
+    static func accept(_ event: UsageEventRecord, link: MeteredLink?, settings: MeteringSettings) throws(MarketplaceLinkError) {
         guard let link else { throw .notMetered(organizationID: event.organizationID, reason: "has no AWS Marketplace link") }
         switch link.state {
         case .active: break
@@ -195,6 +197,10 @@ enum UsageRules {
         if let stopped = link.meteringStopped { throw .notMetered(organizationID: event.organizationID, reason: stopped) }
         guard link.offer.entitlements[event.dimension] != nil else {
             throw .notMetered(organizationID: event.organizationID, reason: "has a contract without the dimension \(event.dimension)")
+        }
+        guard event.hourStart >= settings.hourStart(of: link.linkedAt) else {
+            throw .invalid(
+                field: "occurredAt", reason: "is before organization \(event.organizationID) was linked to AWS Marketplace; that usage is not billed there")
         }
     }
 
@@ -246,7 +252,9 @@ enum UsageRules {
         }
         return UsageReport(
             organizationId: organizationID, monthStart: monthStart,
-            dimensions: totals.sorted { $0.key < $1.key }.map { DimensionUsage(dimension: $0.key, quantity: $0.value.all, sentQuantity: $0.value.sent) },
+            dimensions: totals.sorted { $0.key < $1.key }.map {
+                DimensionUsage(dimension: $0.key, quantity: $0.value.all, sentQuantity: $0.value.sent)
+            },
             hours: hours.sorted { ($0.hourStart, $0.dimension) > ($1.hourStart, $1.dimension) }.map { hour in
                 UsageHour(
                     dimension: hour.dimension, hourStart: Date(timeIntervalSince1970: Double(hour.hourStart)), quantity: Int64(hour.quantity),

@@ -1,5 +1,5 @@
-import Foundation
 import Contracts
+import Foundation
 import RPCCore
 
 /// Binds `marketplacelink.v1.MarketplaceLinkService` to the use cases, and their records to the

@@ -185,16 +185,17 @@ extension PostgresLinkStorage {
     private static func meteredLink(_ connection: PostgresConnection, organizationID: String, logger: Logger) async throws -> MeteredLink? {
         try await connection.query(
             """
-            SELECT l.id, l.state, l.offer::text, l.metering_stopped, r.customer_identifier
+            SELECT l.id, l.state, l.offer::text, l.metering_stopped, l.linked_at, r.customer_identifier
             FROM link l JOIN registration r ON r.id = l.registration_id WHERE l.organization_id = \(organizationID)
             ORDER BY CASE WHEN l.state IN ('BINDING', 'ACTIVE', 'UNSUBSCRIBE_PENDING') THEN 0 ELSE 1 END, l.linked_at DESC LIMIT 1
             FOR SHARE OF l
             """, logger: logger
         ).collect().first.map { row in
-            let (id, state, offer, stopped, customer) = try row.decode((String, String, String, String?, String).self)
+            let (id, state, offer, stopped, linkedAt, customer) = try row.decode((String, String, String, String?, Date, String).self)
             return MeteredLink(
                 id: id, state: LinkState(rawValue: state) ?? .failed,
-                offer: try JSONDecoder().decode(OfferRecord.self, from: Data(offer.utf8)), customerIdentifier: customer, meteringStopped: stopped)
+                offer: try JSONDecoder().decode(OfferRecord.self, from: Data(offer.utf8)), customerIdentifier: customer, linkedAt: linkedAt,
+                meteringStopped: stopped)
         }
     }
 

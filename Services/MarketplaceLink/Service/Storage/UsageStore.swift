@@ -56,7 +56,7 @@ enum UsageStore {
             let row = try Row.fetchOne(
                 db,
                 sql: """
-                    SELECT l.id, l.state, l.offer, l.metering_stopped, r.customer_identifier
+                    SELECT l.id, l.state, l.offer, l.metering_stopped, l.linked_at, r.customer_identifier
                     FROM link l JOIN registration r ON r.id = l.registration_id WHERE l.organization_id = ?
                     ORDER BY CASE WHEN l.state IN \(LinkStore.liveStates) THEN 0 ELSE 1 END, l.linked_at DESC LIMIT 1
                     """, arguments: [organizationID])
@@ -64,7 +64,8 @@ enum UsageStore {
         return MeteredLink(
             id: row["id"], state: LinkState(rawValue: row["state"]) ?? .failed,
             offer: try JSONDecoder().decode(OfferRecord.self, from: Data((row["offer"] as String).utf8)),
-            customerIdentifier: row["customer_identifier"], meteringStopped: row["metering_stopped"])
+            customerIdentifier: row["customer_identifier"], linkedAt: Date(timeIntervalSince1970: row["linked_at"]),
+            meteringStopped: row["metering_stopped"])
     }
 
     static func storedEvent(_ db: Database, organizationID: String, key: String) throws -> UsageEventRecord? {
