@@ -109,7 +109,9 @@ public enum ProtoJSON {
     private static func decodeTimestamp(_ decoder: any Decoder) throws -> Date {
         let container = try decoder.singleValueContainer()
         let text = try container.decode(String.self)
-        if let date = (try? timestampStyle.parse(text)) ?? (try? timestamp.parse(text)) {
+        // The style that fits is tried first: a failed parse costs as much as several good ones.
+        let (likely, other) = text.contains(".") ? (timestampStyle, timestamp) : (timestamp, timestampStyle)
+        if let date = (try? likely.parse(text)) ?? (try? other.parse(text)) {
             return date
         }
         throw DecodingError.dataCorruptedError(

@@ -69,8 +69,10 @@ enum UsageStore {
     }
 
     static func storedEvent(_ db: Database, organizationID: String, key: String) throws -> UsageEventRecord? {
+        // Cached statements: RecordUsage runs these once per event, up to 1000 in a transaction.
         try Row.fetchOne(
-            db, sql: "SELECT * FROM usage_event WHERE organization_id = ? AND idempotency_key = ?", arguments: [organizationID, key]
+            db.cachedStatement(sql: "SELECT * FROM usage_event WHERE organization_id = ? AND idempotency_key = ?"),
+            arguments: [organizationID, key]
         ).map { row in
             UsageEventRecord(
                 organizationID: row["organization_id"], idempotencyKey: row["idempotency_key"], dimension: row["dimension"],
@@ -81,26 +83,27 @@ enum UsageStore {
     /// Stores the event and adds it to its hour if that hour is OPEN; returns the hour's new total,
     /// nil when the hour is closed.
     static func add(_ db: Database, _ event: UsageEventRecord, to link: MeteredLink, freezeAt: Int, at: Date) throws -> Int? {
-        try db.execute(
+        try db.cachedStatement(
             sql: """
                 INSERT INTO usage_event (organization_id, idempotency_key, link_id, dimension, quantity, occurred_at, hour_start, recorded_at)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-                """,
+                """
+        ).execute(
             arguments: [
                 event.organizationID, event.idempotencyKey, link.id, event.dimension, event.quantity, event.occurredAt.timeIntervalSince1970,
                 event.hourStart, at.timeIntervalSince1970
             ])
         return try Int.fetchOne(
-            db,
-            sql: """
-                INSERT INTO usage_hour (link_id, dimension, hour_start, organization_id, quantity, events, product_code, customer_identifier,
-                                        aws_account_id, license_arn, state, freeze_at, updated_at)
-                VALUES (?, ?, ?, ?, ?, 1, ?, ?, ?, ?, 'OPEN', ?, ?)
-                ON CONFLICT (link_id, dimension, hour_start) DO UPDATE SET quantity = quantity + excluded.quantity, events = events + 1,
-                    updated_at = excluded.updated_at
-                WHERE state = 'OPEN'
-                RETURNING quantity
-                """,
+            db.cachedStatement(
+                sql: """
+                    INSERT INTO usage_hour (link_id, dimension, hour_start, organization_id, quantity, events, product_code, customer_identifier,
+                                            aws_account_id, license_arn, state, freeze_at, updated_at)
+                    VALUES (?, ?, ?, ?, ?, 1, ?, ?, ?, ?, 'OPEN', ?, ?)
+                    ON CONFLICT (link_id, dimension, hour_start) DO UPDATE SET quantity = quantity + excluded.quantity, events = events + 1,
+                        updated_at = excluded.updated_at
+                    WHERE state = 'OPEN'
+                    RETURNING quantity
+                    """),
             arguments: [
                 link.id, event.dimension, event.hourStart, event.organizationID, event.quantity, link.offer.productCode,
                 link.customerIdentifier, link.offer.awsAccountID, link.offer.licenseArn, freezeAt, at.timeIntervalSince1970
