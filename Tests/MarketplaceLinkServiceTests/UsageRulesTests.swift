@@ -108,6 +108,16 @@ struct UsageRulesTests {
             ])
     }
 
+    @Test func onlyWhatARecordSaysRefusesItOtherFailuresAreRetried() {
+        for kind in [AWSMarketplaceError.Kind.timestampOutOfBounds, .invalidUsageDimension, .invalidLicense, .invalidParameter] {
+            #expect(UsageRules.refusesRecords(AWSMarketplaceError(kind: kind, message: "")), "\(kind)")
+        }
+        // Bad credentials, throttling, AWS down: the records wait, not refused.
+        for kind in [AWSMarketplaceError.Kind.invalidSignature, .unrecognizedClient, .accessDenied, .throttling, .unreachable, .other("New")] {
+            #expect(!UsageRules.refusesRecords(AWSMarketplaceError(kind: kind, message: "")), "\(kind)")
+        }
+    }
+
     @Test func anHourClosesAfterItsGraceAndExpiresBeforeTheWindowEnds() {
         #expect(UsageRules.freezeAt(hourStart: 0, settings: Self.settings) == 3600 + 300)
         let hour = UsageHourRecord(

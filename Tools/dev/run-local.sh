@@ -29,7 +29,12 @@ if [ -z "${CONSOLE_SECRET:-}" ]; then
   CONSOLE_SECRET=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
   echo "CONSOLE_SECRET=$CONSOLE_SECRET" >> "$secrets"
 fi
-trusted_all="identity=$(digest "$IDENTITY_SECRET"),organization=$(digest "$ORGANIZATION_SECRET"),marketplace-link=$(digest "$MARKETPLACE_LINK_SECRET"),console=$(digest "$CONSOLE_SECRET")"
+# The product's data plane reports usage as "usage-reporter" (Tools/dev/report-usage.sh).
+if [ -z "${USAGE_REPORTER_SECRET:-}" ]; then
+  USAGE_REPORTER_SECRET=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
+  echo "USAGE_REPORTER_SECRET=$USAGE_REPORTER_SECRET" >> "$secrets"
+fi
+trusted_all="identity=$(digest "$IDENTITY_SECRET"),organization=$(digest "$ORGANIZATION_SECRET"),marketplace-link=$(digest "$MARKETPLACE_LINK_SECRET"),console=$(digest "$CONSOLE_SECRET"),usage-reporter=$(digest "$USAGE_REPORTER_SECRET")"
 
 pids=()
 stop() {

@@ -88,7 +88,9 @@ final class UsageMeter: Sendable {
             let retryAt = retryTime(for: live)
             results += zip(live, UsageRules.outcomes(of: live, result: answer, retryAt: retryAt)).map { (hour: $0, outcome: $1) }
         } catch {
-            if error.isRetryable {
+            if !UsageRules.refusesRecords(error) {
+                // Throttling, AWS's own failures, no answer, and also our credentials refused: not
+                // the records' fault, so they wait (until the window ends) for it to pass or be fixed.
                 let retry = MeteringOutcome.retry(at: retryTime(for: live), error: "\(error)")
                 results += live.map { (hour: $0, outcome: retry) }
             } else if live.count > 1 {

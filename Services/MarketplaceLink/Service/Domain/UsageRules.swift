@@ -200,7 +200,8 @@ enum UsageRules {
         }
         guard event.hourStart >= settings.hourStart(of: link.linkedAt) else {
             throw .invalid(
-                field: "occurredAt", reason: "is before organization \(event.organizationID) was linked to AWS Marketplace; that usage is not billed there")
+                field: "occurredAt",
+                reason: "is before organization \(event.organizationID) was linked to AWS Marketplace; that usage is not billed there")
         }
     }
 
@@ -233,6 +234,18 @@ enum UsageRules {
             case "DuplicateRecord": return .duplicate
             case let status: return .refused("unknown status \(status ?? "none")")
             }
+        }
+    }
+
+    /// Whether AWS refused the call for what a record says (a whole call is refused for one
+    /// such record), rather than for who sent it or when: only then is a record REFUSED.
+    static func refusesRecords(_ error: AWSMarketplaceError) -> Bool {
+        switch error.kind {
+        case .timestampOutOfBounds, .invalidUsageDimension, .invalidLicense, .invalidCustomerIdentifier, .invalidProductCode,
+            .invalidUsageAllocations, .invalidTag, .invalidParameter:
+            true
+        default:
+            false
         }
     }
 
