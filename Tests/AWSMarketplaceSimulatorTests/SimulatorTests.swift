@@ -192,6 +192,27 @@ import Testing
         }
     }
 
+    /// After a cancellation, usage from before it is taken for one more (shortened) hour, then
+    /// the customer is not subscribed.
+    @Test func usageFromBeforeACancellationIsTakenForAnHourThenRefused() async throws {
+        try await withStarted(SimulatorProcess.start(meteringHourSeconds: 3)) { sim in
+            let token = try await sim.subscribeAndSetUp(identity: "alice", offer: "offer-a")
+            let (metering, _) = client(sim.baseURL)
+            let customer = try await metering.resolveCustomer(registrationToken: token)
+            let hour = Date(timeIntervalSince1970: (Date().timeIntervalSince1970 / 3).rounded(.down) * 3)
+            try await sim.cancel(identity: "alice", customer: customer.customerIdentifier)
+            var record = UsageRecord(
+                timestamp: hour, customerAWSAccountID: customer.customerAWSAccountID, licenseArn: customer.licenseArn, dimension: "compute",
+                quantity: 2)
+            let soon = try await metering.batchMeterUsage(productCode: nil, records: [record])
+            #expect(soon.results.map(\.status) == ["Success"])
+            try await Task.sleep(for: .seconds(3.5))
+            record.dimension = "storage"
+            let late = try await metering.batchMeterUsage(productCode: nil, records: [record])
+            #expect(late.results.map(\.status) == ["CustomerNotSubscribed"])
+        }
+    }
+
     @Test func ourClientEndToEnd() async throws {
         try await withSimulator { sim, base, directory in
             let token = try await subscribeAndSetUp(base, identity: "alice", offer: "offer-a")

@@ -11,6 +11,9 @@ import Testing
 @Suite(.serialized, .timeLimit(.minutes(4))) struct ReplicatedMarketplaceLinkTests {
     static let linkSecret = "replicas-link-secret"
     static let reporterSecret = "replicas-usage-reporter-secret"
+    /// Metering hours of 6 s; each wave of usage is sent as an hour starts, so it is recorded
+    /// before its hour closes even when the machine is slow.
+    static let meteringHour = 6
 
     struct System: Sendable {
         let identity: ChildProcess
@@ -40,14 +43,14 @@ import Testing
                         "--trusted-services", "marketplace-link=\(digest)"
                     ])
             ) { organization in
-                try await withStarted(SimulatorProcess.start(meteringHourSeconds: 4)) { simulator in
+                try await withStarted(SimulatorProcess.start(meteringHourSeconds: Self.meteringHour)) { simulator in
                     let arguments =
                         ["--port", "0"] + database.serviceArguments + [
                             "--identity-url", "http://127.0.0.1:\(identity.port)", "--organization-url", "http://127.0.0.1:\(organization.port)",
                             "--aws-marketplace-endpoint", simulator.baseURL, "--service-secret", Self.linkSecret,
                             "--product-code", SimulatorProcess.product,
                             "--trusted-services", "usage-reporter=\(TrustedServices.digest(ofSecret: Self.reporterSecret))",
-                            "--metered-dimensions", "compute,storage", "--metering-hour-seconds", "4"
+                            "--metered-dimensions", "compute,storage", "--metering-hour-seconds", "\(Self.meteringHour)"
                         ]
                     try await body(
                         System(
@@ -192,6 +195,7 @@ import Testing
 
                         var all: [UsageEvent] = []
                         for wave in 0..<3 {
+                            try await waitForPeriodStart(seconds: Self.meteringHour)
                             let batches = (0..<8).map { batch in
                                 (0..<25).map { index in
                                     UsageEvent(
@@ -209,7 +213,6 @@ import Testing
                                 return try await group.reduce(0, +)
                             }
                             #expect(accepted == 200)
-                            try await Task.sleep(for: .seconds(2.5))
                         }
                         let sent = try await eventually(timeout: .seconds(40)) {
                             let hours = try await database.count("SELECT count(*) FROM usage_hour")

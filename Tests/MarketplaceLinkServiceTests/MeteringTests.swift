@@ -52,7 +52,10 @@ import Testing
     @Test(arguments: StorageBackend.allCases) func concurrentEventsAndRetriesAreBilledOncePerCustomerDimensionAndHour(backend: StorageBackend)
         async throws
     {
-        try await withStarted(JourneyHarness.start(backend: backend, meteringHour: 4)) { system in
+        // Hours of 12 s, each wave sent as an hour starts: under load a wave may take seconds, and
+        // an event first recorded after its hour closed would be refused (as it should).
+        let hour = 12
+        try await withStarted(JourneyHarness.start(backend: backend, meteringHour: hour)) { system in
             let (user, organization) = try await system.linkedOrganization()
             let reporter = system.operatorClient
             func record(_ events: [UsageEvent]) async throws -> RecordUsageResponse {
@@ -90,6 +93,7 @@ import Testing
             #expect(try await system.linkStore.count("SELECT count(*) FROM usage_event") == 0)
 
             // 20 batches of 20 events, each batch sent twice at once (a retry racing the first try).
+            try await waitForPeriodStart(seconds: hour)
             let first = (0..<20).map { Self.events("a\($0)-", organization: organization.id, count: 20) }
             let answers = try await withThrowingTaskGroup(of: RecordUsageResponse.self) { group in
                 for batch in first + first { group.addTask { try await record(batch) } }
@@ -103,10 +107,10 @@ import Testing
             #expect(try await system.linkStore.count("SELECT count(*) FROM usage_event") == 400)
 
             // A later hour, then an event for the first hour once it is closed.
-            try await Task.sleep(for: .seconds(4.5))
+            try await waitForPeriodStart(seconds: hour)
             let second = Self.events("b-", organization: organization.id, count: 50)
             #expect(try await record(second).accepted == 50)
-            let closed = try await eventually(timeout: .seconds(15)) {
+            let closed = try await eventually(timeout: .seconds(30)) {
                 try await system.linkStore.count("SELECT count(*) FROM usage_hour WHERE state = 'SENT'") >= 2
             }
             #expect(closed)
