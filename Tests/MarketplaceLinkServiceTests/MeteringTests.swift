@@ -1,3 +1,4 @@
+import AWSMarketplace
 import ConnectTransport
 import Contracts
 import Foundation
@@ -294,6 +295,70 @@ import Testing
                     try await system.operatorClient.call(
                         MarketplaceLink.recordUsage, RecordUsageRequest(events: Self.events("after-", organization: organization.id, count: 1)))
                 } == .failedPrecondition)
+        }
+    }
+
+    /// AWS already holds another quantity for the hour (sent by someone else, say a bug of ours):
+    /// DuplicateRecord is kept, counted, shown, and the hour is never resent.
+    @Test func aDuplicateRecordIsKeptCountedAndNeverResent() async throws {
+        try await withStarted(JourneyHarness.start(meteringHour: 4)) { system in
+            let (user, organization) = try await system.linkedOrganization()
+            try await system.simulator.throttle(next: 100_000)
+            let events = (0..<3).map {
+                UsageEvent(idempotencyKey: "d\($0)", organizationId: organization.id, dimension: "compute", quantity: 2, occurredAt: Date())
+            }
+            _ = try await system.operatorClient.call(MarketplaceLink.recordUsage, RecordUsageRequest(events: events))
+            let frozen = try await eventually(timeout: .seconds(20)) {
+                try await system.linkStore.count("SELECT count(*) FROM usage_hour WHERE state = 'FROZEN' AND attempts > 0") == 1
+            }
+            #expect(frozen)
+            let row = try await system.linkStore.query("SELECT aws_account_id || ' ' || license_arn || ' ' || hour_start FROM usage_hour")
+                .split(separator: " ").map(String.init)
+            try #require(row.count == 3)
+            // Another sender gets in first, with another quantity for the same customer, dimension and hour.
+            try await system.simulator.throttle(next: 0)
+            let metering = MarketplaceMeteringClient(
+                transport: AWSJSONClient(
+                    configuration: .init(
+                        endpoint: URL(string: system.simulator.baseURL + "/")!, region: "us-east-1",
+                        credentials: AWSCredentials(accessKeyID: SimulatorProcess.sellerAccessKeyID, secretAccessKey: SimulatorProcess.sellerSecret)))
+            )
+            let other = UsageRecord(
+                timestamp: Date(timeIntervalSince1970: try #require(Double(row[2]))), customerAWSAccountID: row[0], licenseArn: row[1],
+                dimension: "compute", quantity: 99)
+            let taken = try await metering.batchMeterUsage(productCode: nil, records: [other])
+            #expect(taken.results.map(\.status) == ["Success"])
+
+            #expect(try await Self.allHours(system.linkStore, "DUPLICATE", timeout: .seconds(20)))
+            try await Task.sleep(for: .seconds(3))
+            #expect(try await system.simulator.meteringRecords().map(\.quantity) == [99], "our quantity was never billed nor resent")
+            let metrics = try await Curl.get(system.linkURL + "/metrics")
+            #expect(metrics.body.contains(#"metering_usage_hours_total{outcome="duplicate"} 1"#))
+            let report = try await system.linkClient.call(
+                MarketplaceLink.getUsage, GetUsageRequest(organizationId: organization.id), options: .init(bearerToken: user.accessToken))
+            #expect(report.hours.map(\.state) == [.duplicate] && report.hours.first?.detail?.contains("DuplicateRecord") == true)
+        }
+    }
+
+    /// AWS says the customer is not subscribed (here: cancelled in AWS without our hearing of it):
+    /// the hour is kept as NOT_SUBSCRIBED and the link's metering stops.
+    @Test func customerNotSubscribedStopsTheLinksMetering() async throws {
+        try await withStarted(JourneyHarness.start(meteringHour: 3)) { system in
+            let (_, organization) = try await system.linkedOrganization()
+            let customer = try await system.linkStore.query("SELECT customer_identifier FROM registration")
+            try await system.simulator.cancel(identity: "alice", customer: customer)
+            // AWS takes usage from before a cancellation for an hour; this usage comes after it.
+            try await Task.sleep(for: .seconds(3.5))
+            _ = try await system.operatorClient.call(
+                MarketplaceLink.recordUsage, RecordUsageRequest(events: Self.events("n-", organization: organization.id, count: 2)))
+            #expect(try await Self.allHours(system.linkStore, "NOT_SUBSCRIBED", timeout: .seconds(20)))
+            #expect(try await system.linkStore.count("SELECT count(*) FROM link WHERE metering_stopped IS NOT NULL") == 1)
+            #expect(
+                await Self.code {
+                    try await system.operatorClient.call(
+                        MarketplaceLink.recordUsage, RecordUsageRequest(events: Self.events("after-", organization: organization.id, count: 1)))
+                } == .failedPrecondition)
+            #expect(try await system.simulator.meteringRecords().isEmpty)
         }
     }
 }
