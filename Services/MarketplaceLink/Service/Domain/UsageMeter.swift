@@ -45,12 +45,14 @@ final class UsageMeter: Sendable {
     }
 
     /// The background sender: each round freezes the hours that are over and sends the frozen
-    /// ones due, 25 records a call, one product a call.
+    /// ones due, 25 records a call, one product a call; it sleeps until the next hour closes or
+    /// retry falls due (another replica's new hours are seen at the next poll).
     func runner() -> DurableWorkRunner {
         DurableWorkRunner(
             name: "usage metering", wake: wake, batchSize: 4,
             idleWait: .milliseconds(Int64(max(200, min(30_000, settings.hourSeconds * 1000 / 20)))),
-            due: { [self] in try await dueCalls() }, perform: { [self] in await send($0) }, now: now, logger: logger)
+            due: { [self] in try await dueCalls() }, perform: { [self] in await send($0) },
+            nextDue: { [storage] in try await storage.nextMeteringDue() }, now: now, logger: logger)
     }
 
     /// Freezes what is over, then leases frozen hours and groups them into calls.

@@ -80,6 +80,9 @@ protocol LinkStorage: Sendable {
     /// Stores what became of sent hours and ends their leases; CustomerNotSubscribed also stops
     /// the link's metering (RecordUsage refuses it from then on).
     func recordMeteringOutcomes(_ outcomes: [(hour: UsageHourRecord, outcome: MeteringOutcome)], at: Date) async throws
+    /// When the meter next has work: the earliest OPEN hour to close, or FROZEN hour due to be
+    /// sent (its retry time, or the end of another worker's lease); nil when there is none.
+    func nextMeteringDue() async throws -> Date?
     /// The organization's hours from `since`, every link's.
     func usageHours(organizationID: String, since: Date) async throws -> [UsageHourRecord]
 }

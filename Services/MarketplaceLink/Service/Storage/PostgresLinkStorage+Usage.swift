@@ -148,6 +148,16 @@ extension PostgresLinkStorage {
         }
     }
 
+    func nextMeteringDue() async throws -> Date? {
+        try await database.client.query(
+            """
+            SELECT LEAST(
+                (SELECT to_timestamp(MIN(freeze_at)) FROM usage_hour WHERE state = 'OPEN'),
+                (SELECT MIN(GREATEST(next_attempt_at, lease_until)) FROM usage_hour WHERE state = 'FROZEN'))
+            """, logger: logger
+        ).collect().first.flatMap { try $0.decode(Date?.self) }
+    }
+
     func usageHours(organizationID: String, since: Date) async throws -> [UsageHourRecord] {
         try await Self.hours(
             database.client.query(

@@ -167,6 +167,10 @@ struct SQLiteLinkStorage: LinkStorage {
         }
     }
 
+    func nextMeteringDue() async throws -> Date? {
+        try await pool.read { db in try UsageStore.nextDue(db) }
+    }
+
     func usageHours(organizationID: String, since: Date) async throws -> [UsageHourRecord] {
         try await pool.read { db in try UsageStore.hours(db, organizationID: organizationID, since: since) }
     }

@@ -162,6 +162,18 @@ enum UsageStore {
         }
     }
 
+    static func nextDue(_ db: Database) throws -> Date? {
+        try Double.fetchOne(
+            db,
+            sql: """
+                SELECT MIN(due) FROM (
+                    SELECT MIN(freeze_at) AS due FROM usage_hour WHERE state = 'OPEN'
+                    UNION ALL
+                    SELECT MIN(MAX(next_attempt_at, COALESCE(lease_until, 0))) FROM usage_hour WHERE state = 'FROZEN')
+                """
+        ).map(Date.init(timeIntervalSince1970:))
+    }
+
     static func hours(_ db: Database, organizationID: String, since: Date) throws -> [UsageHourRecord] {
         try Row.fetchAll(
             db, sql: "SELECT * FROM usage_hour WHERE organization_id = ? AND hour_start >= ? ORDER BY hour_start DESC, dimension",
