@@ -138,6 +138,8 @@ public enum MarketplaceLinkDefinition {
                 configuration: .init(
                     endpoint: endpoint, region: configuration.awsRegion,
                     credentials: configuration.credentials), logger: resources.logger)
+            let metering = MarketplaceMeteringClient(transport: transport)
+            let entitlements = MarketplaceEntitlementClient(transport: transport)
             let identityClient = try ConnectClient(upstream: .url(configuration.identityURL), credential: settings.credential, tls: settings.peerTLS)
             let organizationClient = try ConnectClient(
                 upstream: .url(configuration.organizationURL), credential: settings.credential, tls: settings.peerTLS)
@@ -150,8 +152,8 @@ public enum MarketplaceLinkDefinition {
             let registrations = Registrations(
                 configuration: .init(productCode: configuration.productCode, registrationsPerMinute: configuration.registrationsPerMinute),
                 storage: storage,
-                metering: MarketplaceMeteringClient(transport: transport),
-                entitlements: MarketplaceEntitlementClient(transport: transport), organization: organizationClient, now: configuration.now,
+                metering: metering,
+                entitlements: entitlements, organization: organizationClient, now: configuration.now,
                 logger: resources.logger)
             let statusPage = BillingStatusPage(
                 storage: storage, organization: organizationClient, authenticator: authenticator, render: LinkStore.Link.encodedStatus)
@@ -159,7 +161,7 @@ public enum MarketplaceLinkDefinition {
                 storage: storage, organization: organizationClient, authenticator: authenticator, linksWritten: statusPage.invalidate,
                 now: configuration.now, logger: resources.logger)
             let meter = UsageMeter(
-                storage: storage, metering: MarketplaceMeteringClient(transport: transport),
+                storage: storage, metering: metering,
                 settings: MeteringSettings(dimensions: configuration.meteredDimensions, hourSeconds: configuration.meteringHourSeconds),
                 metrics: resources.metrics, now: configuration.now, logger: resources.logger)
             MarketplaceLinkHandlers(registrations: registrations, saga: saga, statusPage: statusPage, meter: meter, now: configuration.now)
@@ -183,7 +185,7 @@ public enum MarketplaceLinkDefinition {
             }
             let events = SubscriptionEvents(
                 productCode: configuration.productCode, storage: storage, receiver: receiver,
-                entitlements: MarketplaceEntitlementClient(transport: transport), saga: saga,
+                entitlements: entitlements, saga: saga,
                 now: configuration.now, logger: resources.logger)
             setup.plainRoutes[SNSEndpoint.path] =
                 SNSEndpoint(events: events, refusals: RateLimitedLog(logger: resources.logger), metrics: resources.metrics).route

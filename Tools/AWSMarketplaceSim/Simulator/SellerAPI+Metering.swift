@@ -35,6 +35,7 @@ extension SellerAPI {
         }
         let now = Date().timeIntervalSince1970
         var checked: [Checked] = []
+        var dimensions: [String: Set<String>] = [:]  // each product's, read once a call
         for record in records {
             guard let dimension = record["Dimension"] as? String, !dimension.isEmpty,
                 let timestamp = (record["Timestamp"] as? NSNumber)?.doubleValue
@@ -65,16 +66,14 @@ extension SellerAPI {
                 subscription = try await store.subscription(customerIdentifier: customerIdentifier)
             } else if let awsAccountID {
                 subscription = try await store.subscription(awsAccountID: awsAccountID, licenseArn: licenseArn, productCode: productCode)
-                if licenseArn != nil, subscription == nil {
-                    return .error(400, "InvalidLicenseException", "the LicenseArn is not a license of this customer")
-                }
             }
-            if let licenseArn, let found = subscription, found.licenseArn != licenseArn {
-                return .error(400, "InvalidLicenseException", "the LicenseArn does not belong to the customer")
+            if let licenseArn, subscription?.licenseArn != licenseArn {
+                return .error(400, "InvalidLicenseException", "the LicenseArn is not a license of this customer")
             }
             if let found = subscription, let productCode, found.productCode != productCode { subscription = nil }
             let product = productCode ?? subscription?.productCode ?? ""
-            guard try await store.dimensions(productCode: product).contains(dimension) else {
+            if dimensions[product] == nil { dimensions[product] = try await store.dimensions(productCode: product) }
+            guard dimensions[product]?.contains(dimension) == true else {
                 return .error(400, "InvalidUsageDimensionException", "\(dimension) is not a dimension of \(product)")
             }
             let hour = Int(timestamp) / meteringHour * meteringHour

@@ -37,10 +37,7 @@ final class UsageMeter: Sendable {
     func record(_ request: RecordUsageRequest) async throws -> RecordUsageResponse {
         let at = now()
         let events = try UsageRules.check(request, settings: settings, now: at)
-        let settings = settings
-        let (accepted, duplicates) = try await storage.recordUsage(
-            events, freezeAt: { UsageRules.freezeAt(hourStart: $0, settings: settings) }, at: at,
-            accept: { event, link throws(MarketplaceLinkError) in try UsageRules.accept(event, link: link, settings: settings) })
+        let (accepted, duplicates) = try await storage.recordUsage(events, admission: UsageAdmission(settings: settings), at: at)
         return RecordUsageResponse(accepted: Int32(accepted), duplicates: Int32(duplicates))
     }
 
@@ -81,9 +78,10 @@ final class UsageMeter: Sendable {
 
     private func outcomes(of hours: [UsageHourRecord]) async -> [(hour: UsageHourRecord, outcome: MeteringOutcome)] {
         let at = now()
-        let late = hours.filter { UsageRules.isPastWindow($0, settings: settings, now: at) }
-        let live = hours.filter { !UsageRules.isPastWindow($0, settings: settings, now: at) }
-        var results = late.map { (hour: $0, outcome: MeteringOutcome.expired) }
+        var (results, live): ([(hour: UsageHourRecord, outcome: MeteringOutcome)], [UsageHourRecord]) = ([], [])
+        for hour in hours {
+            if UsageRules.isPastWindow(hour, settings: settings, now: at) { results.append((hour, .expired)) } else { live.append(hour) }
+        }
         guard let productCode = live.first?.productCode else { return results }
         do {
             let answer = try await metering.batchMeterUsage(productCode: productCode, records: live.map(\.usageRecord))

@@ -135,6 +135,38 @@ enum MeteringOutcome: Sendable, Equatable {
     }
 }
 
+/// What RecordUsage's transaction asks of each event, in the order storage meets it: whether it
+/// is a retry (its key already stored), which link takes it, when its hour closes, and whether
+/// its hour took it. Both storage backends apply these; the rules are `UsageRules`'.
+struct UsageAdmission: Sendable {
+    let settings: MeteringSettings
+
+    /// True for an event sent again (same key, same content): it counts once. The same key with
+    /// other content is refused.
+    func isRetry(_ event: UsageEventRecord, stored: UsageEventRecord?) throws(MarketplaceLinkError) -> Bool {
+        guard let stored else { return false }
+        guard event.isRetry(of: stored) else { throw .usageKeyReused(event.idempotencyKey) }
+        return true
+    }
+
+    /// The organization's link, if it takes the event (`UsageRules.accept`).
+    func link(for event: UsageEventRecord, _ link: MeteredLink?) throws(MarketplaceLinkError) -> MeteredLink {
+        try UsageRules.accept(event, link: link, settings: settings)
+    }
+
+    func freezeAt(_ event: UsageEventRecord) -> Int {
+        UsageRules.freezeAt(hourStart: event.hourStart, settings: settings)
+    }
+
+    /// The event's hour took it: `hourTotal` is the hour's new total, nil when the hour was closed.
+    func added(_ event: UsageEventRecord, hourTotal: Int?) throws(MarketplaceLinkError) {
+        guard let hourTotal else {
+            throw .usageHourClosed(dimension: event.dimension, hourStart: Date(timeIntervalSince1970: Double(event.hourStart)))
+        }
+        guard hourTotal <= UsageRules.maxQuantityPerHour else { throw .usageHourFull(dimension: event.dimension) }
+    }
+}
+
 /// RecordUsage's and the meter's rules, as pure functions: tested without sockets or databases
 /// (`UsageRulesTests`).
 enum UsageRules {
@@ -184,8 +216,9 @@ enum UsageRules {
 
     /// Whether `link` (the organization's live link, if any) takes the event: an ACTIVE link whose
     /// contract has the dimension, whose metering AWS did not stop, and that was linked by the
-    /// event's hour (AWS refuses usage from before the subscription).
-    static func accept(_ event: UsageEventRecord, link: MeteredLink?, settings: MeteringSettings) throws(MarketplaceLinkError) {
+    /// event's hour (AWS refuses usage from before the subscription). Returns that link.
+    @discardableResult
+    static func accept(_ event: UsageEventRecord, link: MeteredLink?, settings: MeteringSettings) throws(MarketplaceLinkError) -> MeteredLink {
         guard let link else { throw .notMetered(organizationID: event.organizationID, reason: "has no AWS Marketplace link") }
         switch link.state {
         case .active: break
@@ -203,6 +236,7 @@ enum UsageRules {
                 field: "occurredAt",
                 reason: "is before organization \(event.organizationID) was linked to AWS Marketplace; that usage is not billed there")
         }
+        return link
     }
 
     /// When an hour that starts at `hourStart` closes.

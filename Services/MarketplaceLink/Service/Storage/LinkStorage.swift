@@ -65,13 +65,10 @@ protocol LinkStorage: Sendable {
 
     // MARK: Usage metering
 
-    /// Records the events in one transaction, all or none: each is a retry (same key, same
-    /// content: counted once), or `accept` takes it for its organization's live link and it is
-    /// added to its (link, dimension, hour) while that hour is OPEN. Throws the first refusal.
-    func recordUsage(
-        _ events: [UsageEventRecord], freezeAt: @Sendable (Int) -> Int, at: Date,
-        accept: @Sendable (UsageEventRecord, MeteredLink?) throws(MarketplaceLinkError) -> Void
-    ) async throws -> (accepted: Int, duplicates: Int)
+    /// Records the events in one transaction, all or none: each is a retry (counted once), or its
+    /// organization's link takes it and it is added to its (link, dimension, hour) while that
+    /// hour is OPEN, as `admission` rules. Throws the first refusal.
+    func recordUsage(_ events: [UsageEventRecord], admission: UsageAdmission, at: Date) async throws -> (accepted: Int, duplicates: Int)
     /// Closes every OPEN hour whose time has come (its hour and grace are over, or its link
     /// ended): from now on it is exactly the record sent. Returns how many.
     func freezeUsageHours(at: Date) async throws -> Int

@@ -42,28 +42,19 @@ extension PostgresLinkStorage {
             "CREATE INDEX usage_hour_organization ON usage_hour (organization_id, hour_start)"
         ])
 
-    func recordUsage(
-        _ events: [UsageEventRecord], freezeAt: @Sendable (Int) -> Int, at: Date,
-        accept: @Sendable (UsageEventRecord, MeteredLink?) throws(MarketplaceLinkError) -> Void
-    ) async throws -> (accepted: Int, duplicates: Int) {
+    func recordUsage(_ events: [UsageEventRecord], admission: UsageAdmission, at: Date) async throws -> (accepted: Int, duplicates: Int) {
         try await database.transaction { [logger] connection in
             var links: [String: MeteredLink?] = [:]
             var (accepted, duplicates) = (0, 0)
             for event in events {
-                if let stored = try await Self.storedEvent(connection, event, logger: logger) {
-                    guard event.isRetry(of: stored) else { throw MarketplaceLinkError.usageKeyReused(event.idempotencyKey) }
+                if try admission.isRetry(event, stored: await Self.storedEvent(connection, event, logger: logger)) {
                     duplicates += 1
                     continue
                 }
-                var link: MeteredLink?
-                if let cached = links[event.organizationID] {
-                    link = cached
-                } else {
-                    link = try await Self.meteredLink(connection, organizationID: event.organizationID, logger: logger)
-                    links[event.organizationID] = link
+                if links[event.organizationID] == nil {
+                    links[event.organizationID] = try await Self.meteredLink(connection, organizationID: event.organizationID, logger: logger)
                 }
-                try accept(event, link)
-                guard let link else { continue }  // accept refuses a missing link
+                let link = try admission.link(for: event, links[event.organizationID] ?? nil)
                 let inserted = try await !connection.query(
                     """
                     INSERT INTO usage_event (organization_id, idempotency_key, link_id, dimension, quantity, occurred_at, hour_start, recorded_at)
@@ -73,33 +64,25 @@ extension PostgresLinkStorage {
                     RETURNING 1
                     """, logger: logger
                 ).collect().isEmpty
-                guard inserted else {
-                    // A concurrent call recorded the same key first.
-                    guard let stored = try await Self.storedEvent(connection, event, logger: logger), event.isRetry(of: stored) else {
-                        throw MarketplaceLinkError.usageKeyReused(event.idempotencyKey)
-                    }
+                // Not inserted: a concurrent call recorded the same key first.
+                if !inserted, try admission.isRetry(event, stored: await Self.storedEvent(connection, event, logger: logger)) {
                     duplicates += 1
                     continue
                 }
-                guard
-                    let total = try await connection.query(
-                        """
-                        INSERT INTO usage_hour (link_id, dimension, hour_start, organization_id, quantity, events, product_code, customer_identifier,
-                                                aws_account_id, license_arn, state, freeze_at, updated_at)
-                        VALUES (\(link.id), \(event.dimension), \(Int64(event.hourStart)), \(event.organizationID), \(Int64(event.quantity)), 1,
-                                \(link.offer.productCode), \(link.customerIdentifier), \(link.offer.awsAccountID), \(link.offer.licenseArn), 'OPEN',
-                                \(Int64(freezeAt(event.hourStart))), \(at))
-                        ON CONFLICT (link_id, dimension, hour_start) DO UPDATE SET quantity = usage_hour.quantity + excluded.quantity,
-                            events = usage_hour.events + 1, updated_at = excluded.updated_at
-                        WHERE usage_hour.state = 'OPEN'
-                        RETURNING quantity
-                        """, logger: logger
-                    ).collect().first.map({ try $0.decode(Int64.self) })
-                else {
-                    throw MarketplaceLinkError.usageHourClosed(
-                        dimension: event.dimension, hourStart: Date(timeIntervalSince1970: Double(event.hourStart)))
-                }
-                guard total <= UsageRules.maxQuantityPerHour else { throw MarketplaceLinkError.usageHourFull(dimension: event.dimension) }
+                let total = try await connection.query(
+                    """
+                    INSERT INTO usage_hour (link_id, dimension, hour_start, organization_id, quantity, events, product_code, customer_identifier,
+                                            aws_account_id, license_arn, state, freeze_at, updated_at)
+                    VALUES (\(link.id), \(event.dimension), \(Int64(event.hourStart)), \(event.organizationID), \(Int64(event.quantity)), 1,
+                            \(link.offer.productCode), \(link.customerIdentifier), \(link.offer.awsAccountID), \(link.offer.licenseArn), 'OPEN',
+                            \(Int64(admission.freezeAt(event))), \(at))
+                    ON CONFLICT (link_id, dimension, hour_start) DO UPDATE SET quantity = usage_hour.quantity + excluded.quantity,
+                        events = usage_hour.events + 1, updated_at = excluded.updated_at
+                    WHERE usage_hour.state = 'OPEN'
+                    RETURNING quantity
+                    """, logger: logger
+                ).collect().first.map { Int(try $0.decode(Int64.self)) }
+                try admission.added(event, hourTotal: total)
                 accepted += 1
             }
             return (accepted, duplicates)

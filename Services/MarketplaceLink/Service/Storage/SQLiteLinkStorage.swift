@@ -126,27 +126,19 @@ struct SQLiteLinkStorage: LinkStorage {
 
     // MARK: Usage metering
 
-    func recordUsage(
-        _ events: [UsageEventRecord], freezeAt: @Sendable (Int) -> Int, at: Date,
-        accept: @Sendable (UsageEventRecord, MeteredLink?) throws(MarketplaceLinkError) -> Void
-    ) async throws -> (accepted: Int, duplicates: Int) {
+    func recordUsage(_ events: [UsageEventRecord], admission: UsageAdmission, at: Date) async throws -> (accepted: Int, duplicates: Int) {
         try await pool.write { db in
             var links: [String: MeteredLink?] = [:]
             var (accepted, duplicates) = (0, 0)
             for event in events {
-                if let stored = try UsageStore.storedEvent(db, organizationID: event.organizationID, key: event.idempotencyKey) {
-                    guard event.isRetry(of: stored) else { throw MarketplaceLinkError.usageKeyReused(event.idempotencyKey) }
+                if try admission.isRetry(event, stored: UsageStore.storedEvent(db, organizationID: event.organizationID, key: event.idempotencyKey)) {
                     duplicates += 1
                     continue
                 }
-                let link = try links[event.organizationID] ?? UsageStore.meteredLink(db, organizationID: event.organizationID)
-                links[event.organizationID] = link
-                try accept(event, link)
-                guard let link, let total = try UsageStore.add(db, event, to: link, freezeAt: freezeAt(event.hourStart), at: at) else {
-                    throw MarketplaceLinkError.usageHourClosed(
-                        dimension: event.dimension, hourStart: Date(timeIntervalSince1970: Double(event.hourStart)))
-                }
-                guard total <= UsageRules.maxQuantityPerHour else { throw MarketplaceLinkError.usageHourFull(dimension: event.dimension) }
+                let found = try links[event.organizationID] ?? UsageStore.meteredLink(db, organizationID: event.organizationID)
+                links[event.organizationID] = found
+                let link = try admission.link(for: event, found)
+                try admission.added(event, hourTotal: UsageStore.add(db, event, to: link, freezeAt: admission.freezeAt(event), at: at))
                 accepted += 1
             }
             return (accepted, duplicates)
