@@ -1,0 +1,79 @@
+"""The fault injector: while the driver runs, at random moments, one of
+- kill -9 a random process of identity, organization, marketplace-link or the console, and start
+  it again 1-3 s later (a crash and a supervisor's restart);
+- restart the simulator (AWS's side going away and coming back);
+- stop organization (SIGSTOP: its connections stay open and nothing answers) for 15-30 s;
+- turn on the simulator's throttling for the next 20-60 seller API calls.
+The first round has one of each kind, in a random order; after that kinds are drawn at random.
+Every fault is logged with its time, for the report.
+"""
+import asyncio
+import json
+import random
+import time
+import urllib.request
+
+
+class FaultInjector:
+    KINDS = ("kill", "restart_simulator", "stop_organization", "throttle")
+
+    def __init__(self, system, seconds, seed=1, every=(6, 12)):
+        self.system, self.seconds, self.every = system, seconds, every
+        self.random = random.Random(seed)
+        self.log = []  # (seconds since start, description)
+
+    def note(self, what):
+        self.log.append((round(time.monotonic() - self.started, 1), what))
+
+    async def run(self):
+        self.started = time.monotonic()
+        kinds = list(self.KINDS)
+        self.random.shuffle(kinds)
+        while True:
+            await asyncio.sleep(self.random.uniform(*self.every))
+            if time.monotonic() - self.started > self.seconds:
+                return
+            kind = kinds.pop(0) if kinds else self.random.choice(self.KINDS)
+            await getattr(self, kind)()
+
+    async def kill(self):
+        victims = [p for name in ("identity", "organization", "marketplace-link", "console") for p in self.system.processes[name]
+                   if p.running and not p.paused]
+        victim = self.random.choice(victims)
+        victim.kill()
+        down = self.random.uniform(1, 3)
+        self.note(f"kill -9 {victim.name}, restarted after {down:.1f} s")
+        await asyncio.sleep(down)
+        await asyncio.to_thread(victim.start)
+
+    async def restart_simulator(self):
+        simulator = self.system.processes["aws-marketplace-sim"][0]
+        self.note("simulator restarted (SIGTERM, then started again)")
+        await asyncio.to_thread(simulator.terminate)
+        await asyncio.to_thread(simulator.start)
+
+    async def stop_organization(self):
+        victim = self.random.choice([p for p in self.system.processes["organization"] if p.running])
+        pause = self.random.uniform(15, 30)
+        self.note(f"{victim.name} stopped (SIGSTOP) for {pause:.0f} s")
+        victim.pause()
+        await asyncio.sleep(pause)
+        victim.resume()
+
+    async def throttle(self):
+        count = self.random.randint(20, 60)
+        simulator = self.system.processes["aws-marketplace-sim"][0]
+        request = urllib.request.Request(simulator.url + "/_sim/throttle", data=json.dumps({"count": count}).encode(),
+                                         headers={"content-type": "application/json"}, method="POST")
+        try:
+            await asyncio.to_thread(urllib.request.urlopen, request, timeout=5)
+            self.note(f"simulator throttles the next {count} seller API calls")
+        except OSError as error:
+            self.note(f"throttling not turned on ({error})")
+
+    def heal(self):
+        """Everything running and answering again, as after the operator's last restart."""
+        for process in self.system.all_processes():
+            process.resume()
+            if not process.running:
+                process.start()
