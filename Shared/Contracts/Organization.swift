@@ -18,7 +18,8 @@ public enum Organizations {
     public static let addMember = RPCMethod<MemberRequest, Invitation>(service: service, name: "AddMember")
     /// The caller's pending invitations.
     public static let listMyInvitations = RPCMethod<Empty, InvitationList>(service: service, name: "ListMyInvitations")
-    /// Joins the organization in the role the invitation names (within the 25-organization limit).
+    /// Joins the organization in the role the invitation names (within the 25-organization limit);
+    /// a member accepting again (a retry after a lost answer) gets the organization, unchanged.
     public static let acceptInvitation = RPCMethod<OrganizationRef, Organization>(service: service, name: "AcceptInvitation")
     public static let declineInvitation = RPCMethod<OrganizationRef, Empty>(service: service, name: "DeclineInvitation")
     public static let changeMemberRole = RPCMethod<MemberRequest, Member>(service: service, name: "ChangeMemberRole")

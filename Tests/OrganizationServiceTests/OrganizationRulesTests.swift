@@ -122,12 +122,22 @@ import Testing
             // The victim's own organizations are not blocked by the invitations.
             _ = try await harness.call(Organizations.createOrganization, CreateOrganizationRequest(name: "Mine"), as: victim)
             // Only the invitee can accept; another user has no invitation to accept.
+            let stranger = try await harness.user("stranger")
             await #expect(throws: RPCError(.notFound, "you have no invitation to this organization; ask one of its admins to invite you")) {
-                try await harness.call(Organizations.acceptInvitation, OrganizationRef(organizationId: organizations[0]), as: attacker)
+                try await harness.call(Organizations.acceptInvitation, OrganizationRef(organizationId: organizations[0]), as: stranger)
             }
             _ = try await harness.call(Organizations.declineInvitation, OrganizationRef(organizationId: organizations[0]), as: victim)
+            await #expect(throws: RPCError(.notFound, "you have no invitation to this organization; ask one of its admins to invite you")) {
+                try await harness.call(Organizations.acceptInvitation, OrganizationRef(organizationId: organizations[0]), as: victim)
+            }
             let joined = try await harness.call(Organizations.acceptInvitation, OrganizationRef(organizationId: organizations[1]), as: victim)
             #expect(joined.role == .admin && joined.name == "Forced 1")
+            // Accepting again (a retry whose answer was lost) gets the same membership and writes nothing.
+            let rowsAfterJoining = try await harness.rowCounts()
+            let again = try await harness.call(Organizations.acceptInvitation, OrganizationRef(organizationId: organizations[1]), as: victim)
+            #expect(again.role == .admin && again.id == joined.id)
+            let rowsAfterRetry = try await harness.rowCounts()
+            #expect(rowsAfterRetry == rowsAfterJoining)
             #expect(try await harness.call(Organizations.listMyInvitations, Empty(), as: victim).invitations.count == 23)
             await #expect(throws: RPCError(.alreadyExists, "this user is already a member; use ChangeMemberRole to change their role")) {
                 try await harness.call(

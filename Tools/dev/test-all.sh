@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs every test: installs what the tests need, builds, then runs the suite in eleven passes.
+# Runs every test: installs what the tests need, builds, then runs the suite in twelve passes.
 # The executables' suite and the hostile-client probes measure start-up time, memory and
 # latency, so they run first, each on its own, then the browser tests; the
 # services' suites (password hashing, real SMTP servers, several processes) run apart from the
@@ -32,7 +32,9 @@ swift test --skip-build --filter SimulatorTests 2>&1 | tee -a "$log" || status=1
 # Two replicas of each service on PostgreSQL servers of their own: many processes, on their own.
 swift test --skip-build --filter "ReplicatedOrganizationTests|ReplicatedMarketplaceLinkTests|ReplicatedIdentityTests|RollingRestartTests" 2>&1 \
   | tee -a "$log" || status=1
-alone="ExecutableTests|HostileClientTests|ConsoleBrowserTests|ComposeTests|passwordResetRequestsTakeTheSameTime|SimulatorTests"
+# The load and fault suite's minute on each backend (Tools/load): every process, faults, invariants.
+swift test --skip-build --filter LoadSuiteTests 2>&1 | tee -a "$log" || status=1
+alone="LoadSuiteTests|ExecutableTests|HostileClientTests|ConsoleBrowserTests|ComposeTests|passwordResetRequestsTakeTheSameTime|SimulatorTests"
 alone+="|ReplicatedOrganizationTests|ReplicatedMarketplaceLinkTests|ReplicatedIdentityTests|RollingRestartTests"
 services="IdentityServiceTests|OrganizationServiceTests|MarketplaceLinkServiceTests|IdentityProcessTests|OrganizationProcessTests|JourneyProcessTests|ConsoleProcessTests"
 swift test --skip-build --skip "$alone" --skip "$services" 2>&1 | tee -a "$log" || status=1

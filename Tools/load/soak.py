@@ -57,7 +57,7 @@ def soak(system, buyer, seconds, sample_every=5, warm=60):
     try:
         left = seconds
         while left > 0:
-            round_seconds = min(left, 240)
+            round_seconds = int(min(left, 240))
             access = rpc(identity + "/identity.v1.IdentityService/RefreshAccessToken", {"sessionToken": buyer["session"]}, {})["accessToken"]
             bearer = {"authorization": "Bearer " + access}
             runs = {

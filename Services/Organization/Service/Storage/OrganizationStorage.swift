@@ -29,6 +29,7 @@ protocol OrganizationStorage: Sendable {
         check: @Sendable (_ actorRole: Role?, _ inviteeRole: Role?) throws(OrganizationError) -> Void
     ) async throws -> InvitationRecord
 
+    /// Makes the invitee a member; a member already (a retry) gets their membership, nothing written.
     func acceptInvitation(
         organizationID: String, userID: String, at: Date,
         check: @Sendable (_ invitation: InvitationRecord?, _ membershipCount: Int) throws(OrganizationError) -> Void

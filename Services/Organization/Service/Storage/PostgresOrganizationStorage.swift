@@ -212,6 +212,13 @@ struct PostgresOrganizationStorage: OrganizationStorage {
             let invitation = try await Self.invitations(
                 connection.query(Self.invitationsQuery(userID: userID, organizationID: organizationID), logger: logger)
             ).first
+            // Accepted already: a retry whose first answer was lost gets the same answer.
+            if invitation == nil,
+                let member = try await Self.views(connection.query(Self.viewsQuery(userID: userID, organizationID: organizationID), logger: logger))
+                    .first
+            {
+                return member
+            }
             try check(invitation, try await Self.membershipCount(connection, userID: userID, logger: logger))
             guard let invitation else { throw OrganizationError.noInvitation }
             try await connection.query(

@@ -88,6 +88,8 @@ struct SQLiteOrganizationStorage: OrganizationStorage {
     ) async throws -> MembershipRecord {
         try await pool.write { db -> MembershipRecord in
             let invitation = try OrganizationStore.invitations(db, userID: userID, organizationID: organizationID).first
+            // Accepted already: a retry whose first answer was lost gets the same answer.
+            if invitation == nil, let member = try OrganizationStore.view(db, organizationID: organizationID, userID: userID) { return member }
             try check(invitation, try OrganizationStore.membershipCount(db, userID: userID))
             guard let invitation else { throw OrganizationError.noInvitation }
             try OrganizationStore.addMembership(db, organizationID: organizationID, userID: userID, role: invitation.role, at: at)
