@@ -1,3 +1,4 @@
+import Contracts
 import Foundation
 import NIOConcurrencyHelpers
 import NIOCore
@@ -36,6 +37,33 @@ import Testing
                     // Every call still succeeds: one that meets the stopped replica moves on to the other.
                     try await echo(client, times: 20)
                     #expect(calls(first) >= 29)
+                }
+            }
+        }
+    }
+
+    /// A replica that stops answering (a real process under SIGSTOP: its connections stay open,
+    /// nothing answers) costs one call its deadline; the calls after it go to the replica that
+    /// answers first. Without that, every other call would wait out its deadline.
+    @Test func aReplicaThatStopsAnsweringIsTriedAfterTheOthers() async throws {
+        let base = NSTemporaryDirectory() + "stalled-replica-\(UUID().uuidString)"
+        try await withStarted(ChildProcess(service: "organization", arguments: ["--port", "0", "--data-dir", base + "/a"])) { live in
+            try await withStarted(ChildProcess(service: "organization", arguments: ["--port", "0", "--data-dir", base + "/b"])) { stalled in
+                let urls = "http://127.0.0.1:\(live.port),http://127.0.0.1:\(stalled.port)"
+                try await withStarted(ConnectClient(configuration: .init(baseURL: urls))) { client in
+                    let options = ConnectClient.CallOptions(timeout: .seconds(1))
+                    for _ in 0..<4 { _ = try await client.call(Health.check, HealthCheckRequest(), options: options) }
+                    stalled.signal(SIGSTOP)
+                    defer { stalled.signal(SIGCONT) }
+                    var failures: [ConnectCode] = []
+                    for _ in 0..<20 {
+                        do {
+                            _ = try await client.call(Health.check, HealthCheckRequest(), options: options)
+                        } catch let error as RPCError {
+                            failures.append(error.code)
+                        }
+                    }
+                    #expect(failures == [.deadlineExceeded], "\(failures)")
                 }
             }
         }

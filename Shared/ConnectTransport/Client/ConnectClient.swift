@@ -178,6 +178,7 @@ public final class ConnectClient: Sendable {
             } catch {
                 // Not reachable: the call was not sent, so another replica may take it.
                 unreachable.insert(index % pools.count)
+                if error.code == .deadlineExceeded, pools.count > 1 { pool.markUnresponsive() }
                 guard error.code == .unavailable, unreachable.count < pools.count else { throw error }
                 index += 1
                 continue
@@ -186,6 +187,9 @@ public final class ConnectClient: Sendable {
             case .response(let message):
                 return message
             case .failed(let error):
+                // Sent, and no answer before the deadline: the replica may be stalled. Not sent
+                // again (it may have run), but the next calls try the other replicas first.
+                if error.code == .deadlineExceeded, pools.count > 1 { pool.markUnresponsive() }
                 throw error
             case .refused:
                 // The server did not start this call; it is safe to send it again on a fresh connection.

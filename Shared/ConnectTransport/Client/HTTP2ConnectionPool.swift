@@ -7,6 +7,9 @@ import RPCCore
 
 /// Keeps one HTTP/2 connection to an upstream: opens it on first use, replaces it after GOAWAY or
 /// close, and after a failed connect refuses calls fast until a growing, jittered backoff has passed.
+/// An upstream that let a call reach its deadline unanswered is remembered as unresponsive for a
+/// while, so that calls try its other replicas first (a stopped or stalled process keeps its
+/// connections open and answers nothing).
 final class HTTP2ConnectionPool: Sendable {
     private let target: UpstreamAddress
     private let configuration: ConnectClient.Configuration
@@ -23,7 +26,11 @@ final class HTTP2ConnectionPool: Sendable {
         }
         var phase = Phase.idle
         var failures = 0
+        var unresponsiveUntil: NIODeadline?
     }
+
+    /// How long an upstream that left a call unanswered is tried after its replicas.
+    static let unresponsivePeriod = TimeAmount.seconds(10)
 
     init(target: UpstreamAddress, configuration: ConnectClient.Configuration, group: any EventLoopGroup) {
         self.target = target
@@ -69,6 +76,16 @@ final class HTTP2ConnectionPool: Sendable {
             if case .backingOff(let until, _) = state.phase { return NIODeadline.now() < until }
             return false
         }
+    }
+
+    /// Whether a call reached its deadline here unanswered within `unresponsivePeriod`.
+    var isUnresponsive: Bool {
+        state.withLockedValue { state in state.unresponsiveUntil.map { NIODeadline.now() < $0 } ?? false }
+    }
+
+    /// A call reached its deadline with no answer from this upstream.
+    func markUnresponsive() {
+        state.withLockedValue { $0.unresponsiveUntil = .now() + Self.unresponsivePeriod }
     }
 
     /// Stops handing out `connection` (it is going away or refused a call).

@@ -8,7 +8,8 @@ import RPCCore
 /// comma-separated list, each host name resolved to all its addresses (a compose-scaled service, a
 /// Kubernetes headless service), one connection pool each. A call starts at the next endpoint in
 /// turn and moves on past endpoints that cannot be reached; names are resolved again, as calls
-/// come, once `resolveInterval` has passed, and endpoints that went away are closed.
+/// come, once `resolveInterval` has passed, and endpoints that went away are closed. An endpoint
+/// that left a call unanswered until its deadline is tried after the others for a while.
 final class UpstreamGroup: Sendable {
     /// Resolves a host name to its addresses (an empty answer keeps the name).
     typealias Resolver = @Sendable (String) async -> [String]
@@ -46,8 +47,8 @@ final class UpstreamGroup: Sendable {
         (try? await NIOThreadPool.singleton.runIfActive { Host(name: name).addresses }) ?? []
     }
 
-    /// The endpoints to try for one call, in order: the next in turn first, those able to connect
-    /// before those backing off after a failed connect.
+    /// The endpoints to try for one call, in order: the next in turn first, those answering before
+    /// those that left a call unanswered lately, and those backing off after a failed connect last.
     func poolsForCall() async -> [HTTP2ConnectionPool] {
         let mustResolve = state.withLockedValue { state -> Bool in
             guard !state.closed else { return false }
@@ -64,7 +65,9 @@ final class UpstreamGroup: Sendable {
             let start = state.next % state.pools.count
             state.next &+= 1
             let turn = (0..<state.pools.count).map { state.pools[(start + $0) % state.pools.count].pool }
-            return turn.filter { !$0.isBackingOff } + turn.filter(\.isBackingOff)
+            let backingOff = turn.filter(\.isBackingOff)
+            let reachable = turn.filter { !$0.isBackingOff }
+            return reachable.filter { !$0.isUnresponsive } + reachable.filter(\.isUnresponsive) + backingOff
         }
     }
 
