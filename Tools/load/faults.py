@@ -15,11 +15,13 @@ import time
 import urllib.request
 
 
-class FaultInjector:
-    KINDS = ("kill", "restart_simulator", "stop_organization", "throttle")
+KINDS = ("kill", "restart_simulator", "stop_organization", "throttle")
 
-    def __init__(self, system, seconds, seed=1, every=(5, 10)):
-        self.system, self.seconds, self.every = system, seconds, every
+
+class FaultInjector:
+
+    def __init__(self, system, seconds, seed=1, every=(5, 10), kinds=KINDS):
+        self.system, self.seconds, self.every, self.kinds = system, seconds, every, tuple(kinds)
         self.random = random.Random(seed)
         self.log = []  # (seconds since start, kind, description)
         self.pauses = []  # tasks that resume a stopped process
@@ -29,14 +31,14 @@ class FaultInjector:
 
     async def run(self):
         self.started = time.monotonic()
-        kinds = list(self.KINDS)
+        kinds = list(self.kinds)
         self.random.shuffle(kinds)
         while True:
             await asyncio.sleep(self.random.uniform(*self.every))
             if time.monotonic() - self.started > self.seconds:
                 await asyncio.gather(*self.pauses)
                 return
-            kind = kinds.pop(0) if kinds else self.random.choice(self.KINDS)
+            kind = kinds.pop(0) if kinds else self.random.choice(self.kinds)
             await getattr(self, kind)()
         # (a stopped organization is resumed by its own task, or by heal)
 

@@ -8,7 +8,7 @@ RSS. Prints a report (and writes it as JSON with --report); exits 1 when an inva
 soak failed.
 
   Tools/load/run.py --bin DIR [--backend sqlite|postgres] [--replicas N] [--seconds 60] [--rate 1.5]
-                    [--no-faults] [--soak SECONDS] [--seed N] [--report FILE] [--keep]
+                    [--no-faults | --fault-kinds KIND,...] [--soak SECONDS] [--seed N] [--report FILE] [--keep]
 
 DIR holds release builds of the five executables (Tools/load/run.sh builds them and passes them).
 """
@@ -25,7 +25,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from driver import Driver  # noqa: E402
-from faults import FaultInjector  # noqa: E402
+from faults import KINDS, FaultInjector  # noqa: E402
 import invariants  # noqa: E402
 from soak import soak  # noqa: E402
 from system import System  # noqa: E402
@@ -92,7 +92,7 @@ def soak_failures(soaked):
 
 async def load(args, system):
     driver = Driver(system, rate=args.rate, seconds=args.seconds, seed=args.seed)
-    faults = FaultInjector(system, seconds=args.seconds, seed=args.seed) if args.faults else None
+    faults = FaultInjector(system, seconds=args.seconds, seed=args.seed, kinds=args.fault_kinds.split(",")) if args.faults else None
     await asyncio.gather(driver.run(), *( [faults.run()] if faults else []))
     return driver, faults
 
@@ -105,6 +105,7 @@ def main():
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--rate", type=float, default=1.5, help="journeys started per second")
     parser.add_argument("--no-faults", dest="faults", action="store_false")
+    parser.add_argument("--fault-kinds", default=",".join(KINDS), help="the faults to inject, comma-separated: " + ", ".join(KINDS))
     parser.add_argument("--soak", type=float, default=0, help="seconds of h2load at saturation after the load")
     parser.add_argument("--seed", type=int, default=int(time.time()) % 100000)
     parser.add_argument("--metering-hour", type=int, default=20, help="seconds in a metering hour")
