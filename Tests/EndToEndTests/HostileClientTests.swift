@@ -16,7 +16,7 @@ import Testing
 
     /// The release build of `name` if there is one, else the debug build.
     static func executable(_ name: String) -> URL {
-        let release = ChildProcess.productsDirectory.deletingLastPathComponent().appendingPathComponent("release/\(name)")
+        let release = ChildProcess.releaseDirectory.appendingPathComponent(name)
         return FileManager.default.isExecutableFile(atPath: release.path) ? release : ChildProcess.productsDirectory.appendingPathComponent(name)
     }
 

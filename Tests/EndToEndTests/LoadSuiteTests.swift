@@ -12,7 +12,7 @@ import Testing
 @Suite(.serialized, .timeLimit(.minutes(10))) struct LoadSuiteTests {
     /// The directory with all five executables as release builds, else the debug builds'.
     static var binaries: String {
-        let release = ChildProcess.productsDirectory.deletingLastPathComponent().appendingPathComponent("release")
+        let release = ChildProcess.releaseDirectory
         let all = ["identity", "organization", "marketplace-link", "console", "aws-marketplace-sim"].allSatisfy {
             FileManager.default.isExecutableFile(atPath: release.appendingPathComponent($0).path)
         }
@@ -30,23 +30,13 @@ import Testing
             var held: Bool
             var detail: String
         }
+        struct Fault: Decodable {
+            var kind: String
+        }
         var journeys: Journeys
-        var faults: [[FaultField]]
+        var faults: [Fault]
         var invariants: [Invariant]
         var refusals: [String: [String: Int]]
-    }
-
-    /// A fault log entry is [seconds, kind, description].
-    enum FaultField: Decodable {
-        case number(Double)
-        case text(String)
-
-        init(from decoder: Decoder) throws {
-            let container = try decoder.singleValueContainer()
-            if let number = try? container.decode(Double.self) { self = .number(number) } else { self = .text(try container.decode(String.self)) }
-        }
-
-        var text: String? { if case .text(let value) = self { value } else { nil } }
     }
 
     @Test(arguments: StorageBackend.allCases)
@@ -70,7 +60,7 @@ import Testing
         #expect(report.invariants.count >= 11)
         #expect(report.journeys.started >= 150 && report.journeys.completed == report.journeys.started, "\(report.journeys)")
         // Every kind of fault happened during the minute, and the population made its mistakes.
-        let kinds = Set(report.faults.compactMap { $0.count > 1 ? $0[1].text : nil })
+        let kinds = Set(report.faults.map(\.kind))
         #expect(kinds == ["kill", "restart_simulator", "stop_organization", "throttle"], "faults: \(report.faults)")
         #expect(Set(report.refusals.keys).isSuperset(of: ["wrong_password", "double_click_bind", "non_admin_bind", "non_admin_billing"]))
     }

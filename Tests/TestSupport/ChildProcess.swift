@@ -12,6 +12,11 @@ public final class ChildProcess: @unchecked Sendable {
     public private(set) var port: Int = 0
 
     /// The directory holding the built executables (next to the test bundle).
+    /// Where `swift build -c release` (and compose/build-release.sh) puts the executables, beside the debug ones.
+    public static var releaseDirectory: URL {
+        productsDirectory.deletingLastPathComponent().appendingPathComponent("release")
+    }
+
     public static var productsDirectory: URL {
         let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
         var directory = executable.deletingLastPathComponent()

@@ -78,7 +78,7 @@ public struct ConsoleSystem: Sendable {
         let linkURL = "http://127.0.0.1:\(link.port)"
         let consoleExecutable =
             consoleRelease
-            ? ChildProcess.productsDirectory.deletingLastPathComponent().appendingPathComponent("release/console")
+            ? ChildProcess.releaseDirectory.appendingPathComponent("console")
             : ChildProcess.productsDirectory.appendingPathComponent("console")
         let console = try await ChildProcess(
             name: "console", executable: consoleExecutable,

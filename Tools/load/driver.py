@@ -188,7 +188,7 @@ class Driver:
         rng = random.Random(self.random.random())
         record = {"buyer": index, "account": account(index), "email": f"buyer{index}-{self.run_id}@load.example",
                   "organization": None, "customer": None, "bound": False, "cancelled": False, "usage": Counter(),
-                  "late_usage": 0, "done": False}
+                  "done": False}
         self.journeys.append(record)
         self.stats.started += 1
         email, ip = record["email"], f"10.{index >> 16 & 255}.{index >> 8 & 255}.{index & 255}"
@@ -343,7 +343,6 @@ class Driver:
             # Retried past the end of its hour (a fault outlasted it): refused whole, not billed.
             if refusal.code == "failed_precondition" and "closed" in refusal.message:
                 self.refusal("usage_after_its_hour", refusal, {"failed_precondition"})
-                record["late_usage"] += sum(event["quantity"] for event in events)
                 return
             raise
         for event in events:

@@ -23,11 +23,11 @@ class FaultInjector:
     def __init__(self, system, seconds, seed=1, every=(5, 10), kinds=KINDS):
         self.system, self.seconds, self.every, self.kinds = system, seconds, every, tuple(kinds)
         self.random = random.Random(seed)
-        self.log = []  # (seconds since start, kind, description)
+        self.log = []  # {"at": seconds since start, "kind", "what"}
         self.pauses = []  # tasks that resume a stopped process
 
     def note(self, kind, what):
-        self.log.append((round(time.monotonic() - self.started, 1), kind, what))
+        self.log.append({"at": round(time.monotonic() - self.started, 1), "kind": kind, "what": what})
 
     async def run(self):
         self.started = time.monotonic()
@@ -62,7 +62,7 @@ class FaultInjector:
         victim = self.random.choice([p for p in self.system.processes["organization"] if p.running])
         pause = self.random.uniform(15, 30)
         if any(p.paused for p in self.system.processes["organization"]):
-            return await self.kill()
+            return await self.kill()  # one stopped at a time: another fault instead
         self.note("stop_organization", f"{victim.name} stopped (SIGSTOP) for {pause:.0f} s")
         victim.pause()
 

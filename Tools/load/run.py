@@ -64,8 +64,8 @@ def print_report(report):
     print("errors retried, by step and code:", json.dumps(report["retried_errors"]) if report["retried_errors"] else "none")
     print("refusals, by mistake and code:", json.dumps(report["refusals"]))
     print("faults:")
-    for at, _, what in report["faults"]:
-        print(f"  {at:7.1f} s  {what}")
+    for fault in report["faults"]:
+        print(f"  {fault['at']:7.1f} s  {fault['what']}")
     print(f"settled in {report['settled_in_s']} s after the last fault; still owed: {report['owed_after_settling']}")
     print("invariants:")
     for item in report["invariants"]:

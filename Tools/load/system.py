@@ -4,6 +4,7 @@ each service once on SQLite or `replicas` times on one PostgreSQL server started
 process can be killed (SIGKILL), paused (SIGSTOP) and started again on its port; `stop()` ends
 everything this object started.
 """
+import hashlib
 import json
 import os
 import shutil
@@ -93,8 +94,7 @@ class Process:
     def kill(self):
         """SIGKILL: no drain, no clean-up; what a crash or an OOM kill leaves."""
         if self.running:
-            self.popen.send_signal(signal.SIGCONT) if self.paused else None
-            self.popen.kill()
+            self.popen.kill()  # SIGKILL ends a stopped process too
             self.popen.wait()
         self.paused = False
 
@@ -192,7 +192,6 @@ class System:
         self.database_urls = {}
 
     def trusted(self):
-        import hashlib
         return ",".join(f"{name}={hashlib.sha256(secret.encode()).hexdigest()}" for name, secret in self.secrets.items())
 
     def credential(self, name):
