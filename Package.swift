@@ -1,4 +1,4 @@
-// swift-tools-version:6.0
+// swift-tools-version:6.1
 import PackageDescription
 
 /// Layout (DESIGN.md section 7): `Shared/` holds what more than one service uses, `Services/<Name>/`
@@ -11,7 +11,7 @@ let package = Package(
         .executable(name: "organization", targets: ["organization"]),
         .executable(name: "marketplace-link", targets: ["marketplace-link"]),
         .executable(name: "console", targets: ["console"]),
-        .executable(name: "aws-marketplace-sim", targets: ["aws-marketplace-sim"]),
+        .executable(name: "aws-marketplace-sim", targets: ["aws-marketplace-sim"])
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -28,6 +28,9 @@ let package = Package(
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
         .package(url: "https://github.com/hummingbird-project/swift-mustache.git", from: "2.1.1"),
+        .package(url: "https://github.com/apple/swift-distributed-tracing.git", from: "1.3.0"),
+        // OTLP over HTTP only: the gRPC exporter would bring grpc-swift for nothing we use.
+        .package(url: "https://github.com/swift-otel/swift-otel.git", from: "1.6.0", traits: ["OTLPHTTP"])
     ],
     targets: [
         // MARK: HTTP/2 engine: the only place that touches libnghttp2's C API.
@@ -41,7 +44,7 @@ let package = Package(
             name: "NGHTTP2",
             dependencies: [
                 "CNGHTTP2",
-                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOCore", package: "swift-nio")
             ],
             path: "Shared/NGHTTP2"
         ),
@@ -51,7 +54,7 @@ let package = Package(
             name: "RPCCore",
             dependencies: [
                 .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOFoundationCompat", package: "swift-nio"),
+                .product(name: "NIOFoundationCompat", package: "swift-nio")
             ],
             path: "Shared/RPCCore"
         ),
@@ -86,6 +89,7 @@ let package = Package(
                 .product(name: "CompressNIO", package: "compress-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Tracing", package: "swift-distributed-tracing")
             ],
             path: "Shared/ConnectTransport"
         ),
@@ -102,6 +106,7 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOFoundationCompat", package: "swift-nio"),
+                .product(name: "Tracing", package: "swift-distributed-tracing")
             ],
             path: "Shared/AWSMarketplace"
         ),
@@ -123,6 +128,8 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
+                .product(name: "OTel", package: "swift-otel")
             ],
             path: "Shared/ServiceRuntime"
         ),
@@ -141,6 +148,7 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
+                "ConnectTransport", .product(name: "Tracing", package: "swift-distributed-tracing")
             ],
             path: "Services/Identity/Service"
         ),
@@ -150,7 +158,7 @@ let package = Package(
             dependencies: [
                 "ServiceRuntime", "Contracts", "RPCCore", "ConnectTransport", .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "PostgresNIO", package: "postgres-nio"), .product(name: "Logging", package: "swift-log"),
+                .product(name: "PostgresNIO", package: "postgres-nio"), .product(name: "Logging", package: "swift-log")
             ],
             path: "Services/Organization/Service"
         ),
@@ -163,10 +171,12 @@ let package = Package(
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Tracing", package: "swift-distributed-tracing")
             ],
             path: "Services/MarketplaceLink/Service"
         ),
-        .executableTarget(name: "marketplace-link", dependencies: ["MarketplaceLinkService", "ServiceRuntime"], path: "Services/MarketplaceLink/Main"),
+        .executableTarget(
+            name: "marketplace-link", dependencies: ["MarketplaceLinkService", "ServiceRuntime"], path: "Services/MarketplaceLink/Main"),
 
         // MARK: The look the console and the simulator's buyer pages share.
         .target(name: "WebLook", path: "Shared/WebLook"),
@@ -182,7 +192,7 @@ let package = Package(
                 .product(name: "Mustache", package: "swift-mustache"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")
             ],
             path: "Services/Console/Service"
         ),
@@ -202,7 +212,7 @@ let package = Package(
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")
             ],
             path: "Tools/AWSMarketplaceSim/Simulator"
         ),
@@ -221,7 +231,7 @@ let package = Package(
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio")
             ],
             path: "Tests/TestSupport"
         ),
@@ -231,7 +241,7 @@ let package = Package(
             name: "IdentityTestSupport",
             dependencies: [
                 "TestSupport", "IdentityService", "ConnectTransport", "Contracts", "RPCCore", "ServiceRuntime",
-                .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Logging", package: "swift-log"),
+                .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Logging", package: "swift-log")
             ],
             path: "Tests/IdentityTestSupport"
         ),
@@ -243,21 +253,24 @@ let package = Package(
         .testTarget(
             name: "RPCCoreTests",
             dependencies: [
-                .product(name: "NIOCore", package: "swift-nio"),"RPCCore", "Contracts"],
+                .product(name: "NIOCore", package: "swift-nio"), "RPCCore", "Contracts"
+            ],
             path: "Tests/RPCCoreTests"
         ),
         .testTarget(
             name: "ConnectTransportTests",
             dependencies: [
-                .product(name: "NIOCore", package: "swift-nio"),"ConnectTransport", "RPCCore", "Contracts", "TestSupport",
-                           .product(name: "Logging", package: "swift-log"), .product(name: "NIOEmbedded", package: "swift-nio"),
-                           .product(name: "NIOPosix", package: "swift-nio"), .product(name: "NIOConcurrencyHelpers", package: "swift-nio")],
+                .product(name: "NIOCore", package: "swift-nio"), "ConnectTransport", "RPCCore", "Contracts", "TestSupport",
+                .product(name: "Logging", package: "swift-log"), .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"), .product(name: "NIOConcurrencyHelpers", package: "swift-nio")
+            ],
             path: "Tests/ConnectTransportTests"
         ),
         .testTarget(
             name: "AWSMarketplaceTests",
             dependencies: [
-                .product(name: "Logging", package: "swift-log"),"AWSMarketplace", "TestSupport"],
+                .product(name: "Logging", package: "swift-log"), "AWSMarketplace", "TestSupport"
+            ],
             path: "Tests/AWSMarketplaceTests"
         ),
         .testTarget(
@@ -269,25 +282,30 @@ let package = Package(
             name: "IdentityServiceTests",
             dependencies: [
                 "IdentityTestSupport",
-                "RPCCore", "ServiceRuntime","IdentityService", "AccessTokens", "ConnectTransport", "Contracts", "TestSupport",
-                           .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Crypto", package: "swift-crypto")],
+                "RPCCore", "ServiceRuntime", "IdentityService", "AccessTokens", "ConnectTransport", "Contracts", "TestSupport",
+                .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Crypto", package: "swift-crypto")
+            ],
             path: "Tests/IdentityServiceTests"
         ),
         .testTarget(
             name: "OrganizationServiceTests",
             dependencies: [
                 "IdentityTestSupport",
-                "RPCCore", "ServiceRuntime", .product(name: "Logging", package: "swift-log"),"OrganizationService", "IdentityService", "AccessTokens", "ConnectTransport", "Contracts", "TestSupport",
-                           .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Crypto", package: "swift-crypto")],
+                "RPCCore", "ServiceRuntime", .product(name: "Logging", package: "swift-log"), "OrganizationService", "IdentityService",
+                "AccessTokens", "ConnectTransport", "Contracts", "TestSupport",
+                .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Crypto", package: "swift-crypto")
+            ],
             path: "Tests/OrganizationServiceTests"
         ),
         .testTarget(
             name: "MarketplaceLinkServiceTests",
             dependencies: [
                 "IdentityTestSupport",
-                "RPCCore", "ServiceRuntime", .product(name: "Logging", package: "swift-log"),"MarketplaceLinkService", "OrganizationService", "IdentityService", "AWSMarketplace", "ConnectTransport",
-                           "Contracts", "AccessTokens", "TestSupport", .product(name: "Crypto", package: "swift-crypto"),
-                           .product(name: "GRDB", package: "GRDB.swift")],
+                "RPCCore", "ServiceRuntime", .product(name: "Logging", package: "swift-log"), "MarketplaceLinkService", "OrganizationService",
+                "IdentityService", "AWSMarketplace", "ConnectTransport",
+                "Contracts", "AccessTokens", "TestSupport", .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "GRDB", package: "GRDB.swift")
+            ],
             path: "Tests/MarketplaceLinkServiceTests"
         ),
         .testTarget(
@@ -298,9 +316,10 @@ let package = Package(
         .testTarget(
             name: "ServiceRuntimeTests",
             dependencies: [
-                "RPCCore", .product(name: "GRDB", package: "GRDB.swift"),"ServiceRuntime", "ConnectTransport", "Contracts", "TestSupport",
-                           .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"), .product(name: "Logging", package: "swift-log"),
-                           .product(name: "PostgresNIO", package: "postgres-nio")],
+                "RPCCore", .product(name: "GRDB", package: "GRDB.swift"), "ServiceRuntime", "ConnectTransport", "Contracts", "TestSupport",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"), .product(name: "Logging", package: "swift-log"),
+                .product(name: "PostgresNIO", package: "postgres-nio")
+            ],
             path: "Tests/ServiceRuntimeTests"
         ),
         .testTarget(
@@ -308,9 +327,9 @@ let package = Package(
             dependencies: [
                 "RPCCore", .product(name: "NIOCore", package: "swift-nio"),
                 "TestSupport", "ConnectTransport", "Contracts", "AccessTokens",
-                "identity", "organization", "marketplace-link", "aws-marketplace-sim", "console",
+                "identity", "organization", "marketplace-link", "aws-marketplace-sim", "console"
             ],
             path: "Tests/EndToEndTests"
-        ),
+        )
     ]
 )

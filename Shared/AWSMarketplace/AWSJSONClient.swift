@@ -4,6 +4,7 @@ import Logging
 import NIOCore
 import NIOFoundationCompat
 import NIOHTTP1
+import Tracing
 
 /// Calls one AWS service that speaks the JSON 1.1 protocol: `POST /`, `X-Amz-Target`,
 /// `application/x-amz-json-1.1`, SigV4. Retries throttling, AWS failures and lost connections
@@ -66,13 +67,29 @@ public struct AWSJSONClient: Sendable {
         } catch {
             throw AWSMarketplaceError(kind: .invalidParameter, message: "cannot encode the request: \(error)")
         }
+        // One span for the call, retries included (each one an event on it); never the body, which carries tokens.
+        let span = InstrumentationSystem.tracer.startSpan(target, context: ServiceContext.current ?? .topLevel, ofKind: .client)
+        defer { span.end() }
+        let parts = target.split(separator: ".")
+        span.attributes["rpc.system"] = "aws-api"
+        span.attributes["rpc.service"] = parts.first.map(String.init)
+        span.attributes["rpc.method"] = parts.last.map(String.init)
+        span.attributes["server.address"] = configuration.endpoint.host
         var attempt = 0
         while true {
             attempt += 1
+            span.attributes["aws.attempts"] = attempt
             do throws(AWSMarketplaceError) {
                 let (status, responseBody) = try await send(target: target, body: body)
                 logger.debug("aws call", metadata: ["target": "\(target)", "status": "\(status)", "attempt": "\(attempt)"])
-                return try Self.decode(Output.self, status: status.code, headers: status.headers, body: responseBody)
+                span.attributes["http.response.status_code"] = status.code
+                span.attributes["aws.request_id"] = status.headers.first(name: "x-amzn-requestid")
+                do throws(AWSMarketplaceError) {
+                    return try Self.decode(Output.self, status: status.code, headers: status.headers, body: responseBody)
+                } catch {
+                    span.attributes["aws.error_type"] = "\(error.kind)"
+                    throw error
+                }
             } catch let error
                 where error.isRetryable && attempt < (interactive ? min(3, configuration.maxAttempts) : configuration.maxAttempts)
                 && (!interactive || ContinuousClock.now - started < .seconds(1))
@@ -82,8 +99,13 @@ public struct AWSJSONClient: Sendable {
                     metadata: [
                         "target": "\(target)", "attempt": "\(attempt)", "error": "\(error.kind)"
                     ])
+                span.addEvent(SpanEvent(name: "retry", attributes: ["aws.error_type": .string("\(error.kind)")]))
                 try? await Task.sleep(for: backoff(afterAttempt: attempt))
                 if Task.isCancelled { throw AWSMarketplaceError(kind: .unreachable, message: "the call was canceled") }
+            } catch {
+                if error.isRetryable { span.setStatus(SpanStatus(code: .error)) }
+                span.attributes["aws.error_type"] = "\(error.kind)"
+                throw error
             }
         }
     }

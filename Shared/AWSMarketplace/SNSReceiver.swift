@@ -3,6 +3,7 @@ import Crypto
 import Foundation
 import NIOCore
 import Synchronization
+import Tracing
 import X509
 import _CryptoExtras
 
@@ -39,7 +40,13 @@ public final class SNSReceiver: Sendable {
     private let fetchBudget = Mutex((windowStart: ContinuousClock.now, fetches: 0))
 
     /// Follows no redirects: a trusted host must not be able to send us to an untrusted one.
-    private static let withoutRedirects = HTTPClient(configuration: .init(redirectConfiguration: .disallow))
+    /// Its own spans are off: `get` makes one without the URL's query (a SubscribeURL's holds the
+    /// subscription's token).
+    private static let withoutRedirects: HTTPClient = {
+        var configuration = HTTPClient.Configuration(redirectConfiguration: .disallow)
+        configuration.tracing.tracer = nil
+        return HTTPClient(configuration: configuration)
+    }()
 
     /// `http` defaults to a client that follows no redirects.
     public init(configuration: Configuration, http: HTTPClient? = nil) throws(SNSMessageError) {
@@ -155,10 +162,19 @@ public final class SNSReceiver: Sendable {
 
     /// GETs `url`: its status and a body of at most 64 KiB, within the timeout.
     private func get(_ url: String, what: String) async throws(SNSMessageError) -> (status: Int, body: ByteBuffer) {
+        let span = InstrumentationSystem.tracer.startSpan("GET", context: ServiceContext.current ?? .topLevel, ofKind: .client)
+        defer { span.end() }
+        span.attributes["sns.fetched"] = what
+        if let parts = URLComponents(string: url) {
+            span.attributes["server.address"] = parts.host
+            span.attributes["url.path"] = parts.path
+        }
         do {
             let response = try await http.execute(HTTPClientRequest(url: url), timeout: TimeAmount(configuration.fetchTimeout))
+            span.attributes["http.response.status_code"] = Int(response.status.code)
             return (Int(response.status.code), try await response.body.collect(upTo: 64 * 1024))
         } catch {
+            span.recordError(error)
             throw .unavailable("cannot fetch \(what): \(error)")
         }
     }

@@ -1,6 +1,8 @@
+import ConnectTransport
 import Foundation
 import Logging
 import ServiceLifecycle
+import Tracing
 
 /// Work a service recorded durably and does in the background (emails to send, saga steps owed,
 /// entitlements to refresh), written once: pick the items due now, do each (the item records its
@@ -68,5 +70,23 @@ public final class DurableWorkRunner: Service, Sendable {
 public enum RetryBackoff {
     public static func delay(afterAttempts attempts: Int, cap: TimeInterval) -> TimeInterval {
         min(pow(2, Double(max(0, attempts))), cap)
+    }
+}
+
+/// The spans of background work. Each item done is a trace of its own (it may run long after the
+/// call that recorded it, on another replica, or once for many calls), linked to the traces of
+/// the calls that recorded it: their `traceparent`s, kept with the work.
+public enum BackgroundSpan {
+    public static func run<Result>(
+        _ name: String, linkedTo traceParents: [String?], _ body: (any Span) async throws -> Result
+    ) async rethrows -> Result {
+        try await withSpan(name, context: .topLevel, ofKind: .internal) { span in
+            for traceParent in Set(traceParents.compactMap { $0 }) {
+                if let context = TraceContext.context(ofTraceParent: traceParent) {
+                    span.addLink(SpanLink(context: context, attributes: [:]))
+                }
+            }
+            return try await body(span)
+        }
     }
 }

@@ -4,6 +4,7 @@ import GRDB
 import Logging
 import NIOCore
 import NIOPosix
+import OTel
 import Prometheus
 import RPCCore
 import ServiceLifecycle
@@ -79,9 +80,11 @@ public final class ServiceHost: Service, Sendable {
     /// The background work's service group, running from `start` until `shutdown`.
     private let runningWork = Mutex<(group: ServiceGroup, task: Task<Void, Never>)?>(nil)
 
+    /// `metricsRegistry` holds the series /metrics serves; the process's own (tracing's) may already be in it.
     public init(
         definition: ServiceDefinition, settings: ServiceSettings, logger: Logger,
-        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        metricsRegistry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()
     ) throws {
         self.settings = settings
         self.logger = logger
@@ -100,7 +103,7 @@ public final class ServiceHost: Service, Sendable {
             postgresMigrations = (definition.identity.name, migrations)
         }
         health = HealthService(services: definition.rpcServices)
-        metrics = ServerMetrics(registry: PrometheusCollectorRegistry())
+        metrics = ServerMetrics(registry: metricsRegistry)
 
         var setup = ServiceSetup(router: RPCRouter())
         health.register(in: &setup.router)
@@ -254,10 +257,15 @@ public enum ServiceMain {
         let logger = Logger(label: definition.identity.name)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: settings.eventLoopThreads)
         do {
-            let host = try ServiceHost(definition: definition, settings: settings, logger: logger, group: group)
+            let metricsRegistry = PrometheusCollectorRegistry()
+            let tracing = try TraceExport.bootstrap(serviceName: definition.identity.name, metrics: metricsRegistry)
+            let host = try ServiceHost(definition: definition, settings: settings, logger: logger, group: group, metricsRegistry: metricsRegistry)
+            // The group stops its services in reverse order: the service drains first, then the
+            // exporter sends what its calls left queued.
             let services = ServiceGroup(
                 configuration: .init(
-                    services: [.init(service: host)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+                    services: (tracing.map { [.init(service: $0)] } ?? []) + [.init(service: host)],
+                    gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
             try await services.run()
         } catch {
             logger.critical("cannot run", metadata: ["error": "\(error)"])
@@ -265,12 +273,14 @@ public enum ServiceMain {
         }
     }
 
-    /// Logs go to standard error, one line per event, at `level` and above.
+    /// Logs go to standard error, one line per event, at `level` and above; a line written inside
+    /// a traced call carries its `trace_id` and `span_id`.
     public static func bootstrapLogging(level: Logger.Level) {
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
-        }
+        LoggingSystem.bootstrap(
+            { label, metadataProvider in
+                var handler = StreamLogHandler.standardError(label: label, metadataProvider: metadataProvider)
+                handler.logLevel = level
+                return handler
+            }, metadataProvider: OTel.makeLoggingMetadataProvider())
     }
 }

@@ -4,6 +4,7 @@ import Hummingbird
 import Logging
 import NIOCore
 import RPCCore
+import ServiceLifecycle
 import ServiceRuntime
 import WebLook
 
@@ -31,12 +32,14 @@ public final class ConsoleApp: Sendable {
         clientAddress = ClientAddress(trustedProxies: settings.trustedProxies)
     }
 
-    /// Serves until the process is asked to stop; logs `listening` with the bound port.
-    public func run() async throws {
+    /// Serves until the process is asked to stop; logs `listening` with the bound port. `services`
+    /// run beside it and stop after it (the trace exporter).
+    public func run(services: [any Service] = []) async throws {
         let logger = self.logger
         let app = Application(
             router: makeRouter(),
             configuration: .init(address: .hostname(settings.host, port: settings.port), serverName: "console"),
+            services: services,
             onServerRunning: { channel in
                 logger.info("listening", metadata: ["service": "console", "port": "\(channel.localAddress?.port ?? 0)"])
             },
@@ -47,6 +50,9 @@ public final class ConsoleApp: Sendable {
 
     func makeRouter() -> Router<ConsoleRequestContext> {
         let router = Router(context: ConsoleRequestContext.self)
+        // A span per page, continuing a `traceparent` the browser or a proxy sent; the calls the
+        // page makes to the services are its children. No headers are recorded (cookies).
+        router.add(middleware: TracingMiddleware())
         router.add(middleware: SecurityHeadersMiddleware())
         router.get("healthz") { _, _ in "ok\n" }
         // It keeps no data, so it is ready once it listens; an upstream that is down shows as a page saying so.

@@ -51,7 +51,8 @@ public struct ConsoleCommand: AsyncParsableCommand {
             if settings.credential == nil {
                 logger.warning("no SERVICE_SECRET: identity's internal lookups will refuse the console and buyers' addresses are not passed on")
             }
-            try await ConsoleApp(settings: settings, logger: logger).run()
+            let tracing = try TraceExport.bootstrap(serviceName: "console", metrics: nil, environment: environment)
+            try await ConsoleApp(settings: settings, logger: logger).run(services: tracing.map { [$0] } ?? [])
         }
     }
 

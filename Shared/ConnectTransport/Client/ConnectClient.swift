@@ -5,6 +5,7 @@ import NGHTTP2
 import NIOCore
 import NIOPosix
 import RPCCore
+import Tracing
 
 /// Where a client's calls go.
 public enum Upstream: Sendable {
@@ -115,8 +116,22 @@ public final class ConnectClient: Sendable {
         } catch {
             throw RPCError(.internal, "cannot encode the request: \(error)")
         }
-        let response = try await send(path: method.path, body: body, options: options)
-        return try Self.decode(Response.self, from: response)
+        // The call's span is a child of the caller's (a server call, a console page, background
+        // work) and travels to the server as `traceparent`.
+        let span = InstrumentationSystem.tracer.startSpan(
+            String(method.path.dropFirst()), context: ServiceContext.current ?? .topLevel, ofKind: .client)
+        defer { span.end() }
+        do {
+            var traceHeaders: [HTTPField] = []
+            TraceContext.inject(span.context, into: &traceHeaders)
+            let response = try await send(path: method.path, body: body, options: options, traceHeaders: traceHeaders)
+            let decoded = try Self.decode(Response.self, from: response)
+            span.recordRPC(path: method.path, code: nil)
+            return decoded
+        } catch {
+            span.recordRPC(path: method.path, code: error.code)
+            throw error
+        }
     }
 
     /// Closes the connection.
@@ -126,7 +141,7 @@ public final class ConnectClient: Sendable {
 
     // MARK: Sending
 
-    private func send(path: String, body: ByteBuffer, options: CallOptions) async throws(RPCError) -> HTTP2Message {
+    private func send(path: String, body: ByteBuffer, options: CallOptions, traceHeaders: [HTTPField]) async throws(RPCError) -> HTTP2Message {
         let deadline = options.timeout.map { NIODeadline.now() + TimeAmount($0) }
         var headers = [
             HTTPField(name: ":method", value: "POST"),
@@ -150,6 +165,7 @@ public final class ConnectClient: Sendable {
         for header in options.headers {
             headers.append(HTTPField(name: header.name.lowercased(), value: header.value))
         }
+        headers += traceHeaders
 
         if let inProcess {
             return await Self.call(inProcess, path: path, headers: headers, body: body)

@@ -3,6 +3,7 @@ import Logging
 import NIOCore
 import RPCCore
 import Synchronization
+import Tracing
 
 /// The Connect protocol (unary, JSON) for one server: turns an HTTP request into a call on the
 /// router, and the call's outcome into an HTTP response. Knows nothing of sockets or HTTP versions.
@@ -54,8 +55,25 @@ public struct ConnectEndpoint: Sendable {
         let started = ContinuousClock.now
         guard let method = router.method(at: path) else {
             let error = RPCError(.unimplemented, "no method \(path) on this server: check the service and method names")
-            return finish(error, method: "unknown", requestID: nil, started: started, acceptsGzip: false)
+            return finish(error, method: "unknown", requestID: nil, started: started, acceptsGzip: false).response
         }
+        // The call's span continues the caller's trace (its `traceparent`), or starts one; the
+        // handler runs inside it, so its log lines and the calls it makes carry the trace.
+        let span = InstrumentationSystem.tracer.startSpan(
+            String(path.dropFirst()), context: TraceContext.extracted(from: request.headers), ofKind: .server)
+        defer { span.end() }
+        let (response, code) = await ServiceContext.$current.withValue(span.context) {
+            await call(method, request, path: path, started: started)
+        }
+        span.recordRPC(path: path, code: code)
+        if span.isRecording { span.attributes["http.response.status_code"] = response.status }
+        return response
+    }
+
+    /// The call itself, with the Connect code it ended with (nil for success).
+    private func call(_ method: RegisteredMethod, _ request: HTTPRequest, path: String, started: ContinuousClock.Instant) async -> (
+        response: HTTPResponse, code: ConnectCode?
+    ) {
         let headers = ProtocolHeaders(request.headers)
         let requestID = headers.requestID.flatMap(Self.acceptableRequestID) ?? RequestIDs.next()
         let acceptsGzip = headers.acceptEncoding.map(Self.listsGzip) ?? false
@@ -67,7 +85,7 @@ public struct ConnectEndpoint: Sendable {
             response.headers.append(("x-request-id", requestID))
             response.status = 415
             response.headers.append(("accept-post", "application/json"))
-            return response
+            return (response, error.code)
         }
         do {
             let context = try prepare(request, path: path, headers: headers, requestID: requestID, access: method.access)
@@ -79,7 +97,7 @@ public struct ConnectEndpoint: Sendable {
                 responseBody = try await method(body, context: context)
             }
             metrics.record(method: path, code: "ok", duration: ContinuousClock.now - started)
-            return encode(status: 200, body: responseBody, requestID: requestID, acceptsGzip: acceptsGzip)
+            return (encode(status: 200, body: responseBody, requestID: requestID, acceptsGzip: acceptsGzip), nil)
         } catch let error as RPCError {
             return finish(error, method: path, requestID: requestID, started: started, acceptsGzip: acceptsGzip)
         } catch let error as any RPCErrorConvertible {
@@ -171,7 +189,7 @@ public struct ConnectEndpoint: Sendable {
     private func finish(
         _ error: RPCError, method: String, requestID: String?, started: ContinuousClock.Instant,
         acceptsGzip: Bool
-    ) -> HTTPResponse {
+    ) -> (response: HTTPResponse, code: ConnectCode?) {
         metrics.record(method: method, code: error.code.rawValue, duration: ContinuousClock.now - started)
         if error.code == .internal || error.code == .unknown {
             logger.warning("call failed", metadata: ["method": "\(method)", "code": "\(error.code.rawValue)"])
@@ -180,7 +198,7 @@ public struct ConnectEndpoint: Sendable {
         }
         var response = errorResponse(error)
         if let requestID { response.headers.append(("x-request-id", requestID)) }
-        return response
+        return (response, error.code)
     }
 
     private func errorResponse(_ error: RPCError) -> HTTPResponse {

@@ -3,6 +3,7 @@ import Logging
 import PostgresNIO
 import RPCCore
 import ServiceLifecycle
+import Tracing
 
 /// A service's PostgreSQL database, shared by all its replicas: a connection pool running from
 /// `init` until `close`, transactions that survive PostgreSQL's deadlock and serialization
@@ -29,9 +30,21 @@ public final class PostgresBackend: Sendable {
     /// locks its rule needs, first. When PostgreSQL aborts the transaction for a deadlock or a
     /// serialization failure (nothing was written), it runs again, up to four more times, so
     /// `body` must only read and write the database.
-    public func transaction<Result: Sendable>(_ body: @Sendable (PostgresConnection) async throws -> Result) async throws -> Result {
+    /// The transaction is a span of the current trace, named for the storage method (`function`).
+    public func transaction<Result: Sendable>(
+        function: String = #function, _ body: @Sendable (PostgresConnection) async throws -> Result
+    ) async throws -> Result {
+        try await DatabaseSpan.run(system: "postgresql", function: function) { span in
+            try await transactionRetried(span: span, body)
+        }
+    }
+
+    private func transactionRetried<Result: Sendable>(
+        span: any Span, _ body: @Sendable (PostgresConnection) async throws -> Result
+    ) async throws -> Result {
         var attempt = 0
         while true {
+            span.attributes["db.transaction.attempts"] = attempt + 1
             do {
                 return try await client.withTransaction(logger: logger) { connection in try await body(connection) }
             } catch let failure as PostgresTransactionError {

@@ -131,6 +131,8 @@ public struct SimulatorApp: Sendable {
             let reply = try await sellerAPI.handle(path: request.uri.path, headers: headers, body: Array(buffer: body))
             var responseHeaders = HTTPFields()
             responseHeaders[.contentType] = "application/x-amz-json-1.1"
+            // As AWS does: an id per request, which the seller's logs and traces quote to support.
+            responseHeaders[.init("X-Amzn-Requestid")!] = UUID().uuidString.lowercased()
             if let type = reply.errorType { responseHeaders[.init("X-Amzn-Errortype")!] = type }
             let data = try JSONSerialization.data(withJSONObject: reply.body)
             return Response(status: .init(code: reply.status), headers: responseHeaders, body: .init(byteBuffer: ByteBuffer(bytes: data)))

@@ -19,7 +19,9 @@ enum EmailOutbox {
 
     /// Queues `message`; returns false (queuing nothing) when the address's limit for `kind` is reached.
     @discardableResult
-    static func enqueue(_ db: Database, _ message: EmailMessage, kind: Kind, at now: Date) throws -> Bool {
+    /// `trace` is the `traceparent` of the call queuing it (`TraceContext.traceParent()`, taken
+    /// before the transaction: its closure runs outside the task).
+    static func enqueue(_ db: Database, _ message: EmailMessage, kind: Kind, at now: Date, trace: String?) throws -> Bool {
         if kind != .notice {
             let recent = try Double.fetchAll(
                 db,
@@ -32,12 +34,12 @@ enum EmailOutbox {
         }
         try db.execute(
             sql: """
-                INSERT INTO email_outbox (id, kind, recipient, subject, body, created_at, next_attempt_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?)
+                INSERT INTO email_outbox (id, kind, recipient, subject, body, created_at, next_attempt_at, trace_parent)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
                 """,
             arguments: [
                 message.id, kind.rawValue, message.to, message.subject, message.body,
-                now.timeIntervalSince1970, now.timeIntervalSince1970
+                now.timeIntervalSince1970, now.timeIntervalSince1970, trace
             ])
         return true
     }
@@ -46,6 +48,8 @@ enum EmailOutbox {
     struct Pending: Sendable {
         var message: EmailMessage
         var attempts: Int
+        /// The trace of the call that queued it.
+        var traceParent: String?
     }
 
     /// Emails due at `now` and not leased, leased until `until`: a sender owns what it took
@@ -54,7 +58,7 @@ enum EmailOutbox {
         let due = try Row.fetchAll(
             db,
             sql: """
-                SELECT id, recipient, subject, body, attempts FROM email_outbox
+                SELECT id, recipient, subject, body, attempts, trace_parent FROM email_outbox
                 WHERE sent_at IS NULL AND failed_at IS NULL AND next_attempt_at <= ?1 AND (lease_until IS NULL OR lease_until <= ?1)
                 ORDER BY next_attempt_at LIMIT ?2
                 """, arguments: [now.timeIntervalSince1970, limit]
@@ -65,7 +69,7 @@ enum EmailOutbox {
         return due.map { row in
             Pending(
                 message: EmailMessage(from: from, to: row["recipient"], subject: row["subject"], body: row["body"], id: row["id"]),
-                attempts: row["attempts"])
+                attempts: row["attempts"], traceParent: row["trace_parent"])
         }
     }
 

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import ServiceRuntime
+import Tracing
 
 /// Delivers the outbox: sends what is due, marks it sent, and retries failures with growing
 /// delays (1 s doubling to 5 min). A permanent refusal by the mail server ends the retries.
@@ -36,6 +37,14 @@ struct OutboxSender: Sendable {
     }
 
     private func deliver(_ pending: EmailOutbox.Pending) async {
+        await BackgroundSpan.run("email delivery", linkedTo: [pending.traceParent]) { span in
+            span.attributes["email.id"] = pending.message.id
+            span.attributes["email.attempt"] = pending.attempts + 1
+            await deliver(pending, span: span)
+        }
+    }
+
+    private func deliver(_ pending: EmailOutbox.Pending, span: any Span) async {
         let id = pending.message.id
         do {
             try await transport.send(pending.message)
@@ -43,6 +52,8 @@ struct OutboxSender: Sendable {
             logger.info("email sent", metadata: ["email_id": "\(id)", "subject": "\(pending.message.subject)"])
         } catch {
             let permanent = (error as? EmailDeliveryError)?.permanent ?? false
+            span.setStatus(SpanStatus(code: .error))
+            span.attributes["email.permanent_failure"] = permanent
             let delay = RetryBackoff.delay(afterAttempts: pending.attempts, cap: Self.longestBackoff)
             let retryAt = permanent ? nil : now() + delay
             logger.warning(

@@ -4,6 +4,7 @@ import NIOPosix
 import NIOSSL
 import RPCCore
 import ServiceRuntime
+import Tracing
 
 /// Where and how to reach the mail server.
 struct SMTPSettings: Sendable {
@@ -53,7 +54,19 @@ struct SMTPTransport: EmailTransport {
     let settings: SMTPSettings
     let group: any EventLoopGroup
 
+    /// One delivery as a span of its own (the outbox's "email delivery" holds it): the server and
+    /// whether the session was encrypted; never an address, a credential or the message.
     func send(_ message: EmailMessage) async throws {
+        try await withSpan("smtp send", ofKind: .client) { span in
+            span.attributes["server.address"] = settings.host
+            span.attributes["server.port"] = settings.port
+            let encrypted = try await converse(message)
+            span.attributes["smtp.starttls"] = encrypted
+        }
+    }
+
+    /// The SMTP conversation; whether it switched to TLS.
+    private func converse(_ message: EmailMessage) async throws -> Bool {
         let channel: any Channel
         do {
             channel = try await ClientBootstrap(group: group)
@@ -112,6 +125,7 @@ struct SMTPTransport: EmailTransport {
         try await session.expect("DATA", 354)
         try await session.expect(Self.dotStuffed(message.rfc5322(domain: settings.heloName)) + ".", 250)
         _ = try? await session.expect("QUIT", 221)
+        return encrypted
     }
 
     private func startTLS(on channel: any Channel) async throws {

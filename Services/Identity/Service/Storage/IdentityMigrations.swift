@@ -129,6 +129,10 @@ enum IdentityMigrations {
         migrator.registerMigration("identity v5: outbox leases") { db in
             try db.execute(sql: "ALTER TABLE email_outbox ADD COLUMN lease_until REAL")
         }
+        // The trace of the call that queued an email, so its delivery's span links back to it.
+        migrator.registerMigration("identity v6: outbox rows remember their trace") { db in
+            try db.execute(sql: "ALTER TABLE email_outbox ADD COLUMN trace_parent TEXT")
+        }
         return migrator
     }
 

@@ -1,4 +1,5 @@
 import AccessTokens
+import ConnectTransport
 import Contracts
 import Foundation
 import Logging
@@ -78,7 +79,9 @@ struct PostgresIdentityStorage: IdentityStorage {
                 CREATE TABLE password_reset_request (
                     id bigserial PRIMARY KEY, email text NOT NULL, client_ip text, requested_at timestamptz NOT NULL)
                 """
-            ])
+            ]),
+        // The trace of the call that queued an email, so its delivery's span links back to it.
+        PostgresMigration("identity v2: outbox rows remember their trace", ["ALTER TABLE email_outbox ADD COLUMN trace_parent text"])
     ]
 
     // MARK: Users
@@ -404,13 +407,15 @@ struct PostgresIdentityStorage: IdentityStorage {
                 SELECT id FROM email_outbox
                 WHERE sent_at IS NULL AND failed_at IS NULL AND next_attempt_at <= \(at) AND (lease_until IS NULL OR lease_until <= \(at))
                 ORDER BY next_attempt_at LIMIT \(limit) FOR UPDATE SKIP LOCKED)
-            RETURNING id, recipient, subject, body, attempts, next_attempt_at
+            RETURNING id, recipient, subject, body, attempts, next_attempt_at, trace_parent
             """, logger: logger
         ).collect().map { row in
-            let (id, recipient, subject, body, attempts, due) = try row.decode((String, String, String, String, Int32, Date).self)
+            let (id, recipient, subject, body, attempts, due, trace) = try row.decode((String, String, String, String, Int32, Date, String?).self)
             return (
                 due,
-                EmailOutbox.Pending(message: EmailMessage(from: from, to: recipient, subject: subject, body: body, id: id), attempts: Int(attempts))
+                EmailOutbox.Pending(
+                    message: EmailMessage(from: from, to: recipient, subject: subject, body: body, id: id), attempts: Int(attempts),
+                    traceParent: trace)
             )
         }.sorted { $0.0 < $1.0 }.map(\.1)
     }
@@ -494,8 +499,8 @@ struct PostgresIdentityStorage: IdentityStorage {
         }
         try await connection.query(
             """
-            INSERT INTO email_outbox (id, kind, recipient, subject, body, created_at, next_attempt_at)
-            VALUES (\(message.id), \(kind.rawValue), \(message.to), \(message.subject), \(message.body), \(at), \(at))
+            INSERT INTO email_outbox (id, kind, recipient, subject, body, created_at, next_attempt_at, trace_parent)
+            VALUES (\(message.id), \(kind.rawValue), \(message.to), \(message.subject), \(message.body), \(at), \(at), \(TraceContext.traceParent()))
             """, logger: logger)
         return true
     }

@@ -187,7 +187,12 @@ final class BindingSaga: Sendable {
         DurableWorkRunner(
             name: "link saga", wake: wake, batchSize: 50, idleWait: .seconds(1),
             due: { [storage, now] in try await storage.dueSteps(at: now()) },
-            perform: { [self] linkID in _ = await advance(linkID: linkID) },
+            perform: { [self] due in
+                await BackgroundSpan.run("link saga step", linkedTo: [due.traceParent]) { span in
+                    span.attributes["link.id"] = due.linkID
+                    _ = await advance(linkID: due.linkID)
+                }
+            },
             now: now, logger: logger)
     }
 

@@ -65,6 +65,14 @@ final class UsageMeter: Sendable {
 
     /// Sends one call's hours and stores what became of each.
     private func send(_ hours: [UsageHourRecord]) async {
+        await BackgroundSpan.run("usage metering", linkedTo: hours.map(\.traceParent)) { span in
+            span.attributes["metering.records"] = hours.count
+            span.attributes["metering.product_code"] = hours.first?.productCode
+            await sendInSpan(hours)
+        }
+    }
+
+    private func sendInSpan(_ hours: [UsageHourRecord]) async {
         let results = await outcomes(of: hours)
         do {
             try await storage.recordMeteringOutcomes(results, at: now())

@@ -62,6 +62,8 @@ struct UsageHourRecord: Sendable, Equatable {
     var attempts: Int
     var meteringRecordID: String?
     var detail: String?
+    /// The trace of the call whose event opened the hour.
+    var traceParent: String?
 
     /// The record AWS receives, the same every time: the customer by AWS account id and license
     /// ARN as AWS asks of new integrations, by customer identifier only when there is no license.

@@ -1,6 +1,7 @@
 import AWSMarketplace
 import ConnectTransport
 import Logging
+import Tracing
 
 /// The HTTP endpoint Amazon SNS POSTs subscription events to. SNS retries any answer but 2xx, so:
 /// 200 for a message taken (or a duplicate), 400 for one that is not an SNS message, 403 for one
@@ -18,18 +19,35 @@ struct SNSEndpoint {
         let refusals = refusals
         let metrics = metrics
         return PlainRoute(method: "POST") { request in
-            do throws(SNSMessageError) {
-                let message = try SNSMessage(body: Array(buffer: request.body), typeHeader: request.header("x-amz-sns-message-type"))
-                switch try await events.receive(message) {
-                case .accepted: return .text(200, "accepted\n")
-                case .duplicate: return .text(200, "duplicate: already taken\n")
+            // A trace of its own (SNS sends no trace context): the receipt, and what it changed.
+            let span = InstrumentationSystem.tracer.startSpan("SNS notification", context: ServiceContext.topLevel, ofKind: .consumer)
+            defer { span.end() }
+            return await ServiceContext.$current.withValue(span.context) { () async -> HTTPResponse in
+                do throws(SNSMessageError) {
+                    let message = try SNSMessage(body: Array(buffer: request.body), typeHeader: request.header("x-amz-sns-message-type"))
+                    span.attributes["messaging.system"] = "aws_sns"
+                    span.attributes["messaging.message.id"] = message.messageID
+                    span.attributes["sns.message_type"] = request.header("x-amz-sns-message-type")
+                    switch try await events.receive(message) {
+                    case .accepted:
+                        span.attributes["sns.outcome"] = "accepted"
+                        return .text(200, "accepted\n")
+                    case .duplicate:
+                        span.attributes["sns.outcome"] = "duplicate"
+                        return .text(200, "duplicate: already taken\n")
+                    }
+                } catch {
+                    span.attributes["sns.outcome"] = "refused: \(error.kindName)"
+                    return Self.refuse(error, request: request, metrics: metrics, refusals: refusals)
                 }
-            } catch {
-                // The message may be anyone's; log why it was refused, never its content.
-                metrics.countRefusal("sns", reason: error.kindName)
-                refusals.warning("SNS message refused: \(error.kindName)", metadata: ["reason": "\(error)", "peer": "\(request.peerAddress ?? "")"])
-                return .text(error.httpStatus, "\(error)\n")
             }
         }
+    }
+
+    /// The message may be anyone's: counted, logged once a minute per kind with why, never its content.
+    private static func refuse(_ error: SNSMessageError, request: HTTPRequest, metrics: ServerMetrics, refusals: RateLimitedLog) -> HTTPResponse {
+        metrics.countRefusal("sns", reason: error.kindName)
+        refusals.warning("SNS message refused: \(error.kindName)", metadata: ["reason": "\(error)", "peer": "\(request.peerAddress ?? "")"])
+        return .text(error.httpStatus, "\(error)\n")
     }
 }

@@ -38,7 +38,7 @@ protocol LinkStorage: Sendable {
         usable: @Sendable (Registration?) throws(MarketplaceLinkError) -> Registration
     ) async throws -> LinkStore.BindingRecord
     /// Links whose owed step is due at `at` and not leased to a worker.
-    func dueSteps(at: Date) async throws -> [String]
+    func dueSteps(at: Date) async throws -> [LinkStore.DueStep]
     /// The link, its owed step leased to the caller until `until`; nil when it owes none or
     /// another worker holds the lease.
     func leaseStep(linkID: String, at: Date, until: Date) async throws -> Link?

@@ -165,7 +165,9 @@ enum LinkStore {
 
     /// Records the intent (BINDING) and uses up the claim, in one transaction. The partial unique
     /// indexes refuse a second live link for the account or for the organization.
-    static func recordBinding(_ db: Database, registration: Registration, organizationID: String, userID: String, at: Date) throws -> BindingRecord {
+    static func recordBinding(
+        _ db: Database, registration: Registration, organizationID: String, userID: String, at: Date, trace: String?
+    ) throws -> BindingRecord {
         if try liveOrganization(db, awsAccountID: registration.offer.awsAccountID, productCode: registration.offer.productCode) != nil {
             return .accountAlreadyLinked
         }
@@ -180,13 +182,13 @@ enum LinkStore {
             try db.execute(
                 sql: """
                     INSERT INTO link (id, registration_id, aws_account_id, product_code, organization_id, offer, state, linked_by, linked_at,
-                                      pending_step, next_attempt_at, updated_at)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                      pending_step, next_attempt_at, updated_at, trace_parent)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """,
                 arguments: [
                     id, registration.id, registration.offer.awsAccountID, registration.offer.productCode, organizationID,
                     registration.offer.json, lifecycle.state.rawValue, userID, at.timeIntervalSince1970,
-                    lifecycle.pendingStep?.rawValue, at.timeIntervalSince1970, at.timeIntervalSince1970
+                    lifecycle.pendingStep?.rawValue, at.timeIntervalSince1970, at.timeIntervalSince1970, trace
                 ])
         } catch let error as DatabaseError where error.extendedResultCode == .SQLITE_CONSTRAINT_UNIQUE {
             return error.message?.contains("organization_id") == true ? .organizationAlreadyLinked : .accountAlreadyLinked
@@ -219,15 +221,22 @@ enum LinkStore {
         )
     }
 
+    /// A link owing a saga step, with the trace of the call that made it owe it.
+    struct DueStep: Sendable {
+        var linkID: String
+        var traceParent: String?
+    }
+
     /// Links owing organization a saga step that is due now and not leased, including those left by a crash.
-    static func dueSteps(_ db: Database, at: Date) throws -> [String] {
-        try String.fetchAll(
+    static func dueSteps(_ db: Database, at: Date) throws -> [DueStep] {
+        try Row.fetchAll(
             db,
             sql: """
-                SELECT id FROM link WHERE pending_step IS NOT NULL AND next_attempt_at <= ?1
+                SELECT id, trace_parent FROM link WHERE pending_step IS NOT NULL AND next_attempt_at <= ?1
                     AND (step_lease_until IS NULL OR step_lease_until <= ?1)
                 ORDER BY next_attempt_at LIMIT 50
-                """, arguments: [at.timeIntervalSince1970])
+                """, arguments: [at.timeIntervalSince1970]
+        ).map { DueStep(linkID: $0["id"], traceParent: $0["trace_parent"]) }
     }
 
     /// The link with its owed step leased until `until`; nil if it owes none or the step is leased.
@@ -266,10 +275,11 @@ enum LinkStore {
         }
     }
 
-    /// Stores a lifecycle event's new state; a step owed anew starts over (attempts from 0).
+    /// Stores a lifecycle event's new state; a step owed anew starts over (attempts from 0) and
+    /// remembers `trace`, the trace of the call that caused it.
     private static func save(
         _ db: Database, _ link: Link, _ lifecycle: LinkLifecycle, _ action: LinkLifecycle.Action,
-        offer: OfferRecord? = nil, at: Date
+        offer: OfferRecord? = nil, at: Date, trace: String?
     ) throws {
         switch action {
         case .ignore:
@@ -278,11 +288,11 @@ enum LinkStore {
             try db.execute(
                 sql: """
                     UPDATE link SET state = ?, pending_step = ?, attempts = 0, next_attempt_at = CASE WHEN ? THEN ? ELSE next_attempt_at END,
-                        offer = COALESCE(?, offer), updated_at = ? WHERE id = ?
+                        offer = COALESCE(?, offer), updated_at = ?, trace_parent = ? WHERE id = ?
                     """,
                 arguments: [
                     lifecycle.state.rawValue, lifecycle.pendingStep?.rawValue, startNow, at.timeIntervalSince1970,
-                    offer?.json, at.timeIntervalSince1970, link.id
+                    offer?.json, at.timeIntervalSince1970, trace, link.id
                 ])
         case .save, .saveAndReleaseClaim, .retryLater:
             try db.execute(
@@ -304,35 +314,35 @@ enum LinkStore {
 
     /// Ends a registration (its claim can no longer be used) and cancels its live link, which then
     /// owes organization a CLEAR_BILLING step. Returns the cancelled link's id.
-    static func close(_ db: Database, registrationID: String, reason: String, at: Date) throws -> String? {
+    static func close(_ db: Database, registrationID: String, reason: String, at: Date, trace: String?) throws -> String? {
         try db.execute(
             sql: "UPDATE registration SET closed_reason = ?, closed_at = ?, updated_at = ? WHERE id = ?",
             arguments: [reason, at.timeIntervalSince1970, at.timeIntervalSince1970, registrationID])
         guard let link = try liveLink(db, registrationID: registrationID) else { return nil }
         var lifecycle = link.lifecycle
         let action = lifecycle.subscriptionEnded()
-        try save(db, link, lifecycle, action, at: at)
+        try save(db, link, lifecycle, action, at: at, trace: trace)
         return link.id
     }
 
     /// The buyer asked to unsubscribe: the live link shows UNSUBSCRIBE_PENDING.
-    static func markUnsubscribePending(_ db: Database, registrationID: String, at: Date) throws -> Bool {
+    static func markUnsubscribePending(_ db: Database, registrationID: String, at: Date, trace: String?) throws -> Bool {
         guard let link = try liveLink(db, registrationID: registrationID) else { return false }
         var lifecycle = link.lifecycle
         let action = lifecycle.unsubscribePending()
-        try save(db, link, lifecycle, action, at: at)
+        try save(db, link, lifecycle, action, at: at, trace: trace)
         return action != .ignore
     }
 
     /// Replaces the offer (its entitlements) of a registration and of its live link; a link that
     /// organization already bills through then owes it a SET_BILLING step with the new contract.
-    static func updateOffer(_ db: Database, registrationID: String, offer: OfferRecord, at: Date) throws {
+    static func updateOffer(_ db: Database, registrationID: String, offer: OfferRecord, at: Date, trace: String?) throws {
         try db.execute(
             sql: "UPDATE registration SET offer = ?, updated_at = ? WHERE id = ?",
             arguments: [offer.json, at.timeIntervalSince1970, registrationID])
         guard let link = try liveLink(db, registrationID: registrationID) else { return }
         var lifecycle = link.lifecycle
         let action = lifecycle.entitlementUpdated(termsChanged: link.offer.json != offer.json)
-        try save(db, link, lifecycle, action, offer: offer, at: at)
+        try save(db, link, lifecycle, action, offer: offer, at: at, trace: trace)
     }
 }

@@ -99,6 +99,15 @@ enum MarketplaceLinkMigrations {
         migrator.registerMigration("marketplace-link v4: usage metering") { db in
             try db.execute(sql: UsageStore.sqliteSchema)
         }
+        // The trace of the call that made a link owe a step, or opened a usage hour, so the
+        // background work's spans link back to it.
+        migrator.registerMigration("marketplace-link v5: background work remembers its trace") { db in
+            try db.execute(
+                sql: """
+                    ALTER TABLE link ADD COLUMN trace_parent TEXT;
+                    ALTER TABLE usage_hour ADD COLUMN trace_parent TEXT;
+                    """)
+        }
         return migrator
     }
 }

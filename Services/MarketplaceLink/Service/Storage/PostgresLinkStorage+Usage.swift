@@ -1,3 +1,4 @@
+import ConnectTransport
 import Contracts
 import Foundation
 import Logging
@@ -43,7 +44,8 @@ extension PostgresLinkStorage {
         ])
 
     func recordUsage(_ events: [UsageEventRecord], admission: UsageAdmission, at: Date) async throws -> (accepted: Int, duplicates: Int) {
-        try await database.transaction { [logger] connection in
+        let trace = TraceContext.traceParent()
+        return try await database.transaction { [logger] connection in
             var links: [String: MeteredLink?] = [:]
             var (accepted, duplicates) = (0, 0)
             for event in events {
@@ -72,10 +74,10 @@ extension PostgresLinkStorage {
                 let total = try await connection.query(
                     """
                     INSERT INTO usage_hour (link_id, dimension, hour_start, organization_id, quantity, events, product_code, customer_identifier,
-                                            aws_account_id, license_arn, state, freeze_at, updated_at)
+                                            aws_account_id, license_arn, state, freeze_at, updated_at, trace_parent)
                     VALUES (\(link.id), \(event.dimension), \(Int64(event.hourStart)), \(event.organizationID), \(Int64(event.quantity)), 1,
                             \(link.offer.productCode), \(link.customerIdentifier), \(link.offer.awsAccountID), \(link.offer.licenseArn), 'OPEN',
-                            \(Int64(admission.freezeAt(event))), \(at))
+                            \(Int64(admission.freezeAt(event))), \(at), \(trace))
                     ON CONFLICT (link_id, dimension, hour_start) DO UPDATE SET quantity = usage_hour.quantity + excluded.quantity,
                         events = usage_hour.events + 1, updated_at = excluded.updated_at
                     WHERE usage_hour.state = 'OPEN'
@@ -194,17 +196,21 @@ extension PostgresLinkStorage {
 
     private static let hourColumns = """
         link_id, organization_id, dimension, hour_start, quantity, product_code, customer_identifier, aws_account_id, license_arn, state,
-        attempts, metering_record_id, detail
+        attempts, metering_record_id, detail, trace_parent
         """
 
     private static func hours(_ rows: PostgresRowSequence) async throws -> [UsageHourRecord] {
         try await rows.collect().map { row in
-            let (linkID, organizationID, dimension, hourStart, quantity, productCode, customer, account, license, state, attempts, recordID, detail) =
-                try row.decode((String, String, String, Int64, Int64, String, String, String, String?, String, Int32, String?, String?).self)
+            let (
+                linkID, organizationID, dimension, hourStart, quantity, productCode, customer, account, license, state, attempts, recordID, detail,
+                trace
+            ) =
+                try row.decode((String, String, String, Int64, Int64, String, String, String, String?, String, Int32, String?, String?, String?).self)
             return UsageHourRecord(
                 linkID: linkID, organizationID: organizationID, dimension: dimension, hourStart: Int(hourStart), quantity: Int(quantity),
                 productCode: productCode, customerIdentifier: customer, awsAccountID: account, licenseArn: license,
-                state: MeteringState(rawValue: state) ?? .refused, attempts: Int(attempts), meteringRecordID: recordID, detail: detail)
+                state: MeteringState(rawValue: state) ?? .refused, attempts: Int(attempts), meteringRecordID: recordID, detail: detail,
+                traceParent: trace)
         }
     }
 }

@@ -1,4 +1,5 @@
 import AWSMarketplace
+import ConnectTransport
 import Contracts
 import Foundation
 import Logging
@@ -67,7 +68,12 @@ struct PostgresLinkStorage: LinkStorage {
                 "CREATE INDEX sns_message_refresh ON sns_message (next_attempt_at) WHERE state = 'REFRESH'",
                 "CREATE TABLE sns_subscription (topic_arn text PRIMARY KEY, confirmed_at timestamptz NOT NULL)"
             ]),
-        PostgresLinkStorage.usageMigration
+        PostgresLinkStorage.usageMigration,
+        // The trace of the call that made a link owe a step, or opened a usage hour, so the
+        // background work's spans link back to it.
+        PostgresMigration(
+            "marketplace-link v3: background work remembers its trace",
+            ["ALTER TABLE link ADD COLUMN trace_parent text", "ALTER TABLE usage_hour ADD COLUMN trace_parent text"])
     ]
 
     // MARK: Registrations
@@ -173,10 +179,10 @@ struct PostgresLinkStorage: LinkStorage {
                 try await connection.query(
                     """
                     INSERT INTO link (id, registration_id, aws_account_id, product_code, organization_id, offer, state, linked_by, linked_at,
-                                      pending_step, next_attempt_at, updated_at)
+                                      pending_step, next_attempt_at, updated_at, trace_parent)
                     VALUES (\(id), \(registration.id), \(registration.offer.awsAccountID), \(registration.offer.productCode), \(organizationID),
                             \(registration.offer.json)::jsonb, \(lifecycle.state.rawValue), \(userID), \(at), \(lifecycle.pendingStep?.rawValue),
-                            \(at), \(at))
+                            \(at), \(at), \(TraceContext.traceParent()))
                     """, logger: logger)
                 try await connection.query(
                     "UPDATE registration SET claim_used_at = \(at), updated_at = \(at) WHERE id = \(registration.id)", logger: logger)
@@ -189,14 +195,17 @@ struct PostgresLinkStorage: LinkStorage {
         }
     }
 
-    func dueSteps(at: Date) async throws -> [String] {
+    func dueSteps(at: Date) async throws -> [LinkStore.DueStep] {
         try await database.client.query(
             """
-            SELECT id FROM link WHERE pending_step IS NOT NULL AND next_attempt_at <= \(at)
+            SELECT id, trace_parent FROM link WHERE pending_step IS NOT NULL AND next_attempt_at <= \(at)
                 AND (step_lease_until IS NULL OR step_lease_until <= \(at))
             ORDER BY next_attempt_at LIMIT 50
             """, logger: logger
-        ).collect().map { try $0.decode(String.self) }
+        ).collect().map { row in
+            let (id, trace) = try row.decode((String, String?).self)
+            return LinkStore.DueStep(linkID: id, traceParent: trace)
+        }
     }
 
     func leaseStep(linkID: String, at: Date, until: Date) async throws -> Link? {
@@ -384,7 +393,7 @@ struct PostgresLinkStorage: LinkStorage {
                 """
                 UPDATE link SET state = \(lifecycle.state.rawValue), pending_step = \(lifecycle.pendingStep?.rawValue), attempts = 0,
                     next_attempt_at = CASE WHEN \(startNow) THEN \(at) ELSE next_attempt_at END,
-                    offer = COALESCE(\(offer?.json)::jsonb, offer), updated_at = \(at)
+                    offer = COALESCE(\(offer?.json)::jsonb, offer), updated_at = \(at), trace_parent = \(TraceContext.traceParent())
                 WHERE id = \(link.id)
                 """, logger: logger)
         case .save, .saveAndReleaseClaim, .retryLater:

@@ -82,7 +82,8 @@ enum UsageStore {
 
     /// Stores the event and adds it to its hour if that hour is OPEN; returns the hour's new total,
     /// nil when the hour is closed.
-    static func add(_ db: Database, _ event: UsageEventRecord, to link: MeteredLink, freezeAt: Int, at: Date) throws -> Int? {
+    /// `trace` (the calling trace's `traceparent`) is kept on an hour this event opens.
+    static func add(_ db: Database, _ event: UsageEventRecord, to link: MeteredLink, freezeAt: Int, at: Date, trace: String?) throws -> Int? {
         try db.cachedStatement(
             sql: """
                 INSERT INTO usage_event (organization_id, idempotency_key, link_id, dimension, quantity, occurred_at, hour_start, recorded_at)
@@ -97,8 +98,8 @@ enum UsageStore {
             db.cachedStatement(
                 sql: """
                     INSERT INTO usage_hour (link_id, dimension, hour_start, organization_id, quantity, events, product_code, customer_identifier,
-                                            aws_account_id, license_arn, state, freeze_at, updated_at)
-                    VALUES (?, ?, ?, ?, ?, 1, ?, ?, ?, ?, 'OPEN', ?, ?)
+                                            aws_account_id, license_arn, state, freeze_at, updated_at, trace_parent)
+                    VALUES (?, ?, ?, ?, ?, 1, ?, ?, ?, ?, 'OPEN', ?, ?, ?)
                     ON CONFLICT (link_id, dimension, hour_start) DO UPDATE SET quantity = quantity + excluded.quantity, events = events + 1,
                         updated_at = excluded.updated_at
                     WHERE state = 'OPEN'
@@ -106,7 +107,7 @@ enum UsageStore {
                     """),
             arguments: [
                 link.id, event.dimension, event.hourStart, event.organizationID, event.quantity, link.offer.productCode,
-                link.customerIdentifier, link.offer.awsAccountID, link.offer.licenseArn, freezeAt, at.timeIntervalSince1970
+                link.customerIdentifier, link.offer.awsAccountID, link.offer.licenseArn, freezeAt, at.timeIntervalSince1970, trace
             ])
     }
 
@@ -187,6 +188,6 @@ enum UsageStore {
             quantity: row["quantity"], productCode: row["product_code"], customerIdentifier: row["customer_identifier"],
             awsAccountID: row["aws_account_id"], licenseArn: row["license_arn"],
             state: MeteringState(rawValue: row["state"]) ?? .refused, attempts: row["attempts"], meteringRecordID: row["metering_record_id"],
-            detail: row["detail"])
+            detail: row["detail"], traceParent: row["trace_parent"])
     }
 }

@@ -10,45 +10,45 @@ struct SQLiteOrganizationStorage: OrganizationStorage {
     let pool: DatabasePool
 
     func views(userID: String) async throws -> [MembershipRecord] {
-        try await pool.read { db in try OrganizationStore.views(db, userID: userID) }
+        try await pool.tracedRead { db in try OrganizationStore.views(db, userID: userID) }
     }
 
     func view(organizationID: String, userID: String) async throws -> MembershipRecord? {
-        try await pool.read { db in try OrganizationStore.view(db, organizationID: organizationID, userID: userID) }
+        try await pool.tracedRead { db in try OrganizationStore.view(db, organizationID: organizationID, userID: userID) }
     }
 
     func selectedView(userID: String) async throws -> MembershipRecord? {
-        try await pool.read { db in
+        try await pool.tracedRead { db in
             guard let id = try OrganizationStore.selectedOrganizationID(db, userID: userID) else { return nil }
             return try OrganizationStore.view(db, organizationID: id, userID: userID)
         }
     }
 
     func invitations(userID: String) async throws -> [InvitationRecord] {
-        try await pool.read { db in try OrganizationStore.invitations(db, userID: userID) }
+        try await pool.tracedRead { db in try OrganizationStore.invitations(db, userID: userID) }
     }
 
     func members(organizationID: String) async throws -> [MemberRecord] {
-        try await pool.read { db in try OrganizationStore.members(db, organizationID: organizationID) }
+        try await pool.tracedRead { db in try OrganizationStore.members(db, organizationID: organizationID) }
     }
 
     func role(organizationID: String, userID: String) async throws -> Role? {
-        try await pool.read { db in try OrganizationStore.role(db, organizationID: organizationID, userID: userID) }
+        try await pool.tracedRead { db in try OrganizationStore.role(db, organizationID: organizationID, userID: userID) }
     }
 
     func billing(organizationID: String) async throws -> BillingRecord {
-        try await pool.read { db in try OrganizationStore.billing(db, organizationID: organizationID) }
+        try await pool.tracedRead { db in try OrganizationStore.billing(db, organizationID: organizationID) }
     }
 
     func auditEvents(organizationID: String, limit: Int) async throws -> [AuditRecord] {
-        try await pool.read { db in try OrganizationStore.auditEvents(db, organizationID: organizationID, limit: limit) }
+        try await pool.tracedRead { db in try OrganizationStore.auditEvents(db, organizationID: organizationID, limit: limit) }
     }
 
     func createOrganization(
         id: String, name: String, userID: String, idempotencyKey: String?, at: Date,
         check: @Sendable (Int) throws(OrganizationError) -> Void
     ) async throws -> MembershipRecord {
-        try await pool.write { db -> MembershipRecord in
+        try await pool.tracedWrite { db -> MembershipRecord in
             if let idempotencyKey, let existing = try OrganizationStore.createdWith(db, userID: userID, idempotencyKey: idempotencyKey) {
                 guard let view = try OrganizationStore.view(db, organizationID: existing, userID: userID) else { throw OrganizationError.notFound }
                 return view
@@ -68,7 +68,7 @@ struct SQLiteOrganizationStorage: OrganizationStorage {
         organizationID: String, userID: String, role: Role, actor: String, at: Date,
         check: @Sendable (Role?, Role?) throws(OrganizationError) -> Void
     ) async throws -> InvitationRecord {
-        try await pool.write { db -> InvitationRecord in
+        try await pool.tracedWrite { db -> InvitationRecord in
             try check(
                 try OrganizationStore.role(db, organizationID: organizationID, userID: actor),
                 try OrganizationStore.role(db, organizationID: organizationID, userID: userID))
@@ -86,7 +86,7 @@ struct SQLiteOrganizationStorage: OrganizationStorage {
         organizationID: String, userID: String, at: Date,
         check: @Sendable (InvitationRecord?, Int) throws(OrganizationError) -> Void
     ) async throws -> MembershipRecord {
-        try await pool.write { db -> MembershipRecord in
+        try await pool.tracedWrite { db -> MembershipRecord in
             let invitation = try OrganizationStore.invitations(db, userID: userID, organizationID: organizationID).first
             // Accepted already: a retry whose first answer was lost gets the same answer.
             if invitation == nil, let member = try OrganizationStore.view(db, organizationID: organizationID, userID: userID) { return member }
@@ -103,7 +103,7 @@ struct SQLiteOrganizationStorage: OrganizationStorage {
     }
 
     func declineInvitation(organizationID: String, userID: String, at: Date) async throws -> InvitationRecord? {
-        try await pool.write { db -> InvitationRecord? in
+        try await pool.tracedWrite { db -> InvitationRecord? in
             guard let invitation = try OrganizationStore.invitations(db, userID: userID, organizationID: organizationID).first else { return nil }
             try OrganizationStore.deleteInvitation(db, organizationID: organizationID, userID: userID)
             try OrganizationStore.audit(db, organizationID: organizationID, action: "invitation_declined", actor: userID, subject: userID, at: at)
@@ -115,7 +115,7 @@ struct SQLiteOrganizationStorage: OrganizationStorage {
         organizationID: String, userID: String, to role: Role, actor: String, at: Date,
         check: @Sendable (Role?, MemberRecord?, Int) throws(OrganizationError) -> Bool
     ) async throws -> MemberRecord {
-        try await pool.write { db -> MemberRecord in
+        try await pool.tracedWrite { db -> MemberRecord in
             let member = try OrganizationStore.member(db, organizationID: organizationID, userID: userID)
             let changes = try check(
                 try OrganizationStore.role(db, organizationID: organizationID, userID: actor), member,
@@ -134,7 +134,7 @@ struct SQLiteOrganizationStorage: OrganizationStorage {
         organizationID: String, userID: String, actor: String, action: String, at: Date,
         check: @Sendable (Role?, Role?, Int) throws(OrganizationError) -> Void
     ) async throws {
-        try await pool.write { db in
+        try await pool.tracedWrite { db in
             let memberRole = try OrganizationStore.role(db, organizationID: organizationID, userID: userID)
             try check(
                 try OrganizationStore.role(db, organizationID: organizationID, userID: actor), memberRole,
@@ -146,7 +146,7 @@ struct SQLiteOrganizationStorage: OrganizationStorage {
     }
 
     func select(organizationID: String, userID: String) async throws -> MembershipRecord? {
-        try await pool.write { db -> MembershipRecord? in
+        try await pool.tracedWrite { db -> MembershipRecord? in
             guard let view = try OrganizationStore.view(db, organizationID: organizationID, userID: userID) else { return nil }
             try OrganizationStore.select(db, organizationID: organizationID, userID: userID)
             return view
@@ -158,7 +158,7 @@ struct SQLiteOrganizationStorage: OrganizationStorage {
         check: @Sendable (Bool, BillingRecord, Bool) throws(OrganizationError) -> OrganizationRules.BillingChange
     ) async throws -> BillingRecord {
         let contractJSON = String(decoding: try JSONEncoder().encode(contract), as: UTF8.self)
-        return try await pool.write { db in
+        return try await pool.tracedWrite { db in
             let current = try OrganizationStore.billing(db, organizationID: organizationID)
             let change = try check(
                 try OrganizationStore.organization(db, id: organizationID) != nil, current,
@@ -186,7 +186,7 @@ struct SQLiteOrganizationStorage: OrganizationStorage {
         organizationID: String, linkID: String, reason: String, service: String, at: Date,
         check: @Sendable (Bool, BillingRecord) throws(OrganizationError) -> Bool
     ) async throws -> BillingRecord {
-        try await pool.write { db in
+        try await pool.tracedWrite { db in
             let current = try OrganizationStore.billing(db, organizationID: organizationID)
             guard try check(try OrganizationStore.organization(db, id: organizationID) != nil, current) else { return current }
             try OrganizationStore.deleteBilling(db, organizationID: organizationID)

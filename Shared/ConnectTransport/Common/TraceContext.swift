@@ -1,0 +1,68 @@
+import NGHTTP2
+import RPCCore
+import Tracing
+
+/// W3C trace context (`traceparent`, `tracestate`) in and out of our header lists, through
+/// whatever instrument the process bootstrapped (none: nothing is read or written).
+public enum TraceContext {
+    /// The caller's trace, read from request headers (names lowercased); the top level when
+    /// there is none or it does not parse.
+    public static func extracted(from headers: [(name: String, value: String)]) -> ServiceContext {
+        var context = ServiceContext.topLevel
+        InstrumentationSystem.instrument.extract(headers, into: &context, using: HeaderListExtractor())
+        return context
+    }
+
+    /// `context`'s trace as a `traceparent` value, for work recorded now and done later (an email
+    /// to send, a step owed) whose spans link back to it; nil outside a trace.
+    public static func traceParent(of context: ServiceContext? = ServiceContext.current) -> String? {
+        guard let context else { return nil }
+        var fields: [HTTPField] = []
+        InstrumentationSystem.instrument.inject(context, into: &fields, using: HTTPFieldInjector())
+        return fields.first { $0.name == "traceparent" }?.value
+    }
+
+    /// The trace a stored `traceparent` names, as a context to link a span to; nil when there is
+    /// none or tracing is off.
+    public static func context(ofTraceParent traceParent: String?) -> ServiceContext? {
+        guard let traceParent, !traceParent.isEmpty else { return nil }
+        let context = extracted(from: [("traceparent", traceParent)])
+        return Self.traceParent(of: context) == nil ? nil : context
+    }
+
+    static func inject(_ context: ServiceContext, into headers: inout [HTTPField]) {
+        InstrumentationSystem.instrument.inject(context, into: &headers, using: HTTPFieldInjector())
+    }
+}
+
+/// Reads a header from a lowercased header list.
+struct HeaderListExtractor: Extractor {
+    func extract(key: String, from carrier: [(name: String, value: String)]) -> String? {
+        let name = key.lowercased()
+        return carrier.first { $0.name == name }?.value
+    }
+}
+
+/// Appends a header to an HTTP/2 header list.
+struct HTTPFieldInjector: Injector {
+    func inject(_ value: String, forKey key: String, into carrier: inout [HTTPField]) {
+        carrier.append(HTTPField(name: key.lowercased(), value: value))
+    }
+}
+
+extension Span {
+    /// Records an RPC's method and how it ended (OpenTelemetry's RPC conventions): its Connect
+    /// code, and an error status for the codes that mean the service failed rather than the caller.
+    func recordRPC(path: String, code: ConnectCode?) {
+        guard isRecording else { return }
+        let parts = path.split(separator: "/")
+        attributes["rpc.system"] = "connect_rpc"
+        attributes["rpc.service"] = parts.first.map(String.init)
+        attributes["rpc.method"] = parts.last.map(String.init)
+        attributes["rpc.connect_rpc.error_code"] = code?.rawValue
+        switch code {
+        case .internal?, .unknown?, .unavailable?, .deadlineExceeded?, .dataLoss?: setStatus(SpanStatus(code: .error))
+        default: break
+        }
+    }
+}
