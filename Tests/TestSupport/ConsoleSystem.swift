@@ -43,8 +43,11 @@ public struct ConsoleSystem: Sendable {
         return try temporaryFile(Data(json.utf8))
     }
 
-    /// Starts everything; `consoleArguments` are added to the console's.
-    public static func start(consoleArguments: [String] = [], consoleRelease: Bool = false) async throws -> ConsoleSystem {
+    /// Starts everything; `consoleArguments` are added to the console's, `environment` to every
+    /// service's (the simulator's aside).
+    public static func start(
+        consoleArguments: [String] = [], consoleRelease: Bool = false, environment: [String: String] = [:]
+    ) async throws -> ConsoleSystem {
         let base = NSTemporaryDirectory() + "console-system-\(UUID().uuidString)"
         let maildrop = base + "/maildrop"
         let names = ["identity", "organization", "marketplace-link", "console"]
@@ -62,9 +65,10 @@ public struct ConsoleSystem: Sendable {
             service: "identity",
             arguments: common("identity") + [
                 "--scrypt-log-n", "12", "--maildrop-dir", maildrop, "--public-base-url", consoleURL
-            ])
+            ], environment: environment)
         let identityURL = "http://127.0.0.1:\(identity.port)"
-        let organization = try await ChildProcess(service: "organization", arguments: common("organization") + ["--identity-url", identityURL])
+        let organization = try await ChildProcess(
+            service: "organization", arguments: common("organization") + ["--identity-url", identityURL], environment: environment)
         let organizationURL = "http://127.0.0.1:\(organization.port)"
         let simulatorURL = "http://127.0.0.1:\(try await freePort())"
         let link = try await ChildProcess(
@@ -74,7 +78,9 @@ public struct ConsoleSystem: Sendable {
                 "--product-code", SimulatorProcess.product, "--sns-trusted-origins", simulatorURL,
                 // Hours of a few seconds, so the billing page shows usage sent to AWS within a test.
                 "--metered-dimensions", "storage", "--metering-hour-seconds", "4"
-            ], environment: ["AWS_ACCESS_KEY_ID": SimulatorProcess.sellerAccessKeyID, "AWS_SECRET_ACCESS_KEY": SimulatorProcess.sellerSecret])
+            ],
+            environment: environment.merging(
+                ["AWS_ACCESS_KEY_ID": SimulatorProcess.sellerAccessKeyID, "AWS_SECRET_ACCESS_KEY": SimulatorProcess.sellerSecret]) { $1 })
         let linkURL = "http://127.0.0.1:\(link.port)"
         let consoleExecutable =
             consoleRelease
@@ -85,7 +91,7 @@ public struct ConsoleSystem: Sendable {
             arguments: [
                 "--port", "\(consolePort)", "--service-secret", secrets["console"]!, "--identity-url", identityURL,
                 "--organization-url", organizationURL, "--marketplace-link-url", linkURL, "--public-base-url", consoleURL
-            ] + consoleArguments, environment: [:], readyWithin: .seconds(20), port: ChildProcess.listeningPort)
+            ] + consoleArguments, environment: environment, readyWithin: .seconds(20), port: ChildProcess.listeningPort)
         let simulator = try await SimulatorProcess.start(
             port: Int(simulatorURL.split(separator: ":").last!)!,
             notificationURL: linkURL + "/marketplace/sns", maildrop: maildrop,

@@ -12,8 +12,9 @@ if [ "$mode" = test ]; then
   # postgresql: the PostgreSQL backend's tests start their own server (Tests/TestSupport/PostgresServer.swift).
   apt_packages+=(nghttp2-client nghttp2-server curl openssl gzip sqlite3 python3 python3-pip chromium chromium-driver postgresql)
   # yaml and check_jsonschema: compose/compose.yaml is read (ComposeTests) and checked against the Compose Specification.
+  # opentelemetry.proto: the OTLP receiver the tracing tests export to (Tests/Fixtures/otlp_receiver.py).
   python_modules+=("h2:h2" "httpx:httpx[http2]" "boto3:boto3" "aiosmtpd:aiosmtpd" "cryptography:cryptography" "selenium:selenium"
-                  "yaml:pyyaml" "check_jsonschema:check-jsonschema")
+                  "yaml:pyyaml" "check_jsonschema:check-jsonschema" "opentelemetry.proto:opentelemetry-proto")
 fi
 
 missing=()

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs every test: installs what the tests need, builds, then runs the suite in twelve passes.
+# Runs every test: installs what the tests need, builds, then runs the suite in thirteen passes.
 # The executables' suite and the hostile-client probes measure start-up time, memory and
 # latency, so they run first, each on its own, then the browser tests; the
 # services' suites (password hashing, real SMTP servers, several processes) run apart from the
@@ -23,6 +23,8 @@ swift test --skip-build --filter ExecutableTests 2>&1 | tee -a "$log" || status=
 swift test --skip-build --filter HostileClientTests 2>&1 | tee -a "$log" || status=1
 # The console in headless Chromium: five processes and a browser, on their own.
 swift test --skip-build --filter ConsoleBrowserTests 2>&1 | tee -a "$log" || status=1
+# Tracing: the journey exported to an OTLP receiver, and call latencies while the collector stalls.
+swift test --skip-build --filter TracingTests 2>&1 | tee -a "$log" || status=1
 # compose/compose.yaml's default profile run as written, with the journey in Chromium.
 swift test --skip-build --filter ComposeTests 2>&1 | tee -a "$log" || status=1
 # identity's reset-timing comparison measures latency; scrypt in the services' pass skews it.
@@ -34,7 +36,7 @@ swift test --skip-build --filter "ReplicatedOrganizationTests|ReplicatedMarketpl
   | tee -a "$log" || status=1
 # The load and fault suite's minute on each backend (Tools/load): every process, faults, invariants.
 swift test --skip-build --filter LoadSuiteTests 2>&1 | tee -a "$log" || status=1
-alone="LoadSuiteTests|ExecutableTests|HostileClientTests|ConsoleBrowserTests|ComposeTests|passwordResetRequestsTakeTheSameTime|SimulatorTests"
+alone="LoadSuiteTests|ExecutableTests|HostileClientTests|ConsoleBrowserTests|TracingTests|ComposeTests|passwordResetRequestsTakeTheSameTime|SimulatorTests"
 alone+="|ReplicatedOrganizationTests|ReplicatedMarketplaceLinkTests|ReplicatedIdentityTests|RollingRestartTests"
 services="IdentityServiceTests|OrganizationServiceTests|MarketplaceLinkServiceTests|IdentityProcessTests|OrganizationProcessTests|JourneyProcessTests|ConsoleProcessTests"
 swift test --skip-build --skip "$alone" --skip "$services" 2>&1 | tee -a "$log" || status=1
