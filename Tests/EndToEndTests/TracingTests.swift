@@ -175,7 +175,9 @@ import Testing
 
                     // An export held for seconds would show as seconds; noise on a shared machine is a
                     // few milliseconds.
+                    print("collector healthy: median Health/Check \(healthy.rpc), page \(healthy.page)")
                     for (name, measured) in phases {
+                        print("collector \(name): median Health/Check \(measured.rpc), page \(measured.page)")
                         #expect(
                             measured.rpc < healthy.rpc * 3 + .milliseconds(5) && measured.page < healthy.page * 3 + .milliseconds(20),
                             "collector \(name): median Health/Check \(measured.rpc) and page \(measured.page), against \(healthy.rpc) and \(healthy.page) with it healthy"
@@ -187,6 +189,7 @@ import Testing
                     let total = dropped.compactMap { $0.split(separator: " ").last.flatMap { Double($0) } }.reduce(0, +)
                     #expect(total > 0, "no dropped spans counted:\n\(dropped.joined(separator: "\n"))")
                     #expect(dropped.contains { $0.contains(#"reason="queue_full""#) }, "\(dropped)")
+                    print(dropped.joined(separator: "\n"))
                 }
             }
         }
