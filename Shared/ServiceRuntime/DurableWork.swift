@@ -86,7 +86,7 @@ public enum BackgroundSpan {
                     span.addLink(SpanLink(context: context, attributes: [:]))
                 }
             }
-            return try await body(span)
+            return try await TraceContext.$span.withValue(span) { try await body(span) }
         }
     }
 }

@@ -33,6 +33,7 @@ import Testing
                 // them), each a child of the call that made it.
                 let bind = try #require(spans.server("marketplacelink.v1.MarketplaceLinkService/BindOrganization", in: "marketplace-link"))
                 let trace = spans.trace(bind.traceID)
+                #expect(bind.attributes["organization.id"]?.count == 36, "BindOrganization names no organization: \(bind.attributes)")
                 let page = try #require(spans.root(of: bind))
                 #expect(page.service == "console" && page.kind == "server", "the trace starts at the console's page: \(page)")
                 #expect(spans.parent(of: bind)?.service == "console" && spans.parent(of: bind)?.kind == "client")
@@ -48,6 +49,9 @@ import Testing
                     #expect(caller?.service == "marketplace-link" && caller?.kind == "client" && caller?.name == method)
                     #expect(spans.ancestors(of: call).contains { $0.spanID == bind.spanID }, "\(method) is not under BindOrganization")
                     #expect(call.attributes["rpc.method"] == method.split(separator: "/").last.map(String.init))
+                    if method.hasPrefix("organization.") {
+                        #expect(call.attributes["organization.id"] == bind.attributes["organization.id"], "\(method) names another organization")
+                    }
                 }
                 // Its database transaction, with the storage method's name.
                 let recordBinding = trace.first { $0.name == "sqlite recordBinding" }

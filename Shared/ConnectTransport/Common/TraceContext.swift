@@ -33,6 +33,17 @@ public enum TraceContext {
     static func inject(_ context: ServiceContext, into headers: inout [HTTPField]) {
         InstrumentationSystem.instrument.inject(context, into: &headers, using: HTTPFieldInjector())
     }
+
+    /// The span of the call (or background step) running now, which its code may describe.
+    @TaskLocal public static var span: (any Span)?
+
+    /// Names the organization the call running now is about, on its span (`organization.id`): what
+    /// an operator searches by. Nothing outside a call or when the span is not recorded; at most
+    /// 64 characters (ids are UUIDs; a caller's junk is not worth exporting whole).
+    public static func annotate(organizationID: String) {
+        guard let span, span.isRecording else { return }
+        span.attributes["organization.id"] = String(organizationID.prefix(64))
+    }
 }
 
 /// Reads a header from a lowercased header list.

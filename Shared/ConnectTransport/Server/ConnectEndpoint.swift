@@ -63,7 +63,7 @@ public struct ConnectEndpoint: Sendable {
             String(path.dropFirst()), context: TraceContext.extracted(from: request.headers), ofKind: .server)
         defer { span.end() }
         let (response, code) = await ServiceContext.$current.withValue(span.context) {
-            await call(method, request, path: path, started: started)
+            await TraceContext.$span.withValue(span) { await call(method, request, path: path, started: started) }
         }
         span.recordRPC(path: path, code: code)
         if span.isRecording { span.attributes["http.response.status_code"] = response.status }

@@ -1,3 +1,4 @@
+import ConnectTransport
 import Contracts
 import Foundation
 import RPCCore
@@ -22,12 +23,14 @@ struct MarketplaceLinkHandlers {
             return ClaimStatus(state: state, offer: registration.offer.summary, expiresAt: registration.claimExpiresAt)
         }
         router.register(MarketplaceLink.bindOrganization) { request, context in
-            try await saga.bind(request, bearerToken: context.bearerToken).status
+            TraceContext.annotate(organizationID: request.organizationId)
+            return try await saga.bind(request, bearerToken: context.bearerToken).status
         }
         router.register(
             MarketplaceLink.getBillingStatus,
             encodedHandler: { request, context in
-                try await statusPage.billingStatus(request, bearerToken: context.bearerToken)
+                TraceContext.annotate(organizationID: request.organizationId)
+                return try await statusPage.billingStatus(request, bearerToken: context.bearerToken)
             })
         router.register(MarketplaceLink.listLinks) { request, _ in
             LinkList(links: try await statusPage.list(request).map(\.status))
@@ -36,7 +39,8 @@ struct MarketplaceLinkHandlers {
             try await meter.record(request)
         }
         router.register(MarketplaceLink.getUsage) { request, context in
-            try await statusPage.usage(request, bearerToken: context.bearerToken, now: now())
+            TraceContext.annotate(organizationID: request.organizationId)
+            return try await statusPage.usage(request, bearerToken: context.bearerToken, now: now())
         }
     }
 }

@@ -1,3 +1,4 @@
+import ConnectTransport
 import Contracts
 import RPCCore
 import ServiceRuntime
@@ -23,7 +24,8 @@ struct OrganizationHandlers {
             OrganizationList(organizations: try await directory.list(userID: try await user(context)).map(\.message))
         }
         router.register(Organizations.getOrganization) { request, context in
-            try await directory.get(request, userID: try await user(context)).message
+            TraceContext.annotate(organizationID: request.organizationId)
+            return try await directory.get(request, userID: try await user(context)).message
         }
         router.register(Organizations.selectOrganization) { request, context in
             try await directory.select(request, userID: try await user(context)).message
@@ -59,16 +61,20 @@ struct OrganizationHandlers {
             MemberList(members: try await directory.members(request, userID: try await user(context)).map(\.message))
         }
         router.register(Organizations.checkAdmin) { request, _ in
-            CheckAdminResponse(role: try await directory.checkAdmin(request))
+            TraceContext.annotate(organizationID: request.organizationId)
+            return CheckAdminResponse(role: try await directory.checkAdmin(request))
         }
         router.register(Organizations.getBillingAccount) { request, context in
-            try await directory.billing(request, userID: try await user(context)).message
+            TraceContext.annotate(organizationID: request.organizationId)
+            return try await directory.billing(request, userID: try await user(context)).message
         }
         router.register(Organizations.setBillingAccount) { request, context in
-            try await directory.setBilling(request, service: context.callingService ?? "unknown").message
+            TraceContext.annotate(organizationID: request.organizationId)
+            return try await directory.setBilling(request, service: context.callingService ?? "unknown").message
         }
         router.register(Organizations.clearBillingAccount) { request, context in
-            try await directory.clearBilling(request, service: context.callingService ?? "unknown").message
+            TraceContext.annotate(organizationID: request.organizationId)
+            return try await directory.clearBilling(request, service: context.callingService ?? "unknown").message
         }
         router.register(Organizations.listAuditEvents) { request, context in
             AuditEventList(events: try await directory.auditEvents(request, userID: try await user(context)).map(\.message))
