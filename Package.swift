@@ -318,7 +318,8 @@ let package = Package(
             dependencies: [
                 "RPCCore", .product(name: "GRDB", package: "GRDB.swift"), "ServiceRuntime", "ConnectTransport", "Contracts", "TestSupport",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"), .product(name: "Logging", package: "swift-log"),
-                .product(name: "PostgresNIO", package: "postgres-nio")
+                .product(name: "PostgresNIO", package: "postgres-nio"), .product(name: "Tracing", package: "swift-distributed-tracing"),
+                .product(name: "OTel", package: "swift-otel")
             ],
             path: "Tests/ServiceRuntimeTests"
         ),

@@ -3,10 +3,12 @@ import Tracing
 
 /// Database transactions as spans of the current trace, named for the storage method that runs
 /// them (`sqlite recordBinding`): which calls wait on the database, and for how long. Never the
-/// statements' arguments. Only inside a trace: background work's polling starts none.
+/// statements' arguments. Only inside a recorded trace: background work's polling starts none.
 enum DatabaseSpan {
     static func run<Result>(system: String, function: String, _ body: (any Span) async throws -> Result) async throws -> Result {
-        guard let context = ServiceContext.current else { return try await body(NoOpTracer.NoOpSpan(context: .topLevel)) }
+        guard let context = ServiceContext.current, !TraceSampling.currentIsUnrecorded else {
+            return try await body(NoOpTracer.NoOpSpan(context: ServiceContext.current ?? .topLevel))
+        }
         let operation = function.prefix { $0 != "(" }
         return try await withSpan("\(system) \(operation)", context: context, ofKind: .client) { span in
             span.attributes["db.system.name"] = system

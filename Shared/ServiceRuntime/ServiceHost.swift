@@ -281,6 +281,6 @@ public enum ServiceMain {
                 var handler = StreamLogHandler.standardError(label: label, metadataProvider: metadataProvider)
                 handler.logLevel = level
                 return handler
-            }, metadataProvider: OTel.makeLoggingMetadataProvider())
+            }, metadataProvider: .multiplex([OTel.makeLoggingMetadataProvider(), TraceSampling.loggingMetadata]))
     }
 }

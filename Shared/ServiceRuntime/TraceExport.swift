@@ -21,7 +21,8 @@ public enum TraceExport {
 
     /// When configured, bootstraps the process's tracer and returns its exporter, to run beside
     /// the service and stop after it (flushing what is queued); nil when tracing is off. Call once,
-    /// at start, after `ServiceMain.bootstrapLogging`.
+    /// at start, after `ServiceMain.bootstrapLogging` and before the service's endpoints are made
+    /// (each looks the tracer up once).
     public static func bootstrap(
         serviceName: String, metrics: PrometheusCollectorRegistry?,
         environment: [String: String] = ProcessInfo.processInfo.environment
@@ -39,8 +40,17 @@ public enum TraceExport {
                 handler.logLevel = .warning
                 return SpanLossCountingHandler(forwardingTo: handler, counter: dropped)
             })
+        // parentbased_traceidratio: this process draws its roots (RootSamplingTracer) and
+        // swift-otel, which reads the sampler from the environment, samples every root it is given.
+        let rootRatio = TraceSampling.rootRatio(
+            sampler: environment["OTEL_TRACES_SAMPLER"], argument: environment["OTEL_TRACES_SAMPLER_ARG"])
+        if rootRatio != nil { setenv("OTEL_TRACES_SAMPLER", "parentbased_always_on", 1) }
         let backend = try OTel.makeTracingBackend(configuration: configuration)
-        InstrumentationSystem.bootstrap(backend.factory)
+        if let rootRatio {
+            InstrumentationSystem.bootstrap(RootSamplingTracer(base: backend.factory, ratio: rootRatio, propagators: environment["OTEL_PROPAGATORS"]))
+        } else {
+            InstrumentationSystem.bootstrap(backend.factory)
+        }
         Logger(label: serviceName).info(
             "exporting traces over OTLP",
             metadata: [

@@ -133,6 +133,51 @@ import Testing
         }
     }
 
+    /// At a ratio of 0 (`parentbased_traceidratio`) the traces a process starts record nothing, yet
+    /// their log lines carry ids; a call whose caller sampled it is recorded all the same.
+    @Test func theRatioSamplerRecordsOnlyWhatACallerSampled() async throws {
+        let spansFile = NSTemporaryDirectory() + "spans-\(UUID().uuidString).jsonl"
+        let mailbox = NSTemporaryDirectory() + "mailbox-\(UUID().uuidString).jsonl"
+        try await withStarted(ChildProcess(pythonFixture: "otlp_receiver.py", arguments: ["--out", spansFile])) { receiver in
+            try await withStarted(ChildProcess(pythonFixture: "smtp_server.py", arguments: ["--port", "0", "--mailbox", mailbox])) { smtp in
+                let arguments = [
+                    "--port", "0", "--data-dir", NSTemporaryDirectory() + "identity-ratio-\(UUID().uuidString)", "--scrypt-log-n", "10",
+                    "--smtp-url", "smtp+plain://127.0.0.1:\(smtp.port)"
+                ]
+                let environment = Self.exporting(
+                    to: receiver, extra: ["OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0"])
+                try await withStarted(ChildProcess(service: "identity", arguments: arguments, environment: environment)) { identity in
+                    func register(_ email: String, traceParent: String?) async throws {
+                        let answer = try await Curl.post(
+                            "http://127.0.0.1:\(identity.port)/identity.v1.IdentityService/Register",
+                            body: #"{"email": "\#(email)", "password": "an unremarkable passphrase", "fullName": "Sampled Or Not"}"#,
+                            extra: ["--http2-prior-knowledge"] + (traceParent.map { ["-H", "traceparent: \($0)"] } ?? []))
+                        #expect(answer.status == 200, "\(answer.status) \(answer.body)")
+                    }
+                    let traceID = "0af7651916cd43dd8448eb211c80319c"
+                    try await register("unsampled@example.com", traceParent: nil)
+                    try await register("sampled@example.com", traceParent: "00-\(traceID)-b7ad6b7169203331-01")
+                    let settled = try await eventually(timeout: .seconds(20)) {
+                        identity.output.components(separatedBy: "email sent").count == 3
+                            && ExportedSpans(file: spansFile).all.contains { $0.name == "identity.v1.IdentityService/Register" }
+                    }
+                    #expect(settled, "the emails or the sampled call's span did not arrive: \(identity.output)")
+                    try await Task.sleep(for: .seconds(1))  // several export rounds, for anything else queued
+                    let spans = ExportedSpans(file: spansFile)
+
+                    // Only the sampled caller's trace: its call and the call's transactions.
+                    #expect(!spans.all.isEmpty && spans.all.allSatisfy { $0.traceID == traceID }, "\(spans.all.map(\.summary))")
+                    #expect(spans.all.filter { $0.kind == "server" }.count == 1)
+                    #expect(spans.all.contains { $0.name.hasPrefix("sqlite ") })
+                    // The unrecorded work still logs ids, which name no exported span.
+                    let sent = identity.output.split(separator: "\n").filter { $0.contains("email sent") }
+                    #expect(sent.count == 2 && sent.allSatisfy { $0.contains("trace_id=") && $0.contains("span_id=") }, "\(sent)")
+                    #expect(!sent.contains { $0.contains("trace_id=\(traceID)") })
+                }
+            }
+        }
+    }
+
     /// A collector that stalls, refuses or is gone costs spans (counted), never a call's time.
     @Test func aSlowFailingOrAbsentCollectorNeverSlowsACall() async throws {
         let spansFile = NSTemporaryDirectory() + "spans-\(UUID().uuidString).jsonl"

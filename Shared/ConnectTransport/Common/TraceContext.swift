@@ -49,7 +49,8 @@ public enum TraceContext {
 /// Reads a header from a lowercased header list.
 struct HeaderListExtractor: Extractor {
     func extract(key: String, from carrier: [(name: String, value: String)]) -> String? {
-        let name = key.lowercased()
+        // The propagators' keys are lowercase already; lowercasing costs a string on every call.
+        let name = key.utf8.contains { (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains($0) } ? key.lowercased() : key
         return carrier.first { $0.name == name }?.value
     }
 }

@@ -29,6 +29,9 @@ public struct ConnectEndpoint: Sendable {
     private let logger: Logger
     /// Refusals a client can cause at will are logged at most once a minute each.
     private let refusals: RateLimitedLog
+    /// The process's tracer, looked up once: the lookup casts on every call, and the process
+    /// bootstraps tracing before it makes its endpoint.
+    private let tracer = InstrumentationSystem.tracer
 
     public init(
         router: RPCRouter, plainRoutes: [String: PlainRoute], trustedServices: TrustedServices,
@@ -59,7 +62,7 @@ public struct ConnectEndpoint: Sendable {
         }
         // The call's span continues the caller's trace (its `traceparent`), or starts one; the
         // handler runs inside it, so its log lines and the calls it makes carry the trace.
-        let span = InstrumentationSystem.tracer.startSpan(
+        let span = tracer.startSpan(
             String(path.dropFirst()), context: TraceContext.extracted(from: request.headers), ofKind: .server)
         defer { span.end() }
         let (response, code) = await ServiceContext.$current.withValue(span.context) {
