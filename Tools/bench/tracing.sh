@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 requests=${1:-50000}
-rounds=${2:-5}
+rounds=${2:-9}
 Tools/dev/install-packages.sh test >/dev/null
 # BIN: a directory with release builds already made (compose/build-release.sh's .build/compose-bin).
 bin=${BIN:-}
