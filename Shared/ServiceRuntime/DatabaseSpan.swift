@@ -6,8 +6,9 @@ import Tracing
 /// statements' arguments. Only inside a recorded trace: background work's polling starts none.
 enum DatabaseSpan {
     static func run<Result>(system: String, function: String, _ body: (any Span) async throws -> Result) async throws -> Result {
-        guard let context = ServiceContext.current, !TraceSampling.currentIsUnrecorded else {
-            return try await body(NoOpTracer.NoOpSpan(context: ServiceContext.current ?? .topLevel))
+        let current = ServiceContext.current
+        guard let context = current, !TraceSampling.isUnrecorded(context) else {
+            return try await body(NoOpTracer.NoOpSpan(context: current ?? .topLevel))
         }
         let operation = function.prefix { $0 != "(" }
         return try await withSpan("\(system) \(operation)", context: context, ofKind: .client) { span in

@@ -163,15 +163,15 @@ enum TraceSampling: ServiceContextKey {
         return ratio
     }
 
-    /// Log metadata for the calls swift-otel's provider knows nothing of: the unsampled roots.
-    /// Whether the current call's trace is one nobody records (so its spans need not be started).
-    static var currentIsUnrecorded: Bool {
-        switch ServiceContext.current?[TraceSampling.self] {
+    /// Whether `context`'s trace is one nobody records (so its spans need not be started).
+    static func isUnrecorded(_ context: ServiceContext) -> Bool {
+        switch context[TraceSampling.self] {
         case .unsampled?, .unsampledRoot?: true
         case .sampled?, nil: false
         }
     }
 
+    /// Log metadata for the calls swift-otel's provider knows nothing of: the unsampled roots.
     static let loggingMetadata = Logger.MetadataProvider {
         guard case .unsampledRoot(let root)? = ServiceContext.current?[TraceSampling.self] else { return [:] }
         return ["trace_id": "\(root.traceIDHex)", "span_id": "\(root.spanIDHex)", "trace_flags": "0"]
@@ -199,7 +199,6 @@ struct UnsampledRoot: Sendable {
         }
         return String(decoding: text, as: UTF8.self)
     }
-
 }
 
 /// Splitmix64 over an atomic counter seeded from the system's random source: distinct, evenly
