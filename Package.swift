@@ -262,7 +262,8 @@ let package = Package(
             dependencies: [
                 .product(name: "NIOCore", package: "swift-nio"), "ConnectTransport", "RPCCore", "Contracts", "TestSupport",
                 .product(name: "Logging", package: "swift-log"), .product(name: "NIOEmbedded", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"), .product(name: "NIOConcurrencyHelpers", package: "swift-nio")
+                .product(name: "NIOPosix", package: "swift-nio"), .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"), .product(name: "OTel", package: "swift-otel")
             ],
             path: "Tests/ConnectTransportTests"
         ),
@@ -318,8 +319,7 @@ let package = Package(
             dependencies: [
                 "RPCCore", .product(name: "GRDB", package: "GRDB.swift"), "ServiceRuntime", "ConnectTransport", "Contracts", "TestSupport",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"), .product(name: "Logging", package: "swift-log"),
-                .product(name: "PostgresNIO", package: "postgres-nio"), .product(name: "Tracing", package: "swift-distributed-tracing"),
-                .product(name: "OTel", package: "swift-otel")
+                .product(name: "PostgresNIO", package: "postgres-nio")
             ],
             path: "Tests/ServiceRuntimeTests"
         ),

@@ -1,3 +1,4 @@
+import ConnectTransport
 import GRDB
 import Tracing
 

@@ -1,3 +1,4 @@
+import ConnectTransport
 import Foundation
 import Logging
 import OTel
@@ -47,7 +48,7 @@ public enum TraceExport {
         if rootRatio != nil { setenv("OTEL_TRACES_SAMPLER", "parentbased_always_on", 1) }
         let backend = try OTel.makeTracingBackend(configuration: configuration)
         if let rootRatio {
-            InstrumentationSystem.bootstrap(RootSamplingTracer(base: backend.factory, ratio: rootRatio, propagators: environment["OTEL_PROPAGATORS"]))
+            InstrumentationSystem.bootstrap(RootSamplingTracer(base: backend.factory, ratio: rootRatio))
         } else {
             InstrumentationSystem.bootstrap(backend.factory)
         }

@@ -13,6 +13,30 @@ public enum TraceContext {
         return context
     }
 
+    /// The context a server call's span starts from: the caller's trace, read by `tracer` (the
+    /// one the server looked up once), or when the caller sent none, `untracedCall`.
+    static func callerContext(from headers: [(name: String, value: String)], by tracer: any Tracer) -> ServiceContext {
+        var context = untracedCall
+        tracer.extract(headers, into: &context, using: HeaderListExtractor())
+        return context
+    }
+
+    /// Where the span of a call whose caller sent no trace starts: the top level, marked so that a
+    /// tracer knows its starter runs it in `run(in:)` (the root sampler keeps ids in such a span).
+    public static let untracedCall: ServiceContext = {
+        var context = ServiceContext.topLevel
+        context[TraceSampling.self] = .untracedCall
+        return context
+    }()
+
+    /// Runs `body` inside `span`: its context is current (its log lines and the calls it makes
+    /// carry the trace) and it is `span` (its code may describe it).
+    public static func run<Result>(in span: any Span, _ body: () async -> Result) async -> Result {
+        await ServiceContext.$current.withValue(span.context) {
+            await $span.withValue(span) { await body() }
+        }
+    }
+
     /// `context`'s trace as a `traceparent` value, for work recorded now and done later (an email
     /// to send, a step owed) whose spans link back to it; nil outside a trace.
     public static func traceParent(of context: ServiceContext? = ServiceContext.current) -> String? {
@@ -49,9 +73,16 @@ public enum TraceContext {
 /// Reads a header from a lowercased header list.
 struct HeaderListExtractor: Extractor {
     func extract(key: String, from carrier: [(name: String, value: String)]) -> String? {
-        // The propagators' keys are lowercase already; lowercasing costs a string on every call.
-        let name = key.utf8.contains { (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains($0) } ? key.lowercased() : key
-        return carrier.first { $0.name == name }?.value
+        // Compared byte by byte, ASCII letters folded: no string made on every call, and names
+        // of another length (most of them) are passed over at once.
+        let key = key.utf8
+        return carrier.first { header in
+            header.name.utf8.count == key.count && zip(header.name.utf8, key).allSatisfy { $0 == $1 || $0 == Self.lowercased($1) }
+        }?.value
+    }
+
+    private static func lowercased(_ byte: UInt8) -> UInt8 {
+        (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte) ? byte + 32 : byte
     }
 }
 

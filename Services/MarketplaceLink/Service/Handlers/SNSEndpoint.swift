@@ -22,7 +22,7 @@ struct SNSEndpoint {
             // A trace of its own (SNS sends no trace context): the receipt, and what it changed.
             let span = InstrumentationSystem.tracer.startSpan("SNS notification", context: ServiceContext.topLevel, ofKind: .consumer)
             defer { span.end() }
-            return await ServiceContext.$current.withValue(span.context) { () async -> HTTPResponse in
+            return await TraceContext.run(in: span) { () async -> HTTPResponse in
                 do throws(SNSMessageError) {
                     let message = try SNSMessage(body: Array(buffer: request.body), typeHeader: request.header("x-amz-sns-message-type"))
                     span.attributes["messaging.system"] = "aws_sns"

@@ -3,7 +3,7 @@ import OTel
 import Testing
 import Tracing
 
-@testable import ServiceRuntime
+@testable import ConnectTransport
 
 /// The root sampler's rules, around swift-otel's real tracer (never run, so nothing is exported):
 /// which spans record, and what the services called next are told.
@@ -46,6 +46,45 @@ import Tracing
         #expect(other?.split(separator: "-")[1] != fields[1][...])
     }
 
+    /// A server call's root (`TraceContext.untracedCall`, run in `TraceContext.run(in:)`): its ids
+    /// live in the span, and everything inside the call still names them.
+    @Test func anUnsampledCallRootKeepsItsIdsInTheCallsSpan() async throws {
+        let tracer = try Self.tracer(ratio: 0)
+        var tenant = TraceContext.untracedCall
+        tenant[Tenant.self] = "blue"
+        for parent in [TraceContext.untracedCall, tenant] {
+            let call = tracer.startSpan("call", context: parent, ofKind: .server)
+            #expect(!call.isRecording)
+            let inside = await TraceContext.run(in: call) { () async -> (sent: String?, child: String?, logged: Logger.Metadata) in
+                var sent: [String: String] = [:]
+                tracer.inject(ServiceContext.current ?? .topLevel, into: &sent, using: DictionaryInjector())
+                let child = tracer.startSpan("transaction", context: ServiceContext.current ?? .topLevel, ofKind: .client)
+                #expect(!child.isRecording && TraceSampling.isUnrecorded(child.context))
+                // Even where the call's span is not the one kept (background work it starts, say).
+                let childSent = TraceContext.$span.withValue(child) { Self.traceParent(of: child, in: tracer) }
+                #expect(ServiceContext.current?[Tenant.self] == parent[Tenant.self], "what the call's context held is gone")
+                return (sent["traceparent"], childSent, TraceSampling.loggingMetadata.get())
+            }
+            let sent = try #require(inside.sent)
+            let fields = sent.split(separator: "-").map(String.init)
+            #expect(fields.count == 4 && fields[0] == "00" && fields[1].count == 32 && fields[2].count == 16 && fields[3] == "00", "\(sent)")
+            #expect(inside.child == sent)
+            #expect(inside.logged["trace_id"] == .string(fields[1]) && inside.logged["span_id"] == .string(fields[2]))
+            // The next call is another trace.
+            let next = tracer.startSpan("call", context: parent, ofKind: .server)
+            let nextSent = await TraceContext.run(in: next) { () async -> String? in
+                var sent: [String: String] = [:]
+                tracer.inject(ServiceContext.current ?? .topLevel, into: &sent, using: DictionaryInjector())
+                return sent["traceparent"]
+            }
+            #expect(nextSent != nil && nextSent?.split(separator: "-")[1] != fields[1][...])
+        }
+        // Sampled, a call root is swift-otel's span like any other.
+        let every = try Self.tracer(ratio: 1)
+        let recorded = every.startSpan("call", context: TraceContext.untracedCall, ofKind: .server)
+        #expect(recorded.isRecording && every.startSpan("transaction", context: recorded.context, ofKind: .client).isRecording)
+    }
+
     @Test func aCallersFlagDecidesWhateverTheRatio() throws {
         let traceID = "4bf92f3577b34da6a3ce929d0e0e4736"
         for ratio in [0.0, 1.0] {
@@ -83,6 +122,11 @@ import Tracing
         #expect(TraceSampling.rootRatio(sampler: "parentbased_always_on", argument: nil) == nil)
         #expect(TraceSampling.rootRatio(sampler: nil, argument: nil) == nil)
     }
+}
+
+/// Something a call's context holds besides its trace.
+enum Tenant: ServiceContextKey {
+    typealias Value = String
 }
 
 struct DictionaryInjector: Injector {
