@@ -341,7 +341,7 @@ class Driver:
             await self.step("record_usage", lambda: self.rpc("marketplace-link", "RecordUsage", {"events": events}, credential="usage-reporter"))
         except Refused as refusal:
             # Retried past the end of its hour (a fault outlasted it): refused whole, not billed.
-            if refusal.code == "failed_precondition" and "closed" in refusal.message:
+            if refusal.code == "failed_precondition" and "already sent to AWS Marketplace" in refusal.message:
                 self.refusal("usage_after_its_hour", refusal, {"failed_precondition"})
                 return
             raise
