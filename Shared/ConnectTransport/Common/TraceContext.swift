@@ -5,19 +5,15 @@ import Tracing
 /// W3C trace context (`traceparent`, `tracestate`) in and out of our header lists, through
 /// whatever instrument the process bootstrapped (none: nothing is read or written).
 public enum TraceContext {
-    /// The caller's trace, read from request headers (names lowercased); the top level when
-    /// there is none or it does not parse.
-    public static func extracted(from headers: [(name: String, value: String)]) -> ServiceContext {
-        var context = ServiceContext.topLevel
-        InstrumentationSystem.instrument.extract(headers, into: &context, using: HeaderListExtractor())
-        return context
-    }
-
-    /// The context a server call's span starts from: the caller's trace, read by `tracer` (the
-    /// one the server looked up once), or when the caller sent none, `untracedCall`.
-    static func callerContext(from headers: [(name: String, value: String)], by tracer: any Tracer) -> ServiceContext {
-        var context = untracedCall
-        tracer.extract(headers, into: &context, using: HeaderListExtractor())
+    /// The caller's trace, read from request headers (names lowercased) by `instrument` (a server
+    /// passes the tracer it looked up once) into `start`; `start` itself when there is none or it
+    /// does not parse.
+    public static func extracted(
+        from headers: [(name: String, value: String)], into start: ServiceContext = .topLevel,
+        by instrument: any Instrument = InstrumentationSystem.instrument
+    ) -> ServiceContext {
+        var context = start
+        instrument.extract(headers, into: &context, using: HeaderListExtractor())
         return context
     }
 

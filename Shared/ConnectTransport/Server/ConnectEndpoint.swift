@@ -63,7 +63,8 @@ public struct ConnectEndpoint: Sendable {
         // The call's span continues the caller's trace (its `traceparent`), or starts one; the
         // handler runs inside it, so its log lines and the calls it makes carry the trace.
         let span = tracer.startSpan(
-            String(path.dropFirst()), context: TraceContext.callerContext(from: request.headers, by: tracer), ofKind: .server)
+            String(path.dropFirst()), context: TraceContext.extracted(from: request.headers, into: TraceContext.untracedCall, by: tracer),
+            ofKind: .server)
         defer { span.end() }
         let (response, code) = await TraceContext.run(in: span) { await call(method, request, path: path, started: started) }
         span.recordRPC(path: path, code: code)
