@@ -69,6 +69,30 @@ import Testing
         }
     }
 
+    /// A rolling restart as a client sees it: the replica that was down is back, but its pool is
+    /// still backing off after the connects that failed while it was down, when its peer goes down
+    /// in turn. The calls that find the peer gone try the replica that came back, despite its
+    /// backoff, instead of failing with the error of its last failed connect.
+    @Test func aReplicaBackingOffIsTriedOnceItsPeerFailsTheCall() async throws {
+        let port = try await freePort()
+        try await withStarted(TestServer.start()) { first in
+            let urls = "\(first.baseURL), http://127.0.0.1:\(port)"
+            try await withStarted(ConnectClient(configuration: .init(baseURL: urls))) { client in
+                // The second replica is down: every connect to it fails, and its backoff grows.
+                let down = ContinuousClock.now + .seconds(3)
+                while ContinuousClock.now < down {
+                    try await echo(client, times: 1)
+                    try await Task.sleep(for: .milliseconds(10))
+                }
+                try await withStarted(TestServer.start(port: port)) { second in
+                    await first.stop()
+                    try await echo(client, times: 10)
+                    #expect(calls(second) == 10)
+                }
+            }
+        }
+    }
+
     @Test func everyAddressOfAHostNameIsAReplicaAndTheNameIsResolvedAgain() async throws {
         try await withStarted(TestServer.start(host: "127.0.0.2")) { a in
             try await withStarted(TestServer.start(host: "127.0.0.3", port: a.port)) { b in

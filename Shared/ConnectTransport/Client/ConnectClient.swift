@@ -178,6 +178,12 @@ public final class ConnectClient: Sendable {
         // Endpoints this call could not reach: skipped from then on (a refusal elsewhere may bring
         // the call round again), and the call fails only when none is left.
         var unreachable = Set<Int>()
+        // Whether a replica failed this call for real (a connect that failed, a refusal). Replicas
+        // backing off come last; once one that was tried has failed, they are tried too despite
+        // their backoff: in a rolling restart the one backing off is often back already, while the
+        // one that just failed is the next to restart. Backing-off replicas are thus tried no more
+        // often than the failing ones, whose own backoff paces them.
+        var aReplicaFailed = false
         while true {
             attempt += 1
             if Task.isCancelled { throw RPCError(.canceled, "the call was canceled") }
@@ -189,11 +195,13 @@ public final class ConnectClient: Sendable {
             headers[1] = HTTPField(name: ":scheme", value: pool.scheme)
             headers[2] = HTTPField(name: ":authority", value: pool.authority)
             let connection: HTTP2ClientConnection
+            let skippedForBackoff = !aReplicaFailed && pool.isBackingOff
             do {
-                connection = try await pool.connection(deadline: deadline)
+                connection = try await pool.connection(deadline: deadline, ignoringBackoff: aReplicaFailed)
             } catch {
                 // Not reachable: the call was not sent, so another replica may take it.
                 unreachable.insert(index % pools.count)
+                if !skippedForBackoff { aReplicaFailed = true }
                 if error.code == .deadlineExceeded, pools.count > 1 { pool.markUnresponsive() }
                 guard error.code == .unavailable, unreachable.count < pools.count else { throw error }
                 index += 1
@@ -210,6 +218,7 @@ public final class ConnectClient: Sendable {
             case .refused:
                 // The server did not start this call; it is safe to send it again on a fresh connection.
                 pool.discard(connection)
+                aReplicaFailed = true
                 index += 1
                 if attempt >= configuration.maxAttempts {
                     throw RPCError(.unavailable, "the server refused the call \(attempt) times (it may be shutting down)")

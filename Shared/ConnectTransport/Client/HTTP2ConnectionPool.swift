@@ -39,14 +39,16 @@ final class HTTP2ConnectionPool: Sendable {
     }
 
     /// A connection to send on, opening one if needed; waiting for it counts against `deadline`.
-    func connection(deadline: NIODeadline?) async throws(RPCError) -> HTTP2ClientConnection {
+    /// While backing off it fails at once, unless `ignoringBackoff`: then it tries to connect anyway
+    /// (the caller's last resort, every other replica having just failed it).
+    func connection(deadline: NIODeadline?, ignoringBackoff: Bool = false) async throws(RPCError) -> HTTP2ClientConnection {
         let next: Result<EventLoopFuture<HTTP2ClientConnection>, RPCError> = state.withLockedValue { state in
             switch state.phase {
             case .ready(let connection):
                 return .success(connection.channel.eventLoop.makeSucceededFuture(connection))
             case .connecting(let future):
                 return .success(future)
-            case .backingOff(let until, let error) where NIODeadline.now() < until:
+            case .backingOff(let until, let error) where NIODeadline.now() < until && !ignoringBackoff:
                 return .failure(error)
             case .closed:
                 return .failure(RPCError(.unavailable, "the client is closed"))
