@@ -41,24 +41,93 @@ public enum TraceExport {
                 handler.logLevel = .warning
                 return SpanLossCountingHandler(forwardingTo: handler, counter: dropped)
             })
-        // parentbased_traceidratio: this process draws its roots (RootSamplingTracer) and
-        // swift-otel, which reads the sampler from the environment, samples every root it is given.
-        let rootRatio = TraceSampling.rootRatio(
-            sampler: environment["OTEL_TRACES_SAMPLER"], argument: environment["OTEL_TRACES_SAMPLER_ARG"])
-        if rootRatio != nil { setenv("OTEL_TRACES_SAMPLER", "parentbased_always_on", 1) }
+        let settings = OTelEnvironment(environment)
+        for (name, value) in settings.overrides {
+            if let value { setenv(name, value, 1) } else { unsetenv(name) }
+        }
+        let logger = Logger(label: serviceName)
+        for warning in settings.warnings { logger.warning("\(warning)") }
         let backend = try OTel.makeTracingBackend(configuration: configuration)
-        if let rootRatio {
+        if let rootRatio = settings.rootRatio {
             InstrumentationSystem.bootstrap(RootSamplingTracer(base: backend.factory, ratio: rootRatio))
         } else {
             InstrumentationSystem.bootstrap(backend.factory)
         }
-        Logger(label: serviceName).info(
+        logger.info(
             "exporting traces over OTLP",
             metadata: [
                 "endpoint": "\(environment["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"] ?? environment["OTEL_EXPORTER_OTLP_ENDPOINT"] ?? "")",
-                "sampler": "\(environment["OTEL_TRACES_SAMPLER"] ?? "parentbased_always_on") \(environment["OTEL_TRACES_SAMPLER_ARG"] ?? "")"
+                "sampler": "\(settings.sampler)"
             ])
         return backend.service
+    }
+}
+
+/// The standard `OTEL_*` variables as swift-otel is to read them. It stops the process
+/// (`fatalError`) on values it knows but does not implement, among them the spec's own default
+/// propagators, `tracecontext,baggage`; such values are left out here with a warning instead, as
+/// the spec asks of values an SDK does not support. And `parentbased_traceidratio` is drawn by
+/// this process (`RootSamplingTracer`), so swift-otel is told to sample every root it is given.
+struct OTelEnvironment: Equatable {
+    /// The root ratio this process draws, when `parentbased_traceidratio` asks for one.
+    var rootRatio: Double?
+    /// Variables to set (or, when nil, unset) before swift-otel reads the environment.
+    var overrides: [String: String?] = [:]
+    /// What was left out and why, for the log.
+    var warnings: [String] = []
+    /// The sampler in effect, for the log.
+    var sampler = "parentbased_always_on"
+
+    static let propagatorsSupported = ["tracecontext", "none"]
+    static let propagatorsNotImplemented = ["baggage", "b3", "b3multi", "jaeger", "xray", "ottrace"]
+    static let samplersNotImplemented = ["jaeger_remote", "parentbased_jaeger_remote", "xray"]
+
+    init(_ environment: [String: String]) {
+        func value(_ name: String) -> String? {
+            environment[name].map { $0.trimmingCharacters(in: .whitespaces) }.flatMap { $0.isEmpty ? nil : $0 }
+        }
+
+        if let list = value("OTEL_PROPAGATORS") {
+            var kept: [String] = []
+            for name in list.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces).lowercased() }) where !name.isEmpty {
+                if Self.propagatorsSupported.contains(name) {
+                    kept.append(name)
+                } else if Self.propagatorsNotImplemented.contains(name) {
+                    warnings.append(
+                        "OTEL_PROPAGATORS: \(name) is not implemented here and is ignored; calls carry W3C trace context (tracecontext) only")
+                } else {
+                    warnings.append("OTEL_PROPAGATORS: \(name) is not a propagator and is ignored (use tracecontext, or none)")
+                }
+            }
+            let written = kept.joined(separator: ",")
+            if written != list { overrides["OTEL_PROPAGATORS"] = kept.isEmpty ? String?.none : written }
+        }
+
+        let requestedSampler = value("OTEL_TRACES_SAMPLER")?.lowercased()
+        if let requestedSampler, Self.samplersNotImplemented.contains(requestedSampler) {
+            warnings.append(
+                "OTEL_TRACES_SAMPLER: \(requestedSampler) is not implemented here and is ignored; every trace a caller sampled or this process starts is recorded"
+            )
+            overrides["OTEL_TRACES_SAMPLER"] = String?.none
+        } else if let ratio = TraceSampling.rootRatio(sampler: requestedSampler, argument: value("OTEL_TRACES_SAMPLER_ARG")) {
+            if let argument = value("OTEL_TRACES_SAMPLER_ARG"), Double(argument) != ratio {
+                warnings.append(
+                    "OTEL_TRACES_SAMPLER_ARG: \(argument) is not a ratio from 0 to 1 and is ignored; every trace this process starts is recorded")
+            }
+            rootRatio = ratio
+            sampler = "parentbased_traceidratio \(ratio)"
+            overrides["OTEL_TRACES_SAMPLER"] = "parentbased_always_on"
+        } else if let requestedSampler {
+            sampler = requestedSampler
+            // The spec's values are case-insensitive; swift-otel's are not.
+            if value("OTEL_TRACES_SAMPLER") != requestedSampler { overrides["OTEL_TRACES_SAMPLER"] = requestedSampler }
+        }
+
+        let protocolName = value("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") != nil ? "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL" : "OTEL_EXPORTER_OTLP_PROTOCOL"
+        if value(protocolName)?.lowercased() == "grpc" {
+            warnings.append("\(protocolName): grpc is not built in and is ignored; spans go over http/protobuf, which a collector takes on port 4318")
+            overrides["OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"] = "http/protobuf"
+        }
     }
 }
 
