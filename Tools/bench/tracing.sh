@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Tracing's cost (release builds): Health/Check and GetBillingStatus on marketplace-link with
-# tracing off, sampled at 1% and at 100%, exporting over OTLP/HTTP to a receiver that takes every
-# export (Tests/Fixtures/otlp_receiver.py --discard). Three marketplace-link processes, one per
-# mode, each on its own copy of the same data, run side by side; each round measures off and one
-# traced mode one after another within seconds (in a rotating order), so what the shared machine
-# does to one falls on the other too, and each round's ratio is taken against the same round's
-# "off". 1% first, then 100% (rounds/5 rounds, at least 3), whose exports outlast its calls.
+# tracing off, sampled at 0%, 1% and 100%, exporting over OTLP/HTTP to a receiver that takes every
+# export (Tests/Fixtures/otlp_receiver.py --discard). Four marketplace-link processes, one per
+# mode, each on its own copy of the same data, run side by side; each round measures off and the
+# traced modes of its phase one after another within seconds (in a rotating order), so what the
+# shared machine does to one falls on the others too, and each round's ratio is taken against the
+# same round's "off". 0% and 1% first, then 100% (rounds/5 rounds, at least 3), whose exports outlast its
+# calls. 0% is parentbased_traceidratio at 0: every call goes through the root sampler and keeps
+# ids, nothing is recorded; it tells this code's cost from that of the spans swift-otel records.
 # Besides throughput, each mode's CPU time per call (the process's user + system time over the
 # calls answered), which a busy neighbour disturbs less. Target: at 1%, within 5% of off.
 # The whole system runs (the simulator, identity, organization); the link is made through the
@@ -35,14 +37,15 @@ start_linked_system
 journey_link=$(jobs -p | tail -1)
 kill "$journey_link"; wait "$journey_link" 2>/dev/null || true
 
-modes=(off 1% 100%)
+modes=(off 0% 1% 100%)
 declare -A port pid
-# Runs marketplace-link with tracing as mode $1 says (off, 1%, 100%) on port $2, on a copy of the data.
+# Runs marketplace-link with tracing as mode $1 says (off, 0%, 1%, 100%) on port $2, on a copy of the data.
 start_link() {
   local tracing=()
   case $1 in
     off) ;;
-    1%) tracing=(OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:$receiver OTEL_TRACES_SAMPLER=parentbased_traceidratio OTEL_TRACES_SAMPLER_ARG=0.01) ;;
+    0%|1%) tracing=(OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:$receiver OTEL_TRACES_SAMPLER=parentbased_traceidratio
+                    OTEL_TRACES_SAMPLER_ARG=$([ "$1" = 0% ] && echo 0 || echo 0.01)) ;;
     100%) tracing=(OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:$receiver OTEL_TRACES_SAMPLER=parentbased_always_on) ;;
   esac
   cp -r "$work/link" "$work/link-$2"
@@ -56,6 +59,7 @@ start_link() {
 start_link off 17133
 start_link 1% 17134
 start_link 100% 17135
+start_link 0% 17136
 for mode in "${modes[@]}"; do wait_ready "${port[$mode]}"; done
 
 # CPU time (user + system) the process $1 has used, in clock ticks.
@@ -116,11 +120,12 @@ run_rounds() {
 # off and 1% are done: its exports would otherwise land on their calls. Each phase has its own
 # rounds of off, for the ratios of the same round.
 rounds_100=$(( rounds / 5 > 3 ? rounds / 5 : 3 ))
-echo "== Health/Check and GetBillingStatus, tracing off / 1%: h2load $settings, $rounds rounds, side by side"
+echo "== Health/Check and GetBillingStatus, tracing off / 0% / 1%: h2load $settings, $rounds rounds, side by side"
 warm_up off
+warm_up 0%
 warm_up 1%
 sleep 2
-run_rounds 1 "$rounds" off 1%
+run_rounds 1 "$rounds" off 0% 1%
 echo "== tracing off / 100%: $rounds_100 rounds"
 warm_up 100%
 sleep 2
@@ -142,7 +147,7 @@ for index, method in enumerate(["Health/Check", "GetBillingStatus"]):
     off = statistics.median(r["off"][index][0] for r in by_round.values())
     off_cpu = statistics.median(r["off"][index][1] for r in by_round.values()) * 1e6 / ticks_per_second / requests
     print(f"{method}: off median {off:.0f} req/s, {off_cpu:.1f} us of CPU per call")
-    for mode in ["1%", "100%"]:
+    for mode in ["0%", "1%", "100%"]:
         paired = [r for r in by_round.values() if mode in r]
         # Each round's ratio against the same round's "off": the drift between rounds cancels.
         ratios = [r[mode][index][0] / r["off"][index][0] for r in paired]
