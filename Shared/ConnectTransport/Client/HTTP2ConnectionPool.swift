@@ -6,7 +6,8 @@ import NIOSSL
 import RPCCore
 
 /// Keeps one HTTP/2 connection to an upstream: opens it on first use, replaces it after GOAWAY or
-/// close, and after a failed connect refuses calls fast until a growing, jittered backoff has passed.
+/// close, and after a failed connect refuses calls fast until a growing, jittered backoff has passed
+/// (unless a call whose other replicas all failed it asks to try anyway).
 /// An upstream that let a call reach its deadline unanswered is remembered as unresponsive for a
 /// while, so that calls try its other replicas first (a stopped or stalled process keeps its
 /// connections open and answers nothing).
