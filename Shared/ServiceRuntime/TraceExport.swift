@@ -103,14 +103,16 @@ struct OTelEnvironment: Equatable {
             if written != list { overrides["OTEL_PROPAGATORS"] = kept.isEmpty ? String?.none : written }
         }
 
-        let requestedSampler = value("OTEL_TRACES_SAMPLER")?.lowercased()
+        let writtenSampler = value("OTEL_TRACES_SAMPLER")
+        let requestedSampler = writtenSampler?.lowercased()
+        let argument = value("OTEL_TRACES_SAMPLER_ARG")
         if let requestedSampler, Self.samplersNotImplemented.contains(requestedSampler) {
             warnings.append(
                 "OTEL_TRACES_SAMPLER: \(requestedSampler) is not implemented here and is ignored; every trace a caller sampled or this process starts is recorded"
             )
             overrides["OTEL_TRACES_SAMPLER"] = String?.none
-        } else if let ratio = TraceSampling.rootRatio(sampler: requestedSampler, argument: value("OTEL_TRACES_SAMPLER_ARG")) {
-            if let argument = value("OTEL_TRACES_SAMPLER_ARG"), Double(argument) != ratio {
+        } else if let ratio = TraceSampling.rootRatio(sampler: requestedSampler, argument: argument) {
+            if let argument, Double(argument) != ratio {
                 warnings.append(
                     "OTEL_TRACES_SAMPLER_ARG: \(argument) is not a ratio from 0 to 1 and is ignored; every trace this process starts is recorded")
             }
@@ -120,7 +122,7 @@ struct OTelEnvironment: Equatable {
         } else if let requestedSampler {
             sampler = requestedSampler
             // The spec's values are case-insensitive; swift-otel's are not.
-            if value("OTEL_TRACES_SAMPLER") != requestedSampler { overrides["OTEL_TRACES_SAMPLER"] = requestedSampler }
+            if writtenSampler != requestedSampler { overrides["OTEL_TRACES_SAMPLER"] = requestedSampler }
         }
 
         let protocolName = value("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") != nil ? "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL" : "OTEL_EXPORTER_OTLP_PROTOCOL"

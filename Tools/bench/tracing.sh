@@ -5,9 +5,10 @@
 # mode, each on its own copy of the same data, run side by side; each round measures off and the
 # traced modes of its phase one after another within seconds (in a rotating order), so what the
 # shared machine does to one falls on the others too, and each round's ratio is taken against the
-# same round's "off". 0% and 1% first, then 100% (rounds/5 rounds, at least 3), whose exports outlast its
-# calls. 0% is parentbased_traceidratio at 0: every call goes through the root sampler and keeps
-# ids, nothing is recorded; it tells this code's cost from that of the spans swift-otel records.
+# same round's "off". 0% and 1% first, then 100% (rounds/5 rounds, at least 3), whose exports
+# outlast its calls. 0% is parentbased_traceidratio at 0: every call goes through the root sampler
+# and keeps ids, nothing is recorded; it tells this code's cost from that of the spans swift-otel
+# records.
 # Besides throughput, each mode's CPU time per call (the process's user + system time over the
 # calls answered), which a busy neighbour disturbs less. Target: at 1%, within 5% of off.
 # The whole system runs (the simulator, identity, organization); the link is made through the

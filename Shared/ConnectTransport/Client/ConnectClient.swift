@@ -195,7 +195,8 @@ public final class ConnectClient: Sendable {
             headers[1] = HTTPField(name: ":scheme", value: pool.scheme)
             headers[2] = HTTPField(name: ":authority", value: pool.authority)
             let connection: HTTP2ClientConnection
-            let skippedForBackoff = !aReplicaFailed && pool.isBackingOff
+            // (One replica: nothing else to try, so no need to ask.)
+            let skippedForBackoff = pools.count > 1 && !aReplicaFailed && pool.isBackingOff
             do {
                 connection = try await pool.connection(deadline: deadline, ignoringBackoff: aReplicaFailed)
             } catch {
