@@ -66,7 +66,7 @@ public final class ChildProcess: @unchecked Sendable {
         process.environment = env
         process.standardOutput = log
         process.standardError = log
-        try process.run()
+        try ProcessLaunch.exclusively { try process.run() }
         LiveChildren.shared.add(process.processIdentifier)
         let deadline = ContinuousClock.now + readyWithin
         while ContinuousClock.now < deadline {

@@ -11,47 +11,50 @@ public struct CommandResult: Sendable {
 /// Runs third-party programs (curl, nghttp, h2load, python3) with a time limit.
 public enum ExternalCommand {
     /// Runs `arguments[0]` found on PATH; kills it after `timeout`.
+    ///
+    /// Its input and output are files, read once it has exited: nothing waits for a pipe's end.
     public static func run(
         _ arguments: [String], stdin: Data? = nil, timeout: Duration = .seconds(60),
         environment: [String: String] = [:]
     ) async throws -> CommandResult {
+        let files = NSTemporaryDirectory() + "command-\(UUID().uuidString)"
+        let inputPath = files + ".in", outputPath = files + ".out", errorPath = files + ".err"
+        defer { for path in [inputPath, outputPath, errorPath] { try? FileManager.default.removeItem(atPath: path) } }
+        for (path, contents) in [(inputPath, stdin ?? Data()), (outputPath, Data()), (errorPath, Data())] {
+            guard FileManager.default.createFile(atPath: path, contents: contents) else { throw ProcessFailure("cannot create \(path)") }
+        }
+        let input = try FileHandle(forReadingFrom: URL(fileURLWithPath: inputPath))
+        let output = try FileHandle(forWritingTo: URL(fileURLWithPath: outputPath))
+        let error = try FileHandle(forWritingTo: URL(fileURLWithPath: errorPath))
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = arguments
         var env = ProcessInfo.processInfo.environment
         env.merge(environment) { $1 }
         process.environment = env
-        let out = Pipe(), err = Pipe(), input = Pipe()
-        process.standardOutput = out
-        process.standardError = err
         process.standardInput = input
-        try process.run()
-        if let stdin { input.fileHandleForWriting.write(stdin) }
-        try input.fileHandleForWriting.close()
-        // Read both pipes concurrently so a chatty program cannot block on a full pipe. The reads
-        // block, so they run on Dispatch threads: the cooperative pool has only one thread per core.
-        async let outData = readToEnd(out.fileHandleForReading)
-        async let errData = readToEnd(err.fileHandleForReading)
+        process.standardOutput = output
+        process.standardError = error
+        defer { for handle in [input, output, error] { try? handle.close() } }
+        try ProcessLaunch.exclusively { try process.run() }
         let deadline = ContinuousClock.now + timeout
         var timedOut = false
         while process.isRunning {
             if ContinuousClock.now > deadline {
                 timedOut = true
                 process.terminate()
+                // SIGKILL if SIGTERM is not enough within 5 s.
+                let killAt = ContinuousClock.now + .seconds(5)
+                while process.isRunning && ContinuousClock.now < killAt { try? await Task.sleep(for: .milliseconds(10)) }
+                if process.isRunning { kill(process.processIdentifier, SIGKILL) }
                 break
             }
             try await Task.sleep(for: .milliseconds(10))
         }
-        let stdout = String(decoding: await outData, as: UTF8.self)
-        let stderr = String(decoding: await errData, as: UTF8.self)
         process.waitUntilExit()
+        let stdout = String(decoding: FileManager.default.contents(atPath: outputPath) ?? Data(), as: UTF8.self)
+        let stderr = String(decoding: FileManager.default.contents(atPath: errorPath) ?? Data(), as: UTF8.self)
         return CommandResult(status: process.terminationStatus, stdout: stdout, stderr: stderr, timedOut: timedOut)
-    }
-
-    private static func readToEnd(_ handle: FileHandle) async -> Data {
-        await withCheckedContinuation { continuation in
-            DispatchQueue.global().async { continuation.resume(returning: handle.readDataToEndOfFile()) }
-        }
     }
 
     /// True when `name` is on PATH.

@@ -91,7 +91,7 @@ public final class PostgresServer: TestFixture {
         process.standardInput = FileHandle.nullDevice
         process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: output))
         process.standardError = process.standardOutput
-        try process.run()
+        try ProcessLaunch.exclusively { try process.run() }
         let deadline = ContinuousClock.now + timeout
         while process.isRunning {
             guard ContinuousClock.now < deadline else {

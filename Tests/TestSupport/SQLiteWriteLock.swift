@@ -5,20 +5,27 @@ import Foundation
 /// timeout and fail. How tests make a peer fail mid-call without stopping it.
 public final class SQLiteWriteLock: @unchecked Sendable {
     private let process = Process()
-    private let input = Pipe()
-    private let output = Pipe()
+    private let input: Pipe
+    private let output: Pipe
 
     public init(_ database: String) throws {
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = ["sqlite3", database]
-        process.standardInput = input
-        process.standardOutput = output
-        try process.run()
+        (input, output) = try ProcessLaunch.exclusively { [process] in
+            let input = Pipe(), output = Pipe()
+            process.standardInput = input
+            process.standardOutput = output
+            try process.run()
+            return (input, output)
+        }
         input.fileHandleForWriting.write(Data("BEGIN IMMEDIATE;\nSELECT 'locked';\n".utf8))
         // Wait for the lock to be held before going on.
         var seen = Data()
         while !String(decoding: seen, as: UTF8.self).contains("locked") {
-            seen += output.fileHandleForReading.availableData
+            let more = output.fileHandleForReading.availableData
+            // Empty: sqlite3 ended (its output closed) without taking the lock.
+            guard !more.isEmpty else { throw ProcessFailure("sqlite3 did not lock \(database): \(String(decoding: seen, as: UTF8.self))") }
+            seen += more
         }
     }
 
