@@ -10,7 +10,9 @@ python_modules=()
 if [ "$mode" = test ]; then
   # chromium and chromium-driver: the console's browser tests (driven by Selenium).
   # postgresql: the PostgreSQL backend's tests start their own server (Tests/TestSupport/PostgresServer.swift).
-  apt_packages+=(nghttp2-client nghttp2-server curl openssl gzip sqlite3 python3 python3-pip chromium chromium-driver postgresql)
+  # gdb and procps: test-all.sh prints a hung pass's threads (gdb) and finds its processes (pgrep, pkill).
+  apt_packages+=(nghttp2-client nghttp2-server curl openssl gzip sqlite3 python3 python3-pip chromium chromium-driver postgresql
+                 gdb procps)
   # yaml and check_jsonschema: compose/compose.yaml is read (ComposeTests) and checked against the Compose Specification.
   # opentelemetry.proto: the OTLP receiver the tracing tests export to (Tests/Fixtures/otlp_receiver.py).
   python_modules+=("h2:h2" "httpx:httpx[http2]" "boto3:boto3" "aiosmtpd:aiosmtpd" "cryptography:cryptography" "selenium:selenium"

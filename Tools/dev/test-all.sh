@@ -19,32 +19,56 @@ compose/check-runtime.sh .build/compose-bin
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
-swift test --skip-build --filter ExecutableTests 2>&1 | tee -a "$log" || status=1
-swift test --skip-build --filter HostileClientTests 2>&1 | tee -a "$log" || status=1
+# Each pass runs in a session of its own. One still running after pass_limit seconds (the longest
+# takes about 3 minutes) is hung: the test process's threads are printed (gdb), then every process
+# of the pass is killed, and that pass fails while the others still run.
+pass_limit=${PASS_LIMIT_SECONDS:-900}
+session=""
+trap '[ -z "$session" ] || pkill -KILL -s "$session" || true; exit 130' INT TERM
+run_pass() {
+  local started=$SECONDS
+  setsid bash -o pipefail -c 'swift test --skip-build "$@" 2>&1 | tee -a "$0"' "$log" "$@" &
+  session=$!
+  while kill -0 "$session" 2>/dev/null; do
+    if ((SECONDS - started > pass_limit)); then
+      echo "HUNG: 'swift test $*' still running after ${pass_limit} s; its test process's threads follow, then it is killed"
+      for pid in $(pgrep -s "$session" -f '\.xctest' || true); do
+        timeout 120 gdb -p "$pid" -batch -ex 'thread apply all bt' 2>&1 | grep -E '^(Thread|#)' | head -n 600 || true
+      done
+      pkill -KILL -s "$session" || true
+      echo "✘ Test pass 'swift test $*' failed after ${pass_limit} seconds: killed as hung" | tee -a "$log"
+      break
+    fi
+    sleep 1
+  done
+  wait "$session" || status=1
+  session=""
+}
+run_pass --filter ExecutableTests
+run_pass --filter HostileClientTests
 # The console in headless Chromium: five processes and a browser, on their own.
-swift test --skip-build --filter ConsoleBrowserTests 2>&1 | tee -a "$log" || status=1
+run_pass --filter ConsoleBrowserTests
 # Tracing: the journey exported to an OTLP receiver, and call latencies while the collector stalls.
-swift test --skip-build --filter TracingTests 2>&1 | tee -a "$log" || status=1
+run_pass --filter TracingTests
 # compose/compose.yaml's default profile run as written, with the journey in Chromium.
-swift test --skip-build --filter ComposeTests 2>&1 | tee -a "$log" || status=1
+run_pass --filter ComposeTests
 # identity's reset-timing comparison measures latency; scrypt in the services' pass skews it.
-swift test --skip-build --filter passwordResetRequestsTakeTheSameTime 2>&1 | tee -a "$log" || status=1
+run_pass --filter passwordResetRequestsTakeTheSameTime
 # The AWS stand-in's suite (processes, boto3) apart from the engine's timing-sensitive tests.
-swift test --skip-build --filter SimulatorTests 2>&1 | tee -a "$log" || status=1
+run_pass --filter SimulatorTests
 # Two replicas of each service on PostgreSQL servers of their own: many processes, on their own.
-swift test --skip-build --filter "ReplicatedOrganizationTests|ReplicatedMarketplaceLinkTests|ReplicatedIdentityTests|RollingRestartTests" 2>&1 \
-  | tee -a "$log" || status=1
+run_pass --filter "ReplicatedOrganizationTests|ReplicatedMarketplaceLinkTests|ReplicatedIdentityTests|RollingRestartTests"
 # The load and fault suite's minute on each backend (Tools/load): every process, faults, invariants.
-swift test --skip-build --filter LoadSuiteTests 2>&1 | tee -a "$log" || status=1
+run_pass --filter LoadSuiteTests
 alone="LoadSuiteTests|ExecutableTests|HostileClientTests|ConsoleBrowserTests|TracingTests|ComposeTests|passwordResetRequestsTakeTheSameTime|SimulatorTests"
 alone+="|ReplicatedOrganizationTests|ReplicatedMarketplaceLinkTests|ReplicatedIdentityTests|RollingRestartTests"
 services="IdentityServiceTests|OrganizationServiceTests|MarketplaceLinkServiceTests|IdentityProcessTests|OrganizationProcessTests|JourneyProcessTests|ConsoleProcessTests"
-swift test --skip-build --skip "$alone" --skip "$services" 2>&1 | tee -a "$log" || status=1
+run_pass --skip "$alone" --skip "$services"
 # One service's suites at a time: each runs its cases on both backends at once, and several
 # at once (scrypt, SMTP servers, PostgreSQL servers, processes) would starve the timing in them.
 for suites in "IdentityServiceTests|IdentityProcessTests" "OrganizationServiceTests|OrganizationProcessTests" \
   "MarketplaceLinkServiceTests|JourneyProcessTests|ConsoleProcessTests"; do
-  swift test --skip-build --filter "$suites" --skip "$alone" 2>&1 | tee -a "$log" || status=1
+  run_pass --filter "$suites" --skip "$alone"
 done
 passed=$(grep -cE '^✔ Test .* passed after' "$log" || true)
 failed=$(grep -cE '^✘ Test .* failed after' "$log" || true)
