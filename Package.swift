@@ -28,9 +28,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
         .package(url: "https://github.com/hummingbird-project/swift-mustache.git", from: "2.1.1"),
-        .package(url: "https://github.com/apple/swift-distributed-tracing.git", from: "1.3.0"),
-        // OTLP over HTTP only: the gRPC exporter would bring grpc-swift for nothing we use.
-        .package(url: "https://github.com/swift-otel/swift-otel.git", from: "1.6.0", traits: ["OTLPHTTP"])
+        .package(url: "https://github.com/apple/swift-distributed-tracing.git", from: "1.3.0")
     ],
     targets: [
         // MARK: HTTP/2 engine: the only place that touches libnghttp2's C API.
@@ -129,7 +127,7 @@ let package = Package(
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Tracing", package: "swift-distributed-tracing"),
-                .product(name: "OTel", package: "swift-otel")
+                .product(name: "AsyncHTTPClient", package: "async-http-client")
             ],
             path: "Shared/ServiceRuntime"
         ),
@@ -263,7 +261,7 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"), "ConnectTransport", "RPCCore", "Contracts", "TestSupport",
                 .product(name: "Logging", package: "swift-log"), .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"), .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
-                .product(name: "Tracing", package: "swift-distributed-tracing"), .product(name: "OTel", package: "swift-otel")
+                .product(name: "Tracing", package: "swift-distributed-tracing")
             ],
             path: "Tests/ConnectTransportTests"
         ),
@@ -319,7 +317,8 @@ let package = Package(
             dependencies: [
                 "RPCCore", .product(name: "GRDB", package: "GRDB.swift"), "ServiceRuntime", "ConnectTransport", "Contracts", "TestSupport",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"), .product(name: "Logging", package: "swift-log"),
-                .product(name: "PostgresNIO", package: "postgres-nio")
+                .product(name: "PostgresNIO", package: "postgres-nio"), .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Tracing", package: "swift-distributed-tracing")
             ],
             path: "Tests/ServiceRuntimeTests"
         ),

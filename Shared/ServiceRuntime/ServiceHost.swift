@@ -4,7 +4,6 @@ import GRDB
 import Logging
 import NIOCore
 import NIOPosix
-import OTel
 import Prometheus
 import RPCCore
 import ServiceLifecycle
@@ -281,6 +280,6 @@ public enum ServiceMain {
                 var handler = StreamLogHandler.standardError(label: label, metadataProvider: metadataProvider)
                 handler.logLevel = level
                 return handler
-            }, metadataProvider: .multiplex([OTel.makeLoggingMetadataProvider(), TraceSampling.loggingMetadata]))
+            }, metadataProvider: TraceSampling.loggingMetadata)
     }
 }

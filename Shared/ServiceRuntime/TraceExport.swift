@@ -1,7 +1,6 @@
 import ConnectTransport
 import Foundation
 import Logging
-import OTel
 import Prometheus
 import ServiceLifecycle
 import Tracing
@@ -21,70 +20,92 @@ public enum TraceExport {
     }
 
     /// When configured, bootstraps the process's tracer and returns its exporter, to run beside
-    /// the service and stop after it (flushing what is queued); nil when tracing is off. Call once,
+    /// the service and stop after it (sending what is queued); nil when tracing is off. Call once,
     /// at start, after `ServiceMain.bootstrapLogging` and before the service's endpoints are made
-    /// (each looks the tracer up once).
+    /// (each looks the tracer up once). Throws when the endpoint is not an http(s) URL.
     public static func bootstrap(
         serviceName: String, metrics: PrometheusCollectorRegistry?,
         environment: [String: String] = ProcessInfo.processInfo.environment
     ) throws -> (any Service)? {
         guard isConfigured(environment) else { return nil }
-
-        let dropped = SpanLossCounter(metrics: metrics)
-        var configuration = OTel.Configuration.default
-        configuration.serviceName = serviceName  // OTEL_SERVICE_NAME overrides it
-        configuration.metrics.enabled = false
-        configuration.logs.enabled = false
-        configuration.diagnosticLogger = .custom(
-            Logger(label: "otel") { label in
-                var handler = StreamLogHandler.standardError(label: label)
-                handler.logLevel = .warning
-                return SpanLossCountingHandler(forwardingTo: handler, counter: dropped)
-            })
-        let settings = OTelEnvironment(environment)
-        for (name, value) in settings.overrides {
-            if let value { setenv(name, value, 1) } else { unsetenv(name) }
-        }
+        let settings = try OTelEnvironment(environment, defaultServiceName: serviceName)
         let logger = Logger(label: serviceName)
         for warning in settings.warnings { logger.warning("\(warning)") }
-        let backend = try OTel.makeTracingBackend(configuration: configuration)
-        if let rootRatio = settings.rootRatio {
-            InstrumentationSystem.bootstrap(RootSamplingTracer(base: backend.factory, ratio: rootRatio))
-        } else {
-            InstrumentationSystem.bootstrap(backend.factory)
-        }
+        let exporter = OTLPSpanExporter(settings: settings, lost: SpanLossCounter(metrics: metrics), logger: logger)
+        InstrumentationSystem.bootstrap(ProcessTracer(sampler: settings.sampler, propagates: settings.propagates, sink: exporter.queue))
         logger.info(
             "exporting traces over OTLP",
-            metadata: [
-                "endpoint": "\(environment["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"] ?? environment["OTEL_EXPORTER_OTLP_ENDPOINT"] ?? "")",
-                "sampler": "\(settings.sampler)"
-            ])
-        return backend.service
+            metadata: ["endpoint": "\(settings.endpoint)", "sampler": "\(settings.sampler.description)"])
+        return exporter
     }
 }
 
-/// The standard `OTEL_*` variables as swift-otel is to read them. It stops the process
-/// (`fatalError`) on values it knows but does not implement, among them the spec's own default
-/// propagators, `tracecontext,baggage`; such values are left out here with a warning instead, as
-/// the spec asks of values an SDK does not support. And `parentbased_traceidratio` is drawn by
-/// this process (`RootSamplingTracer`), so swift-otel is told to sample every root it is given.
-struct OTelEnvironment: Equatable {
-    /// The root ratio this process draws, when `parentbased_traceidratio` asks for one.
-    var rootRatio: Double?
-    /// Variables to set (or, when nil, unset) before swift-otel reads the environment.
-    var overrides: [String: String?] = [:]
+/// The standard `OTEL_*` variables for traces, read as the OpenTelemetry specification says.
+/// Values it names that are not implemented here (the `baggage` propagator of its default
+/// `tracecontext,baggage`, `b3`, the `jaeger_remote` sampler, export over gRPC, ...) are left out,
+/// each with a warning, as it asks of an SDK that does not support them.
+struct OTelEnvironment {
+    /// Where batches are posted: `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` as written, or
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT` followed by `/v1/traces`.
+    var endpoint: String
+    /// `OTEL_EXPORTER_OTLP_HEADERS` (or `..._TRACES_HEADERS`): sent with every export, never logged.
+    var headers: [(name: String, value: String)] = []
+    var sampler = TraceSampler.parentBasedAlwaysOn
+    /// False for `OTEL_PROPAGATORS=none`.
+    var propagates = true
+    /// The resource every span is exported under: `service.name` and `OTEL_RESOURCE_ATTRIBUTES`.
+    var resource: [(key: String, value: String)] = []
+    var queueSize = 2048
+    var batchSize = 512
+    var scheduleDelay = Duration.milliseconds(5000)
+    var exportTimeout = Duration.milliseconds(10000)
     /// What was left out and why, for the log.
     var warnings: [String] = []
-    /// The sampler in effect, for the log.
-    var sampler = "parentbased_always_on"
 
     static let propagatorsSupported = ["tracecontext", "none"]
     static let propagatorsNotImplemented = ["baggage", "b3", "b3multi", "jaeger", "xray", "ottrace"]
-    static let samplersNotImplemented = ["jaeger_remote", "parentbased_jaeger_remote", "xray"]
 
-    init(_ environment: [String: String]) {
+    struct InvalidEndpoint: Error, CustomStringConvertible {
+        var name: String
+        var description: String { "\(name) is not an http:// or https:// URL with a host" }
+    }
+
+    init(_ environment: [String: String], defaultServiceName: String = "unknown_service") throws {
         func value(_ name: String) -> String? {
             environment[name].map { $0.trimmingCharacters(in: .whitespaces) }.flatMap { $0.isEmpty ? nil : $0 }
+        }
+        /// The traces-only variable when set, else the shared one; with the name it came from.
+        func tracesValue(_ suffix: String) -> (name: String, value: String)? {
+            for name in ["OTEL_EXPORTER_OTLP_TRACES_\(suffix)", "OTEL_EXPORTER_OTLP_\(suffix)"] {
+                if let text = value(name) { return (name, text) }
+            }
+            return nil
+        }
+        func positiveInteger(_ name: String) -> Int? {
+            guard let text = value(name) else { return nil }
+            guard let number = Int(text), number > 0 else {
+                warnings.append("\(name): \(text) is not a positive whole number and is ignored")
+                return nil
+            }
+            return number
+        }
+
+        if let traces = value("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") {
+            endpoint = try Self.checkedURL(traces, name: "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+        } else {
+            let base = try Self.checkedURL(value("OTEL_EXPORTER_OTLP_ENDPOINT") ?? "", name: "OTEL_EXPORTER_OTLP_ENDPOINT")
+            endpoint = (base.hasSuffix("/") ? String(base.dropLast()) : base) + "/v1/traces"
+        }
+
+        if let (name, list) = tracesValue("HEADERS") {
+            for entry in list.split(separator: ",") {
+                let pair = entry.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces).removingPercentEncoding }
+                guard pair.count == 2, let header = pair[0], let text = pair[1], !header.isEmpty else {
+                    warnings.append("\(name): an entry is not key=value and is ignored")
+                    continue
+                }
+                headers.append((header.lowercased(), text))
+            }
         }
 
         if let list = value("OTEL_PROPAGATORS") {
@@ -99,37 +120,57 @@ struct OTelEnvironment: Equatable {
                     warnings.append("OTEL_PROPAGATORS: \(name) is not a propagator and is ignored (use tracecontext, or none)")
                 }
             }
-            let written = kept.joined(separator: ",")
-            if written != list { overrides["OTEL_PROPAGATORS"] = kept.isEmpty ? String?.none : written }
+            // Nothing usable left: the default, tracecontext.
+            propagates = kept.contains("tracecontext") || !kept.contains("none")
         }
 
-        let writtenSampler = value("OTEL_TRACES_SAMPLER")
-        let requestedSampler = writtenSampler?.lowercased()
-        let argument = value("OTEL_TRACES_SAMPLER_ARG")
-        if let requestedSampler, Self.samplersNotImplemented.contains(requestedSampler) {
-            warnings.append(
-                "OTEL_TRACES_SAMPLER: \(requestedSampler) is not implemented here and is ignored; every trace a caller sampled or this process starts is recorded"
-            )
-            overrides["OTEL_TRACES_SAMPLER"] = String?.none
-        } else if let ratio = TraceSampling.rootRatio(sampler: requestedSampler, argument: argument) {
-            if let argument, Double(argument) != ratio {
+        if let name = value("OTEL_TRACES_SAMPLER") {
+            let argument = value("OTEL_TRACES_SAMPLER_ARG")
+            if let requested = TraceSampler(name: name, argument: argument) {
+                sampler = requested
+                if name.lowercased().hasSuffix("traceidratio"), let argument, Double(argument).map({ (0...1).contains($0) }) != true {
+                    warnings.append(
+                        "OTEL_TRACES_SAMPLER_ARG: \(argument) is not a ratio from 0 to 1 and is ignored; the ratio is 1 (every trace)")
+                }
+            } else {
                 warnings.append(
-                    "OTEL_TRACES_SAMPLER_ARG: \(argument) is not a ratio from 0 to 1 and is ignored; every trace this process starts is recorded")
+                    "OTEL_TRACES_SAMPLER: \(name) is not implemented here and is ignored; every trace a caller sampled or this process starts is recorded"
+                )
             }
-            rootRatio = ratio
-            sampler = "parentbased_traceidratio \(ratio)"
-            overrides["OTEL_TRACES_SAMPLER"] = "parentbased_always_on"
-        } else if let requestedSampler {
-            sampler = requestedSampler
-            // The spec's values are case-insensitive; swift-otel's are not.
-            if writtenSampler != requestedSampler { overrides["OTEL_TRACES_SAMPLER"] = requestedSampler }
         }
 
-        let protocolName = value("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") != nil ? "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL" : "OTEL_EXPORTER_OTLP_PROTOCOL"
-        if value(protocolName)?.lowercased() == "grpc" {
-            warnings.append("\(protocolName): grpc is not built in and is ignored; spans go over http/protobuf, which a collector takes on port 4318")
-            overrides["OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"] = "http/protobuf"
+        if let (name, requested) = tracesValue("PROTOCOL"), requested.lowercased() != "http/protobuf" {
+            warnings.append("\(name): \(requested) is not built in and is ignored; spans go over http/protobuf, which a collector takes on port 4318")
         }
+        if let (name, requested) = tracesValue("COMPRESSION"), requested.lowercased() != "none" {
+            warnings.append("\(name): \(requested) is not built in and is ignored; exports are sent uncompressed")
+        }
+
+        if let (name, _) = tracesValue("TIMEOUT"), let milliseconds = positiveInteger(name) { exportTimeout = .milliseconds(milliseconds) }
+        if let delay = positiveInteger("OTEL_BSP_SCHEDULE_DELAY") { scheduleDelay = .milliseconds(delay) }
+        if let limit = positiveInteger("OTEL_BSP_EXPORT_TIMEOUT") { exportTimeout = min(exportTimeout, .milliseconds(limit)) }
+        if let size = positiveInteger("OTEL_BSP_MAX_QUEUE_SIZE") { queueSize = size }
+        if let size = positiveInteger("OTEL_BSP_MAX_EXPORT_BATCH_SIZE") { batchSize = size }
+        batchSize = min(batchSize, queueSize)
+
+        var serviceName: String?
+        for entry in (value("OTEL_RESOURCE_ATTRIBUTES") ?? "").split(separator: ",") {
+            let pair = entry.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces).removingPercentEncoding }
+            guard pair.count == 2, let key = pair[0], let text = pair[1], !key.isEmpty else {
+                warnings.append("OTEL_RESOURCE_ATTRIBUTES: an entry is not key=value and is ignored")
+                continue
+            }
+            if key == "service.name" { serviceName = text } else { resource.append((key, text)) }
+        }
+        resource.insert(("service.name", value("OTEL_SERVICE_NAME") ?? serviceName ?? defaultServiceName), at: 0)
+        resource.append(("telemetry.sdk.language", "swift"))
+    }
+
+    private static func checkedURL(_ text: String, name: String) throws -> String {
+        guard let url = URL(string: text), ["http", "https"].contains(url.scheme?.lowercased() ?? ""), url.host?.isEmpty == false else {
+            throw InvalidEndpoint(name: name)
+        }
+        return text
     }
 }
 
@@ -153,45 +194,4 @@ final class SpanLossCounter: Sendable {
 
     func countQueueFull(_ spans: Int) { queueFull?.increment(by: Int64(spans)) }
     func countExportFailed(_ spans: Int) { exportFailed?.increment(by: Int64(spans)) }
-}
-
-/// The exporter's own log (swift-otel reports lost spans only there): passes every line on and
-/// counts the spans its "dropped" and "failed to export" warnings name.
-struct SpanLossCountingHandler: LogHandler {
-    var forwardingTo: StreamLogHandler
-    let counter: SpanLossCounter
-
-    init(forwardingTo handler: StreamLogHandler, counter: SpanLossCounter) {
-        self.forwardingTo = handler
-        self.counter = counter
-    }
-
-    var metadata: Logger.Metadata {
-        get { forwardingTo.metadata }
-        set { forwardingTo.metadata = newValue }
-    }
-
-    var logLevel: Logger.Level {
-        get { forwardingTo.logLevel }
-        set { forwardingTo.logLevel = newValue }
-    }
-
-    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-        get { forwardingTo[metadataKey: key] }
-        set { forwardingTo[metadataKey: key] = newValue }
-    }
-
-    func log(event: LogEvent) {
-        func number(_ key: String) -> Int? {
-            guard case .string(let text)? = event.metadata?[key] ?? metadata[key] else { return nil }
-            return Int(text)
-        }
-        let message = event.message.description
-        if message.hasPrefix("Spans were dropped"), let count = number("dropped_count") {
-            counter.countQueueFull(count)
-        } else if message.hasPrefix("Failed to export batch"), let count = number("batch_size") {
-            counter.countExportFailed(count)
-        }
-        forwardingTo.log(event: event)
-    }
 }

@@ -145,7 +145,7 @@ import Testing
                     "--port", "0", "--data-dir", NSTemporaryDirectory() + "identity-ratio-\(UUID().uuidString)", "--scrypt-log-n", "10",
                     "--smtp-url", "smtp+plain://127.0.0.1:\(smtp.port)"
                 ]
-                // With the spec's default propagators, whose baggage swift-otel would stop the process for.
+                // With the spec's default propagators, whose baggage is not implemented: a warning, not a stop.
                 let environment = Self.exporting(
                     to: receiver,
                     extra: [

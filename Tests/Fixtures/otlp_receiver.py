@@ -52,9 +52,16 @@ def spans_of(request):
                     "start_ns": span.start_time_unix_nano,
                     "end_ns": span.end_time_unix_nano,
                     "status": span.status.code,
+                    "status_message": span.status.message,
+                    "trace_state": span.trace_state,
                     "attributes": {a.key: value_of(a.value) for a in span.attributes},
                     "events": [e.name for e in span.events],
-                    "links": [{"trace_id": l.trace_id.hex(), "span_id": l.span_id.hex()} for l in span.links],
+                    "event_attributes": [{a.key: value_of(a.value) for a in e.attributes} for e in span.events],
+                    "dropped_events": span.dropped_events_count,
+                    "links": [{"trace_id": l.trace_id.hex(), "span_id": l.span_id.hex(), "trace_state": l.trace_state} for l in span.links],
+                    "dropped_links": span.dropped_links_count,
+                    "resource": resource,
+                    "scope": scope_spans.scope.name,
                 }
 
 
