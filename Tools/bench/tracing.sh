@@ -7,8 +7,8 @@
 # shared machine does to one falls on the others too, and each round's ratio is taken against the
 # same round's "off". 0% and 1% first, then 100% (rounds/5 rounds, at least 3), whose exports
 # outlast its calls. 0% is parentbased_traceidratio at 0: every call goes through the root sampler
-# and keeps ids, nothing is recorded; it tells this code's cost from that of the spans swift-otel
-# records.
+# and keeps ids, nothing is recorded; it tells the cost of tracing every call from that of the
+# spans recorded and exported.
 # Besides throughput, each mode's CPU time per call (the process's user + system time over the
 # calls answered), which a busy neighbour disturbs less. Target: at 1%, within 5% of off.
 # The whole system runs (the simulator, identity, organization); the link is made through the
@@ -116,8 +116,8 @@ run_rounds() {
   done
 }
 
-# Two phases. The 100% process exports for many seconds after its calls (2048 queued spans, 512
-# per export every 5 s, each decoded by the receiver), so it is warmed up and measured only once
+# Two phases. The 100% process exports a batch of 512 spans every few milliseconds while it is
+# busy, and the receiver takes each on the same cores, so it is warmed up and measured only once
 # off and 1% are done: its exports would otherwise land on their calls. Each phase has its own
 # rounds of off, for the ratios of the same round.
 rounds_100=$(( rounds / 5 > 3 ? rounds / 5 : 3 ))
