@@ -50,7 +50,7 @@ public final class ProcessTracer: Tracer {
             return .unrecordedKeepingIDs(root, context: parent)
         case .untracedCall?:
             // A root nobody records gets ids, which stand for this span, so nothing exported names them.
-            let root = UnsampledRoot(draw: draws.next())
+            let root = RootDraw(draw: draws.next())
             guard sampler.samples(traceIDLow: root.traceID.1) else {
                 guard parent.count > 1 else { return .unrecordedKeepingIDs(root, context: TraceSampling.untracedCallRoot) }
                 var context = parent  // with something of the caller's besides
@@ -60,7 +60,7 @@ public final class ProcessTracer: Tracer {
             return .recorded(RecordedSpan(operationName, kind: kind, root: root, context: parent, start: instant().nanosecondsSinceEpoch, sink: sink))
         case nil: break
         }
-        let root = UnsampledRoot(draw: draws.next())
+        let root = RootDraw(draw: draws.next())
         guard sampler.samples(traceIDLow: root.traceID.1) else {
             var context = parent
             context[TraceSampling.self] = .unsampledRoot(root)
@@ -151,7 +151,7 @@ public enum SampledSpan: Span {
     case recorded(RecordedSpan)
     case unrecorded(NoOpTracer.NoOpSpan)
     /// In the trace of an unrecorded root whose ids its context does not hold: here they are.
-    case unrecordedKeepingIDs(UnsampledRoot, context: ServiceContext)
+    case unrecordedKeepingIDs(RootDraw, context: ServiceContext)
 
     public var context: ServiceContext {
         switch self {
@@ -217,7 +217,7 @@ public enum TraceSampling: ServiceContextKey, Sendable, Equatable {
     case untracedCall
     case sampled, unsampled
     /// A trace this process started and records nothing of, with the ids it drew for it.
-    case unsampledRoot(UnsampledRoot)
+    case unsampledRoot(RootDraw)
     /// The same, the ids kept in the span of the call running now (`TraceContext.span`).
     case unsampledCallRoot
 
@@ -230,7 +230,7 @@ public enum TraceSampling: ServiceContextKey, Sendable, Equatable {
 
     /// The ids of the unrecorded root `context`'s trace began with; nil when it is recorded, the
     /// caller's, or (an unrecorded call's context outside its call) out of reach.
-    static func unsampledRoot(of context: ServiceContext?) -> UnsampledRoot? {
+    static func unsampledRoot(of context: ServiceContext?) -> RootDraw? {
         switch context?[TraceSampling.self] {
         case .unsampledRoot(let root)?: return root
         case .unsampledCallRoot?:
@@ -272,7 +272,7 @@ public enum TraceSampling: ServiceContextKey, Sendable, Equatable {
 /// The ids of a root this process starts, derived from its draw (each draw is distinct, and so
 /// are the ids mixed from it) and, when nobody records it, written out only when a log line or an
 /// outgoing call needs them.
-public struct UnsampledRoot: Sendable {
+public struct RootDraw: Sendable {
     let draw: UInt64
 
     var traceID: (UInt64, UInt64) { (CheapRandom.mix(draw ^ 0x5851_F42D_4C95_7F2D), CheapRandom.mix(draw ^ 0x1405_7B7E_F767_814F)) }

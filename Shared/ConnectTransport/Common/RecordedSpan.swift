@@ -49,8 +49,7 @@ public final class RecordedSpan: Span {
     }
 
     /// The root of a trace this process starts, its ids derived from the root's draw.
-    convenience init(_ operationName: String, kind: SpanKind, root: UnsampledRoot, context: ServiceContext, start: UInt64, sink: any FinishedSpanSink)
-    {
+    convenience init(_ operationName: String, kind: SpanKind, root: RootDraw, context: ServiceContext, start: UInt64, sink: any FinishedSpanSink) {
         self.init(
             operationName, kind: kind, identity: TraceIdentity(traceID: root.traceID, spanID: root.spanID), parentSpanID: nil,
             context: context, start: start, sink: sink)
