@@ -67,9 +67,10 @@ final class OTLPSpanExporter: Service {
     private let lost: SpanLossCounter
     private let log: RateLimitedLog
     private let logger: Logger
-    private let http: HTTPClient
+    private let httpConfiguration: HTTPClient.Configuration
+    private let stopping = Atomic(false)
 
-    init(settings: OTelEnvironment, lost: SpanLossCounter, logger: Logger) {
+    init(settings: OTelEnvironment, lost: SpanLossCounter, logger: Logger) throws {
         self.settings = settings
         self.lost = lost
         self.logger = logger
@@ -77,22 +78,29 @@ final class OTLPSpanExporter: Service {
         queue = SpanQueue(capacity: settings.queueSize, batchSize: settings.batchSize, lost: lost)
         var configuration = HTTPClient.Configuration(redirectConfiguration: .disallow)
         configuration.tracing.tracer = nil  // an export is not traced: it would feed itself
-        http = HTTPClient(configuration: configuration)
+        configuration.tlsConfiguration = try settings.tls.makeConfiguration()
+        httpConfiguration = configuration
     }
 
     func run() async throws {
-        await cancelWhenGracefulShutdown {
-            while !Task.isCancelled {
-                await self.queue.batchReady.wait(upTo: self.settings.scheduleDelay)
+        let http = HTTPClient(configuration: httpConfiguration)
+        // A graceful shutdown ends the wait, not an export under way: what the collector is
+        // taking is not lost to an impatient stop.
+        await withGracefulShutdownHandler {
+            while !stopping.load(ordering: .relaxed), !Task.isCancelled {
+                await queue.batchReady.wait(upTo: settings.scheduleDelay)
                 // What is queued now, batch after batch; after a failure, the next round.
-                var batches = (self.queue.count + self.queue.batchSize - 1) / self.queue.batchSize
-                while batches > 0, !Task.isCancelled, await self.send(self.queue.take(upTo: self.queue.batchSize)) { batches -= 1 }
-                self.reportDropped()
+                var batches = (queue.count + queue.batchSize - 1) / queue.batchSize
+                while batches > 0, !stopping.load(ordering: .relaxed), await send(queue.take(upTo: queue.batchSize), with: http) { batches -= 1 }
+                reportDropped()
             }
+        } onGracefulShutdown: {
+            self.stopping.store(true, ordering: .relaxed)
+            self.queue.batchReady.signal()
         }
         // What the service's drain left queued.
         let deadline = ContinuousClock.now + settings.exportTimeout
-        while queue.count > 0, ContinuousClock.now < deadline, await send(queue.take(upTo: queue.batchSize), before: deadline) {}
+        while queue.count > 0, ContinuousClock.now < deadline, await send(queue.take(upTo: queue.batchSize), with: http, before: deadline) {}
         let unsent = queue.take(upTo: .max).count
         if unsent > 0 {
             lost.countExportFailed(unsent)
@@ -109,7 +117,7 @@ final class OTLPSpanExporter: Service {
     }
 
     /// Posts one batch; whether the collector took it.
-    private func send(_ batch: [FinishedSpan], before deadline: ContinuousClock.Instant? = nil) async -> Bool {
+    private func send(_ batch: [FinishedSpan], with http: HTTPClient, before deadline: ContinuousClock.Instant? = nil) async -> Bool {
         guard !batch.isEmpty else { return true }
         var request = HTTPClientRequest(url: settings.endpoint)
         request.method = .POST

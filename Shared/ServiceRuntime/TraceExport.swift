@@ -22,7 +22,8 @@ public enum TraceExport {
     /// When configured, bootstraps the process's tracer and returns its exporter, to run beside
     /// the service and stop after it (sending what is queued); nil when tracing is off. Call once,
     /// at start, after `ServiceMain.bootstrapLogging` and before the service's endpoints are made
-    /// (each looks the tracer up once). Throws when the endpoint is not an http(s) URL.
+    /// (each looks the tracer up once). Throws when the endpoint is not an http(s) URL or a
+    /// certificate file named cannot be read.
     public static func bootstrap(
         serviceName: String, metrics: PrometheusCollectorRegistry?,
         environment: [String: String] = ProcessInfo.processInfo.environment
@@ -31,7 +32,7 @@ public enum TraceExport {
         let settings = try OTelEnvironment(environment, defaultServiceName: serviceName)
         let logger = Logger(label: serviceName)
         for warning in settings.warnings { logger.warning("\(warning)") }
-        let exporter = OTLPSpanExporter(settings: settings, lost: SpanLossCounter(metrics: metrics), logger: logger)
+        let exporter = try OTLPSpanExporter(settings: settings, lost: SpanLossCounter(metrics: metrics), logger: logger)
         InstrumentationSystem.bootstrap(ProcessTracer(sampler: settings.sampler, propagates: settings.propagates, sink: exporter.queue))
         logger.info(
             "exporting traces over OTLP",
@@ -50,6 +51,9 @@ struct OTelEnvironment {
     var endpoint: String
     /// `OTEL_EXPORTER_OTLP_HEADERS` (or `..._TRACES_HEADERS`): sent with every export, never logged.
     var headers: [(name: String, value: String)] = []
+    /// For an https collector: the CA to trust (`OTEL_EXPORTER_OTLP_CERTIFICATE`; the system's
+    /// otherwise) and a client certificate (`..._CLIENT_CERTIFICATE`, `..._CLIENT_KEY`).
+    var tls = TLSClientSettings()
     var sampler = TraceSampler.parentBasedAlwaysOn
     /// False for `OTEL_PROPAGATORS=none`.
     var propagates = true
@@ -106,6 +110,18 @@ struct OTelEnvironment {
                 }
                 headers.append((header.lowercased(), text))
             }
+        }
+
+        tls.trustedCAPath = tracesValue("CERTIFICATE")?.value
+        switch (tracesValue("CLIENT_CERTIFICATE"), tracesValue("CLIENT_KEY")) {
+        case (let certificate?, let key?):
+            tls.clientCertificatePath = certificate.value
+            tls.clientPrivateKeyPath = key.value
+        case (let certificate?, nil):
+            warnings.append("\(certificate.name) is ignored: no OTEL_EXPORTER_OTLP_CLIENT_KEY names its key")
+        case (nil, let key?):
+            warnings.append("\(key.name) is ignored: no OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE names its certificate")
+        case (nil, nil): break
         }
 
         if let list = value("OTEL_PROPAGATORS") {

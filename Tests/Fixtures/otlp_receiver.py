@@ -5,6 +5,8 @@ every span is written as one JSON line to --out.
 
     otlp_receiver.py --out spans.jsonl [--port 0]
     otlp_receiver.py --discard [--port 0]     (benchmarks: count the exports, decode nothing)
+    ... [--tls-cert server.pem --tls-key server.key [--tls-client-ca ca.pem]]   (https; with a CA,
+        only clients presenting a certificate it signed)
 
 Prints `PORT <n>` once it listens on 127.0.0.1. POST /_mode with a body of `ok`, `slow`
 (hold each export for --slow-seconds, then answer) or `fail` (503) changes how it answers;
@@ -12,6 +14,7 @@ GET /_stats says how many requests and spans it took.
 """
 import argparse
 import json
+import ssl
 import sys
 import threading
 import time
@@ -143,9 +146,19 @@ def main():
     output.add_argument("--discard", action="store_true")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--slow-seconds", type=float, default=30)
+    parser.add_argument("--tls-cert")
+    parser.add_argument("--tls-key")
+    parser.add_argument("--tls-client-ca")
     args = parser.parse_args()
     Handler.state = State(args.out, args.slow_seconds)
     server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
+    if args.tls_cert:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(args.tls_cert, args.tls_key)
+        if args.tls_client_ca:
+            context.verify_mode = ssl.CERT_REQUIRED
+            context.load_verify_locations(args.tls_client_ca)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
     server.daemon_threads = True
     print(f"PORT {server.server_address[1]}", flush=True)
     server.serve_forever()

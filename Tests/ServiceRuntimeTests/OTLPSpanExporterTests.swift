@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import Prometheus
 import ServiceLifecycle
+import Synchronization
 import TestSupport
 import Testing
 import Tracing
@@ -16,16 +17,16 @@ import Tracing
     /// Runs an exporter of spans ended by `tracer` (sampling every trace) with `variables` against
     /// a receiver writing to `spansFile`; `body` gets the tracer, the receiver and the metrics.
     static func withExporter(
-        receiverArguments: [String] = [], variables: [String: String] = [:],
+        receiverArguments: [String] = [], scheme: String = "http", variables: [String: String] = [:],
         _ body: (ProcessTracer, ChildProcess, PrometheusCollectorRegistry) async throws -> Void,
         afterShutdown: (ChildProcess) async throws -> Void = { _ in }
     ) async throws {
         let receiver = try await ChildProcess(pythonFixture: "otlp_receiver.py", arguments: receiverArguments)
         try await withStarted(receiver) { receiver in
-            let environment = ["OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:\(receiver.port)"].merging(variables) { $1 }
+            let environment = ["OTEL_EXPORTER_OTLP_ENDPOINT": "\(scheme)://127.0.0.1:\(receiver.port)"].merging(variables) { $1 }
             let settings = try OTelEnvironment(environment, defaultServiceName: "exporter-test")
             let metrics = PrometheusCollectorRegistry()
-            let exporter = OTLPSpanExporter(settings: settings, lost: SpanLossCounter(metrics: metrics), logger: Logger(label: "exporter-test"))
+            let exporter = try OTLPSpanExporter(settings: settings, lost: SpanLossCounter(metrics: metrics), logger: Logger(label: "exporter-test"))
             let tracer = ProcessTracer(sampler: settings.sampler, sink: exporter.queue)
             let group = ServiceGroup(services: [exporter], logger: Logger(label: "exporter-test"))
             try await withThrowingTaskGroup(of: Void.self) { tasks in
@@ -124,6 +125,22 @@ import Tracing
         #expect(Self.lines(file).count == 300)
     }
 
+    @Test func anExportUnderWayAtShutdownIsFinished() async throws {
+        let file = NSTemporaryDirectory() + "exported-\(UUID().uuidString).jsonl"
+        let metrics = Mutex<PrometheusCollectorRegistry?>(nil)
+        try await Self.withExporter(receiverArguments: ["--out", file, "--slow-seconds", "1"], variables: ["OTEL_BSP_SCHEDULE_DELAY": "100"]) {
+            tracer, receiver, registry in
+            metrics.withLock { $0 = registry }
+            let answer = try await Curl.post("http://127.0.0.1:\(receiver.port)/_mode", body: "slow")
+            #expect(answer.status == 200)
+            tracer.startSpan("slow to take", context: .topLevel, ofKind: .internal).end()
+            try await Task.sleep(for: .milliseconds(400))  // sent, the collector holding it
+        }
+        #expect(Self.lines(file).count == 1)
+        let registry = try #require(metrics.withLock { $0 })
+        #expect(Self.dropped(registry, reason: "export_failed") == 0)
+    }
+
     @Test func aFullBatchIsSentWithoutWaitingForTheTimer() async throws {
         let file = NSTemporaryDirectory() + "exported-\(UUID().uuidString).jsonl"
         try await Self.withExporter(
@@ -150,6 +167,43 @@ import Tracing
             // The collector answers 503: the 10 queued are lost, and counted.
             let counted = try await eventually(timeout: .seconds(10)) { Self.dropped(metrics, reason: "export_failed") == 10 }
             #expect(counted, "export_failed \(Self.dropped(metrics, reason: "export_failed"))")
+        }
+    }
+
+    @Test func anHTTPSCollectorIsTrustedThroughTheCertificatesNamed() async throws {
+        let certificates = try await TestCertificates.make()
+        let server = ["--tls-cert", certificates.serverCertificatePath, "--tls-key", certificates.serverKeyPath]
+        let file = NSTemporaryDirectory() + "exported-\(UUID().uuidString).jsonl"
+        // A collector that requires a client certificate: the CA named is trusted, the client's presented.
+        try await Self.withExporter(
+            receiverArguments: ["--out", file, "--tls-client-ca", certificates.caPath] + server, scheme: "https",
+            variables: [
+                "OTEL_BSP_SCHEDULE_DELAY": "100", "OTEL_EXPORTER_OTLP_CERTIFICATE": certificates.caPath,
+                "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE": certificates.clientCertificatePath,
+                "OTEL_EXPORTER_OTLP_CLIENT_KEY": certificates.clientKeyPath
+            ]
+        ) { tracer, _, metrics in
+            tracer.startSpan("over TLS", context: .topLevel, ofKind: .internal).end()
+            let arrived = try await eventually(timeout: .seconds(10)) { Self.lines(file).count == 1 }
+            #expect(arrived, "export_failed \(Self.dropped(metrics, reason: "export_failed"))")
+        }
+        // Without the CA, the system's trust store does not know the collector: the span is counted,
+        // not sent, once the export's time is up (the HTTP client tries to connect until then).
+        try await Self.withExporter(
+            receiverArguments: ["--discard"] + server, scheme: "https",
+            variables: ["OTEL_BSP_SCHEDULE_DELAY": "100", "OTEL_EXPORTER_OTLP_TIMEOUT": "1000"]
+        ) {
+            tracer, receiver, metrics in
+            tracer.startSpan("over TLS", context: .topLevel, ofKind: .internal).end()
+            let counted = try await eventually(timeout: .seconds(10)) { Self.dropped(metrics, reason: "export_failed") == 1 }
+            #expect(counted)
+        }
+        // A certificate file that cannot be read stops the start, saying so.
+        let settings = try OTelEnvironment([
+            "OTEL_EXPORTER_OTLP_ENDPOINT": "https://127.0.0.1:4318", "OTEL_EXPORTER_OTLP_CERTIFICATE": certificates.directory + "/missing.pem"
+        ])
+        #expect(throws: (any Error).self) {
+            try OTLPSpanExporter(settings: settings, lost: SpanLossCounter(metrics: nil), logger: Logger(label: "exporter-test"))
         }
     }
 }

@@ -44,14 +44,22 @@ public struct TLSClientSettings: Sendable {
         self.clientPrivateKeyPath = clientPrivateKeyPath
     }
 
-    func makeContext() throws -> NIOSSLContext {
+    /// The client configuration these settings describe, ALPN left to the caller; throws when a
+    /// certificate or key file cannot be read.
+    public func makeConfiguration() throws -> TLSConfiguration {
         var configuration = TLSConfiguration.makeClientConfiguration()
-        configuration.applicationProtocols = ["h2"]
-        if let trustedCAPath { configuration.trustRoots = .file(trustedCAPath) }
+        // Read now, so that a missing file stops the start rather than fail every connection.
+        if let trustedCAPath { configuration.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(trustedCAPath)) }
         if let clientCertificatePath, let clientPrivateKeyPath {
             configuration.certificateChain = try NIOSSLCertificate.fromPEMFile(clientCertificatePath).map { .certificate($0) }
             configuration.privateKey = .privateKey(try NIOSSLPrivateKey(file: clientPrivateKeyPath, format: .pem))
         }
+        return configuration
+    }
+
+    func makeContext() throws -> NIOSSLContext {
+        var configuration = try makeConfiguration()
+        configuration.applicationProtocols = ["h2"]
         return try NIOSSLContext(configuration: configuration)
     }
 }
