@@ -68,7 +68,8 @@ final class OTLPSpanExporter: Service {
     private let log: RateLimitedLog
     private let logger: Logger
     private let httpConfiguration: HTTPClient.Configuration
-    private let stopping = Atomic(false)
+    /// When a graceful stop was asked for; what is left is sent within one export timeout of it.
+    private let stopAskedAt = Mutex<ContinuousClock.Instant?>(nil)
 
     init(settings: OTelEnvironment, lost: SpanLossCounter, logger: Logger) throws {
         self.settings = settings
@@ -87,19 +88,19 @@ final class OTLPSpanExporter: Service {
         // A graceful shutdown ends the wait, not an export under way: what the collector is
         // taking is not lost to an impatient stop.
         await withGracefulShutdownHandler {
-            while !stopping.load(ordering: .relaxed), !Task.isCancelled {
+            while !stopAsked, !Task.isCancelled {
                 await queue.batchReady.wait(upTo: settings.scheduleDelay)
                 // What is queued now, batch after batch; after a failure, the next round.
                 var batches = (queue.count + queue.batchSize - 1) / queue.batchSize
-                while batches > 0, !stopping.load(ordering: .relaxed), await send(queue.take(upTo: queue.batchSize), with: http) { batches -= 1 }
+                while batches > 0, !stopAsked, await send(queue.take(upTo: queue.batchSize), with: http) { batches -= 1 }
                 reportDropped()
             }
         } onGracefulShutdown: {
-            self.stopping.store(true, ordering: .relaxed)
+            self.stopAskedAt.withLock { $0 = .now }
             self.queue.batchReady.signal()
         }
         // What the service's drain left queued.
-        let deadline = ContinuousClock.now + settings.exportTimeout
+        let deadline = (stopAskedAt.withLock { $0 } ?? .now) + settings.exportTimeout
         while queue.count > 0, ContinuousClock.now < deadline, await send(queue.take(upTo: queue.batchSize), with: http, before: deadline) {}
         let unsent = queue.take(upTo: .max).count
         if unsent > 0 {
@@ -109,6 +110,8 @@ final class OTLPSpanExporter: Service {
         reportDropped()
         try? await http.shutdown()
     }
+
+    private var stopAsked: Bool { stopAskedAt.withLock { $0 != nil } }
 
     private func reportDropped() {
         let dropped = queue.takeDroppedCount()
