@@ -91,11 +91,7 @@ public final class ChildProcess: @unchecked Sendable {
 
     /// Waits for the process to exit, up to `timeout`; returns its status, or nil if it is still running.
     public func waitForExit(timeout: Duration) async -> Int32? {
-        let deadline = ContinuousClock.now + timeout
-        while process.isRunning && ContinuousClock.now < deadline {
-            try? await Task.sleep(for: .milliseconds(10))
-        }
-        if process.isRunning { return nil }
+        guard await process.exits(within: timeout) else { return nil }
         LiveChildren.shared.remove(process.processIdentifier)
         return process.terminationStatus
     }

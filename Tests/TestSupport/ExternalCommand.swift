@@ -37,19 +37,11 @@ public enum ExternalCommand {
         process.standardError = error
         defer { for handle in [input, output, error] { try? handle.close() } }
         try ProcessLaunch.exclusively { try process.run() }
-        let deadline = ContinuousClock.now + timeout
-        var timedOut = false
-        while process.isRunning {
-            if ContinuousClock.now > deadline {
-                timedOut = true
-                process.terminate()
-                // SIGKILL if SIGTERM is not enough within 5 s.
-                let killAt = ContinuousClock.now + .seconds(5)
-                while process.isRunning && ContinuousClock.now < killAt { try? await Task.sleep(for: .milliseconds(10)) }
-                if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-                break
-            }
-            try await Task.sleep(for: .milliseconds(10))
+        let timedOut = await !process.exits(within: timeout)
+        if timedOut {
+            process.terminate()
+            // SIGKILL if SIGTERM is not enough within 5 s.
+            if await !process.exits(within: .seconds(5)) { kill(process.processIdentifier, SIGKILL) }
         }
         process.waitUntilExit()
         let stdout = String(decoding: FileManager.default.contents(atPath: outputPath) ?? Data(), as: UTF8.self)

@@ -92,13 +92,9 @@ public final class PostgresServer: TestFixture {
         process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: output))
         process.standardError = process.standardOutput
         try ProcessLaunch.exclusively { try process.run() }
-        let deadline = ContinuousClock.now + timeout
-        while process.isRunning {
-            guard ContinuousClock.now < deadline else {
-                process.terminate()
-                throw ProcessFailure("\(command[0]) did not finish within \(timeout)")
-            }
-            try await Task.sleep(for: .milliseconds(20))
+        guard await process.exits(within: timeout) else {
+            process.terminate()
+            throw ProcessFailure("\(command[0]) did not finish within \(timeout)")
         }
         guard process.terminationStatus == 0 else {
             let text = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""

@@ -17,3 +17,15 @@ public enum ProcessLaunch {
         return try body()
     }
 }
+
+extension Process {
+    /// Waits, without blocking a thread, for the process to exit, up to `timeout`: whether it did.
+    public func exits(within timeout: Duration) async -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while isRunning {
+            guard ContinuousClock.now < deadline else { return false }
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        return true
+    }
+}
