@@ -34,7 +34,8 @@ public final class ProcessTracer: Tracer {
         at instant: @autoclosure () -> Instant, function: String, file fileID: String, line: UInt
     ) -> SampledSpan {
         let parent = context()
-        switch parent[TraceSampling.self] {
+        let sampling = parent[TraceSampling.self]
+        switch sampling {
         case .sampled?:
             if let parentID = parent[TraceIdentity.self] {
                 let identity = TraceIdentity(traceID: parentID.traceID, spanID: draws.next() | 1, traceState: parentID.traceState)
@@ -48,25 +49,27 @@ public final class ProcessTracer: Tracer {
             // Its spans carry the root's ids on, wherever they are kept.
             guard let root = TraceSampling.unsampledRoot(of: parent) else { return .unrecorded(NoOpTracer.NoOpSpan(context: parent)) }
             return .unrecordedKeepingIDs(root, context: parent)
-        case .untracedCall?:
-            // A root nobody records gets ids, which stand for this span, so nothing exported names them.
-            let root = RootDraw(draw: draws.next())
-            guard sampler.samples(traceIDLow: root.traceID.1) else {
-                guard parent.count > 1 else { return .unrecordedKeepingIDs(root, context: TraceSampling.untracedCallRoot) }
-                var context = parent  // with something of the caller's besides
-                context[TraceSampling.self] = .unsampledCallRoot
-                return .unrecordedKeepingIDs(root, context: context)
-            }
-            return .recorded(RecordedSpan(operationName, kind: kind, root: root, context: parent, start: instant().nanosecondsSinceEpoch, sink: sink))
-        case nil: break
+        case .untracedCall?, nil: break
         }
+        // A root: its ids come from its draw, recorded or not.
         let root = RootDraw(draw: draws.next())
         guard sampler.samples(traceIDLow: root.traceID.1) else {
             var context = parent
-            context[TraceSampling.self] = .unsampledRoot(root)
-            return .unrecorded(NoOpTracer.NoOpSpan(context: context))
+            guard sampling == .untracedCall else {
+                context[TraceSampling.self] = .unsampledRoot(root)
+                return .unrecorded(NoOpTracer.NoOpSpan(context: context))
+            }
+            // A server call's: the ids, which stand for this span so that nothing exported names
+            // them, stay in the span; its context is one all such calls share, unless it holds
+            // something of the caller's besides.
+            guard parent.count > 1 else { return .unrecordedKeepingIDs(root, context: TraceSampling.untracedCallRoot) }
+            context[TraceSampling.self] = .unsampledCallRoot
+            return .unrecordedKeepingIDs(root, context: context)
         }
-        return .recorded(RecordedSpan(operationName, kind: kind, root: root, context: parent, start: instant().nanosecondsSinceEpoch, sink: sink))
+        return .recorded(
+            RecordedSpan(
+                operationName, kind: kind, identity: root.identity, parentSpanID: nil, context: parent, start: instant().nanosecondsSinceEpoch,
+                sink: sink))
     }
 
     @available(*, deprecated, message: "as LegacyTracer's")
@@ -84,14 +87,10 @@ public final class ProcessTracer: Tracer {
 
     public func inject<Carrier, Inject: Injector>(_ context: ServiceContext, into carrier: inout Carrier, using injector: Inject)
     where Inject.Carrier == Carrier {
-        guard propagates else { return }
-        if let identity = context[TraceIdentity.self] {
-            let sampled = context[TraceSampling.self] == .sampled
-            injector.inject(TraceParent(identity: identity, sampled: sampled).header, forKey: "traceparent", into: &carrier)
-            if let traceState = identity.traceState { injector.inject(traceState, forKey: "tracestate", into: &carrier) }
-        } else if let root = TraceSampling.unsampledRoot(of: context) {
-            injector.inject(root.traceParent, forKey: "traceparent", into: &carrier)
-        }
+        guard propagates, let identity = TraceSampling.identity(of: context) else { return }
+        let sampled = context[TraceSampling.self] == .sampled
+        injector.inject(TraceParent(identity: identity, sampled: sampled).header, forKey: "traceparent", into: &carrier)
+        if let traceState = identity.traceState { injector.inject(traceState, forKey: "tracestate", into: &carrier) }
     }
 }
 
@@ -120,8 +119,7 @@ public struct TraceSampler: Equatable, Sendable {
     }
 
     /// The sampler a name (any case) and its argument ask for; nil for a name that is not one of
-    /// the six the spec defines here. A ratio argument that is not a number from 0 to 1 counts as 1
-    /// (`argumentIgnored` says so).
+    /// the six the spec defines here. A ratio argument that is not a number from 0 to 1 counts as 1.
     public init?(name: String, argument: String?) {
         let name = name.lowercased()
         var ratio: Double
@@ -248,39 +246,29 @@ public enum TraceSampling: ServiceContextKey, Sendable, Equatable {
         }
     }
 
+    /// The ids `context` stands for: its span's (for a caller's context, the caller's), or those an
+    /// unrecorded root drew; nil outside a trace.
+    static func identity(of context: ServiceContext) -> TraceIdentity? {
+        context[TraceIdentity.self] ?? unsampledRoot(of: context)?.identity
+    }
+
     /// `trace_id`, `span_id` and `trace_flags` (`01` recorded, `00` not) for every log line written
     /// in a trace: the span's own ids, the caller's inside an unrecorded call, a root's it drew.
     public static let loggingMetadata = Logger.MetadataProvider {
-        guard let context = ServiceContext.current else { return [:] }
-        if let identity = context[TraceIdentity.self] {
-            let flags = context[TraceSampling.self] == .sampled ? "01" : "00"
-            return ["trace_id": "\(identity.traceIDHex)", "span_id": "\(identity.spanIDHex)", "trace_flags": "\(flags)"]
-        }
-        guard let root = unsampledRoot(of: context) else { return [:] }
-        return ["trace_id": "\(root.traceIDHex)", "span_id": "\(root.spanIDHex)", "trace_flags": "00"]
-    }
-
-    public static func == (left: TraceSampling, right: TraceSampling) -> Bool {
-        switch (left, right) {
-        case (.untracedCall, .untracedCall), (.sampled, .sampled), (.unsampled, .unsampled), (.unsampledCallRoot, .unsampledCallRoot): true
-        case (.unsampledRoot(let a), .unsampledRoot(let b)): a.draw == b.draw
-        default: false
-        }
+        guard let context = ServiceContext.current, let identity = identity(of: context) else { return [:] }
+        let flags = context[TraceSampling.self] == .sampled ? "01" : "00"
+        return ["trace_id": "\(identity.traceIDHex)", "span_id": "\(identity.spanIDHex)", "trace_flags": "\(flags)"]
     }
 }
 
 /// The ids of a root this process starts, derived from its draw (each draw is distinct, and so
 /// are the ids mixed from it) and, when nobody records it, written out only when a log line or an
 /// outgoing call needs them.
-public struct RootDraw: Sendable {
+public struct RootDraw: Sendable, Equatable {
     let draw: UInt64
 
     var traceID: (UInt64, UInt64) { (CheapRandom.mix(draw ^ 0x5851_F42D_4C95_7F2D), CheapRandom.mix(draw ^ 0x1405_7B7E_F767_814F)) }
-    var spanID: UInt64 { CheapRandom.mix(draw ^ 0x2545_F491_4F6C_DD1D) | 1 }
-    var traceIDHex: String { TraceIdentity.hex([traceID.0, traceID.1]) }
-    var spanIDHex: String { TraceIdentity.hex([spanID]) }
-    /// `00-<trace id>-<span id>-00`: version 0, not sampled.
-    var traceParent: String { "00-\(traceIDHex)-\(spanIDHex)-00" }
+    var identity: TraceIdentity { TraceIdentity(traceID: traceID, spanID: CheapRandom.mix(draw ^ 0x2545_F491_4F6C_DD1D) | 1) }
 }
 
 /// Splitmix64 over an atomic counter seeded from the system's random source: distinct, evenly

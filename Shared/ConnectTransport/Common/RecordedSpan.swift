@@ -48,13 +48,6 @@ public final class RecordedSpan: Span {
                 endNanoseconds: start, attributes: [:], events: [], links: [], status: nil))
     }
 
-    /// The root of a trace this process starts, its ids derived from the root's draw.
-    convenience init(_ operationName: String, kind: SpanKind, root: RootDraw, context: ServiceContext, start: UInt64, sink: any FinishedSpanSink) {
-        self.init(
-            operationName, kind: kind, identity: TraceIdentity(traceID: root.traceID, spanID: root.spanID), parentSpanID: nil,
-            context: context, start: start, sink: sink)
-    }
-
     public var operationName: String {
         get { state.withLock { $0?.name ?? "" } }
         set { state.withLock { $0?.name = newValue } }
